@@ -1,0 +1,23 @@
+//! The LeoTest wire contract (`package unary`): messages, enums, and the
+//! `LeotestOrchestrator` client and server generated from `leotest.proto`.
+//!
+//! Nothing else in the workspace defines wire types. The names are the
+//! original's (snake_case messages, `_node`, `_task`), so the generated Rust
+//! types are re-exported under readable aliases where that helps callers.
+
+#![allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
+
+/// Generated code for `package unary`.
+pub mod unary {
+    tonic::include_proto!("unary");
+}
+
+pub use unary::leotest_orchestrator_client::LeotestOrchestratorClient;
+pub use unary::leotest_orchestrator_server::{LeotestOrchestrator, LeotestOrchestratorServer};
+
+/// Encoded `FileDescriptorSet` of `leotest.proto`, for gRPC reflection and tests.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/leotest_descriptor.bin"));
+
+/// Fully qualified gRPC service name.
+pub const SERVICE_NAME: &str = "unary.LeotestOrchestrator";
