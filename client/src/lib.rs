@@ -1,1 +1,1 @@
-//! placeholder
+//! LeoTest client library.

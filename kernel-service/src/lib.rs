@@ -1,1 +1,3 @@
-//! placeholder
+//! LeoTest kernel service: the node daemon on TCP 9000.
+
+pub mod sandbox;

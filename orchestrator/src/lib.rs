@@ -1,1 +1,3 @@
-//! placeholder
+//! LeoTest orchestrator: the gRPC control plane of the testbed.
+
+pub mod schedule;

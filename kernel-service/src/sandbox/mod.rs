@@ -1,0 +1,1 @@
+//! Sandboxed jobs: namespaces, cgroup limits, lifecycle and output streaming.

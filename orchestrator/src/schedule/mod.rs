@@ -1,0 +1,1 @@
+//! Scheduling rules of the original: cron expansion, overlap, nearest slot, triggers.
