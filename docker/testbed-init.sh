@@ -1,0 +1,25 @@
+#!/bin/sh
+# One-shot testbed initialisation (run by the `init` compose service): registers the node
+# and the two sample users, idempotently, and hands the node's token to the kernel service.
+set -eu
+lt() { leotest --grpc-host=orchestrator --grpc-port=50051 --ca-cert=/certs/server.crt \
+    --userid=admin --access-token="$LEOTEST_ADMIN_TOKEN" "$@"; }
+
+register() { # id name role team
+    if lt user --action=get --id="$1" >/dev/null 2>&1; then
+        echo "user $1 exists"
+    else
+        lt user --action=register --id="$1" --name="$2" --role="$3" --team="$4"
+    fi
+}
+
+register "$NODE_ID" "Testbed node $NODE_ID" NODE leotest-rs
+register alice "Alice (privileged)" USER_PRIV leotest-rs
+register bob "Bob" USER leotest-rs
+
+# The orchestrator derives a user's static token as hex sha256(id + name + team), as the
+# original does, so a re-run (user already registered) can derive it again.
+token=$(printf '%s' "${NODE_ID}Testbed node ${NODE_ID}leotest-rs" | sha256sum | cut -d' ' -f1)
+umask 077
+printf '%s' "$token" > /secrets/node-token.tmp && mv /secrets/node-token.tmp /secrets/node-token
+echo "testbed initialised"

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# End-to-end check of the docker-compose testbed on the real Docker engine: bring it up,
+# talk to the kernel service from inside the sample experiment containers, bring it down
+# and check nothing is left behind. Exits non-zero on the first failed check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-leotest-rs-e2e}
+COMPOSE=${COMPOSE:-$(command -v docker-compose >/dev/null && echo docker-compose || echo "docker compose")}
+start=$SECONDS
+pass=0 fail=0
+
+log() { printf '[e2e] %s\n' "$*" >&2; }
+check() { # name expected-substring actual
+    if [[ "$3" == *"$2"* ]]; then pass=$((pass + 1)); log "ok   $1"
+    else fail=$((fail + 1)); log "FAIL $1: expected '$2', got '$3'"; fi
+}
+check_empty() { # name actual
+    if [ -z "$2" ]; then pass=$((pass + 1)); log "ok   $1"
+    else fail=$((fail + 1)); log "FAIL $1: expected nothing, got '$2'"; fi
+}
+in_ctr() { $COMPOSE exec -T "$1" sh -c "$2" 2>&1 || true; }
+kernel() { in_ctr "$1" "echo '$2' | nc -w 5 kernel-service 9000"; }
+cleanup() { $COMPOSE down -v --remove-orphans >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+scripts/testbed.sh up
+
+out=$(kernel experiment-priv cca.check)
+check "USER_PRIV gets the congestion control" "net.ipv4.tcp_congestion_control = " "$out"
+check "USER is denied" "access_denied" "$(kernel experiment-user cca.check)"
+
+before_user=$(in_ctr experiment-user 'cat /proc/sys/net/ipv4/tcp_congestion_control')
+current=$(in_ctr experiment-priv 'cat /proc/sys/net/ipv4/tcp_congestion_control')
+avail=$(in_ctr experiment-priv 'cat /proc/sys/net/ipv4/tcp_available_congestion_control')
+target=""
+for alg in $avail; do [ "$alg" != "$current" ] && { target=$alg; break; }; done
+if [ -n "$target" ]; then
+    check "cca.change answers like sysctl -w" "net.ipv4.tcp_congestion_control = $target" \
+        "$(kernel experiment-priv "cca.change $target")"
+    check "the caller's namespace changed" "$target" \
+        "$(in_ctr experiment-priv 'cat /proc/sys/net/ipv4/tcp_congestion_control')"
+    check "another container's namespace did not" "$before_user" \
+        "$(in_ctr experiment-user 'cat /proc/sys/net/ipv4/tcp_congestion_control')"
+else
+    log "only one congestion control available ($avail): cca.change not exercised"
+fi
+refused=$(kernel experiment-priv 'cca.change no-such-alg')
+check_empty "cca.change refuses an unknown algorithm" "$(grep -F '= no-such-alg' <<<"$refused" || true)"
+check "a sandbox job runs" "hello-from-sandbox" "$(kernel experiment-priv 'echo hello-from-sandbox')"
+check "sandbox hostname" "sandbox" "$(kernel experiment-priv 'hostname')"
+
+$COMPOSE down -v --remove-orphans
+trap - EXIT
+left=$(docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME"; \
+       docker volume ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME"; \
+       docker network ls -q --filter name=leotest-net)
+check_empty "down -v leaves nothing behind" "$left"
+
+log "testbed end to end: $((SECONDS - start)) s"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
