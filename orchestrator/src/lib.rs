@@ -1,3 +1,12 @@
 //! LeoTest orchestrator: the gRPC control plane of the testbed.
 
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod policy;
 pub mod schedule;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod timefmt;
+pub mod tls;

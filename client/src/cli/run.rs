@@ -1,0 +1,106 @@
+//! `leotest run --action get|download|get-scheduled`.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use leotest_client::leotest_proto::unary;
+
+use super::{CliError, CliResult, Global, Output};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunAction {
+    Get,
+    Download,
+    GetScheduled,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example: leotest run --action=get-scheduled --nodeid=n1 \
+--time-range=2026-01-01T00:00:00,2026-01-02T00:00:00"
+)]
+pub struct RunArgs {
+    /// Action to perform on runs
+    #[arg(long, value_enum)]
+    pub action: RunAction,
+    /// Run id
+    #[arg(long)]
+    pub runid: Option<String>,
+    /// Job id
+    #[arg(long)]
+    pub jobid: Option<String>,
+    /// Node id
+    #[arg(long)]
+    pub nodeid: Option<String>,
+    /// Time range START,END (ISO 8601)
+    #[arg(long, value_parser = parse_time_range)]
+    pub time_range: Option<TimeRange>,
+    /// Maximum number of runs returned
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..))]
+    pub limit: i32,
+    /// Global config JSON (download; accepted for compatibility)
+    #[arg(long, default_value = "global_config.json")]
+    pub global_config: PathBuf,
+    /// Local path for downloaded artifacts (download; accepted for compatibility)
+    #[arg(long, default_value = "")]
+    pub local_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeRange {
+    pub start: String,
+    pub end: String,
+}
+
+pub fn parse_time_range(text: &str) -> Result<TimeRange, String> {
+    match text.split_once(',') {
+        Some((start, end)) if !start.trim().is_empty() && !end.trim().is_empty() => Ok(TimeRange {
+            start: start.trim().to_string(),
+            end: end.trim().to_string(),
+        }),
+        _ => Err("expected START,END".to_string()),
+    }
+}
+
+pub async fn run(global: &Global, out: &Output, args: RunArgs) -> CliResult {
+    match args.action {
+        RunAction::Get => {
+            let client = global.connect().await?;
+            let reply = client
+                .get_runs(unary::MessageGetRuns {
+                    runid: args.runid.unwrap_or_default(),
+                    jobid: args.jobid.unwrap_or_default(),
+                    nodeid: args.nodeid.unwrap_or_default(),
+                    userid: String::new(),
+                    time_range: args.time_range.map(|t| unary::MessageTimeRange {
+                        start: t.start,
+                        end: t.end,
+                    }),
+                    limit: args.limit,
+                })
+                .await?;
+            out.reply(&reply, "message_get_runs_response")
+        }
+        RunAction::GetScheduled => {
+            let (Some(nodeid), Some(range)) = (args.nodeid, args.time_range) else {
+                return Err(CliError::Usage(
+                    "run get-scheduled needs --nodeid and --time-range=START,END".into(),
+                ));
+            };
+            let client = global.connect().await?;
+            let reply = client
+                .get_scheduled_runs(unary::MessageGetScheduledRuns {
+                    nodeid,
+                    start: range.start,
+                    end: range.end,
+                })
+                .await?;
+            out.reply(&reply, "message_get_scheduled_runs_response")
+        }
+        RunAction::Download => Err(CliError::Unsupported(
+            "run download needs Azure Blob storage, which this client does not include; \
+             list runs with `run --action=get` and fetch each blob_url"
+                .into(),
+        )),
+    }
+}

@@ -1,0 +1,305 @@
+//! Argument-parsing tests: the original CLI's command lines must parse to the same requests.
+
+use clap::Parser;
+
+use super::*;
+
+fn parse(args: &[&str]) -> Cli {
+    let mut argv = vec!["leotest"];
+    argv.extend_from_slice(args);
+    Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+#[test]
+fn original_user_register_line_parses() {
+    let cli = parse(&[
+        "user",
+        "--action=register",
+        "--id=user-id-1",
+        "--name=Admin",
+        "--role=admin",
+        "--team=Project Leapord - MSRI",
+    ]);
+    let Command::User(args) = cli.command else {
+        panic!("not a user command");
+    };
+    assert_eq!(args.action, user::UserAction::Register);
+    assert_eq!(args.id, "user-id-1");
+    assert_eq!(args.role, Some(user::Role::Admin));
+    assert_eq!(args.team.as_deref(), Some("Project Leapord - MSRI"));
+}
+
+#[test]
+fn roles_use_the_original_spelling() {
+    for (text, role) in [
+        ("user_priv", user::Role::UserPriv),
+        ("node_priv", user::Role::NodePriv),
+        ("node", user::Role::Node),
+    ] {
+        let cli = parse(&[
+            "user",
+            "--action=modify",
+            "--id=x",
+            &format!("--role={text}"),
+        ]);
+        let Command::User(args) = cli.command else {
+            panic!("not a user command");
+        };
+        assert_eq!(args.role, Some(role));
+    }
+    assert!(
+        Cli::try_parse_from(["leotest", "user", "--action=get", "--id=x", "--role=root"]).is_err()
+    );
+}
+
+#[test]
+fn original_job_schedule_line_builds_the_request() {
+    let cli = parse(&[
+        "job",
+        "--action=schedule",
+        "--jobid=test-id-1",
+        "--nodeid=test-node-1",
+        "--type=cron",
+        "--params_mode=docker",
+        "--params_deploy=random deploy",
+        "--params_execute=random execute",
+        "--params_finish=random finish",
+        "--schedule=*/6 * * * *",
+        "--exp-config=/dev/null",
+    ]);
+    let Command::Job(args) = cli.command else {
+        panic!("not a job command");
+    };
+    let req = args.schedule_request().unwrap();
+    assert_eq!(req.id, "test-id-1");
+    assert_eq!(req.nodeid, "test-node-1");
+    assert_eq!(req.schedule, "*/6 * * * *");
+    assert!(req.overhead, "overhead defaults to true like the original");
+    let params = req.params.unwrap();
+    assert_eq!(params.deploy, "random deploy");
+    assert_eq!(params.finish, "random finish");
+}
+
+#[test]
+fn overhead_flags_are_exclusive_and_no_overhead_clears_it() {
+    let cli = parse(&[
+        "job",
+        "--action=schedule",
+        "--jobid=j",
+        "--nodeid=n",
+        "--no-overhead",
+        "--exp-config=/dev/null",
+    ]);
+    let Command::Job(args) = cli.command else {
+        panic!("not a job command");
+    };
+    assert!(!args.schedule_request().unwrap().overhead);
+    assert!(Cli::try_parse_from([
+        "leotest",
+        "job",
+        "--action=get",
+        "--overhead",
+        "--no-overhead"
+    ])
+    .is_err());
+}
+
+#[test]
+fn job_schedule_without_ids_is_a_usage_error() {
+    let cli = parse(&["job", "--action=schedule", "--exp-config=/dev/null"]);
+    let Command::Job(args) = cli.command else {
+        panic!("not a job command");
+    };
+    let err = args.schedule_request().unwrap_err();
+    assert_eq!(err.exit_code(), EXIT_USAGE);
+}
+
+#[test]
+fn global_options_work_before_and_after_the_subcommand() {
+    let before = parse(&[
+        "--grpc-host=h",
+        "--grpc-port=1234",
+        "--json",
+        "user",
+        "--action=get",
+        "--id=a",
+    ]);
+    let after = parse(&[
+        "user",
+        "--action=get",
+        "--id=a",
+        "--grpc-host=h",
+        "--grpc-port=1234",
+        "--json",
+    ]);
+    for cli in [before, after] {
+        assert_eq!(cli.global.grpc_host, "h");
+        assert_eq!(cli.global.grpc_port, 1234);
+        assert!(cli.global.json);
+    }
+}
+
+#[test]
+fn defaults_match_the_original() {
+    let cli = parse(&["user", "--action=get", "--id=a"]);
+    assert_eq!(cli.global.grpc_host, "0.0.0.0");
+    assert_eq!(cli.global.grpc_port, 50051);
+    assert_eq!(cli.global.userid, "admin");
+    let run = parse(&["run", "--action=get"]);
+    let Command::Run(args) = run.command else {
+        panic!("not a run command");
+    };
+    assert_eq!(args.limit, 3);
+    let node = parse(&["node", "--action=get"]);
+    let Command::Node(args) = node.command else {
+        panic!("not a node command");
+    };
+    assert_eq!(args.active_thres, 600);
+    assert!(!args.active && !args.delete_jobs);
+}
+
+#[test]
+fn node_actions_use_kebab_case_names() {
+    for action in [
+        "scavenger-set",
+        "scavenger-unset",
+        "scavenger-get",
+        "heartbeat",
+    ] {
+        parse(&["node", &format!("--action={action}"), "--nodeid=n"]);
+    }
+}
+
+#[test]
+fn time_range_needs_two_parts() {
+    let ok = run::parse_time_range("2026-01-01,2026-01-02").unwrap();
+    assert_eq!(ok.start, "2026-01-01");
+    assert_eq!(ok.end, "2026-01-02");
+    assert!(run::parse_time_range("2026-01-01").is_err());
+    assert!(run::parse_time_range(",x").is_err());
+    assert!(Cli::try_parse_from(["leotest", "run", "--action=get", "--time-range=x"]).is_err());
+}
+
+#[test]
+fn kernel_subcommands_map_to_protocol_lines() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["kernel", "check"], "cca.check"),
+        (&["kernel", "cca", "set", "bbr"], "cca.change bbr"),
+        (
+            &["kernel", "bbr2", "set", "loss_thresh", "10"],
+            "bbr2.param.set loss_thresh 10",
+        ),
+        (
+            &["kernel", "job", "start", "ping", "-c", "3", "host"],
+            "job.start ping -c 3 host",
+        ),
+        (&["kernel", "job", "watch", "j1"], "job.watch j1"),
+        (&["kernel", "job", "list"], "job.list"),
+    ];
+    for (argv, line) in cases {
+        let cli = parse(argv);
+        let Command::Kernel(args) = cli.command else {
+            panic!("not a kernel command");
+        };
+        assert_eq!(args.command.to_command().line().unwrap(), line);
+        assert_eq!(args.kernel_port, 9000);
+    }
+}
+
+#[test]
+fn credentials_prefer_jwt_and_require_a_token() {
+    let cli = parse(&[
+        "--access-token=t",
+        "--jwt-access-token=j",
+        "user",
+        "--action=get",
+        "--id=a",
+    ]);
+    let cfg = cli.global.client_config().unwrap();
+    assert!(matches!(
+        cfg.credentials,
+        leotest_client::Credentials::Jwt(_)
+    ));
+    let cli = parse(&["--access-token=t", "user", "--action=get", "--id=a"]);
+    let cfg = cli.global.client_config().unwrap();
+    assert!(matches!(
+        cfg.credentials,
+        leotest_client::Credentials::Static { .. }
+    ));
+    assert_eq!(cfg.endpoint, "0.0.0.0:50051");
+}
+
+#[test]
+fn exit_codes_follow_the_error_kind() {
+    use leotest_client::ClientError;
+    let code = |e: ClientError| CliError::Client(e).exit_code();
+    assert_eq!(code(ClientError::Unavailable("x".into())), EXIT_UNREACHABLE);
+    assert_eq!(code(ClientError::Timeout("x".into())), EXIT_UNREACHABLE);
+    assert_eq!(code(ClientError::Unauthenticated("x".into())), EXIT_AUTH);
+    assert_eq!(code(ClientError::PermissionDenied("x".into())), EXIT_AUTH);
+    assert_eq!(
+        code(ClientError::Status {
+            code: tonic::Code::Internal,
+            message: "x".into()
+        }),
+        EXIT_OTHER
+    );
+    assert_eq!(CliError::AccessDenied.exit_code(), EXIT_AUTH);
+}
+
+#[test]
+fn reply_outcome_reads_state_and_found_flags() {
+    use leotest_client::leotest_proto::unary;
+    let failed = unary::MessageRegisterUserResponse {
+        state: unary::ResponseState::Failed as i32,
+        message: "exists".into(),
+    };
+    let v = output::to_json(&failed, "message_register_user_response").unwrap();
+    assert_eq!(v["state"], "FAILED");
+    assert_eq!(output::outcome(&v), Outcome::Failed);
+    let missing = unary::MessageGetUserResponse::default();
+    let v = output::to_json(&missing, "message_get_user_response").unwrap();
+    assert_eq!(v["exists"], false, "defaults are included in JSON");
+    assert_eq!(output::outcome(&v), Outcome::Failed);
+    let ok = unary::MessageGetNodesResponse::default();
+    let v = output::to_json(&ok, "message_get_nodes_response").unwrap();
+    assert_eq!(output::outcome(&v), Outcome::Ok);
+}
+
+#[test]
+fn table_lists_repeated_messages_and_drops_empty_columns() {
+    use leotest_client::leotest_proto::unary;
+    let reply = unary::MessageGetNodesResponse {
+        nodes: vec![unary::Node {
+            nodeid: "n1".into(),
+            name: "x".repeat(100),
+            ..Default::default()
+        }],
+    };
+    let v = output::to_json(&reply, "message_get_nodes_response").unwrap();
+    let text = output::render_table(
+        &output::descriptor("message_get_nodes_response").unwrap(),
+        &v,
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "nodes (1):");
+    assert!(lines[1].starts_with("NODEID"), "{text}");
+    assert!(!lines[1].contains("LOCATION"), "empty column shown: {text}");
+    assert!(lines[2].contains('…'), "long cell not cut: {text}");
+}
+
+#[test]
+fn config_json_is_parsed_and_unknown_fields_are_refused() {
+    use leotest_client::leotest_proto::unary;
+    let settings: unary::Settings = output::from_json(
+        r#"{"datastore":{"blob":{"connectionString":"cs","artifactPath":"p"}},"weather":{"apikey":"k"}}"#,
+        "settings",
+    )
+    .unwrap();
+    assert_eq!(settings.datastore.unwrap().blob.unwrap().artifact_path, "p");
+    assert_eq!(settings.weather.unwrap().apikey, "k");
+    let err = output::from_json::<unary::Settings>(r#"{"nope": 1}"#, "settings").unwrap_err();
+    assert_eq!(err.exit_code(), EXIT_USAGE);
+    let err = output::from_json::<unary::Settings>("{} trailing", "settings").unwrap_err();
+    assert_eq!(err.exit_code(), EXIT_USAGE);
+}

@@ -1,0 +1,88 @@
+//! Typed errors of the client library, classified so callers can tell transient from fatal.
+
+use std::path::PathBuf;
+
+use tonic::Code;
+
+/// Everything that can go wrong when talking to the orchestrator.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The endpoint string could not be turned into a URI.
+    #[error("invalid endpoint {endpoint:?}: {reason}")]
+    InvalidEndpoint { endpoint: String, reason: String },
+    /// The CA certificate file could not be read.
+    #[error("cannot read CA certificate {}: {source}", path.display())]
+    CaCert {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A user id or token cannot be sent as gRPC metadata (non-ASCII or control characters).
+    #[error("invalid credentials: {0}")]
+    InvalidCredentials(&'static str),
+    /// TLS or channel configuration was rejected before any connection was made.
+    #[error("cannot configure the connection: {0}")]
+    Transport(#[source] tonic::transport::Error),
+    /// The orchestrator could not be reached (connection refused, TLS failure, UNAVAILABLE).
+    #[error("orchestrator unreachable: {0}")]
+    Unavailable(String),
+    /// The call did not complete within the per-call timeout (or DEADLINE_EXCEEDED).
+    #[error("request timed out: {0}")]
+    Timeout(String),
+    /// The orchestrator rejected the credentials.
+    #[error("authentication failed: {0}")]
+    Unauthenticated(String),
+    /// The credentials are valid but the caller may not do this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// Any other gRPC status.
+    #[error("orchestrator returned {code:?}: {message}")]
+    Status { code: Code, message: String },
+}
+
+impl ClientError {
+    /// True for errors that may go away on their own, and only those are retried.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClientError::Unavailable(_) | ClientError::Timeout(_))
+    }
+
+    /// The gRPC status code this error stands for, when it came from a call.
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            ClientError::Unavailable(_) => Some(Code::Unavailable),
+            ClientError::Timeout(_) => Some(Code::DeadlineExceeded),
+            ClientError::Unauthenticated(_) => Some(Code::Unauthenticated),
+            ClientError::PermissionDenied(_) => Some(Code::PermissionDenied),
+            ClientError::Status { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> Self {
+        let message = status.message().to_owned();
+        match status.code() {
+            Code::Unavailable => ClientError::Unavailable(describe_unavailable(&status)),
+            Code::DeadlineExceeded => ClientError::Timeout(message),
+            Code::Unauthenticated => ClientError::Unauthenticated(message),
+            Code::PermissionDenied => ClientError::PermissionDenied(message),
+            code => ClientError::Status { code, message },
+        }
+    }
+}
+
+/// Connection failures carry their cause (refused, TLS) in the source chain, not the message.
+fn describe_unavailable(status: &tonic::Status) -> String {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        let part = err.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = err.source();
+    }
+    text
+}

@@ -1,0 +1,313 @@
+//! Client for the kernel service's line protocol on TCP port 9000 (used inside experiment containers).
+//!
+//! One connection per command: connect, send one line, read the reply until the server closes.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Port the kernel service listens on.
+pub const DEFAULT_PORT: u16 = 9000;
+/// What the service answers when the caller's container may not use it.
+pub const ACCESS_DENIED: &str = "access_denied";
+/// Longest command line sent; the service reads a bounded line.
+pub const MAX_LINE: usize = 4096;
+
+/// One command of the protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelCommand {
+    /// `cca.check`: the congestion control algorithm in use.
+    CcaCheck,
+    /// `cca.change ALG`.
+    CcaChange(String),
+    /// `bbr2.param.set NAME VALUE`.
+    Bbr2Set { name: String, value: String },
+    /// `job.start CMD ARGS...`.
+    JobStart(Vec<String>),
+    /// `job.status ID`.
+    JobStatus(String),
+    /// `job.stop ID`.
+    JobStop(String),
+    /// `job.watch ID`: the job's output, streamed until it ends.
+    JobWatch(String),
+    /// `job.list`.
+    JobList,
+}
+
+/// Failures of a kernel-service exchange.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// An argument cannot be carried by the whitespace-separated, one-line protocol.
+    #[error("invalid argument {0:?}: must be non-empty printable text without spaces")]
+    InvalidArgument(String),
+    /// `job.start` without a command.
+    #[error("job start needs a command")]
+    MissingCommand,
+    /// The command line would exceed [`MAX_LINE`].
+    #[error("command line longer than {MAX_LINE} bytes")]
+    TooLong,
+    /// Could not connect.
+    #[error("kernel service at {addr} unreachable: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// No complete reply within the time limit.
+    #[error("kernel service at {addr} did not answer within {} ms", timeout.as_millis())]
+    Timeout { addr: String, timeout: Duration },
+    /// The connection failed mid-exchange, or the output could not be written.
+    #[error("kernel service exchange failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn word(text: &str) -> Result<&str, KernelError> {
+    let ok = !text.is_empty()
+        && text.chars().all(|c| {
+            c.is_ascii_graphic() || (!c.is_ascii() && !c.is_whitespace() && !c.is_control())
+        });
+    if ok {
+        Ok(text)
+    } else {
+        Err(KernelError::InvalidArgument(text.to_string()))
+    }
+}
+
+impl KernelCommand {
+    /// The protocol line (without the newline), validated.
+    pub fn line(&self) -> Result<String, KernelError> {
+        let line = match self {
+            KernelCommand::CcaCheck => "cca.check".to_string(),
+            KernelCommand::CcaChange(alg) => format!("cca.change {}", word(alg)?),
+            KernelCommand::Bbr2Set { name, value } => {
+                format!("bbr2.param.set {} {}", word(name)?, word(value)?)
+            }
+            KernelCommand::JobStart(argv) => {
+                if argv.is_empty() {
+                    return Err(KernelError::MissingCommand);
+                }
+                let words = argv
+                    .iter()
+                    .map(|a| word(a))
+                    .collect::<Result<Vec<_>, _>>()?;
+                format!("job.start {}", words.join(" "))
+            }
+            KernelCommand::JobStatus(id) => format!("job.status {}", word(id)?),
+            KernelCommand::JobStop(id) => format!("job.stop {}", word(id)?),
+            KernelCommand::JobWatch(id) => format!("job.watch {}", word(id)?),
+            KernelCommand::JobList => "job.list".to_string(),
+        };
+        if line.len() > MAX_LINE {
+            return Err(KernelError::TooLong);
+        }
+        Ok(line)
+    }
+
+    /// Streaming commands have no overall time limit: the reply lasts as long as the job.
+    pub fn is_streaming(&self) -> bool {
+        matches!(self, KernelCommand::JobWatch(_))
+    }
+}
+
+/// Summary of a finished exchange (the reply bytes went to the writer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelReply {
+    /// Reply bytes received.
+    pub bytes: u64,
+    /// The service refused the caller (`access_denied`).
+    pub access_denied: bool,
+}
+
+/// Where a kernel service listens and how long to wait for it.
+#[derive(Debug, Clone)]
+pub struct KernelClient {
+    /// `host:port`.
+    pub addr: String,
+    /// Limit for connecting, and for the whole reply of non-streaming commands.
+    pub timeout: Duration,
+}
+
+impl KernelClient {
+    pub fn new(host: &str, port: u16, timeout: Duration) -> Self {
+        KernelClient {
+            addr: format!("{host}:{port}"),
+            timeout,
+        }
+    }
+
+    /// Sends `cmd` and copies the reply to `out` as it arrives, until the service closes.
+    pub async fn send<W: AsyncWrite + Unpin>(
+        &self,
+        cmd: &KernelCommand,
+        out: &mut W,
+    ) -> Result<KernelReply, KernelError> {
+        let line = cmd.line()?;
+        let timeout_err = || KernelError::Timeout {
+            addr: self.addr.clone(),
+            timeout: self.timeout,
+        };
+        let mut stream = tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| timeout_err())?
+            .map_err(|source| KernelError::Connect {
+                addr: self.addr.clone(),
+                source,
+            })?;
+        let exchange = exchange(&mut stream, line, out);
+        if cmd.is_streaming() {
+            exchange.await
+        } else {
+            tokio::time::timeout(self.timeout, exchange)
+                .await
+                .map_err(|_| timeout_err())?
+        }
+    }
+
+    /// Like [`KernelClient::send`], collecting the reply as text.
+    pub async fn request(&self, cmd: &KernelCommand) -> Result<(KernelReply, String), KernelError> {
+        let mut buf = Vec::new();
+        let reply = self.send(cmd, &mut buf).await?;
+        Ok((reply, String::from_utf8_lossy(&buf).into_owned()))
+    }
+}
+
+async fn exchange<W: AsyncWrite + Unpin>(
+    stream: &mut TcpStream,
+    line: String,
+    out: &mut W,
+) -> Result<KernelReply, KernelError> {
+    stream.write_all(format!("{line}\n").as_bytes()).await?;
+    stream.flush().await?;
+    let mut buf = vec![0u8; 8192];
+    let mut head = Vec::with_capacity(ACCESS_DENIED.len());
+    let mut total = 0u64;
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            // A reset after the reply was sent is how some servers close; keep what arrived.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && total > 0 => break,
+            Err(e) => return Err(e.into()),
+        };
+        if head.len() < ACCESS_DENIED.len() {
+            let take = (ACCESS_DENIED.len() - head.len()).min(n);
+            head.extend_from_slice(&buf[..take]);
+        }
+        total += n as u64;
+        out.write_all(&buf[..n]).await?;
+        out.flush().await?;
+    }
+    Ok(KernelReply {
+        bytes: total,
+        access_denied: head == ACCESS_DENIED.as_bytes(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::net::TcpListener;
+
+    #[test]
+    fn lines_match_the_protocol() {
+        let cases = [
+            (KernelCommand::CcaCheck, "cca.check"),
+            (KernelCommand::CcaChange("bbr".into()), "cca.change bbr"),
+            (
+                KernelCommand::Bbr2Set {
+                    name: "loss_thresh".into(),
+                    value: "10".into(),
+                },
+                "bbr2.param.set loss_thresh 10",
+            ),
+            (
+                KernelCommand::JobStart(vec!["iperf3".into(), "-c".into(), "srv".into()]),
+                "job.start iperf3 -c srv",
+            ),
+            (KernelCommand::JobStatus("j1".into()), "job.status j1"),
+            (KernelCommand::JobStop("j1".into()), "job.stop j1"),
+            (KernelCommand::JobWatch("j1".into()), "job.watch j1"),
+            (KernelCommand::JobList, "job.list"),
+        ];
+        for (cmd, line) in cases {
+            assert_eq!(cmd.line().unwrap(), line);
+        }
+    }
+
+    #[test]
+    fn arguments_that_would_break_the_line_are_refused() {
+        for bad in ["", "a b", "x\ny", "tab\there", "nul\0"] {
+            assert!(
+                KernelCommand::CcaChange(bad.into()).line().is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(matches!(
+            KernelCommand::JobStart(vec![]).line(),
+            Err(KernelError::MissingCommand)
+        ));
+        assert!(matches!(
+            KernelCommand::JobStart(vec!["a".repeat(MAX_LINE)]).line(),
+            Err(KernelError::TooLong)
+        ));
+    }
+
+    /// A one-shot fake service: records the line it got, answers `reply` in pieces.
+    async fn fake_service(
+        reply: &'static [&'static str],
+    ) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let handle = tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            let (rd, mut wr) = sock.into_split();
+            let mut line = String::new();
+            BufReader::new(rd).read_line(&mut line).await.unwrap();
+            for part in reply {
+                wr.write_all(part.as_bytes()).await.unwrap();
+                wr.flush().await.unwrap();
+            }
+            line
+        });
+        (addr, handle)
+    }
+
+    #[tokio::test]
+    async fn reply_is_read_until_close() {
+        let (addr, server) = fake_service(&["net.ipv4.tcp_congestion_control", " = cubic\n"]).await;
+        let client = KernelClient {
+            addr,
+            timeout: Duration::from_secs(10),
+        };
+        let (reply, text) = client.request(&KernelCommand::CcaCheck).await.unwrap();
+        assert_eq!(text, "net.ipv4.tcp_congestion_control = cubic\n");
+        assert!(!reply.access_denied);
+        assert_eq!(server.await.unwrap(), "cca.check\n");
+    }
+
+    #[tokio::test]
+    async fn access_denied_is_recognised() {
+        let (addr, _server) = fake_service(&["access", "_denied"]).await;
+        let client = KernelClient {
+            addr,
+            timeout: Duration::from_secs(10),
+        };
+        let (reply, _) = client.request(&KernelCommand::JobList).await.unwrap();
+        assert!(reply.access_denied);
+    }
+
+    #[tokio::test]
+    async fn closed_port_is_a_connect_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let client = KernelClient {
+            addr,
+            timeout: Duration::from_secs(10),
+        };
+        let err = client.request(&KernelCommand::CcaCheck).await.unwrap_err();
+        assert!(matches!(err, KernelError::Connect { .. }), "{err}");
+    }
+}

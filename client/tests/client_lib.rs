@@ -1,0 +1,102 @@
+//! `LeotestClient` (the library the kernel service uses) against the real orchestrator.
+
+mod support;
+
+use std::time::Duration;
+
+use leotest_client::leotest_proto::unary;
+use leotest_client::{ClientConfig, ClientError, Credentials, LeotestClient, RetryPolicy};
+use support::*;
+
+fn config(o: &Orchestrator, port: u16, credentials: Credentials) -> ClientConfig {
+    ClientConfig {
+        endpoint: format!("127.0.0.1:{port}"),
+        ca_cert: Some(o.cwd().join("certs/server.crt")),
+        domain: "localhost".into(),
+        credentials,
+        timeout: Duration::from_secs(5),
+        retry: RetryPolicy {
+            max_attempts: 2,
+            max_elapsed: Duration::from_secs(10),
+            initial_backoff: Duration::from_millis(50),
+        },
+    }
+}
+
+fn admin() -> Credentials {
+    Credentials::Static {
+        userid: "admin".into(),
+        access_token: ADMIN_TOKEN.into(),
+    }
+}
+
+#[tokio::test]
+async fn kernel_access_and_typed_calls_work_over_tls() {
+    let o = Orchestrator::start();
+    let client = LeotestClient::connect(config(&o, o.port, admin()))
+        .await
+        .unwrap();
+    let reply = client.kernel_access("admin").await.unwrap();
+    assert_eq!(reply.state, unary::ResponseState::Success as i32);
+
+    // Clones share the channel and can be used concurrently.
+    let other = client.clone();
+    let (a, b) = tokio::join!(
+        other.get_user(unary::MessageGetUser {
+            userid: "admin".into()
+        }),
+        client.get_user(unary::MessageGetUser {
+            userid: "nobody".into()
+        }),
+    );
+    assert!(a.unwrap().exists);
+    assert!(!b.unwrap().exists);
+}
+
+#[tokio::test]
+async fn bad_credentials_are_unauthenticated_not_transient() {
+    let o = Orchestrator::start();
+    let creds = Credentials::Static {
+        userid: "admin".into(),
+        access_token: "wrong".into(),
+    };
+    let client = LeotestClient::connect(config(&o, o.port, creds))
+        .await
+        .unwrap();
+    let err = client.kernel_access("admin").await.unwrap_err();
+    assert!(matches!(err, ClientError::Unauthenticated(_)), "{err:?}");
+    assert!(!err.is_transient());
+}
+
+#[tokio::test]
+async fn closed_port_is_unavailable_and_transient() {
+    let o = Orchestrator::start();
+    let client = LeotestClient::connect(config(&o, free_port(), admin()))
+        .await
+        .unwrap();
+    let err = client.kernel_access("admin").await.unwrap_err();
+    assert!(matches!(err, ClientError::Unavailable(_)), "{err:?}");
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn connect_validates_its_inputs() {
+    let o = Orchestrator::start();
+    let mut cfg = config(&o, o.port, admin());
+    cfg.endpoint = "http://127.0.0.1:1".into();
+    assert!(matches!(
+        LeotestClient::connect(cfg).await,
+        Err(ClientError::InvalidEndpoint { .. })
+    ));
+    let mut cfg = config(&o, o.port, admin());
+    cfg.ca_cert = Some(o.cwd().join("missing.crt"));
+    assert!(matches!(
+        LeotestClient::connect(cfg).await,
+        Err(ClientError::CaCert { .. })
+    ));
+    let cfg = config(&o, o.port, Credentials::Jwt("bad\nline".into()));
+    assert!(matches!(
+        LeotestClient::connect(cfg).await,
+        Err(ClientError::InvalidCredentials(_))
+    ));
+}

@@ -1,0 +1,719 @@
+//! Job cgroups: layout detection from /proc/self/mountinfo and v1/v2 drivers behind one trait.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::job::JobStats;
+use super::spec::Limits;
+
+/// Failure to detect, create, configure or remove a cgroup.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// Neither a usable v2 hierarchy nor the needed v1 controllers are mounted.
+    #[error("no usable cgroup layout: {0}")]
+    Unsupported(String),
+    /// A cgroup file or directory operation failed.
+    #[error("cgroup {op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
+    move |source| CgroupError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Which cgroup API the machine's layout gave us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    /// Legacy per-controller hierarchies (also "hybrid" machines whose v2 mount has no controllers).
+    V1,
+    /// Unified hierarchy with cpu, memory and pids delegated.
+    V2,
+}
+
+/// One job's cgroup, whatever the version: the spawner joins it, the manager reads and removes it.
+pub trait JobCgroup: Send + Sync + std::fmt::Debug {
+    /// The API in use.
+    fn version(&self) -> CgroupVersion;
+    /// `cgroup.procs` files the child writes "0" into before exec (empty if `clone_fd` is used).
+    fn procs_files(&self) -> Vec<PathBuf>;
+    /// Directory fd for `clone3(CLONE_INTO_CGROUP)` (v2 only).
+    fn clone_fd(&self) -> Option<BorrowedFd<'_>>;
+    /// Current accounting; fields the kernel does not provide stay `None`.
+    fn stats(&self) -> JobStats;
+    /// SIGKILLs every process still in the cgroup.
+    fn kill_all(&self);
+    /// Removes the cgroup directories (blocking; retries while the kernel drains them).
+    fn remove(&self) -> Result<(), CgroupError>;
+}
+
+/// A mount line from /proc/self/mountinfo, reduced to what detection needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// Root of the mount inside its filesystem (for cgroups: inside the hierarchy).
+    pub root: String,
+    /// Where it is mounted.
+    pub mount_point: PathBuf,
+    /// Filesystem type (`cgroup`, `cgroup2`, ...).
+    pub fstype: String,
+    /// Superblock options (for v1: the controllers).
+    pub super_options: Vec<String>,
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    // mountinfo escapes space, tab, newline and backslash as \ooo octal.
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .and_then(|o| std::str::from_utf8(o).ok());
+        if b[i] == b'\\' {
+            if let Some(v) = oct.and_then(|o| u8::from_str_radix(o, 8).ok()) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses /proc/self/mountinfo text; malformed lines are skipped.
+pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            if pre.len() < 5 || post.len() < 3 {
+                return None;
+            }
+            Some(MountEntry {
+                root: unescape_mountinfo(pre[3]),
+                mount_point: PathBuf::from(unescape_mountinfo(pre[4])),
+                fstype: post[0].to_string(),
+                super_options: post[2].split(',').map(str::to_string).collect(),
+            })
+        })
+        .collect()
+}
+
+/// Parses /proc/self/cgroup into (controllers, path) pairs; v2 has no controllers.
+pub fn parse_proc_cgroup(text: &str) -> Vec<(Vec<String>, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut it = line.splitn(3, ':');
+            let _id = it.next()?;
+            let ctrls = it.next()?;
+            let path = it.next()?;
+            let ctrls = ctrls
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect();
+            Some((ctrls, path.to_string()))
+        })
+        .collect()
+}
+
+fn join_hierarchy(mount: &MountEntry, cg_path: &str) -> PathBuf {
+    let rel = if mount.root == "/" {
+        cg_path
+    } else {
+        cg_path.strip_prefix(mount.root.as_str()).unwrap_or("/")
+    };
+    mount.mount_point.join(rel.trim_start_matches('/'))
+}
+
+const V1_REQUIRED: [&str; 3] = ["cpu", "memory", "pids"];
+const V1_OPTIONAL: [&str; 2] = ["cpuacct", "blkio"];
+const V2_REQUIRED: [&str; 3] = ["cpu", "memory", "pids"];
+
+/// The detected layout: where the service's own cgroups are, per controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// v1: controller name → the service's own cgroup directory in that hierarchy.
+    V1(BTreeMap<String, PathBuf>),
+    /// v2: the service's own cgroup directory and whether `io` is available.
+    V2 {
+        /// Own cgroup directory in the unified hierarchy.
+        dir: PathBuf,
+        /// True when the hierarchy offers the io controller.
+        io: bool,
+    },
+}
+
+/// Detects the layout of this machine.
+pub fn detect() -> Result<Layout, CgroupError> {
+    let mi = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(io_err("read", Path::new("/proc/self/mountinfo")))?;
+    let pc = fs::read_to_string("/proc/self/cgroup")
+        .map_err(io_err("read", Path::new("/proc/self/cgroup")))?;
+    detect_from(&mi, &pc, |dir| {
+        fs::read_to_string(dir.join("cgroup.controllers")).ok()
+    })
+}
+
+/// Pure detection: v2 if the unified mount delegates cpu+memory+pids to us, else v1 controllers.
+pub fn detect_from(
+    mountinfo: &str,
+    proc_cgroup: &str,
+    v2_controllers: impl Fn(&Path) -> Option<String>,
+) -> Result<Layout, CgroupError> {
+    let mounts = parse_mountinfo(mountinfo);
+    let own = parse_proc_cgroup(proc_cgroup);
+
+    if let (Some(m), Some((_, path))) = (
+        mounts.iter().find(|m| m.fstype == "cgroup2"),
+        own.iter().find(|(c, _)| c.is_empty()),
+    ) {
+        let dir = join_hierarchy(m, path);
+        // Our own cgroup lists what our parent delegated; the hierarchy root lists everything.
+        let avail = v2_controllers(&dir).unwrap_or_default();
+        let avail: Vec<&str> = avail.split_whitespace().collect();
+        if V2_REQUIRED.iter().all(|c| avail.contains(c)) {
+            let io = avail.contains(&"io");
+            return Ok(Layout::V2 { dir, io });
+        }
+    }
+
+    let mut dirs = BTreeMap::new();
+    for want in V1_REQUIRED.iter().chain(V1_OPTIONAL.iter()) {
+        let mount = mounts
+            .iter()
+            .find(|m| m.fstype == "cgroup" && m.super_options.iter().any(|o| o == want));
+        let own_path = own
+            .iter()
+            .find(|(c, _)| c.iter().any(|c| c == want))
+            .map(|(_, p)| p.as_str());
+        if let (Some(m), Some(p)) = (mount, own_path) {
+            dirs.insert((*want).to_string(), join_hierarchy(m, p));
+        }
+    }
+    let missing: Vec<&str> = V1_REQUIRED
+        .iter()
+        .copied()
+        .filter(|c| !dirs.contains_key(*c))
+        .collect();
+    if missing.is_empty() {
+        Ok(Layout::V1(dirs))
+    } else {
+        Err(CgroupError::Unsupported(format!(
+            "v2 does not delegate cpu,memory,pids and v1 lacks {}",
+            missing.join(",")
+        )))
+    }
+}
+
+impl Layout {
+    /// The API this layout uses.
+    pub fn version(&self) -> CgroupVersion {
+        match self {
+            Layout::V1(_) => CgroupVersion::V1,
+            Layout::V2 { .. } => CgroupVersion::V2,
+        }
+    }
+
+    /// Creates `<own>/<parent>/<name>` with `limits` applied; removes it again on any failure.
+    pub fn create(
+        &self,
+        parent: &str,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<Box<dyn JobCgroup>, CgroupError> {
+        match self {
+            Layout::V1(dirs) => V1Cgroup::create(dirs, parent, name, limits)
+                .map(|c| Box::new(c) as Box<dyn JobCgroup>),
+            Layout::V2 { dir, io } => V2Cgroup::create(dir, *io, parent, name, limits)
+                .map(|c| Box::new(c) as Box<dyn JobCgroup>),
+        }
+    }
+}
+
+fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::write(path, value).map_err(io_err("write", path))
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Value of `key` in a flat-keyed file such as `cpu.stat` or `memory.events`.
+fn read_key(path: &Path, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// `MAJ:MIN` of every whole block device (throttling applies to whole disks only).
+fn block_devices() -> Vec<String> {
+    let Ok(rd) = fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    let mut devs: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| fs::read_to_string(e.path().join("dev")).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| s.contains(':'))
+        .collect();
+    devs.sort();
+    devs
+}
+
+fn remove_dir_retry(dir: &Path) -> Result<(), CgroupError> {
+    // The kernel may still be releasing the last exiting tasks right after the job ends.
+    let mut last = None;
+    for _ in 0..100 {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(io_err("rmdir", dir)(e)),
+        }
+    }
+    Err(io_err("rmdir", dir)(last.unwrap_or_else(|| {
+        io::Error::from_raw_os_error(libc::EBUSY)
+    })))
+}
+
+fn kill_procs_in(procs: &Path) {
+    if let Ok(text) = fs::read_to_string(procs) {
+        for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            if pid > 0 {
+                // SAFETY: plain syscall; the pid was read from the job's own cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// cgroup v1: one directory per mounted controller hierarchy.
+#[derive(Debug)]
+pub struct V1Cgroup {
+    dirs: BTreeMap<String, PathBuf>,
+}
+
+impl V1Cgroup {
+    fn create(
+        own: &BTreeMap<String, PathBuf>,
+        parent: &str,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<Self, CgroupError> {
+        let mut dirs = BTreeMap::new();
+        for (ctrl, base) in own {
+            dirs.insert(ctrl.clone(), base.join(parent).join(name));
+        }
+        let cg = V1Cgroup { dirs };
+        let res = cg.make_dirs().and_then(|()| cg.apply(limits));
+        if let Err(e) = res {
+            let _ = cg.remove();
+            return Err(e);
+        }
+        Ok(cg)
+    }
+
+    fn unique_dirs(&self) -> Vec<&PathBuf> {
+        let mut v: Vec<&PathBuf> = self.dirs.values().collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    fn make_dirs(&self) -> Result<(), CgroupError> {
+        for d in self.unique_dirs() {
+            if let Some(p) = d.parent() {
+                fs::create_dir_all(p).map_err(io_err("mkdir", p))?;
+            }
+            fs::create_dir(d).map_err(io_err("mkdir", d))?;
+        }
+        Ok(())
+    }
+
+    fn dir(&self, ctrl: &str) -> Option<&PathBuf> {
+        self.dirs.get(ctrl)
+    }
+
+    fn apply(&self, l: &Limits) -> Result<(), CgroupError> {
+        if let Some(d) = self.dir("cpu") {
+            write_file(&d.join("cpu.cfs_period_us"), &l.cpu_period_us.to_string())?;
+            write_file(&d.join("cpu.cfs_quota_us"), &l.cpu_quota_us.to_string())?;
+        }
+        if let Some(d) = self.dir("memory") {
+            write_file(&d.join("memory.limit_in_bytes"), &l.memory_max.to_string())?;
+            let memsw = d.join("memory.memsw.limit_in_bytes");
+            if memsw.exists() {
+                let total = l.memory_max.saturating_add(l.swap_max);
+                write_file(&memsw, &total.to_string())?;
+            } else if l.swap_max == 0 {
+                // Without swap accounting the best v1 can do is never choose to swap.
+                write_file(&d.join("memory.swappiness"), "0")?;
+            }
+            write_file(
+                &d.join("memory.soft_limit_in_bytes"),
+                &l.memory_high.to_string(),
+            )?;
+        }
+        if let Some(d) = self.dir("pids") {
+            write_file(&d.join("pids.max"), &l.pids_max.to_string())?;
+        }
+        if let Some(d) = self.dir("blkio") {
+            let files = [
+                ("blkio.throttle.read_bps_device", l.io_read_bps),
+                ("blkio.throttle.write_bps_device", l.io_write_bps),
+                ("blkio.throttle.read_iops_device", l.io_read_iops),
+                ("blkio.throttle.write_iops_device", l.io_write_iops),
+            ];
+            let mut applied = 0usize;
+            let devs = block_devices();
+            for dev in &devs {
+                let mut ok = true;
+                for (file, v) in files {
+                    if fs::write(d.join(file), format!("{dev} {v}")).is_err() {
+                        ok = false;
+                    }
+                }
+                if ok {
+                    applied += 1;
+                } else {
+                    tracing::debug!(device = %dev, "blkio throttle not supported on device");
+                }
+            }
+            if applied == 0 && !devs.is_empty() {
+                return Err(CgroupError::Unsupported(
+                    "blkio throttling rejected for every block device".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl JobCgroup for V1Cgroup {
+    fn version(&self) -> CgroupVersion {
+        CgroupVersion::V1
+    }
+
+    fn procs_files(&self) -> Vec<PathBuf> {
+        self.unique_dirs()
+            .into_iter()
+            .map(|d| d.join("cgroup.procs"))
+            .collect()
+    }
+
+    fn clone_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
+    fn stats(&self) -> JobStats {
+        let mut s = JobStats::default();
+        if let Some(d) = self.dir("cpuacct") {
+            s.cpu_usage_usec = read_u64(&d.join("cpuacct.usage")).map(|ns| ns / 1000);
+        }
+        if let Some(d) = self.dir("cpu") {
+            s.cpu_throttled_periods = read_key(&d.join("cpu.stat"), "nr_throttled");
+        }
+        if let Some(d) = self.dir("memory") {
+            s.memory_current = read_u64(&d.join("memory.usage_in_bytes"));
+            s.memory_peak = read_u64(&d.join("memory.max_usage_in_bytes"));
+            s.oom_kills = read_key(&d.join("memory.oom_control"), "oom_kill");
+        }
+        if let Some(d) = self.dir("pids") {
+            s.pids_current = read_u64(&d.join("pids.current"));
+            s.pids_limit_hits = read_key(&d.join("pids.events"), "max");
+        }
+        if let Some(d) = self.dir("blkio") {
+            if let Ok(t) = fs::read_to_string(d.join("blkio.throttle.io_service_bytes_recursive")) {
+                let (mut r, mut w) = (0u64, 0u64);
+                for line in t.lines() {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    if let [_, op, v] = f[..] {
+                        let v: u64 = v.parse().unwrap_or(0);
+                        match op {
+                            "Read" => r = r.saturating_add(v),
+                            "Write" => w = w.saturating_add(v),
+                            _ => {}
+                        }
+                    }
+                }
+                s.io_read_bytes = Some(r);
+                s.io_write_bytes = Some(w);
+            }
+        }
+        s
+    }
+
+    fn kill_all(&self) {
+        if let Some(d) = self.dir("pids").or_else(|| self.dir("memory")) {
+            kill_procs_in(&d.join("cgroup.procs"));
+        }
+    }
+
+    fn remove(&self) -> Result<(), CgroupError> {
+        let mut first = None;
+        for d in self.unique_dirs() {
+            if let Err(e) = remove_dir_retry(d) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+/// cgroup v2: one directory in the unified hierarchy, joined at clone time.
+#[derive(Debug)]
+pub struct V2Cgroup {
+    dir: PathBuf,
+    fd: Option<OwnedFd>,
+}
+
+fn enable_controllers(dir: &Path, io: bool) -> Result<(), CgroupError> {
+    let mut want = String::from("+cpu +memory +pids");
+    if io {
+        want.push_str(" +io");
+    }
+    write_file(&dir.join("cgroup.subtree_control"), &want)
+}
+
+impl V2Cgroup {
+    fn create(
+        own: &Path,
+        io: bool,
+        parent: &str,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<Self, CgroupError> {
+        if let Err(e) = enable_controllers(own, io) {
+            // "No internal processes": a non-root cgroup holding our own process cannot
+            // delegate, so move the service into a leaf first (as container runtimes do).
+            let busy = matches!(&e, CgroupError::Io { source, .. } if source.raw_os_error() == Some(libc::EBUSY));
+            if !busy {
+                return Err(e);
+            }
+            let leaf = own.join(format!("{parent}-service"));
+            if !leaf.exists() {
+                fs::create_dir(&leaf).map_err(io_err("mkdir", &leaf))?;
+            }
+            write_file(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
+            enable_controllers(own, io)?;
+        }
+        let pdir = own.join(parent);
+        if !pdir.exists() {
+            fs::create_dir(&pdir).map_err(io_err("mkdir", &pdir))?;
+        }
+        enable_controllers(&pdir, io)?;
+        let dir = pdir.join(name);
+        fs::create_dir(&dir).map_err(io_err("mkdir", &dir))?;
+        let mut cg = V2Cgroup { dir, fd: None };
+        match cg.apply(limits, io).and_then(|()| cg.open_fd()) {
+            Ok(fd) => {
+                cg.fd = Some(fd);
+                Ok(cg)
+            }
+            Err(e) => {
+                let _ = cg.remove();
+                Err(e)
+            }
+        }
+    }
+
+    fn apply(&self, l: &Limits, io: bool) -> Result<(), CgroupError> {
+        let d = &self.dir;
+        write_file(
+            &d.join("cpu.max"),
+            &format!("{} {}", l.cpu_quota_us, l.cpu_period_us),
+        )?;
+        write_file(&d.join("memory.max"), &l.memory_max.to_string())?;
+        write_file(&d.join("memory.high"), &l.memory_high.to_string())?;
+        let swap = d.join("memory.swap.max");
+        if swap.exists() {
+            write_file(&swap, &l.swap_max.to_string())?;
+        }
+        write_file(&d.join("pids.max"), &l.pids_max.to_string())?;
+        if io {
+            for dev in block_devices() {
+                let v = format!(
+                    "{dev} rbps={} wbps={} riops={} wiops={}",
+                    l.io_read_bps, l.io_write_bps, l.io_read_iops, l.io_write_iops
+                );
+                if fs::write(d.join("io.max"), v).is_err() {
+                    tracing::debug!(device = %dev, "io.max not supported on device");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn open_fd(&self) -> Result<OwnedFd, CgroupError> {
+        fs::File::open(&self.dir)
+            .map(OwnedFd::from)
+            .map_err(io_err("open", &self.dir))
+    }
+}
+
+impl JobCgroup for V2Cgroup {
+    fn version(&self) -> CgroupVersion {
+        CgroupVersion::V2
+    }
+
+    fn procs_files(&self) -> Vec<PathBuf> {
+        if self.fd.is_some() {
+            Vec::new()
+        } else {
+            vec![self.dir.join("cgroup.procs")]
+        }
+    }
+
+    fn clone_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_ref().map(|f| f.as_fd())
+    }
+
+    fn stats(&self) -> JobStats {
+        let d = &self.dir;
+        let mut s = JobStats {
+            cpu_usage_usec: read_key(&d.join("cpu.stat"), "usage_usec"),
+            cpu_throttled_periods: read_key(&d.join("cpu.stat"), "nr_throttled"),
+            memory_current: read_u64(&d.join("memory.current")),
+            memory_peak: read_u64(&d.join("memory.peak")),
+            oom_kills: read_key(&d.join("memory.events"), "oom_kill"),
+            pids_current: read_u64(&d.join("pids.current")),
+            pids_limit_hits: read_key(&d.join("pids.events"), "max"),
+            ..JobStats::default()
+        };
+        if let Ok(t) = fs::read_to_string(d.join("io.stat")) {
+            let (mut r, mut w) = (0u64, 0u64);
+            for kv in t.split_whitespace() {
+                if let Some(v) = kv.strip_prefix("rbytes=") {
+                    r = r.saturating_add(v.parse().unwrap_or(0));
+                } else if let Some(v) = kv.strip_prefix("wbytes=") {
+                    w = w.saturating_add(v.parse().unwrap_or(0));
+                }
+            }
+            s.io_read_bytes = Some(r);
+            s.io_write_bytes = Some(w);
+        }
+        s
+    }
+
+    fn kill_all(&self) {
+        let kill = self.dir.join("cgroup.kill");
+        if fs::write(&kill, "1").is_err() {
+            kill_procs_in(&self.dir.join("cgroup.procs"));
+        }
+    }
+
+    fn remove(&self) -> Result<(), CgroupError> {
+        remove_dir_retry(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID_MOUNTINFO: &str = "\
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+38 31 0:35 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+    const HYBRID_CGROUP: &str = "\
+8:pids:/
+7:blkio:/
+4:memory:/svc/abc
+2:cpuacct:/
+1:cpu:/
+0::/
+";
+
+    #[test]
+    fn hybrid_without_v2_controllers_is_v1() {
+        let l = detect_from(HYBRID_MOUNTINFO, HYBRID_CGROUP, |_| {
+            Some("hugetlb\n".into())
+        })
+        .unwrap();
+        let Layout::V1(dirs) = l else {
+            panic!("expected v1, got {l:?}")
+        };
+        assert_eq!(
+            dirs["memory"],
+            PathBuf::from("/sys/fs/cgroup/memory/svc/abc")
+        );
+        assert_eq!(dirs["cpu"], PathBuf::from("/sys/fs/cgroup/cpu"));
+        assert_eq!(dirs["blkio"], PathBuf::from("/sys/fs/cgroup/blkio"));
+    }
+
+    #[test]
+    fn unified_with_controllers_is_v2() {
+        let mi = "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        let l = detect_from(mi, "0::/system.slice/leotest.service\n", |d| {
+            assert_eq!(d, Path::new("/sys/fs/cgroup/system.slice/leotest.service"));
+            Some("cpuset cpu io memory pids\n".into())
+        })
+        .unwrap();
+        assert_eq!(
+            l,
+            Layout::V2 {
+                dir: PathBuf::from("/sys/fs/cgroup/system.slice/leotest.service"),
+                io: true
+            }
+        );
+    }
+
+    #[test]
+    fn nothing_usable_is_an_error() {
+        let mi = "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        assert!(matches!(
+            detect_from(mi, "0::/\n", |_| Some("hugetlb".into())),
+            Err(CgroupError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn comounted_v1_and_mount_roots() {
+        let mi =
+            "32 31 0:29 /docker/x /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+                  35 31 0:32 /docker/x /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                  39 31 0:36 /docker/x /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n";
+        let pc = "3:cpu,cpuacct:/docker/x\n2:memory:/docker/x/sub\n1:pids:/docker/x\n";
+        let Layout::V1(d) = detect_from(mi, pc, |_| None).unwrap() else {
+            panic!()
+        };
+        assert_eq!(d["cpu"], d["cpuacct"]);
+        assert_eq!(d["cpu"], PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(d["memory"], PathBuf::from("/sys/fs/cgroup/memory/sub"));
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        let m = parse_mountinfo("1 2 0:1 / /mnt/a\\040b rw - tmpfs t rw\n");
+        assert_eq!(m[0].mount_point, PathBuf::from("/mnt/a b"));
+    }
+}

@@ -1,0 +1,314 @@
+//! Per-job output log: one stdout+stderr stream, memory-capped with file spill, many watchers.
+//!
+//! The writer appends and publishes the new length on a `watch` channel; each watcher keeps its
+//! own cursor and reads at its own pace, so the writer never waits for anyone and a stalled
+//! watcher costs nothing but its cursor. Watchers wake on publication (no polling) and replay
+//! everything from byte 0, then follow live output until the log is closed.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+/// A job's output as an owned, `Unpin` stream of chunks.
+pub type OutputStream = Pin<Box<dyn Stream<Item = Bytes> + Send + 'static>>;
+
+/// Largest chunk handed to a watcher at once.
+const CHUNK: usize = 64 * 1024;
+/// Appended once when a job produced more than the configured maximum.
+pub const TRUNCATED_MARKER: &[u8] = b"\n[leotest: output truncated]\n";
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    len: u64,
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    mem: Vec<u8>,
+    spill: Option<Arc<File>>,
+    len: u64,
+    truncated: bool,
+}
+
+/// The output of one job, readable from the start by any number of watchers.
+#[derive(Debug)]
+pub struct OutputLog {
+    inner: Mutex<Inner>,
+    progress: watch::Sender<Progress>,
+    mem_cap: usize,
+    max: u64,
+    spill_dir: PathBuf,
+}
+
+impl OutputLog {
+    /// An empty log keeping `mem_cap` bytes in memory and at most `max` bytes overall.
+    pub fn new(mem_cap: usize, max: u64, spill_dir: PathBuf) -> Arc<Self> {
+        Arc::new(OutputLog {
+            inner: Mutex::new(Inner {
+                mem: Vec::new(),
+                spill: None,
+                len: 0,
+                truncated: false,
+            }),
+            progress: watch::Sender::new(Progress::default()),
+            mem_cap,
+            max,
+            spill_dir,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (len is updated last).
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends job output (may write to the spill file: call from a blocking context).
+    pub fn append(&self, data: &[u8]) {
+        let mut g = self.lock();
+        if g.truncated || self.progress.borrow().closed || data.is_empty() {
+            return;
+        }
+        let room = self.max.saturating_sub(g.len);
+        let take = usize::try_from(room).unwrap_or(usize::MAX).min(data.len());
+        let mut res = self.write_raw(&mut g, &data[..take]);
+        if res.is_ok() && take < data.len() {
+            res = self.write_raw(&mut g, TRUNCATED_MARKER);
+            g.truncated = true;
+        }
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "job output spill failed; further output dropped");
+            g.truncated = true;
+        }
+        let len = g.len;
+        drop(g);
+        self.progress.send_modify(|p| p.len = len);
+    }
+
+    fn write_raw(&self, g: &mut Inner, data: &[u8]) -> io::Result<()> {
+        let in_mem = self.mem_cap.saturating_sub(g.mem.len()).min(data.len());
+        g.mem.extend_from_slice(&data[..in_mem]);
+        let rest = &data[in_mem..];
+        if !rest.is_empty() {
+            let file = match &g.spill {
+                Some(f) => f.clone(),
+                None => {
+                    let f = Arc::new(tempfile::tempfile_in(&self.spill_dir)?);
+                    g.spill = Some(f.clone());
+                    f
+                }
+            };
+            let file_off = g.len + in_mem as u64 - self.mem_cap as u64;
+            file.write_all_at(rest, file_off)?;
+        }
+        g.len += data.len() as u64;
+        Ok(())
+    }
+
+    /// Marks the end of output; watchers finish once they have read everything.
+    pub fn close(&self) {
+        self.progress.send_modify(|p| p.closed = true);
+    }
+
+    /// Bytes stored so far.
+    pub fn len(&self) -> u64 {
+        self.lock().len
+    }
+
+    /// True if nothing has been stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True once the job's output stream has ended.
+    pub fn is_closed(&self) -> bool {
+        self.progress.borrow().closed
+    }
+
+    async fn read_chunk(&self, off: u64) -> io::Result<Bytes> {
+        let file = {
+            let g = self.lock();
+            if off >= g.len {
+                return Ok(Bytes::new());
+            }
+            let end = g.len;
+            if (off as usize) < g.mem.len() {
+                let start = off as usize;
+                let stop = g.mem.len().min(start + CHUNK);
+                return Ok(Bytes::copy_from_slice(&g.mem[start..stop]));
+            }
+            let f = g
+                .spill
+                .clone()
+                .ok_or_else(|| io::Error::other("spill file missing"))?;
+            (
+                f,
+                off - self.mem_cap as u64,
+                (end - off).min(CHUNK as u64) as usize,
+            )
+        };
+        let (f, file_off, n) = file;
+        tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; n];
+            f.read_exact_at(&mut buf, file_off)?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    /// All output from the first byte, then live output until the log is closed.
+    pub fn watch(self: &Arc<Self>) -> OutputStream {
+        let rx = self.progress.subscribe();
+        Box::pin(futures::stream::unfold(
+            (self.clone(), rx, 0u64),
+            |(log, mut rx, off)| async move {
+                loop {
+                    let p = *rx.borrow_and_update();
+                    if off < p.len {
+                        return match log.read_chunk(off).await {
+                            Ok(b) if !b.is_empty() => {
+                                let next = off + b.len() as u64;
+                                Some((b, (log, rx, next)))
+                            }
+                            _ => None,
+                        };
+                    }
+                    if p.closed || rx.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            },
+        ))
+    }
+}
+
+/// Sends a watch stream to a client; a client that stalls a write for longer than `stall` is
+/// dropped (`TimedOut`) — it never holds back the job or other watchers, only itself.
+pub async fn forward<W>(mut stream: OutputStream, out: &mut W, stall: Duration) -> io::Result<u64>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut sent = 0u64;
+    while let Some(chunk) = stream.next().await {
+        match tokio::time::timeout(stall, out.write_all(&chunk)).await {
+            Ok(res) => res?,
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "watcher too slow")),
+        }
+        sent += chunk.len() as u64;
+    }
+    match tokio::time::timeout(stall, out.flush()).await {
+        Ok(res) => res.map(|()| sent),
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "watcher too slow")),
+    }
+}
+
+/// Copies a pipe into `log` until EOF, then closes the log (blocking; run on a blocking thread).
+pub fn pump(mut src: File, log: &OutputLog) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => log.append(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading job output failed");
+                break;
+            }
+        }
+    }
+    log.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(log: &Arc<OutputLog>) -> Vec<u8> {
+        log.watch()
+            .fold(Vec::new(), |mut acc, b| async move {
+                acc.extend_from_slice(&b);
+                acc
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn spill_past_memory_cap_replays_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = OutputLog::new(10, 1 << 20, dir.path().into());
+        let mut expected = Vec::new();
+        for i in 0..500u32 {
+            let line = format!("line {i}\n");
+            log.append(line.as_bytes());
+            expected.extend_from_slice(line.as_bytes());
+        }
+        log.close();
+        assert_eq!(collect(&log).await, expected);
+        assert_eq!(collect(&log).await, expected);
+    }
+
+    #[tokio::test]
+    async fn watchers_follow_live_output_and_a_stalled_one_blocks_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = OutputLog::new(4, 1 << 20, dir.path().into());
+        let stalled = log.watch(); // never polled until the end
+        let live = tokio::spawn({
+            let log = log.clone();
+            async move { collect(&log).await }
+        });
+        for i in 0..100u32 {
+            let l = log.clone();
+            tokio::task::spawn_blocking(move || l.append(format!("{i},").as_bytes()))
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+        }
+        log.close();
+        let expected: String = (0..100u32).map(|i| format!("{i},")).collect();
+        assert_eq!(live.await.unwrap(), expected.as_bytes());
+        let late: Vec<u8> = stalled.map(|b| b.to_vec()).concat().await;
+        assert_eq!(late, expected.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn output_beyond_max_is_truncated_with_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = OutputLog::new(4, 8, dir.path().into());
+        log.append(b"0123456789");
+        log.append(b"more");
+        log.close();
+        let mut expected = b"01234567".to_vec();
+        expected.extend_from_slice(TRUNCATED_MARKER);
+        assert_eq!(collect(&log).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_stalled_client_is_dropped_and_a_reading_one_gets_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = OutputLog::new(1 << 20, 1 << 20, dir.path().into());
+        let data = vec![b'x'; 256 * 1024];
+        log.append(&data);
+        log.close();
+        // Nobody reads the other end of this small pipe: the forward must give up.
+        let (mut stalled, _peer) = tokio::io::duplex(1024);
+        let err = forward(log.watch(), &mut stalled, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        let mut sink = Vec::new();
+        let n = forward(log.watch(), &mut sink, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!((n, sink), (data.len() as u64, data));
+    }
+}

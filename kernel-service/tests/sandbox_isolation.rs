@@ -1,0 +1,209 @@
+//! Real sandboxed jobs on this machine (needs root): namespaces, identity, filesystem and limits.
+
+use std::time::{Duration, Instant};
+
+use leotest_kernel_service::sandbox::{
+    cgroup, ExitInfo, JobManager, JobState, JobStatus, Layout, SandboxConfig,
+};
+
+const MIB: u64 = 1024 * 1024;
+
+fn manager() -> JobManager {
+    JobManager::new(SandboxConfig::default()).expect("sandbox needs root and cgroups")
+}
+
+fn sh(script: &str) -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), script.into()]
+}
+
+async fn run(m: &JobManager, argv: Vec<String>) -> (JobStatus, String) {
+    let o = m
+        .run_oneshot("alice", argv, Duration::from_secs(60))
+        .await
+        .expect("job runs");
+    (o.status, String::from_utf8_lossy(&o.output).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostname_is_sandbox() {
+    let (st, out) = run(&manager(), sh("cat /proc/sys/kernel/hostname; hostname")).await;
+    assert_eq!(st.state, JobState::Completed, "{out}");
+    assert_eq!(out, "sandbox\nsandbox\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_sees_only_its_own_pids() {
+    let (st, out) = run(
+        &manager(),
+        sh("echo self=$$; for p in /proc/[0-9]*; do echo ${p#/proc/}; done"),
+    )
+    .await;
+    assert_eq!(st.state, JobState::Completed, "{out}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("self=1"), "{out}");
+    let pids: Vec<u32> = lines.map(|l| l.parse().expect("numeric pid")).collect();
+    // The shell (1) and at most the short-lived glob expansion helpers; never host pids.
+    assert!(pids.contains(&1), "{out}");
+    assert!(
+        pids.iter().all(|p| *p < 10),
+        "foreign pids visible: {pids:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_has_no_network() {
+    let m = manager();
+    let (st, out) = run(&m, sh("tail -n +3 /proc/net/dev | cut -d: -f1")).await;
+    assert_eq!(st.state, JobState::Completed, "{out}");
+    assert_eq!(out.trim(), "lo", "interfaces: {out}");
+    let (_, out) = run(&m, vec!["ip".into(), "-o".into(), "link".into()]).await;
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.contains("lo:") && !out.contains(",UP"),
+        "loopback must be down: {out}"
+    );
+    let (_, out) = run(
+        &m,
+        sh("python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 9000), 2)' 2>&1 | tail -n 1"),
+    )
+    .await;
+    assert!(out.contains("unreachable"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_runs_unprivileged_with_minimal_env() {
+    let m = manager();
+    let (st, out) = run(
+        &m,
+        sh("id -u; id -g; id -G; grep NoNewPrivs /proc/self/status; pwd; grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status"),
+    )
+    .await;
+    assert_eq!(st.state, JobState::Completed, "{out}");
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &l[..5],
+        ["65534", "65534", "65534", "NoNewPrivs:\t1", "/tmp"],
+        "{out}"
+    );
+    // Permitted, effective and bounding capability sets are all empty.
+    assert_eq!(l.len(), 8, "{out}");
+    assert!(
+        l[5..].iter().all(|c| c.ends_with("\t0000000000000000")),
+        "{out}"
+    );
+    let (_, env) = run(&m, vec!["env".into()]).await;
+    let mut keys: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
+    keys.sort();
+    assert_eq!(keys, ["HOME", "LANG", "PATH", "TMPDIR"], "{env}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_outside_the_job_dir_fail() {
+    let probe = format!("/var/tmp/leotest-sandbox-probe-{}", std::process::id());
+    let script = format!(
+        "echo a > {probe} || echo denied-var; echo b > /etc/leotest-probe || echo denied-etc; \
+         echo c > /dev/shm/x || echo denied-shm; echo d > ./mine && cat ./mine; \
+         touch /tmp/own && echo tmp-ok"
+    );
+    let (st, out) = run(&manager(), sh(&script)).await;
+    assert_eq!(st.state, JobState::Completed, "{out}");
+    for want in ["denied-var", "denied-etc", "denied-shm", "d\n", "tmp-ok"] {
+        assert!(out.contains(want), "missing {want:?} in {out}");
+    }
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(!std::path::Path::new(&probe).exists());
+    assert!(!std::path::Path::new("/etc/leotest-probe").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_hog_is_killed_at_the_limit() {
+    let (st, out) = run(&manager(), vec!["tail".into(), "/dev/zero".into()]).await;
+    assert_eq!(st.state, JobState::Failed, "{st}");
+    assert_eq!(st.exit, Some(ExitInfo::Signal(9)), "{st}");
+    assert!(st.stats.oom_kills.unwrap_or(0) >= 1, "{st}");
+    let peak = st.stats.memory_peak.expect("peak accounted");
+    assert!(peak > 256 * MIB && peak <= 513 * MIB, "peak {peak}: {st}");
+    assert!(
+        st.reason.as_deref().unwrap_or("").contains("out of memory"),
+        "{st} {out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fork_bomb_stops_at_pids_max() {
+    let m = manager();
+    let id = m
+        .start("alice", sh("f(){ f | f & }; f; sleep 60"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut max_seen = 0;
+    let mut hits = 0;
+    while Instant::now() < deadline && hits == 0 {
+        let st = m.status("alice", false, id.as_str()).unwrap();
+        assert_eq!(st.state, JobState::Running, "{st}");
+        max_seen = max_seen.max(st.stats.pids_current.unwrap_or(0));
+        hits = st.stats.pids_limit_hits.unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(hits > 0, "pids.max never refused a fork");
+    assert!(max_seen <= 64, "saw {max_seen} tasks");
+    let st = m.stop("alice", false, id.as_str()).await.unwrap();
+    assert_eq!(st.state, JobState::Stopped, "{st}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_spinner_gets_about_ten_percent_of_a_core() {
+    let m = manager();
+    let id = m.start("alice", sh("while :; do :; done")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t0 = Instant::now();
+    let u0 = m
+        .status("alice", false, id.as_str())
+        .unwrap()
+        .stats
+        .cpu_usage_usec
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let s1 = m.status("alice", false, id.as_str()).unwrap();
+    let wall = t0.elapsed().as_micros() as f64;
+    let share = (s1.stats.cpu_usage_usec.unwrap() - u0) as f64 / wall;
+    assert!(s1.stats.cpu_throttled_periods.unwrap_or(0) > 0, "{s1}");
+    m.stop("alice", false, id.as_str()).await.unwrap();
+    assert!((0.03..=0.25).contains(&share), "cpu share {share:.3}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_is_in_its_cgroup_from_the_start_and_it_is_removed_after() {
+    let m = manager();
+    let (st, out) = run(&m, vec!["cat".into(), "/proc/self/cgroup".into()]).await;
+    assert_eq!(st.state, JobState::Completed);
+    let needle = format!("/leotest-jobs/{}", st.id);
+    // The very first read of the program already sees its job cgroup in every controller used.
+    for ctrl in ["memory", "pids", "cpu"] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(ctrl) && l.ends_with(&needle))
+                || out
+                    .lines()
+                    .any(|l| l.starts_with("0::") && l.ends_with(&needle)),
+            "{ctrl} not joined: {out}"
+        );
+    }
+    if let Layout::V1(dirs) = cgroup::detect().unwrap() {
+        for d in dirs.values() {
+            assert!(!d.join("leotest-jobs").join(st.id.as_str()).exists());
+        }
+        // While running, the io throttle is applied to the block devices.
+        let id = m.start("alice", sh("sleep 30")).await.unwrap();
+        if let Some(blk) = dirs.get("blkio") {
+            let f = blk
+                .join("leotest-jobs")
+                .join(id.as_str())
+                .join("blkio.throttle.write_bps_device");
+            let text = std::fs::read_to_string(f).unwrap();
+            assert!(text.contains(&(5 * MIB).to_string()), "{text}");
+        }
+        m.stop("alice", false, id.as_str()).await.unwrap();
+    }
+}

@@ -1,0 +1,323 @@
+//! Authentication: one tower layer in front of every RPC (JWT first, then userid + static token).
+//!
+//! On success the [`Caller`] is put in the request extensions for the handlers; on failure the
+//! request never reaches a handler and the client gets `UNAUTHENTICATED` / `Invalid token`,
+//! as from the original. Health checks and reflection are public (they reveal no data).
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::HeaderMap;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tonic::Status;
+use tower::{Layer, Service};
+
+use crate::error::ServiceError;
+use crate::store::{Role, Store, StoreError};
+
+/// Metadata key of the JWT.
+pub const JWT_HEADER: &str = "x-leotest-jwt-access-token";
+/// Metadata key of the user id.
+pub const USERID_HEADER: &str = "x-leotest-userid";
+/// Metadata key of the static access token.
+pub const TOKEN_HEADER: &str = "x-leotest-access-token";
+/// The original's status details for every authentication failure.
+pub const INVALID_TOKEN: &str = "Invalid token";
+
+/// Longest credential value looked at; longer ones cannot be valid.
+const MAX_CREDENTIAL_LEN: usize = 8 * 1024;
+
+/// gRPC paths served without credentials.
+const PUBLIC_PREFIXES: [&str; 3] = [
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+/// The authenticated identity of a request, as the handlers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub userid: String,
+    pub role: Role,
+}
+
+/// Problems with the JWT settings, found at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("--jwt-algo {0} needs --jwt-public-key")]
+    MissingPublicKey(String),
+    #[error("--jwt-algo {0} needs a non-default --jwt-secret")]
+    WeakSecret(String),
+    #[error("cannot read JWT public key {path}: {source}")]
+    ReadKey {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid JWT public key: {0}")]
+    BadKey(String),
+}
+
+#[derive(serde::Deserialize)]
+struct Claims {
+    userid: String,
+}
+
+/// Verifies JWTs with exactly one configured algorithm and key.
+pub struct JwtVerifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl JwtVerifier {
+    /// Builds a verifier, or `None` when `algo` names no supported algorithm (the original's
+    /// default `jwt-algo` leaves JWT authentication off).
+    pub fn from_settings(
+        algo: &str,
+        secret: &str,
+        public_key: Option<&Path>,
+    ) -> Result<Option<JwtVerifier>, AuthConfigError> {
+        let Ok(alg) = Algorithm::from_str(algo) else {
+            return Ok(None);
+        };
+        let key = match alg {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                if secret.is_empty() || secret == "jwt-secret" {
+                    return Err(AuthConfigError::WeakSecret(algo.to_string()));
+                }
+                DecodingKey::from_secret(secret.as_bytes())
+            }
+            other => {
+                let path = public_key
+                    .ok_or_else(|| AuthConfigError::MissingPublicKey(algo.to_string()))?;
+                let pem = std::fs::read(path).map_err(|source| AuthConfigError::ReadKey {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                let key = match other {
+                    Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem),
+                    Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
+                    _ => DecodingKey::from_rsa_pem(&pem),
+                };
+                key.map_err(|e| AuthConfigError::BadKey(e.to_string()))?
+            }
+        };
+        let mut validation = Validation::new(alg);
+        validation.algorithms = vec![alg];
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp"]);
+        Ok(Some(JwtVerifier { key, validation }))
+    }
+
+    /// The `userid` claim of a valid token.
+    pub fn verify(&self, token: &str) -> Option<String> {
+        match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
+            Ok(data) => Some(data.claims.userid),
+            Err(e) => {
+                // The error kind names the failure (ExpiredSignature, InvalidSignature, ...)
+                // without echoing the token.
+                let reason: String = format!("{:?}", e.kind()).chars().take(64).collect();
+                tracing::info!(%reason, "JWT rejected");
+                None
+            }
+        }
+    }
+}
+
+/// Checks request credentials against the store.
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    jwt: Option<JwtVerifier>,
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_CREDENTIAL_LEN)
+}
+
+fn tokens_match(presented: &str, stored: &str) -> bool {
+    if stored.is_empty() {
+        return false;
+    }
+    // Hash first so the comparison time depends on neither content nor length.
+    let a = Sha256::digest(presented.as_bytes());
+    let b = Sha256::digest(stored.as_bytes());
+    a.ct_eq(&b).into()
+}
+
+impl Authenticator {
+    pub fn new(store: Arc<dyn Store>, jwt: Option<JwtVerifier>) -> Authenticator {
+        Authenticator { store, jwt }
+    }
+
+    /// The caller, `None` if the credentials are missing or wrong.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Caller>, StoreError> {
+        if let (Some(token), Some(jwt)) = (header(headers, JWT_HEADER), &self.jwt) {
+            if let Some(userid) = jwt.verify(token) {
+                if let Some(user) = self.store.get_user(&userid).await? {
+                    return Ok(Some(Caller {
+                        userid,
+                        role: user.role,
+                    }));
+                }
+                tracing::info!(%userid, "JWT names an unknown user");
+            }
+        }
+        if let (Some(userid), Some(token)) = (
+            header(headers, USERID_HEADER),
+            header(headers, TOKEN_HEADER),
+        ) {
+            if let Some(user) = self.store.get_user(userid).await? {
+                // Evaluate both so the time does not reveal which token matched.
+                let s = tokens_match(token, &user.static_access_token);
+                let d = tokens_match(token, &user.access_token);
+                if s | d {
+                    return Ok(Some(Caller {
+                        userid: user.id,
+                        role: user.role,
+                    }));
+                }
+            }
+            tracing::info!(%userid, "static token rejected");
+        }
+        Ok(None)
+    }
+}
+
+fn is_public(path: &str) -> bool {
+    PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
+}
+
+/// Tower layer that authenticates every request before routing.
+#[derive(Clone)]
+pub struct AuthLayer {
+    auth: Arc<Authenticator>,
+}
+
+impl AuthLayer {
+    pub fn new(auth: Arc<Authenticator>) -> AuthLayer {
+        AuthLayer { auth }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+/// The service produced by [`AuthLayer`].
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    auth: Arc<Authenticator>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+fn reject<B: Default>(status: Status) -> http::Response<B> {
+    status.into_http()
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for AuthService<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
+        // Take the service that was driven to readiness; leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let auth = self.auth.clone();
+        Box::pin(async move {
+            if is_public(req.uri().path()) {
+                return inner.call(req).await;
+            }
+            match auth.authenticate(req.headers()).await {
+                Ok(Some(caller)) => {
+                    req.extensions_mut().insert(caller);
+                    inner.call(req).await
+                }
+                Ok(None) => Ok(reject(Status::unauthenticated(INVALID_TOKEN))),
+                Err(e) => Ok(reject(ServiceError::from(e).into())),
+            }
+        })
+    }
+}
+
+/// The caller of a request that went through [`AuthLayer`]; fails closed if absent.
+pub fn caller_of<T>(req: &tonic::Request<T>) -> Result<Caller, Status> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated(INVALID_TOKEN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(tokens_match("abc", "abc"));
+        assert!(!tokens_match("abc", "abd"));
+        assert!(!tokens_match("abc", "abcd"));
+        assert!(!tokens_match("", ""));
+    }
+
+    #[test]
+    fn public_paths() {
+        assert!(is_public("/grpc.health.v1.Health/Check"));
+        assert!(is_public(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        ));
+        assert!(!is_public("/unary.LeotestOrchestrator/get_user"));
+        assert!(!is_public("/grpc.health.v1.Healthz/Check"));
+    }
+
+    #[test]
+    fn unknown_algorithm_disables_jwt() {
+        assert!(JwtVerifier::from_settings("jwt-algo", "x", None)
+            .expect("ok")
+            .is_none());
+        assert!(JwtVerifier::from_settings("none", "x", None)
+            .expect("ok")
+            .is_none());
+    }
+
+    #[test]
+    fn weak_or_missing_keys_are_refused() {
+        assert!(matches!(
+            JwtVerifier::from_settings("HS256", "jwt-secret", None),
+            Err(AuthConfigError::WeakSecret(_))
+        ));
+        assert!(matches!(
+            JwtVerifier::from_settings("RS256", "", None),
+            Err(AuthConfigError::MissingPublicKey(_))
+        ));
+    }
+}

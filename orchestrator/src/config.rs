@@ -1,0 +1,227 @@
+//! Command line and environment configuration (the original's flags plus TLS, store and JWT extras).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Default certificate path, the one the original server and clients use.
+pub const DEFAULT_TLS_CERT: &str = "certs/server.crt";
+/// Default private key path.
+pub const DEFAULT_TLS_KEY: &str = "certs/server.key";
+
+/// LeoTest orchestrator: the gRPC control plane of the LEOScope testbed.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "leotest-orchestrator", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub server: ServerConfig,
+}
+
+/// Subcommands besides serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Write a fresh self-signed development certificate and key (SAN localhost) and exit.
+    GenCert(GenCertArgs),
+}
+
+/// Options of `gen-cert`.
+#[derive(Debug, Clone, Args)]
+pub struct GenCertArgs {
+    /// Certificate output path.
+    #[arg(long, default_value = DEFAULT_TLS_CERT)]
+    pub cert: PathBuf,
+    /// Private key output path (written with mode 0600).
+    #[arg(long, default_value = DEFAULT_TLS_KEY)]
+    pub key: PathBuf,
+    /// Subject alternative names (DNS names or IP addresses); CN is the first one.
+    #[arg(long = "san", default_values_t = vec!["localhost".to_string(), "127.0.0.1".to_string()])]
+    pub sans: Vec<String>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Which store backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// SQLite file under --data-dir; no database server needed.
+    Embedded,
+    /// MongoDB at --db-server/--db-port, database --db-name.
+    Mongo,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything the server needs; every flag also reads a `LEOTEST_*` environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// Address to listen on (hostname or IP).
+    #[arg(long, env = "LEOTEST_GRPC_HOSTNAME", default_value = "localhost")]
+    pub grpc_hostname: String,
+
+    /// Port to listen on.
+    #[arg(long, env = "LEOTEST_GRPC_PORT", default_value_t = 50051)]
+    pub grpc_port: u16,
+
+    /// Accepted for compatibility; the async runtime sizes itself to the CPU count.
+    #[arg(long, env = "LEOTEST_GRPC_WORKERS", default_value_t = 10)]
+    pub grpc_workers: u32,
+
+    /// MongoDB host, or a full mongodb:// URL. Giving it selects the MongoDB store.
+    #[arg(long, env = "LEOTEST_DB_SERVER")]
+    pub db_server: Option<String>,
+
+    /// MongoDB port (when --db-server is a host name).
+    #[arg(long, env = "LEOTEST_DB_PORT", default_value_t = 27017)]
+    pub db_port: u16,
+
+    /// MongoDB database name.
+    #[arg(long, env = "LEOTEST_DB_NAME", default_value = "leotest")]
+    pub db_name: String,
+
+    /// Static access token of the `admin` user, re-applied at every start. The original's
+    /// default `leotest-access-token` applies when unset: change it outside development
+    /// (prefer the environment variable: flags are visible in `ps`).
+    #[arg(
+        long,
+        env = "LEOTEST_ADMIN_ACCESS_TOKEN",
+        default_value = "leotest-access-token",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub admin_access_token: String,
+
+    /// Shared secret for HS256/HS384/HS512 JWTs (the original's placeholder default
+    /// `jwt-secret` is refused when an HS algorithm is selected).
+    #[arg(
+        long,
+        env = "LEOTEST_JWT_SECRET",
+        default_value = "jwt-secret",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub jwt_secret: String,
+
+    /// JWT algorithm (HS256, RS256, ES256, ...). The original's default `jwt-algo` (or any
+    /// unknown name) disables JWT authentication.
+    #[arg(long, env = "LEOTEST_JWT_ALGO", default_value = "jwt-algo")]
+    pub jwt_algo: String,
+
+    /// PEM public key for RS*/PS*/ES*/EdDSA JWTs.
+    #[arg(long, env = "LEOTEST_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// Server certificate chain (PEM). If it and the key are both missing at their default
+    /// paths, a self-signed development pair is generated there.
+    #[arg(long, env = "LEOTEST_TLS_CERT", default_value = DEFAULT_TLS_CERT)]
+    pub tls_cert: PathBuf,
+
+    /// Server private key (PEM: PKCS#1, PKCS#8 or SEC1).
+    #[arg(long, env = "LEOTEST_TLS_KEY", default_value = DEFAULT_TLS_KEY)]
+    pub tls_key: PathBuf,
+
+    /// CA bundle (PEM); when given, clients must present a certificate it signed (mTLS).
+    #[arg(long, env = "LEOTEST_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Store backend. Default: mongo if --db-server is given, else embedded.
+    #[arg(long, env = "LEOTEST_STORE", value_enum)]
+    pub store: Option<StoreKind>,
+
+    /// Directory of the embedded store.
+    #[arg(long, env = "LEOTEST_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Largest accepted request message, in bytes.
+    #[arg(long, env = "LEOTEST_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Log format.
+    #[arg(long, env = "LEOTEST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl ServerConfig {
+    /// The backend in effect after applying the defaults.
+    pub fn store_kind(&self) -> StoreKind {
+        match self.store {
+            Some(kind) => kind,
+            None if self.db_server.is_some() => StoreKind::Mongo,
+            None => StoreKind::Embedded,
+        }
+    }
+
+    /// MongoDB connection string: --db-server itself if it is a URL, else host and port.
+    pub fn mongo_uri(&self) -> String {
+        let server = self.db_server.as_deref().unwrap_or("localhost");
+        if server.starts_with("mongodb://") || server.starts_with("mongodb+srv://") {
+            server.to_string()
+        } else {
+            format!("mongodb://{server}:{}", self.db_port)
+        }
+    }
+
+    /// Whether both TLS paths are the defaults (only then may a dev pair be generated).
+    pub fn tls_paths_are_default(&self) -> bool {
+        self.tls_cert == std::path::Path::new(DEFAULT_TLS_CERT)
+            && self.tls_key == std::path::Path::new(DEFAULT_TLS_KEY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut v = vec!["leotest-orchestrator"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).expect("valid flags")
+    }
+
+    #[test]
+    fn defaults_match_the_original() {
+        let c = parse(&[]).server;
+        assert_eq!(c.grpc_hostname, "localhost");
+        assert_eq!(c.grpc_port, 50051);
+        assert_eq!(c.grpc_workers, 10);
+        assert_eq!(c.db_port, 27017);
+        assert_eq!(c.db_name, "leotest");
+        assert_eq!(c.admin_access_token, "leotest-access-token");
+        assert_eq!(c.jwt_secret, "jwt-secret");
+        assert_eq!(c.jwt_algo, "jwt-algo");
+        assert_eq!(c.store_kind(), StoreKind::Embedded);
+        assert!(c.tls_paths_are_default());
+    }
+
+    #[test]
+    fn db_server_selects_mongo() {
+        let c = parse(&["--db-server", "db.example", "--db-port", "27018"]).server;
+        assert_eq!(c.store_kind(), StoreKind::Mongo);
+        assert_eq!(c.mongo_uri(), "mongodb://db.example:27018");
+        let c = parse(&["--db-server", "mongodb://u@h:1/x?tls=true"]).server;
+        assert_eq!(c.mongo_uri(), "mongodb://u@h:1/x?tls=true");
+        let c = parse(&["--db-server", "h", "--store", "embedded"]).server;
+        assert_eq!(c.store_kind(), StoreKind::Embedded);
+    }
+
+    #[test]
+    fn gen_cert_subcommand_parses() {
+        let c = parse(&["gen-cert", "--cert", "a.crt", "--key", "a.key", "--force"]);
+        match c.command {
+            Some(Command::GenCert(g)) => {
+                assert_eq!(g.cert, PathBuf::from("a.crt"));
+                assert!(g.force);
+                assert_eq!(g.sans, vec!["localhost", "127.0.0.1"]);
+            }
+            None => panic!("expected gen-cert"),
+        }
+    }
+}

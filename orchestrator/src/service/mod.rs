@@ -1,0 +1,127 @@
+//! The `LeotestOrchestrator` gRPC service: thin handlers grouped by RPC family.
+//!
+//! Every RPC goes through the same wrapper: take the [`Caller`] the auth layer attached, call
+//! `family::rpc(&ctx, &caller, request)`, map a [`ServiceError`] to a status in one place.
+
+pub mod config;
+pub mod jobs;
+pub mod kernel;
+pub mod nodes;
+pub mod runs;
+pub mod tasks;
+pub mod users;
+pub mod validate;
+
+use std::sync::Arc;
+
+use leotest_proto::unary::*;
+use leotest_proto::LeotestOrchestrator;
+use tonic::{Request, Response, Status};
+
+use crate::auth::{caller_of, Caller};
+use crate::error::ServiceError;
+use crate::store::Store;
+
+/// What every handler may use.
+#[derive(Clone)]
+pub struct Ctx {
+    pub store: Arc<dyn Store>,
+}
+
+/// The gRPC service implementation.
+#[derive(Clone)]
+pub struct OrchestratorService {
+    ctx: Ctx,
+}
+
+impl OrchestratorService {
+    pub fn new(ctx: Ctx) -> OrchestratorService {
+        OrchestratorService { ctx }
+    }
+}
+
+async fn dispatch<Req, Resp, Fut>(
+    rpc: &'static str,
+    request: Request<Req>,
+    handler: impl FnOnce(Caller, Req) -> Fut,
+) -> Result<Response<Resp>, Status>
+where
+    Fut: std::future::Future<Output = Result<Resp, ServiceError>>,
+{
+    let caller = caller_of(&request)?;
+    tracing::debug!(rpc, userid = %caller.userid, role = caller.role.name(), "rpc");
+    handler(caller, request.into_inner())
+        .await
+        .map(Response::new)
+        .map_err(Status::from)
+}
+
+macro_rules! rpcs {
+    ($( $name:ident ( $req:ty ) -> $resp:ty => $handler:path ; )*) => {
+        #[tonic::async_trait]
+        impl LeotestOrchestrator for OrchestratorService {
+            $(
+                async fn $name(
+                    &self,
+                    request: Request<$req>,
+                ) -> Result<Response<$resp>, Status> {
+                    let ctx = &self.ctx;
+                    dispatch(stringify!($name), request, |caller, req| async move {
+                        $handler(ctx, &caller, req).await
+                    })
+                    .await
+                }
+            )*
+        }
+    };
+}
+
+rpcs! {
+    report_heartbeat(MessageHeartbeat) -> MessageHeartbeatResponse => nodes::report_heartbeat;
+    update_global_config(MessageUpdateGlobalConfig) -> MessageUpdateGlobalConfigResponse
+        => config::update_global_config;
+    get_global_config(MessageGetGlobalConfig) -> MessageGetGlobalConfigResponse
+        => config::get_global_config;
+    register_user(MessageRegisterUser) -> MessageRegisterUserResponse => users::register_user;
+    get_user(MessageGetUser) -> MessageGetUserResponse => users::get_user;
+    modify_user(MessageModifyUser) -> MessageModifyUserResponse => users::modify_user;
+    delete_user(MessageDeleteUser) -> MessageDeleteUserResponse => users::delete_user;
+    schedule_job(MessageScheduleJob) -> MessageScheduleJobResponse => jobs::schedule_job;
+    get_job_by_id(MessageGetJobById) -> MessageGetJobByIdResponse => jobs::get_job_by_id;
+    get_jobs_by_userid(MessageGetJobsByUserid) -> MessageGetJobsByUseridResponse
+        => jobs::get_jobs_by_userid;
+    get_jobs_by_nodeid(MessageGetJobsByNodeid) -> MessageGetJobsByNodeidResponse
+        => jobs::get_jobs_by_nodeid;
+    reschedule_job_nearest(MessageRescheduleJob) -> MessageRescheduleJobResponse
+        => jobs::reschedule_job_nearest;
+    modify_job(MessageModifyJob) -> MessageModifyJobResponse => jobs::modify_job;
+    delete_job_by_id(MessageDeleteJobById) -> MessageDeleteJobByIdResponse
+        => jobs::delete_job_by_id;
+    delete_jobs_by_nodeid(MessageDeleteJobsByNodeid) -> MessageDeleteJobsByNodeidResponse
+        => jobs::delete_jobs_by_nodeid;
+    update_run(MessageUpdateRun) -> MessageUpdateRunResponse => runs::update_run;
+    get_runs(MessageGetRuns) -> MessageGetRunsResponse => runs::get_runs;
+    get_scheduled_runs(MessageGetScheduledRuns) -> MessageGetScheduledRunsResponse
+        => runs::get_scheduled_runs;
+    register_node(MessageRegisterNode) -> MessageRegisterNodeResponse => nodes::register_node;
+    get_nodes(MessageGetNodes) -> MessageGetNodesResponse => nodes::get_nodes;
+    update_node(MessageUpdateNode) -> MessageUpdateNodeResponse => nodes::update_node;
+    delete_node(MessageDeleteNode) -> MessageDeleteNodeResponse => nodes::delete_node;
+    set_scavenger_status(MessageSetScavengerStatus) -> MessageSetScavengerStatusResponse
+        => nodes::set_scavenger_status;
+    get_scavenger_status(MessageGetScavengerStatus) -> MessageGetScavengerStatusResponse
+        => nodes::get_scavenger_status;
+    schedule_task(MessageScheduleTask) -> MessageScheduleTaskResponse => tasks::schedule_task;
+    get_tasks(MessageGetTasks) -> MessageGetTasksResponse => tasks::get_tasks;
+    update_task(MessageUpdateTask) -> MessageUpdateTaskResponse => tasks::update_task;
+    kernel_access(MessageKernelAccess) -> MessageKernelAccessResponse => kernel::kernel_access;
+}
+
+/// `(state, message)` reply helpers shared by the families.
+pub(crate) fn state(ok: bool) -> i32 {
+    if ok {
+        ResponseState::Success as i32
+    } else {
+        ResponseState::Failed as i32
+    }
+}

@@ -1,0 +1,694 @@
+//! MongoDB backend: the original orchestrator's database, collections and documents, unchanged.
+//!
+//! A database written by the Python orchestrator is served as is, and documents written here
+//! are read back by the Python orchestrator (see [`codec`]). Single-document writes that the
+//! original did as find-then-insert are done as one upsert with `$setOnInsert`, so "is the id
+//! free?" and "insert" cannot interleave with another writer.
+
+mod codec;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bson::{doc, Bson, Document};
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, Database, IndexModel};
+
+use super::model::*;
+use super::{Store, StoreError, StoreResult};
+use codec::{date, CONFIG, JOBS, NODES, RUNS, TASKS, USERS};
+
+/// Server selection and connect timeout unless the connection string sets its own, so a
+/// missing server fails start-up in seconds instead of the driver's 30 s.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest database name MongoDB accepts.
+const MAX_DB_NAME: usize = 63;
+
+/// The MongoDB backend. Cheap to clone (the driver's client is shared).
+#[derive(Clone)]
+pub struct MongoStore {
+    db: Database,
+    config: Collection<Document>,
+    users: Collection<Document>,
+    nodes: Collection<Document>,
+    jobs: Collection<Document>,
+    runs: Collection<Document>,
+    tasks: Collection<Document>,
+}
+
+impl std::fmt::Debug for MongoStore {
+    // Only the database name: the client's options carry the connection string.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoStore")
+            .field("database", &self.db.name())
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(e: MongoError) -> StoreError {
+    match *e.kind {
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::DnsResolve { .. }
+        | ErrorKind::Authentication { .. } => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+/// MongoDB's E11000 duplicate key error.
+fn is_duplicate_key(e: &MongoError) -> bool {
+    const DUPLICATE_KEY: i32 = 11000;
+    match &*e.kind {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
+        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
+        _ => false,
+    }
+}
+
+/// The `user:password@` part of a connection string, if any, so it can be kept out of errors.
+fn userinfo(uri: &str) -> Option<&str> {
+    let rest = uri.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let (info, _) = authority.rsplit_once('@')?;
+    (!info.is_empty()).then_some(info)
+}
+
+fn scrub(message: String, secret: Option<&str>) -> String {
+    match secret {
+        Some(s) => message.replace(s, "***"),
+        None => message,
+    }
+}
+
+/// MongoDB's rules for database names, checked before anything is sent.
+fn validate_db_name(name: &str) -> StoreResult<()> {
+    let bad = name.is_empty()
+        || name.len() > MAX_DB_NAME
+        || name.chars().any(|c| {
+            matches!(
+                c,
+                '/' | '\\' | '.' | ' ' | '"' | '$' | '*' | '<' | '>' | ':' | '|' | '?' | '\0'
+            )
+        });
+    if bad {
+        return Err(StoreError::Unavailable(format!(
+            "invalid MongoDB database name {name:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Filter matching jobs that have not expired: no `expire_at` (or null), or one in the future.
+fn live_job(now: DateTime<Utc>) -> Document {
+    doc! { "$or": [ { "expire_at": Bson::Null }, { "expire_at": { "$gt": date(now) } } ] }
+}
+
+/// Adds `field: value` to a filter when the value is given and non-empty.
+fn eq_if(filter: &mut Document, field: &str, value: &Option<String>) {
+    if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+        filter.insert(field, v);
+    }
+}
+
+/// Decodes a result list. A document that cannot be read (hand-edited, or written by a
+/// foreign tool) is skipped with a warning so one bad record does not hide all the others.
+fn decode_all<T>(
+    collection: &str,
+    docs: Vec<Document>,
+    decode: fn(&Document) -> StoreResult<T>,
+) -> Vec<T> {
+    docs.iter()
+        .filter_map(|d| match decode(d) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let id = d.get("_id").map(ToString::to_string).unwrap_or_default();
+                tracing::warn!(collection, _id = %id, error = %e, "skipping unreadable document");
+                None
+            }
+        })
+        .collect()
+}
+
+impl MongoStore {
+    /// Connects to `uri`, checks the server answers, and creates the original's indexes
+    /// (idempotent: identical to the ones the Python orchestrator creates).
+    pub async fn connect(uri: &str, db_name: &str) -> StoreResult<MongoStore> {
+        validate_db_name(db_name)?;
+        let secret = userinfo(uri);
+        let mut opts = ClientOptions::parse(uri).await.map_err(|e| {
+            StoreError::Unavailable(scrub(
+                format!("invalid MongoDB connection string: {e}"),
+                secret,
+            ))
+        })?;
+        if opts.server_selection_timeout.is_none() {
+            opts.server_selection_timeout = Some(DEFAULT_TIMEOUT);
+        }
+        if opts.connect_timeout.is_none() {
+            opts.connect_timeout = Some(DEFAULT_TIMEOUT);
+        }
+        if opts.app_name.is_none() {
+            opts.app_name = Some("leotest-orchestrator".to_string());
+        }
+        let hosts = opts
+            .hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let client = Client::with_options(opts)
+            .map_err(|e| StoreError::Unavailable(scrub(e.to_string(), secret)))?;
+        let store = MongoStore::with_database(client.database(db_name));
+        store.ping().await.map_err(|e| {
+            StoreError::Unavailable(scrub(
+                format!("cannot reach MongoDB at {hosts}: {e}"),
+                secret,
+            ))
+        })?;
+        store.create_indexes().await?;
+        Ok(store)
+    }
+
+    fn with_database(db: Database) -> MongoStore {
+        MongoStore {
+            config: db.collection(CONFIG),
+            users: db.collection(USERS),
+            nodes: db.collection(NODES),
+            jobs: db.collection(JOBS),
+            runs: db.collection(RUNS),
+            tasks: db.collection(TASKS),
+            db,
+        }
+    }
+
+    /// Name of the database in use.
+    pub fn database_name(&self) -> &str {
+        self.db.name()
+    }
+
+    async fn create_indexes(&self) -> StoreResult<()> {
+        let ttl = || {
+            IndexModel::builder()
+                .keys(doc! { "expire_at": 1 })
+                .options(
+                    IndexOptions::builder()
+                        .expire_after(Duration::from_secs(0))
+                        .build(),
+                )
+                .build()
+        };
+        let named = |keys: Document, name: &str| {
+            IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().name(name.to_string()).build())
+                .build()
+        };
+        // Exactly the original's indexes: same keys, names and options, so creating them on
+        // a database the Python orchestrator made is a no-op.
+        let original = [
+            (&self.jobs, ttl()),
+            (
+                &self.runs,
+                named(
+                    doc! { "jobid": 1, "nodeid": 1, "start_time": -1 },
+                    "run_query_index",
+                ),
+            ),
+            (
+                &self.nodes,
+                named(doc! { "nodeid": 1, "last_active": -1 }, "node_query_index"),
+            ),
+            (&self.tasks, ttl()),
+        ];
+        for (coll, index) in original {
+            coll.create_index(index).await.map_err(|e| {
+                StoreError::Backend(format!("creating index on {}: {e}", coll.name()))
+            })?;
+        }
+        // Indexes the original lacks (it scans). The unique ones make "insert unless the id
+        // exists" atomic across concurrent writers; on a database where the original left
+        // duplicates they cannot be built, so all of these are best effort.
+        let extra = [
+            (&self.users, doc! { "id": 1 }, true),
+            (&self.nodes, doc! { "nodeid": 1 }, true),
+            (&self.jobs, doc! { "id": 1 }, true),
+            (&self.runs, doc! { "runid": 1 }, true),
+            (&self.tasks, doc! { "taskid": 1 }, true),
+            (&self.jobs, doc! { "nodeid": 1 }, false),
+            (&self.jobs, doc! { "server": 1 }, false),
+            (&self.jobs, doc! { "userid": 1 }, false),
+            (&self.runs, doc! { "start_time": -1 }, false),
+        ];
+        for (coll, keys, unique) in extra {
+            let index = IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().unique(unique).build())
+                .build();
+            if let Err(e) = coll.create_index(index).await {
+                tracing::warn!(collection = coll.name(), error = %e, "extra index not created");
+            }
+        }
+        Ok(())
+    }
+
+    async fn find_all(
+        coll: &Collection<Document>,
+        filter: Document,
+        sort: Document,
+        limit: Option<i64>,
+    ) -> StoreResult<Vec<Document>> {
+        let mut find = coll.find(filter).sort(sort);
+        if let Some(n) = limit {
+            find = find.limit(n);
+        }
+        find.await
+            .map_err(backend)?
+            .try_collect()
+            .await
+            .map_err(backend)
+    }
+
+    /// Inserts `document` unless a document matches `key`; `true` if inserted.
+    async fn insert_if_absent(
+        coll: &Collection<Document>,
+        key: Document,
+        document: Document,
+    ) -> StoreResult<bool> {
+        match coll
+            .update_one(key, doc! { "$setOnInsert": document })
+            .upsert(true)
+            .await
+        {
+            Ok(res) => Ok(res.upserted_id.is_some()),
+            // A concurrent writer inserted the same id first (unique index).
+            Err(e) if is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    async fn update_config(&self, config: &GlobalConfig) -> StoreResult<()> {
+        self.config
+            .update_one(doc! { "id": 0 }, doc! { "$set": codec::config_set(config) })
+            .upsert(true)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_config(&self) -> StoreResult<Option<GlobalConfig>> {
+        let found = self
+            .config
+            .find_one(doc! { "id": 0 })
+            .await
+            .map_err(backend)?;
+        found.as_ref().map(codec::config_from).transpose()
+    }
+
+    async fn add_user(&self, user: &User) -> StoreResult<bool> {
+        Self::insert_if_absent(&self.users, doc! { "id": &user.id }, codec::user_doc(user)).await
+    }
+
+    async fn put_user(&self, user: &User) -> StoreResult<()> {
+        // Like the original's delete + insert of the admin, but one atomic write.
+        self.users
+            .replace_one(doc! { "id": &user.id }, codec::user_doc(user))
+            .upsert(true)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
+        let found = self
+            .users
+            .find_one(doc! { "id": id })
+            .await
+            .map_err(backend)?;
+        found.as_ref().map(codec::user_from).transpose()
+    }
+
+    async fn modify_user(&self, id: &str, name: &str, role: Role, team: &str) -> StoreResult<bool> {
+        let res = self
+            .users
+            .update_one(
+                doc! { "id": id },
+                doc! { "$set": { "name": name, "role": role.as_i32(), "team": team } },
+            )
+            .await
+            .map_err(backend)?;
+        Ok(res.matched_count > 0)
+    }
+
+    async fn delete_user(&self, id: &str) -> StoreResult<bool> {
+        // All copies: a duplicate left by the original's racy insert must not keep working.
+        let res = self
+            .users
+            .delete_many(doc! { "id": id })
+            .await
+            .map_err(backend)?;
+        Ok(res.deleted_count > 0)
+    }
+
+    async fn register_node(&self, node: &Node) -> StoreResult<bool> {
+        Self::insert_if_absent(
+            &self.nodes,
+            doc! { "nodeid": &node.nodeid },
+            codec::node_doc(node),
+        )
+        .await
+    }
+
+    async fn get_node(&self, nodeid: &str) -> StoreResult<Option<Node>> {
+        let found = self
+            .nodes
+            .find_one(doc! { "nodeid": nodeid })
+            .await
+            .map_err(backend)?;
+        found.as_ref().map(codec::node_from).transpose()
+    }
+
+    async fn get_nodes(&self, filter: &NodeFilter) -> StoreResult<Vec<Node>> {
+        let mut q = Document::new();
+        eq_if(&mut q, "nodeid", &filter.nodeid);
+        eq_if(&mut q, "location", &filter.location);
+        eq_if(&mut q, "name", &filter.name);
+        eq_if(&mut q, "provider", &filter.provider);
+        if let Some(since) = filter.active_since {
+            q.insert("last_active", doc! { "$gte": date(since) });
+        }
+        let docs = Self::find_all(&self.nodes, q, doc! { "nodeid": 1 }, None).await?;
+        Ok(decode_all(NODES, docs, codec::node_from))
+    }
+
+    async fn update_node(&self, nodeid: &str, update: &NodeUpdate) -> StoreResult<bool> {
+        let set = codec::node_update_set(update);
+        if set.is_empty() {
+            return Ok(self.get_node(nodeid).await?.is_some());
+        }
+        let res = self
+            .nodes
+            .update_one(doc! { "nodeid": nodeid }, doc! { "$set": set })
+            .await
+            .map_err(backend)?;
+        Ok(res.matched_count > 0)
+    }
+
+    async fn delete_node(&self, nodeid: &str) -> StoreResult<bool> {
+        let res = self
+            .nodes
+            .delete_many(doc! { "nodeid": nodeid })
+            .await
+            .map_err(backend)?;
+        Ok(res.deleted_count > 0)
+    }
+
+    async fn mark_node(&self, nodeid: &str, at: DateTime<Utc>) -> StoreResult<bool> {
+        let res = self
+            .nodes
+            .update_one(
+                doc! { "nodeid": nodeid },
+                doc! { "$set": { "last_active": date(at) } },
+            )
+            .await
+            .map_err(backend)?;
+        Ok(res.matched_count > 0)
+    }
+
+    async fn set_scavenger_status(&self, nodeid: &str, active: bool) -> StoreResult<bool> {
+        let res = self
+            .nodes
+            .update_one(
+                doc! { "nodeid": nodeid },
+                doc! { "$set": { "scavenger_mode_active": active } },
+            )
+            .await
+            .map_err(backend)?;
+        Ok(res.matched_count > 0)
+    }
+
+    async fn get_scavenger_status(&self, nodeid: &str) -> StoreResult<Option<bool>> {
+        let found = self
+            .nodes
+            .find_one(doc! { "nodeid": nodeid })
+            .await
+            .map_err(backend)?;
+        match found {
+            None => Ok(None),
+            Some(d) => match d.get("scavenger_mode_active") {
+                None | Some(Bson::Null) => Ok(Some(false)),
+                Some(v) => codec::as_bool(v).map(Some).ok_or_else(|| {
+                    StoreError::Corrupt("nodes.scavenger_mode_active: not a boolean".to_string())
+                }),
+            },
+        }
+    }
+
+    async fn add_job(&self, job: &Job) -> StoreResult<bool> {
+        // An expired job is gone for readers; let its id be reused before the TTL monitor runs.
+        self.jobs
+            .delete_many(doc! { "id": &job.id, "expire_at": { "$lte": date(Utc::now()) } })
+            .await
+            .map_err(backend)?;
+        Self::insert_if_absent(&self.jobs, doc! { "id": &job.id }, codec::job_doc(job)).await
+    }
+
+    async fn replace_job(&self, job: &Job) -> StoreResult<bool> {
+        let mut set = codec::job_doc(job);
+        set.remove("id");
+        let mut update = doc! { "$set": set };
+        if job.expire_at.is_none() {
+            update.insert("$unset", doc! { "expire_at": "" });
+        }
+        let mut filter = live_job(Utc::now());
+        filter.insert("id", &job.id);
+        let res = self
+            .jobs
+            .update_one(filter, update)
+            .await
+            .map_err(backend)?;
+        Ok(res.matched_count > 0)
+    }
+
+    async fn get_job(&self, id: &str) -> StoreResult<Option<Job>> {
+        let mut filter = live_job(Utc::now());
+        filter.insert("id", id);
+        let found = self.jobs.find_one(filter).await.map_err(backend)?;
+        found.as_ref().map(codec::job_from).transpose()
+    }
+
+    async fn get_jobs_by_userid(&self, userid: Option<&str>) -> StoreResult<Vec<Job>> {
+        let mut filter = live_job(Utc::now());
+        if let Some(u) = userid {
+            filter.insert("userid", u);
+        }
+        let docs = Self::find_all(&self.jobs, filter, doc! { "id": 1 }, None).await?;
+        Ok(decode_all(JOBS, docs, codec::job_from))
+    }
+
+    async fn get_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<Vec<Job>> {
+        let filter = doc! {
+            "$and": [
+                { "$or": [ { "nodeid": nodeid }, { "server": nodeid } ] },
+                live_job(Utc::now()),
+            ]
+        };
+        let docs = Self::find_all(&self.jobs, filter, doc! { "id": 1 }, None).await?;
+        Ok(decode_all(JOBS, docs, codec::job_from))
+    }
+
+    async fn update_job_dates(
+        &self,
+        id: &str,
+        start_date: &str,
+        end_date: &str,
+    ) -> StoreResult<bool> {
+        let mut filter = live_job(Utc::now());
+        filter.insert("id", id);
+        let res = self
+            .jobs
+            .update_one(
+                filter,
+                doc! { "$set": { "start_date": start_date, "end_date": end_date } },
+            )
+            .await
+            .map_err(backend)?;
+        Ok(res.matched_count > 0)
+    }
+
+    async fn delete_job(&self, id: &str) -> StoreResult<bool> {
+        let mut live = live_job(Utc::now());
+        live.insert("id", id);
+        let deleted = self.jobs.delete_many(live).await.map_err(backend)?;
+        // Expired leftovers go too; they were already invisible.
+        self.jobs
+            .delete_many(doc! { "id": id })
+            .await
+            .map_err(backend)?;
+        Ok(deleted.deleted_count > 0)
+    }
+
+    async fn delete_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<u64> {
+        let mut live = live_job(Utc::now());
+        live.insert("nodeid", nodeid);
+        let deleted = self.jobs.delete_many(live).await.map_err(backend)?;
+        self.jobs
+            .delete_many(doc! { "nodeid": nodeid })
+            .await
+            .map_err(backend)?;
+        Ok(deleted.deleted_count)
+    }
+
+    async fn update_run(&self, run: &Run) -> StoreResult<()> {
+        self.runs
+            .update_one(
+                doc! { "runid": &run.runid },
+                doc! { "$set": codec::run_doc(run) },
+            )
+            .upsert(true)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>> {
+        let mut q = Document::new();
+        eq_if(&mut q, "runid", &filter.runid);
+        eq_if(&mut q, "jobid", &filter.jobid);
+        eq_if(&mut q, "nodeid", &filter.nodeid);
+        eq_if(&mut q, "userid", &filter.userid);
+        let mut range = Document::new();
+        if let Some(t) = filter.start_from {
+            range.insert("$gte", date(t));
+        }
+        if let Some(t) = filter.start_to {
+            range.insert("$lte", date(t));
+        }
+        if !range.is_empty() {
+            q.insert("start_time", range);
+        }
+        let limit = filter.limit.filter(|n| *n > 0).map(i64::from);
+        let docs =
+            Self::find_all(&self.runs, q, doc! { "start_time": -1, "runid": 1 }, limit).await?;
+        Ok(decode_all(RUNS, docs, codec::run_from))
+    }
+
+    async fn schedule_task(&self, task: &Task) -> StoreResult<bool> {
+        self.tasks
+            .delete_many(doc! { "taskid": &task.taskid, "expire_at": { "$lte": date(Utc::now()) } })
+            .await
+            .map_err(backend)?;
+        Self::insert_if_absent(
+            &self.tasks,
+            doc! { "taskid": &task.taskid },
+            codec::task_doc(task),
+        )
+        .await
+    }
+
+    async fn get_tasks(&self, filter: &TaskFilter) -> StoreResult<Vec<Task>> {
+        let mut q = doc! { "expire_at": { "$gt": date(Utc::now()) } };
+        eq_if(&mut q, "taskid", &filter.taskid);
+        eq_if(&mut q, "runid", &filter.runid);
+        eq_if(&mut q, "jobid", &filter.jobid);
+        eq_if(&mut q, "nodeid", &filter.nodeid);
+        if let Some(t) = filter.task_type {
+            q.insert("task_type", t);
+        }
+        if let Some(s) = filter.status {
+            q.insert("status", s);
+        }
+        let docs = Self::find_all(&self.tasks, q, doc! { "taskid": 1 }, None).await?;
+        Ok(decode_all(TASKS, docs, codec::task_from))
+    }
+
+    async fn update_task(&self, taskid: &str, status: i32) -> StoreResult<bool> {
+        let res = self
+            .tasks
+            .update_many(
+                doc! { "taskid": taskid, "expire_at": { "$gt": date(Utc::now()) } },
+                doc! { "$set": { "status": status } },
+            )
+            .await
+            .map_err(backend)?;
+        Ok(res.matched_count > 0)
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        // MongoDB's TTL monitor does this about once a minute; doing it here too keeps
+        // servers without one (and the minute in between) tidy.
+        let expired = doc! { "expire_at": { "$lte": date(now) } };
+        let t = self
+            .tasks
+            .delete_many(expired.clone())
+            .await
+            .map_err(backend)?;
+        let j = self.jobs.delete_many(expired).await.map_err(backend)?;
+        Ok(t.deleted_count + j.deleted_count)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.db
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_found_and_scrubbed() {
+        assert_eq!(userinfo("mongodb://u:p%40ss@h:1/db"), Some("u:p%40ss"));
+        assert_eq!(userinfo("mongodb://h:1/db?x=a@b"), None);
+        assert_eq!(userinfo("mongodb://h"), None);
+        assert_eq!(
+            scrub("bad mongodb://u:pw@h".to_string(), Some("u:pw")),
+            "bad mongodb://***@h"
+        );
+    }
+
+    #[test]
+    fn database_names_are_checked() {
+        assert!(validate_db_name("leotest").is_ok());
+        for bad in ["", "a.b", "a/b", "a b", "$x", &"x".repeat(64)] {
+            assert!(validate_db_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_server_fails_fast_with_a_clear_error() {
+        // Port 9 (discard) is closed on test machines; the timeout is bounded by the URI.
+        let err = MongoStore::connect(
+            "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300&connectTimeoutMS=300",
+            "leotest",
+        )
+        .await
+        .expect_err("no server");
+        match err {
+            StoreError::Unavailable(msg) => assert!(msg.contains("127.0.0.1:9"), "{msg}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_never_appear_in_connect_errors() {
+        let err = MongoStore::connect(
+            "mongodb://leo:s3cret@127.0.0.1:9/?serverSelectionTimeoutMS=300",
+            "leotest",
+        )
+        .await
+        .expect_err("no server");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+}

@@ -1,0 +1,628 @@
+//! One behaviour suite for every `Store` backend: the embedded store always, MongoDB when
+//! `LEOTEST_TEST_MONGO_URI` is set (see `mongo_fixture` below).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use leotest_orchestrator::store::embedded::EmbeddedStore;
+use leotest_orchestrator::store::*;
+
+/// A store under test plus whatever keeps its backing resources alive.
+pub struct Fixture {
+    pub store: Arc<dyn Store>,
+    _guard: Box<dyn std::any::Any + Send>,
+}
+
+async fn embedded_fixture() -> Option<Fixture> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("open embedded store");
+    Some(Fixture {
+        store: Arc::new(store),
+        _guard: Box::new(dir),
+    })
+}
+
+// ---- MongoDB hook ---------------------------------------------------------------------------
+// The MongoDB backend plugs in here: connect to `LEOTEST_TEST_MONGO_URI` with a fresh database
+// name per test (e.g. `leotest_conf_<nanos>`), and return it with a guard that drops the
+// database. Returning `None` skips the MongoDB variant of every test.
+async fn mongo_fixture() -> Option<Fixture> {
+    let uri = std::env::var("LEOTEST_TEST_MONGO_URI")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let name = mongo_db_name();
+    let store = leotest_orchestrator::store::mongo::MongoStore::connect(&uri, &name)
+        .await
+        .expect("connect to LEOTEST_TEST_MONGO_URI");
+    Some(Fixture {
+        store: Arc::new(store),
+        _guard: Box::new(DropMongoDatabase { uri, name }),
+    })
+}
+
+/// A database name no other test (or test run) uses.
+fn mongo_db_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    format!(
+        "leotest_conf_{}_{nanos}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Drops the test's database when the fixture goes away.
+struct DropMongoDatabase {
+    uri: String,
+    name: String,
+}
+
+impl Drop for DropMongoDatabase {
+    fn drop(&mut self) {
+        let (uri, name) = (self.uri.clone(), self.name.clone());
+        // The test's runtime is shutting down; use one of our own on a plain thread.
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let client = mongodb::Client::with_uri_str(&uri).await?;
+                client.database(&name).drop().await
+            })
+        });
+        if let Ok(Err(e)) = cleanup.join() {
+            eprintln!("could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+// ---------------------------------------------------------------------------------------------
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + secs, 0)
+        .single()
+        .expect("valid")
+}
+
+fn user(id: &str, role: Role) -> User {
+    User {
+        id: id.to_string(),
+        name: format!("{id} name"),
+        role,
+        team: "team".to_string(),
+        static_access_token: format!("{id}-static"),
+        access_token: String::new(),
+    }
+}
+
+fn node(id: &str, location: &str, provider: &str, last_active: DateTime<Utc>) -> Node {
+    Node {
+        nodeid: id.to_string(),
+        name: format!("{id}-name"),
+        description: "Leopard Node".to_string(),
+        last_active,
+        coords: "1,2".to_string(),
+        location: location.to_string(),
+        provider: provider.to_string(),
+        jobs: "None".to_string(),
+        scavenger_mode_active: false,
+        public_ip: String::new(),
+    }
+}
+
+fn job(id: &str, nodeid: &str, userid: &str, server: Option<&str>) -> Job {
+    Job {
+        id: id.to_string(),
+        nodeid: nodeid.to_string(),
+        userid: userid.to_string(),
+        kind: JobKind::Cron,
+        params: JobParams {
+            mode: "docker".into(),
+            deploy: "d".into(),
+            execute: "e".into(),
+            finish: String::new(),
+        },
+        schedule: CronSchedule::parse("*/10 * * * *"),
+        start_date: "2030-01-01T00:00:00".into(),
+        end_date: "2030-02-01T00:00:00".into(),
+        length_secs: 60,
+        overhead: true,
+        server: server.map(str::to_string),
+        trigger: None,
+        config: Some("cfg".into()),
+        expire_at: Some(now_ms() + Duration::days(365)),
+    }
+}
+
+fn run(id: &str, jobid: &str, nodeid: &str, userid: &str, start: i64) -> Run {
+    Run {
+        runid: id.to_string(),
+        jobid: jobid.to_string(),
+        nodeid: nodeid.to_string(),
+        userid: userid.to_string(),
+        start_time: t(start),
+        end_time: t(start + 60),
+        last_updated: t(start + 61),
+        blob_url: format!("https://blob/{id}"),
+        status: "complete".to_string(),
+        status_message: "ok".to_string(),
+    }
+}
+
+/// Now, truncated to milliseconds (MongoDB's date precision).
+fn now_ms() -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(Utc::now().timestamp_millis())
+        .single()
+        .expect("valid")
+}
+
+fn task(id: &str, nodeid: &str, ttl: i64) -> Task {
+    let now = now_ms();
+    Task {
+        taskid: id.to_string(),
+        runid: "r1".to_string(),
+        jobid: "j1".to_string(),
+        nodeid: nodeid.to_string(),
+        task_type: 1,
+        status: 1,
+        ttl_secs: ttl,
+        expire_at: now + Duration::seconds(ttl),
+    }
+}
+
+// ---- behaviours ----------------------------------------------------------------------------
+
+async fn global_config(s: &dyn Store) {
+    assert_eq!(s.get_config().await.expect("get"), None);
+    let blob = BlobConfig {
+        connection_string: "cs".into(),
+        container: "c".into(),
+        artifact_path: "p".into(),
+    };
+    let with_ds = GlobalConfig {
+        datastore: Some(DatastoreConfig {
+            blob: Some(blob.clone()),
+        }),
+        weather: None,
+    };
+    s.update_config(&with_ds).await.expect("update");
+    assert_eq!(s.get_config().await.expect("get"), Some(with_ds.clone()));
+
+    // A second update replaces only the sections it carries.
+    let weather = GlobalConfig {
+        datastore: None,
+        weather: Some(WeatherConfig { apikey: "k".into() }),
+    };
+    s.update_config(&weather).await.expect("update");
+    let got = s.get_config().await.expect("get").expect("present");
+    assert_eq!(got.datastore, with_ds.datastore);
+    assert_eq!(got.weather, weather.weather);
+
+    let new_blob = GlobalConfig {
+        datastore: Some(DatastoreConfig {
+            blob: Some(BlobConfig {
+                container: "c2".into(),
+                ..blob
+            }),
+        }),
+        weather: None,
+    };
+    s.update_config(&new_blob).await.expect("update");
+    let got = s.get_config().await.expect("get").expect("present");
+    assert_eq!(got.datastore, new_blob.datastore);
+    assert_eq!(got.weather, weather.weather);
+}
+
+async fn users(s: &dyn Store) {
+    let alice = user("alice", Role::User);
+    assert!(s.add_user(&alice).await.expect("add"));
+    assert!(!s.add_user(&user("alice", Role::Admin)).await.expect("dup"));
+    assert_eq!(s.get_user("alice").await.expect("get"), Some(alice.clone()));
+    assert_eq!(s.get_user("ALICE").await.expect("get"), None);
+    assert_eq!(s.get_user("").await.expect("get"), None);
+
+    assert!(s
+        .modify_user("alice", "Alice B", Role::UserPriv, "t2")
+        .await
+        .expect("modify"));
+    let got = s.get_user("alice").await.expect("get").expect("exists");
+    assert_eq!(got.name, "Alice B");
+    assert_eq!(got.role, Role::UserPriv);
+    assert_eq!(got.team, "t2");
+    assert_eq!(got.static_access_token, "alice-static", "tokens are kept");
+    assert!(!s
+        .modify_user("nobody", "n", Role::User, "t")
+        .await
+        .expect("modify"));
+
+    let mut admin = user("admin", Role::Admin);
+    s.put_user(&admin).await.expect("put");
+    admin.static_access_token = "rotated".into();
+    admin.access_token = "rotated".into();
+    s.put_user(&admin).await.expect("put again");
+    assert_eq!(s.get_user("admin").await.expect("get"), Some(admin));
+
+    assert!(s.delete_user("alice").await.expect("delete"));
+    assert!(!s.delete_user("alice").await.expect("delete again"));
+    assert_eq!(s.get_user("alice").await.expect("get"), None);
+}
+
+async fn concurrent_registration_has_one_winner(s: Arc<dyn Store>) {
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move {
+            let mut u = user("race", Role::User);
+            u.name = format!("racer {i}");
+            s.add_user(&u).await.expect("add")
+        }));
+    }
+    let mut winners = 0;
+    for h in handles {
+        if h.await.expect("join") {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn nodes(s: &dyn Store) {
+    let n1 = node("n1", "delhi", "starlink", t(0));
+    let n2 = node("n2", "delhi", "oneweb", t(1000));
+    let n3 = node("n3", "pune", "starlink", t(2000));
+    for n in [&n1, &n2, &n3] {
+        assert!(s.register_node(n).await.expect("register"));
+    }
+    assert!(!s.register_node(&n1).await.expect("dup"));
+    assert_eq!(s.get_node("n1").await.expect("get"), Some(n1.clone()));
+    assert_eq!(s.get_node("nx").await.expect("get"), None);
+
+    let ids = |v: Vec<Node>| v.into_iter().map(|n| n.nodeid).collect::<Vec<_>>();
+    let all = s.get_nodes(&NodeFilter::default()).await.expect("all");
+    assert_eq!(ids(all), ["n1", "n2", "n3"]);
+    let f = NodeFilter {
+        location: Some("delhi".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.get_nodes(&f).await.expect("loc")), ["n1", "n2"]);
+    let f = NodeFilter {
+        location: Some("delhi".into()),
+        provider: Some("starlink".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.get_nodes(&f).await.expect("loc+prov")), ["n1"]);
+    let f = NodeFilter {
+        name: Some("n3-name".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.get_nodes(&f).await.expect("name")), ["n3"]);
+    let f = NodeFilter {
+        nodeid: Some(String::new()),
+        ..Default::default()
+    };
+    assert_eq!(s.get_nodes(&f).await.expect("empty=all").len(), 3);
+    let f = NodeFilter {
+        active_since: Some(t(1000)),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.get_nodes(&f).await.expect("active")), ["n2", "n3"]);
+
+    assert!(s.mark_node("n1", t(5000)).await.expect("mark"));
+    assert!(!s.mark_node("nx", t(5000)).await.expect("mark missing"));
+    let got = s.get_node("n1").await.expect("get").expect("exists");
+    assert_eq!(got.last_active, t(5000));
+
+    let upd = NodeUpdate {
+        public_ip: Some("1.2.3.4".into()),
+        coords: Some("9,9".into()),
+        ..Default::default()
+    };
+    assert!(s.update_node("n2", &upd).await.expect("update"));
+    let got = s.get_node("n2").await.expect("get").expect("exists");
+    assert_eq!(got.public_ip, "1.2.3.4");
+    assert_eq!(got.coords, "9,9");
+    assert_eq!(got.location, "delhi", "untouched fields are kept");
+    assert!(!s.update_node("nx", &upd).await.expect("update missing"));
+    assert!(s
+        .update_node("n2", &NodeUpdate::default())
+        .await
+        .expect("empty update of existing node"));
+
+    assert_eq!(
+        s.get_scavenger_status("n3").await.expect("get"),
+        Some(false)
+    );
+    assert!(s.set_scavenger_status("n3", true).await.expect("set"));
+    assert_eq!(s.get_scavenger_status("n3").await.expect("get"), Some(true));
+    assert!(!s
+        .set_scavenger_status("nx", true)
+        .await
+        .expect("set missing"));
+    assert_eq!(
+        s.get_scavenger_status("nx").await.expect("get missing"),
+        None
+    );
+
+    assert!(s.delete_node("n3").await.expect("delete"));
+    assert!(!s.delete_node("n3").await.expect("delete again"));
+    assert_eq!(
+        s.get_nodes(&NodeFilter::default())
+            .await
+            .expect("all")
+            .len(),
+        2
+    );
+}
+
+async fn jobs(s: &dyn Store) {
+    let j1 = job("j1", "n1", "alice", None);
+    let j2 = job("j2", "n2", "alice", Some("n1"));
+    let mut j3 = job("j3", "n1", "bob", None);
+    j3.kind = JobKind::Atq;
+    j3.schedule = None;
+    j3.server = None;
+    j3.config = None;
+    for j in [&j1, &j2, &j3] {
+        assert!(s.add_job(j).await.expect("add"));
+    }
+    assert!(!s.add_job(&j1).await.expect("dup"));
+    assert_eq!(s.get_job("j1").await.expect("get"), Some(j1.clone()));
+    assert_eq!(s.get_job("j3").await.expect("get"), Some(j3.clone()));
+    assert_eq!(s.get_job("jx").await.expect("get"), None);
+
+    let ids = |v: Vec<Job>| v.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.get_jobs_by_userid(Some("alice")).await.expect("by user")),
+        ["j1", "j2"]
+    );
+    assert_eq!(
+        ids(s.get_jobs_by_userid(None).await.expect("all")),
+        ["j1", "j2", "j3"]
+    );
+    // nodeid OR server.
+    assert_eq!(
+        ids(s.get_jobs_by_nodeid("n1").await.expect("by node")),
+        ["j1", "j2", "j3"]
+    );
+    assert_eq!(
+        ids(s.get_jobs_by_nodeid("n2").await.expect("by node")),
+        ["j2"]
+    );
+
+    assert!(s
+        .update_job_dates("j3", "2030-01-05 10:00:00", "2030-01-05 10:00:00")
+        .await
+        .expect("dates"));
+    let got = s.get_job("j3").await.expect("get").expect("exists");
+    assert_eq!(got.start_date, "2030-01-05 10:00:00");
+    assert!(!s
+        .update_job_dates("jx", "a", "b")
+        .await
+        .expect("dates missing"));
+
+    let mut j1b = j1.clone();
+    j1b.length_secs = 120;
+    j1b.trigger = Some("x > 1".into());
+    assert!(s.replace_job(&j1b).await.expect("replace"));
+    assert_eq!(s.get_job("j1").await.expect("get"), Some(j1b));
+    assert!(!s
+        .replace_job(&job("jx", "n1", "a", None))
+        .await
+        .expect("replace missing"));
+
+    // delete_jobs_by_nodeid matches nodeid only, not server.
+    assert_eq!(s.delete_jobs_by_nodeid("n1").await.expect("delete"), 2);
+    assert_eq!(ids(s.get_jobs_by_nodeid("n1").await.expect("left")), ["j2"]);
+    assert!(s.delete_job("j2").await.expect("delete one"));
+    assert!(!s.delete_job("j2").await.expect("delete again"));
+}
+
+async fn expired_jobs_are_invisible(s: &dyn Store) {
+    let mut old = job("old", "n1", "alice", None);
+    old.expire_at = Some(Utc::now() - Duration::seconds(5));
+    s.add_job(&old).await.expect("add expired");
+    assert_eq!(s.get_job("old").await.expect("get"), None);
+    assert!(s
+        .get_jobs_by_nodeid("n1")
+        .await
+        .expect("by node")
+        .is_empty());
+    assert!(s
+        .get_jobs_by_userid(Some("alice"))
+        .await
+        .expect("by user")
+        .is_empty());
+    // The id of an expired job is free again.
+    let fresh = job("old", "n1", "alice", None);
+    assert!(s.add_job(&fresh).await.expect("reuse id"));
+    assert_eq!(s.get_job("old").await.expect("get"), Some(fresh));
+}
+
+async fn runs(s: &dyn Store) {
+    let runs = [
+        run("r1", "j1", "n1", "alice", 0),
+        run("r2", "j1", "n1", "alice", 100),
+        run("r3", "j2", "n2", "bob", 200),
+        run("r4", "j1", "n2", "alice", 300),
+    ];
+    for r in &runs {
+        s.update_run(r).await.expect("insert");
+    }
+    let ids = |v: Vec<Run>| v.into_iter().map(|r| r.runid).collect::<Vec<_>>();
+    let all = s.get_runs(&RunFilter::default()).await.expect("all");
+    assert_eq!(ids(all), ["r4", "r3", "r2", "r1"], "newest first");
+
+    let f = RunFilter {
+        jobid: Some("j1".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.get_runs(&f).await.expect("job")), ["r4", "r2", "r1"]);
+    let f = RunFilter {
+        jobid: Some("j1".into()),
+        nodeid: Some("n1".into()),
+        limit: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.get_runs(&f).await.expect("job+node+limit")), ["r2"]);
+    let f = RunFilter {
+        userid: Some("bob".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.get_runs(&f).await.expect("user")), ["r3"]);
+    let f = RunFilter {
+        start_from: Some(t(100)),
+        start_to: Some(t(200)),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.get_runs(&f).await.expect("range")), ["r3", "r2"]);
+    let f = RunFilter {
+        runid: Some("r1".into()),
+        limit: Some(0),
+        ..Default::default()
+    };
+    assert_eq!(s.get_runs(&f).await.expect("runid"), vec![runs[0].clone()]);
+
+    // Upsert by runid replaces the record.
+    let mut r1 = runs[0].clone();
+    r1.status = "failed".into();
+    r1.last_updated = t(999);
+    s.update_run(&r1).await.expect("upsert");
+    let f = RunFilter {
+        runid: Some("r1".into()),
+        ..Default::default()
+    };
+    assert_eq!(s.get_runs(&f).await.expect("runid"), vec![r1]);
+    assert_eq!(
+        s.get_runs(&RunFilter::default()).await.expect("all").len(),
+        4
+    );
+}
+
+async fn tasks(s: &dyn Store) {
+    let a = task("t1", "n1", 300);
+    let mut b = task("t2", "n2", 300);
+    b.task_type = 2;
+    assert!(s.schedule_task(&a).await.expect("a"));
+    assert!(s.schedule_task(&b).await.expect("b"));
+    assert!(!s.schedule_task(&a).await.expect("dup"));
+
+    let ids = |v: Vec<Task>| v.into_iter().map(|t| t.taskid).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.get_tasks(&TaskFilter::default()).await.expect("all")),
+        ["t1", "t2"]
+    );
+    let f = TaskFilter {
+        nodeid: Some("n2".into()),
+        ..Default::default()
+    };
+    assert_eq!(s.get_tasks(&f).await.expect("node"), vec![b.clone()]);
+    let f = TaskFilter {
+        task_type: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.get_tasks(&f).await.expect("type")), ["t1"]);
+
+    assert!(s.update_task("t1", 2).await.expect("update"));
+    assert!(!s.update_task("tx", 2).await.expect("update missing"));
+    let f = TaskFilter {
+        status: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.get_tasks(&f).await.expect("status")), ["t1"]);
+}
+
+async fn expired_tasks_are_invisible_and_purged(s: &dyn Store) {
+    let mut gone = task("gone", "n1", 1);
+    gone.expire_at = Utc::now() - Duration::seconds(2);
+    assert!(s.schedule_task(&gone).await.expect("insert expired"));
+    let live = task("live", "n1", 300);
+    assert!(s.schedule_task(&live).await.expect("insert live"));
+
+    let f = TaskFilter {
+        nodeid: Some("n1".into()),
+        ..Default::default()
+    };
+    assert_eq!(s.get_tasks(&f).await.expect("get"), vec![live.clone()]);
+    assert!(!s.update_task("gone", 2).await.expect("update expired"));
+
+    s.purge_expired(Utc::now()).await.expect("purge");
+    assert_eq!(s.get_tasks(&f).await.expect("get"), vec![live]);
+    // The id of an expired task can be scheduled again.
+    assert!(s
+        .schedule_task(&task("gone", "n1", 300))
+        .await
+        .expect("reuse id"));
+}
+
+async fn ping(s: &dyn Store) {
+    s.ping().await.expect("ping");
+}
+
+// ---- instantiation ------------------------------------------------------------------------
+
+macro_rules! suite {
+    ($backend:ident, $fixture:path) => {
+        mod $backend {
+            use super::*;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let Some(f) = $fixture().await else { return };
+                        super::$name(f.store.as_ref()).await;
+                    }
+                };
+            }
+
+            case!(global_config);
+            case!(users);
+            case!(nodes);
+            case!(jobs);
+            case!(expired_jobs_are_invisible);
+            case!(runs);
+            case!(tasks);
+            case!(expired_tasks_are_invisible_and_purged);
+            case!(ping);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_registration_has_one_winner() {
+                let Some(f) = $fixture().await else { return };
+                super::concurrent_registration_has_one_winner(f.store.clone()).await;
+            }
+        }
+    };
+}
+
+suite!(embedded, embedded_fixture);
+suite!(mongo, mongo_fixture);
+
+/// Embedded only: data survives closing and reopening the database.
+#[tokio::test]
+async fn embedded_reopen_keeps_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let s = EmbeddedStore::open(dir.path()).expect("open");
+        s.add_user(&user("keep", Role::Node)).await.expect("add");
+        s.register_node(&node("keep", "l", "p", t(0)))
+            .await
+            .expect("node");
+        s.update_run(&run("r", "j", "keep", "keep", 0))
+            .await
+            .expect("run");
+    }
+    let s = EmbeddedStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        s.get_user("keep").await.expect("get"),
+        Some(user("keep", Role::Node))
+    );
+    assert!(s.get_node("keep").await.expect("node").is_some());
+    assert_eq!(
+        s.get_runs(&RunFilter::default()).await.expect("runs").len(),
+        1
+    );
+}
