@@ -13,7 +13,6 @@ import datetime
 import hashlib
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import time

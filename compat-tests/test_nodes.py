@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import ADMIN_ID, static_token
@@ -89,7 +91,9 @@ def test_heartbeat_from_the_node_marks_it_active(users, admin):
     assert node.client.call("report_heartbeat", nodeid=node.userid).received is True
     active = admin.call("get_nodes", nodeid=node.userid, active=True, activeThres=600).nodes
     assert [n.nodeid for n in active] == [node.userid]
-    assert active[0].last_active != "2020-01-01 00:00:00"
+    # Python's str() of a naive UTC datetime (the original's MongoDB kept milliseconds only)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?", active[0].last_active)
+    assert active[0].last_active > "2020-01-01 00:00:00"
 
 
 def test_heartbeat_for_another_id_is_not_received(users, admin):

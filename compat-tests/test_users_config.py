@@ -178,3 +178,46 @@ def test_huge_strings_do_not_break_the_server(admin, uid):
     rsp = admin.call("register_user", id=f"big-{uid}", name=big, role=1, team=big)
     assert rsp.state == FAILED
     assert admin.call("get_user", userid=ADMIN_ID).exists
+
+
+def test_oversized_request_is_refused_by_the_transport(admin, uid):
+    """Deviation (documented): requests over --max-message-bytes (4 MiB) are refused."""
+    big = "x" * (5 << 20)
+    reply = admin.reply("register_user", id=f"huge-{uid}", name=big, role=1, team="t")
+    assert reply.code in (grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+    assert admin.call("get_user", userid=ADMIN_ID).exists
+
+
+def test_concurrent_clients(users, server):
+    """The original served 10 workers; many parallel callers must all be answered."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    people = [users.register("USER") for _ in range(4)]
+
+    def work(i):
+        who = people[i % len(people)]
+        return who.client.call("get_user", userid=who.userid).id == who.userid
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        assert all(pool.map(work, range(64)))
+
+
+def test_restart_keeps_data_and_reapplies_the_admin_token(orchestrator_binary, tmp_path):
+    from conftest import _start
+
+    srv = _start(orchestrator_binary, tmp_path, "restart", "embedded", False)
+    try:
+        rsp = srv.admin().call("register_user", id="survivor", name="S", role=1, team="T")
+        assert rsp.state == SUCCESS
+        old_token = srv.admin_token
+        srv.stop()
+        srv.admin_token = "a-new-admin-token"
+        srv.start()
+        assert srv.admin().call("get_user", userid="survivor").exists
+        assert srv.client("survivor", static_token("survivor", "S", "T")).call(
+            "get_user", userid="survivor"
+        ).exists
+        stale = srv.client(ADMIN_ID, old_token).reply("get_user", userid=ADMIN_ID)
+        assert (stale.code, stale.details) == (grpc.StatusCode.UNAUTHENTICATED, "Invalid token")
+    finally:
+        srv.stop()

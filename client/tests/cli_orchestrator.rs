@@ -396,3 +396,32 @@ fn table_output_is_readable() {
         "{r:?}"
     );
 }
+
+#[test]
+fn silent_server_times_out_with_exit_3() {
+    // Accepts TCP but never speaks TLS: the call must end at --timeout, not hang.
+    let o = Orchestrator::start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = std::thread::spawn(move || {
+        let conns: Vec<_> = listener.incoming().take(1).collect();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        drop(conns);
+    });
+    let out = leotest_cmd(o.cwd())
+        .env("LEOTEST_ACCESS_TOKEN", ADMIN_TOKEN)
+        .args(["--grpc-host", "127.0.0.1", "--grpc-port", &port.to_string()])
+        .args([
+            "--timeout",
+            "1",
+            "--retries",
+            "0",
+            "user",
+            "--action=get",
+            "--id=admin",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    holder.join().unwrap();
+}

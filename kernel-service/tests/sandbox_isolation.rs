@@ -207,3 +207,25 @@ async fn job_is_in_its_cgroup_from_the_start_and_it_is_removed_after() {
         m.stop("alice", false, id.as_str()).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_has_its_own_pid_mount_net_uts_and_ipc_namespaces() {
+    let kinds = ["pid", "mnt", "net", "uts", "ipc"];
+    let script: String = kinds
+        .iter()
+        .map(|k| format!("readlink /proc/self/ns/{k}; "))
+        .collect();
+    let (st, out) = run(&manager(), sh(&script)).await;
+    assert_eq!(st.state, JobState::Completed, "{out}");
+    let inside: Vec<&str> = out.lines().collect();
+    assert_eq!(inside.len(), kinds.len(), "{out}");
+    for (k, seen) in kinds.iter().zip(inside) {
+        let host = std::fs::read_link(format!("/proc/self/ns/{k}")).unwrap();
+        assert!(seen.starts_with(&format!("{k}:[")), "{seen}");
+        assert_ne!(
+            seen,
+            host.to_string_lossy(),
+            "{k} namespace shared with the host"
+        );
+    }
+}

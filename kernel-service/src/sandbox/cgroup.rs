@@ -716,4 +716,72 @@ mod tests {
         let m = parse_mountinfo("1 2 0:1 / /mnt/a\\040b rw - tmpfs t rw\n");
         assert_eq!(m[0].mount_point, PathBuf::from("/mnt/a b"));
     }
+
+    fn read(p: &Path) -> String {
+        fs::read_to_string(p).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn v2_writes_the_configured_limits() {
+        // A plain directory stands in for cgroupfs: the files written are what the kernel gets.
+        let own = tempfile::tempdir().unwrap();
+        let layout = Layout::V2 {
+            dir: own.path().into(),
+            io: false,
+        };
+        let cg = layout
+            .create("leotest-jobs", "j1", &Limits::default())
+            .unwrap();
+        let d = own.path().join("leotest-jobs/j1");
+        assert_eq!(read(&d.join("cpu.max")), "10000 100000");
+        assert_eq!(read(&d.join("memory.max")), (512u64 << 20).to_string());
+        assert_eq!(read(&d.join("memory.high")), (384u64 << 20).to_string());
+        assert_eq!(read(&d.join("pids.max")), "64");
+        assert_eq!(
+            read(&own.path().join("cgroup.subtree_control")),
+            "+cpu +memory +pids"
+        );
+        assert!(cg.clone_fd().is_some() && cg.procs_files().is_empty());
+        assert_eq!(cg.version(), CgroupVersion::V2);
+    }
+
+    #[test]
+    fn v1_writes_the_configured_limits_per_controller() {
+        let root = tempfile::tempdir().unwrap();
+        let mut dirs = BTreeMap::new();
+        for c in ["cpu", "cpuacct", "memory", "pids"] {
+            dirs.insert(c.to_string(), root.path().join(c));
+        }
+        let memdir = root.path().join("memory/leotest-jobs/j1");
+        let layout = Layout::V1(dirs);
+        let cg = layout.create("leotest-jobs", "j1", &Limits::default());
+        assert!(cg.is_ok(), "{cg:?}");
+        assert_eq!(
+            read(&root.path().join("cpu/leotest-jobs/j1/cpu.cfs_quota_us")),
+            "10000"
+        );
+        assert_eq!(
+            read(&root.path().join("cpu/leotest-jobs/j1/cpu.cfs_period_us")),
+            "100000"
+        );
+        assert_eq!(
+            read(&memdir.join("memory.limit_in_bytes")),
+            (512u64 << 20).to_string()
+        );
+        assert_eq!(
+            read(&memdir.join("memory.soft_limit_in_bytes")),
+            (384u64 << 20).to_string()
+        );
+        // No memsw file in this fake: the fallback keeps the job from swapping.
+        assert_eq!(read(&memdir.join("memory.swappiness")), "0");
+        assert_eq!(
+            read(&root.path().join("pids/leotest-jobs/j1/pids.max")),
+            "64"
+        );
+        let procs = cg.unwrap().procs_files();
+        assert_eq!(procs.len(), 4);
+        assert!(procs
+            .iter()
+            .all(|p| p.ends_with("leotest-jobs/j1/cgroup.procs")));
+    }
 }

@@ -5,12 +5,17 @@
 //! host filesystem read-only (nosuid) with a private tmpfs on `/tmp` as its working directory,
 //! a fresh `/proc`, hostname `sandbox`, only a loopback interface that is down, and runs as an
 //! unprivileged uid/gid with `no_new_privs` and a minimal environment.
+//!
+//! The command itself is pid 1 of its namespace: when it exits, the kernel kills everything
+//! else in the job, and stopping a job is one SIGKILL through its pidfd. Background children
+//! it never reaps stay zombies (counted against `pids.max`) until the job ends.
 
 pub mod cgroup;
 pub mod job;
 pub mod output;
 pub mod spawn;
 pub mod spec;
+pub mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
@@ -503,10 +508,12 @@ async fn supervise(
     job.output.close();
     remove_cgroup(cg).await;
 
+    // A job that exited on its own just before our kill landed keeps its own outcome.
+    let killed = matches!(exit, Ok(ExitInfo::Signal(libc::SIGKILL)));
     let stop_requested = job.rec().stop_requested;
     let (state, reason) = match exit {
-        _ if stop_requested => (JobState::Stopped, Some("stopped by user".to_string())),
-        _ if timed_out => (JobState::Failed, Some("time limit exceeded".to_string())),
+        _ if killed && stop_requested => (JobState::Stopped, Some("stopped by user".to_string())),
+        _ if killed && timed_out => (JobState::Failed, Some("time limit exceeded".to_string())),
         Ok(ExitInfo::Code(0)) => (JobState::Completed, None),
         Ok(ExitInfo::Code(c)) => (JobState::Failed, Some(format!("exited with status {c}"))),
         Ok(ExitInfo::Signal(s)) if stats.oom_kills.unwrap_or(0) > 0 => (

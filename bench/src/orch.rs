@@ -1,0 +1,410 @@
+//! The real orchestrator binary over TLS: fixture (cert, users) and the RPC throughput benchmark.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use leotest_proto::unary::{
+    MessageGetUser, MessageKernelAccess, MessageRegisterUser, ResponseState, UserRoles,
+};
+use leotest_proto::LeotestOrchestratorClient;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+use crate::load::{closed_loop, open_loop, LoadResult};
+use crate::procs::{binary, free_port, wait_for_port, Memory, Proc};
+use crate::stats::{ratio_line, table, Row};
+use crate::Settings;
+
+/// Metadata the orchestrator's auth layer reads.
+const USERID_HEADER: &str = "x-leotest-userid";
+const TOKEN_HEADER: &str = "x-leotest-access-token";
+
+/// Which store the orchestrator under test uses.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Embedded,
+    /// MongoDB-wire server at this URI (a fresh database per run).
+    Mongo(String),
+}
+
+impl Backend {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            Backend::Mongo(_) => "mongodb-wire",
+        }
+    }
+}
+
+/// Adds the static-token credentials to every request.
+#[derive(Clone)]
+pub struct StaticAuth {
+    userid: MetadataValue<tonic::metadata::Ascii>,
+    token: MetadataValue<tonic::metadata::Ascii>,
+}
+
+impl StaticAuth {
+    pub fn new(userid: &str, token: &str) -> Result<Self> {
+        Ok(StaticAuth {
+            userid: userid.parse().context("userid metadata")?,
+            token: token.parse().context("token metadata")?,
+        })
+    }
+}
+
+impl tonic::service::Interceptor for StaticAuth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let md = req.metadata_mut();
+        md.insert(USERID_HEADER, self.userid.clone());
+        md.insert(TOKEN_HEADER, self.token.clone());
+        Ok(req)
+    }
+}
+
+pub type AuthedClient = LeotestOrchestratorClient<InterceptedService<Channel, StaticAuth>>;
+
+/// A running orchestrator with a NODE user and a USER_PRIV user registered.
+pub struct Orchestrator {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub cert: PathBuf,
+    pub node_id: String,
+    pub node_token: String,
+    pub priv_id: String,
+    pub priv_token: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A fresh private directory for one orchestrator (certificate, log, embedded store).
+pub fn scratch_dir() -> Result<tempfile::TempDir> {
+    Ok(tempfile::Builder::new()
+        .prefix("leotest-bench-orch")
+        .tempdir()?)
+}
+
+/// Data directory of the embedded store inside a [`scratch_dir`].
+pub fn data_dir(dir: &Path) -> PathBuf {
+    dir.join("data")
+}
+
+pub(crate) fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
+        .context("read /dev/urandom")?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Orchestrator {
+    /// Generates a fresh certificate, starts the release binary on a free loopback port and
+    /// registers the benchmark users through the admin account.
+    pub async fn start(bin_dir: &Path, backend: &Backend) -> Result<Self> {
+        Self::start_in(scratch_dir()?, bin_dir, backend).await
+    }
+
+    /// Like [`start`](Self::start) in a directory the caller prepared; the embedded store
+    /// lives in its `data` subdirectory.
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        bin_dir: &Path,
+        backend: &Backend,
+    ) -> Result<Self> {
+        let bin = binary(bin_dir, "leotest-orchestrator")?;
+        let cert = dir.path().join("server.crt");
+        let key = dir.path().join("server.key");
+        let status = std::process::Command::new(&bin)
+            .arg("gen-cert")
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .arg("--force")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("run gen-cert")?;
+        if !status.success() {
+            bail!("gen-cert failed: {status}");
+        }
+        let port = free_port()?;
+        let admin_token = random_hex(16)?;
+        let mut args: Vec<String> = vec![
+            "--grpc-hostname".into(),
+            "127.0.0.1".into(),
+            "--grpc-port".into(),
+            port.to_string(),
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+            "--admin-access-token".into(),
+            admin_token.clone(),
+            "--data-dir".into(),
+            data_dir(dir.path()).display().to_string(),
+        ];
+        match backend {
+            Backend::Embedded => args.extend(["--store".into(), "embedded".into()]),
+            Backend::Mongo(uri) => args.extend([
+                "--store".into(),
+                "mongo".into(),
+                "--db-server".into(),
+                uri.clone(),
+                "--db-name".into(),
+                format!("leotest_bench_{}", random_hex(4)?),
+            ]),
+        }
+        let mut proc = Proc::spawn(&bin, &args, &dir.path().join("orchestrator.log"))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        if let Err(e) = wait_for_port(&mut proc, addr, Duration::from_secs(30)) {
+            let log =
+                std::fs::read_to_string(dir.path().join("orchestrator.log")).unwrap_or_default();
+            bail!("{e}\n{log}");
+        }
+        let mut o = Orchestrator {
+            proc,
+            addr,
+            cert,
+            node_id: "bench-node".into(),
+            node_token: String::new(),
+            priv_id: "bench-priv".into(),
+            priv_token: String::new(),
+            _dir: dir,
+        };
+        let admin = o.client(&o.channel().await?, "admin", &admin_token)?;
+        o.node_token = register(&admin, &o.node_id, UserRoles::Node).await?;
+        o.priv_token = register(&admin, &o.priv_id, UserRoles::UserPriv).await?;
+        Ok(o)
+    }
+
+    /// A new HTTP/2 connection over TLS, trusting the fresh certificate, name `localhost`.
+    pub async fn channel(&self) -> Result<Channel> {
+        let pem = std::fs::read(&self.cert)?;
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(pem))
+            .domain_name("localhost");
+        let ch = Endpoint::from_shared(format!("https://{}", self.addr))?
+            .tls_config(tls)?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .context("connect to the orchestrator")?;
+        Ok(ch)
+    }
+
+    pub fn client(&self, ch: &Channel, userid: &str, token: &str) -> Result<AuthedClient> {
+        Ok(
+            LeotestOrchestratorClient::with_interceptor(
+                ch.clone(),
+                StaticAuth::new(userid, token)?,
+            )
+            .max_decoding_message_size(256 << 20),
+        )
+    }
+
+    /// Clients authenticated as the NODE user, spread over `conns` connections.
+    pub async fn node_clients(&self, conns: usize) -> Result<Vec<AuthedClient>> {
+        let mut v = Vec::with_capacity(conns);
+        for _ in 0..conns {
+            let ch = self.channel().await?;
+            v.push(self.client(&ch, &self.node_id, &self.node_token)?);
+        }
+        Ok(v)
+    }
+
+    pub fn memory(&self) -> Result<Memory> {
+        self.proc.memory()
+    }
+}
+
+async fn register(admin: &AuthedClient, id: &str, role: UserRoles) -> Result<String> {
+    let reply = admin
+        .clone()
+        .register_user(MessageRegisterUser {
+            id: id.to_string(),
+            name: format!("bench {id}"),
+            role: role as i32,
+            team: "bench".to_string(),
+        })
+        .await
+        .with_context(|| format!("register_user {id}"))?
+        .into_inner();
+    if reply.state != ResponseState::Success as i32 {
+        bail!("register_user {id}: {}", reply.message);
+    }
+    reply
+        .message
+        .split("access_token=")
+        .nth(1)
+        .map(|t| t.split_whitespace().next().unwrap_or("").to_string())
+        .filter(|t| !t.is_empty())
+        .with_context(|| format!("no access_token in reply {:?}", reply.message))
+}
+
+/// One RPC the benchmark drives.
+#[derive(Debug, Clone, Copy)]
+pub enum Rpc {
+    KernelAccess,
+    GetUser,
+    Health,
+}
+
+impl Rpc {
+    pub fn label(self) -> &'static str {
+        match self {
+            Rpc::KernelAccess => "kernel_access (auth+store)",
+            Rpc::GetUser => "get_user (auth+store)",
+            Rpc::Health => "health Check (baseline, no auth)",
+        }
+    }
+}
+
+/// Runs `rpc` closed-loop at `streams` concurrency, then open-loop at half the rate reached.
+pub async fn drive(
+    o: &Orchestrator,
+    rpc: Rpc,
+    streams: usize,
+    conns: usize,
+    duration: Duration,
+) -> Result<(LoadResult, LoadResult)> {
+    let authed = o.node_clients(conns).await?;
+    let mut health = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        health.push(tonic_health::pb::health_client::HealthClient::new(
+            o.channel().await?,
+        ));
+    }
+    let target = o.priv_id.clone();
+    // Prove the call succeeds before timing it: a fast failure is not a result.
+    if !call(rpc, &authed[0], &health[0], &target).await {
+        bail!("{} does not succeed against the orchestrator", rpc.label());
+    }
+    let make = move || {
+        let authed = authed.clone();
+        let health = health.clone();
+        let target = target.clone();
+        move |w: usize| {
+            let a = authed[w % authed.len()].clone();
+            let h = health[w % health.len()].clone();
+            let t = target.clone();
+            async move { call(rpc, &a, &h, &t).await }
+        }
+    };
+    // Warm-up: connections, TLS sessions, store caches.
+    let _ = closed_loop(streams, duration / 5, make()).await;
+    let closed = closed_loop(streams, duration, make()).await;
+    let rate = closed.rps() / 2.0;
+    let open = open_loop(streams, rate, duration, make()).await;
+    Ok((closed, open))
+}
+
+async fn call(
+    rpc: Rpc,
+    authed: &AuthedClient,
+    health: &tonic_health::pb::health_client::HealthClient<Channel>,
+    target: &str,
+) -> bool {
+    match rpc {
+        Rpc::KernelAccess => authed
+            .clone()
+            .kernel_access(MessageKernelAccess {
+                userid: target.to_string(),
+            })
+            .await
+            .is_ok_and(|r| r.get_ref().state == ResponseState::Success as i32),
+        Rpc::GetUser => authed
+            .clone()
+            .get_user(MessageGetUser {
+                userid: target.to_string(),
+            })
+            .await
+            .is_ok_and(|r| r.get_ref().exists),
+        Rpc::Health => health
+            .clone()
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .is_ok(),
+    }
+}
+
+/// The `orchestrator` subcommand for one backend.
+pub async fn run(s: &Settings, backend: &Backend) -> Result<String> {
+    let o = Orchestrator::start(&s.bin_dir, backend).await?;
+    let idle = o.memory()?;
+    let mut rows = Vec::new();
+    let mut peak = Vec::new();
+    let mut out = String::new();
+    for rpc in [Rpc::Health, Rpc::KernelAccess, Rpc::GetUser] {
+        let (mut closed, mut open) = drive(&o, rpc, s.streams, s.conns, s.duration).await?;
+        if closed.errors + open.errors > 0 {
+            out.push_str(&format!(
+                "warning: {}: {} failed calls\n",
+                rpc.label(),
+                closed.errors + open.errors
+            ));
+        }
+        let rps = closed.rps();
+        rows.push(Row::new(
+            format!("{} @{} streams, closed loop", rpc.label(), s.streams),
+            &mut closed.samples,
+            Some(rps),
+        ));
+        let half = open.rps();
+        rows.push(Row::new(
+            format!("{} @half load, open loop", rpc.label()),
+            &mut open.samples,
+            Some(half),
+        ));
+        peak.push((rpc, rps));
+    }
+    let loaded = o.memory()?;
+    let title = format!(
+        "orchestrator ({} store, TLS, {} streams over {} HTTP/2 connections, {:?} per phase)",
+        backend.label(),
+        s.streams,
+        s.conns,
+        s.duration
+    );
+    out.insert_str(0, &table(&title, &rows));
+    let base = peak[0].1;
+    for (rpc, rps) in &peak[1..] {
+        out.push_str(&ratio_line(
+            &format!("{} req/s vs health Check req/s", rpc.label()),
+            *rps,
+            base,
+            "req/s",
+        ));
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "memory ({}): idle {}; after load {}\n",
+        backend.label(),
+        idle.describe(),
+        loaded.describe()
+    ));
+    Ok(out)
+}
+
+/// Orchestrator memory idle and after `kernel_access` load (the `rss` subcommand).
+pub async fn memory(s: &Settings) -> Result<String> {
+    let o = Orchestrator::start(&s.bin_dir, &Backend::Embedded).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = o.memory()?;
+    let (closed, _) = drive(&o, Rpc::KernelAccess, s.streams, s.conns, s.duration).await?;
+    let loaded = o.memory()?;
+    Ok(format!(
+        "orchestrator memory (embedded): idle {}; after kernel_access load ({:.0} req/s) {}\n{}\n",
+        idle.describe(),
+        closed.rps(),
+        loaded.describe(),
+        ratio_line(
+            "orchestrator VmHWM after load / idle VmRSS",
+            loaded.hwm_kib as f64 / 1024.0,
+            idle.rss_kib as f64 / 1024.0,
+            "MiB"
+        )
+    ))
+}

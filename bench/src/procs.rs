@@ -1,0 +1,146 @@
+//! Child processes under test: locating the binaries, free ports, start-up waits, RSS.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// A child process that is killed and reaped when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    pub name: String,
+    child: Child,
+}
+
+impl Proc {
+    /// Starts `bin` with `args`; its stderr goes to `log` so a failed start can be explained.
+    pub fn spawn(bin: &Path, args: &[String], log: &Path) -> Result<Self> {
+        let err =
+            std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+        let child = Command::new(bin)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("start {}", bin.display()))?;
+        Ok(Proc {
+            name: bin
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            child,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails if the process already exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("{} exited early: {status}", self.name);
+        }
+        Ok(())
+    }
+
+    /// Memory of the process now.
+    pub fn memory(&self) -> Result<Memory> {
+        Memory::of(self.pid())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident set size now and its high-water mark, from /proc/PID/status.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
+}
+
+impl Memory {
+    pub fn of(pid: u32) -> Result<Self> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("read /proc/{pid}/status"))?;
+        Ok(Self::parse(&text))
+    }
+
+    fn parse(status: &str) -> Self {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Memory {
+            rss_kib: field("VmRSS:"),
+            hwm_kib: field("VmHWM:"),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+            self.rss_kib as f64 / 1024.0,
+            self.hwm_kib as f64 / 1024.0
+        )
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Waits until something accepts TCP connections on `addr`, or the process dies.
+pub fn wait_for_port(proc: &mut Proc, addr: SocketAddr, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        proc.check_alive()?;
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{} did not listen on {addr} within {timeout:?}", proc.name);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Path of a workspace binary in `bin_dir`, with a hint when it was not built.
+pub fn binary(bin_dir: &Path, name: &str) -> Result<PathBuf> {
+    let p = bin_dir.join(name);
+    if !p.is_file() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p {name})",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_status_fields() {
+        let m = Memory::parse("Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n");
+        assert_eq!(m.rss_kib, 1024);
+        assert_eq!(m.hwm_kib, 2048);
+        assert_eq!(Memory::parse("junk").rss_kib, 0);
+    }
+}

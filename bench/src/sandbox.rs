@@ -1,0 +1,116 @@
+//! Sandboxed job start → first output byte, against a plain fork/exec of the same command.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use futures::StreamExt;
+use leotest_kernel_service::sandbox::{JobManager, JobState, SandboxConfig};
+
+use crate::stats::{ratio_line, table, Row, Samples};
+use crate::Settings;
+
+const OWNER: &str = "bench";
+
+fn argv() -> Vec<String> {
+    vec!["/bin/echo".into(), "x".into()]
+}
+
+/// One sandboxed job: start, then the first chunk of its output stream.
+async fn sandboxed(m: &JobManager) -> Result<std::time::Duration> {
+    let t0 = Instant::now();
+    let id = m.start(OWNER, argv()).await.context("job start")?;
+    let mut out = m.watch(OWNER, false, id.as_str()).context("job watch")?;
+    let first = out.next().await.context("job wrote nothing")?;
+    let took = t0.elapsed();
+    if first.first() != Some(&b'x') {
+        bail!("unexpected first output {first:?}");
+    }
+    let st = m
+        .wait(OWNER, false, id.as_str())
+        .await
+        .context("job wait")?;
+    if st.state != JobState::Completed {
+        bail!("job ended {:?}", st.state);
+    }
+    Ok(took)
+}
+
+/// The baseline: `std::process::Command` with a stdout pipe, no isolation at all.
+fn plain() -> Result<std::time::Duration> {
+    let t0 = Instant::now();
+    let mut child = Command::new("/bin/echo")
+        .arg("x")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("spawn /bin/echo")?;
+    let mut byte = [0u8; 1];
+    let n = child
+        .stdout
+        .as_mut()
+        .context("no stdout pipe")?
+        .read(&mut byte)?;
+    let took = t0.elapsed();
+    child.wait()?;
+    if n != 1 || byte[0] != b'x' {
+        bail!("unexpected first output");
+    }
+    Ok(took)
+}
+
+/// The `sandbox` subcommand.
+pub async fn run(s: &Settings) -> Result<String> {
+    let m = JobManager::new(SandboxConfig::default())
+        .context("the sandbox needs root, namespaces and cgroups")?;
+    let n = s.samples;
+    let mut base = Samples::with_capacity(n);
+    let mut ours = Samples::with_capacity(n);
+    // Warm-up both paths (page cache, cgroup parent, spawner thread).
+    for _ in 0..5 {
+        sandboxed(&m).await?;
+        tokio::task::spawn_blocking(plain).await??;
+    }
+    // Interleaved so both see the same machine state.
+    for _ in 0..n {
+        ours.push(sandboxed(&m).await?);
+        base.push(tokio::task::spawn_blocking(plain).await??);
+    }
+    let mut rows = vec![
+        Row::new(
+            "plain fork/exec, std::process::Command (baseline)",
+            &mut base,
+            None,
+        ),
+        Row::new(
+            format!(
+                "sandboxed job (5 namespaces, cgroup {:?}, uid 65534)",
+                m.cgroup_version()
+            ),
+            &mut ours,
+            None,
+        ),
+    ];
+    let mut out = table(
+        &format!("sandbox: job start -> first output byte (`/bin/echo x`, {n} sequential runs)"),
+        &rows,
+    );
+    let (o, b) = (rows.remove(1), rows.remove(0));
+    out.push_str(&ratio_line(
+        "sandboxed p50 / plain p50",
+        o.p50.as_secs_f64() * 1e3,
+        b.p50.as_secs_f64() * 1e3,
+        "ms",
+    ));
+    out.push('\n');
+    out.push_str(&ratio_line(
+        "sandboxed p99 / plain p99",
+        o.p99.as_secs_f64() * 1e3,
+        b.p99.as_secs_f64() * 1e3,
+        "ms",
+    ));
+    out.push('\n');
+    Ok(out)
+}
