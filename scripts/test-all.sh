@@ -19,9 +19,7 @@ step "Rust tests (workspace)"
 cargo test --workspace --locked
 
 step "Python grpcio compatibility suite"
-# The job, run and task RPCs (issue 4) are not served yet: their compat tests are kept in the
-# suite but not run here until they are.
-LEOTEST_COMPAT_PARTIAL=1 compat-tests/run.sh test_users_config.py test_nodes.py test_auth_tls.py
+compat-tests/run.sh
 
 step "benchmark smoke run"
 scripts/bench.sh --smoke orchestrator

@@ -241,16 +241,8 @@ pub async fn run(s: &Settings) -> Result<String> {
     }
     let mut rows = Vec::new();
     let mut ratios = String::new();
-    for (name, q) in qs {
-        // The small table holds different ids: the runid lookup targets its middle run.
-        let small_q = if q.runid.is_empty() {
-            q.clone()
-        } else {
-            MessageGetRuns {
-                runid: format!("run-{:08}", small_n / 2),
-                ..q.clone()
-            }
-        };
+    // The same query shapes sized for each table (its middle run, a window around its middle).
+    for ((name, q), (_, small_q)) in qs.into_iter().zip(queries(small_n)) {
         let mut base = time_get_runs(&small_c, small_q, workers, d).await;
         let mut ours = time_get_runs(&big_c, q, workers, d).await;
         let (br, or) = (base.rps(), ours.rps());

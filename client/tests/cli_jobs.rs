@@ -13,7 +13,6 @@ fn jobs_on(o: &Orchestrator, node: &str) -> (i32, usize) {
 }
 
 #[test]
-#[ignore = "needs job RPCs"]
 fn original_cli_test_job_sequence() {
     let o = Orchestrator::start();
     // The original read ./experiment-config.yaml by default.
@@ -43,6 +42,11 @@ fn original_cli_test_job_sequence() {
             "--params_execute=random execute",
             "--params_finish=random finish",
             &format!("--schedule={schedule}"),
+            // The original script gives no dates; the original orchestrator then failed in
+            // add_job (dateutil cannot parse ""), so the translation supplies a window.
+            "--start-date=2099-01-01T00:00:00",
+            "--end-date=2099-01-02T00:00:00",
+            "--length=60",
         ]);
         // 0 = scheduled, 1 = refused by the orchestrator (e.g. a schedule conflict); never a
         // usage, auth or transport error.
@@ -96,7 +100,6 @@ fn original_cli_test_job_sequence() {
 }
 
 #[test]
-#[ignore = "needs job RPCs"]
 fn jobs_of_the_calling_user_and_reschedule() {
     let o = Orchestrator::start();
     o.leotest(&[
@@ -137,7 +140,6 @@ fn jobs_of_the_calling_user_and_reschedule() {
 }
 
 #[test]
-#[ignore = "needs job RPCs"]
 fn runs_can_be_listed() {
     let o = Orchestrator::start();
     let r = o.leotest(&["--json", "run", "--action=get", "--jobid=none"]);
@@ -160,7 +162,6 @@ fn runs_can_be_listed() {
 }
 
 #[test]
-#[ignore = "needs task RPCs"]
 fn task_lifecycle() {
     let o = Orchestrator::start();
     o.leotest(&[

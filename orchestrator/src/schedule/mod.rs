@@ -1,1 +1,66 @@
 //! Scheduling rules of the original: cron expansion, overlap, nearest slot, triggers.
+
+pub mod cron;
+pub mod overlap;
+pub mod slot;
+pub mod trigger;
+
+use chrono::{DateTime, FixedOffset, Utc};
+
+/// The UTC offset written in an ISO-8601 string (`Z` counts as `+00:00`), `None` if naive.
+///
+/// The original prints the datetimes it computes with Python's `str()`, which shows the
+/// offset only for offset-aware inputs; this keeps that distinction.
+pub fn offset_of(input: &str) -> Option<FixedOffset> {
+    let s = input.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(*t.offset());
+    }
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M%:z",
+        "%Y-%m-%dT%H:%M%:z",
+    ] {
+        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
+            return Some(*t.offset());
+        }
+    }
+    s.ends_with('Z').then(|| FixedOffset::east_opt(0)).flatten()
+}
+
+/// Python's `str(datetime)`: naive form without an offset, else local time plus `+HH:MM`.
+pub fn pystr(t: DateTime<Utc>, offset: Option<FixedOffset>) -> String {
+    match offset {
+        None => crate::timefmt::format_python(t),
+        Some(off) => {
+            let local = t.with_timezone(&off);
+            let base = crate::timefmt::format_python(local.naive_local().and_utc());
+            format!("{base}{}", local.format("%:z"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_str_keeps_the_input_offset() {
+        let cases = [
+            ("2030-01-15T18:10:00+00:00", "2030-01-15 18:10:00+00:00"),
+            ("2030-01-15T18:10:00Z", "2030-01-15 18:10:00+00:00"),
+            (
+                "2030-01-15T18:10:00.5+05:30",
+                "2030-01-15 18:10:00.500000+05:30",
+            ),
+            ("2030-01-15 18:10:00", "2030-01-15 18:10:00"),
+        ];
+        for (input, want) in cases {
+            let t = crate::timefmt::parse_datetime(input).expect("date");
+            assert_eq!(pystr(t, offset_of(input)), want, "{input}");
+        }
+    }
+}
