@@ -1,3 +1,10 @@
 //! LeoTest kernel service: the node daemon on TCP 9000.
 
+pub mod commands;
+pub mod config;
+pub mod identity;
+pub mod metrics;
+pub mod oracle;
+pub mod protocol;
 pub mod sandbox;
+pub mod server;

@@ -1,0 +1,189 @@
+//! The whitelisted kernel commands: congestion control (per netns) and bbr2 module parameters.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use sysctl::Sysctl;
+use thiserror::Error;
+
+use crate::config::CcaScope;
+
+const CCA: &str = "net.ipv4.tcp_congestion_control";
+const CCA_AVAILABLE: &str = "net.ipv4.tcp_available_congestion_control";
+
+/// A command that was parsed but could not be carried out.
+#[derive(Debug, Error)]
+pub enum CommandError {
+    #[error("sysctl: {0}")]
+    Sysctl(String),
+    #[error("algorithm {0} is not available (see {CCA_AVAILABLE})")]
+    Unavailable(String),
+    #[error("cannot enter the container's network namespace: {0}")]
+    Netns(String),
+    #[error("unknown bbr2 parameter")]
+    UnknownParam,
+    #[error("write failed: {0}")]
+    Write(String),
+}
+
+fn read(name: &str) -> Result<String, CommandError> {
+    let ctl = sysctl::Ctl::new(name).map_err(|e| CommandError::Sysctl(e.to_string()))?;
+    ctl.value_string()
+        .map(|v| v.trim().to_string())
+        .map_err(|e| CommandError::Sysctl(e.to_string()))
+}
+
+fn check() -> Result<Vec<u8>, CommandError> {
+    Ok(format!("{CCA} = {}\n", read(CCA)?).into_bytes())
+}
+
+fn change(alg: &str) -> Result<Vec<u8>, CommandError> {
+    let avail = read(CCA_AVAILABLE)?;
+    if !avail.split_whitespace().any(|a| a == alg) {
+        return Err(CommandError::Unavailable(alg.to_string()));
+    }
+    let ctl = sysctl::Ctl::new(CCA).map_err(|e| CommandError::Sysctl(e.to_string()))?;
+    ctl.set_value_string(alg)
+        .map_err(|e| CommandError::Sysctl(e.to_string()))?;
+    Ok(format!("{CCA} = {}\n", read(CCA)?).into_bytes())
+}
+
+/// Runs `f` on a fresh OS thread that first joins the network namespace of `pid`.
+///
+/// A dedicated thread because setns changes the calling thread for good; it exits afterwards.
+async fn in_netns<T, F>(pid: u32, f: F) -> Result<T, CommandError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, CommandError> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("netns".into())
+        .spawn(move || {
+            let r = File::open(format!("/proc/{pid}/ns/net"))
+                .map_err(|e| CommandError::Netns(e.to_string()))
+                .and_then(|ns| {
+                    // SAFETY: `ns` is an open namespace fd that outlives the call.
+                    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                    if rc != 0 {
+                        return Err(CommandError::Netns(
+                            std::io::Error::last_os_error().to_string(),
+                        ));
+                    }
+                    f()
+                });
+            let _ = tx.send(r);
+        })
+        .map_err(|e| CommandError::Netns(e.to_string()))?;
+    rx.await
+        .map_err(|_| CommandError::Netns("namespace thread died".into()))?
+}
+
+/// `cca.check`, in the scope's namespace.
+pub async fn cca_check(scope: CcaScope, pid: u32) -> Result<Vec<u8>, CommandError> {
+    match scope {
+        CcaScope::Container => in_netns(pid, check).await,
+        CcaScope::Node => tokio::task::spawn_blocking(check)
+            .await
+            .map_err(|e| CommandError::Sysctl(e.to_string()))?,
+    }
+}
+
+/// `cca.change ALG`, in the scope's namespace.
+pub async fn cca_change(scope: CcaScope, pid: u32, alg: String) -> Result<Vec<u8>, CommandError> {
+    match scope {
+        CcaScope::Container => in_netns(pid, move || change(&alg)).await,
+        CcaScope::Node => tokio::task::spawn_blocking(move || change(&alg))
+            .await
+            .map_err(|e| CommandError::Sysctl(e.to_string()))?,
+    }
+}
+
+/// Maps a user-given NAME (or old-style path) to a regular file directly inside `dir`.
+pub fn resolve_param(dir: &Path, name: &str) -> Result<PathBuf, CommandError> {
+    let dir = dir.canonicalize().map_err(|_| CommandError::UnknownParam)?;
+    let candidate = if name.contains('/') {
+        // The original took a path: accept it only if it really lands inside the directory.
+        PathBuf::from(name)
+    } else {
+        if name.is_empty() || name == "." || name == ".." {
+            return Err(CommandError::UnknownParam);
+        }
+        dir.join(name)
+    };
+    let real = candidate
+        .canonicalize()
+        .map_err(|_| CommandError::UnknownParam)?;
+    if real.parent() != Some(dir.as_path()) || !real.is_file() {
+        return Err(CommandError::UnknownParam);
+    }
+    Ok(real)
+}
+
+/// `bbr2.param.set NAME VALUE` (VALUE already checked numeric by the parser).
+pub async fn bbr2_set(dir: PathBuf, name: String, value: String) -> Result<Vec<u8>, CommandError> {
+    tokio::task::spawn_blocking(move || {
+        let path = resolve_param(&dir, &name)?;
+        std::fs::write(&path, value.as_bytes()).map_err(|e| CommandError::Write(e.to_string()))?;
+        Ok(format!("BBR2 parameter {name} set to {value}").into_bytes())
+    })
+    .await
+    .map_err(|e| CommandError::Write(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bbr2_names_stay_inside_the_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("parameters");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("loss_thresh"), "0").unwrap();
+        std::fs::write(root.path().join("secret"), "x").unwrap();
+        std::os::unix::fs::symlink(root.path().join("secret"), dir.join("link")).unwrap();
+
+        assert!(resolve_param(&dir, "loss_thresh").is_ok());
+        let old_form = dir.join("loss_thresh");
+        assert!(resolve_param(&dir, old_form.to_str().unwrap()).is_ok());
+        for bad in ["../secret", "/etc/passwd", "link", "..", "missing", ""] {
+            assert!(resolve_param(&dir, bad).is_err(), "{bad} accepted");
+        }
+        let trav = format!("{}/../secret", dir.display());
+        assert!(resolve_param(&dir, &trav).is_err());
+    }
+
+    #[tokio::test]
+    async fn bbr2_set_writes_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("loss_thresh"), "0").unwrap();
+        let out = bbr2_set(dir.path().into(), "loss_thresh".into(), "10".into())
+            .await
+            .unwrap();
+        assert_eq!(out, b"BBR2 parameter loss_thresh set to 10");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("loss_thresh")).unwrap(),
+            "10"
+        );
+    }
+
+    #[tokio::test]
+    async fn node_scope_check_reads_the_sysctl() {
+        let out = String::from_utf8(cca_check(CcaScope::Node, 0).await.unwrap()).unwrap();
+        assert!(
+            out.starts_with("net.ipv4.tcp_congestion_control = "),
+            "{out}"
+        );
+        assert!(out.ends_with('\n'));
+    }
+
+    #[tokio::test]
+    async fn unlisted_algorithm_is_refused() {
+        let err = cca_change(CcaScope::Node, 0, "nosuchalg".into())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CommandError::Unavailable(_)), "{err}");
+    }
+}

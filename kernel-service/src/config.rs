@@ -1,0 +1,167 @@
+//! Command-line flags and environment variables of the binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Which network namespace `cca.*` commands act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CcaScope {
+    /// The calling container's network namespace (its own sockets see the change).
+    Container,
+    /// The kernel service's own namespace (the original behaviour).
+    Node,
+}
+
+/// LeoTest kernel service: brokers kernel settings for experiment containers on TCP 9000.
+#[derive(Debug, Parser)]
+#[command(name = "leotest-kernel-service", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+    #[command(flatten)]
+    pub args: Args,
+}
+
+/// Subcommands besides serving.
+#[derive(Debug, Subcommand)]
+pub enum Sub {
+    /// Exit 0 when the running service answers on its health endpoint (container health checks).
+    Healthcheck,
+}
+
+/// Service flags.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Node id, used as the orchestrator user id (required to serve).
+    #[arg(long, env = "LEOTEST_NODEID", default_value = "")]
+    pub nodeid: String,
+    /// Orchestrator host name.
+    #[arg(long, env = "LEOTEST_GRPC_HOSTNAME", default_value = "localhost")]
+    pub grpc_hostname: String,
+    /// Orchestrator port.
+    #[arg(long, env = "LEOTEST_GRPC_PORT", default_value_t = 50051)]
+    pub grpc_port: u16,
+    /// Node access token (prefer --access-token-file: flags are visible in `ps`).
+    #[arg(
+        long,
+        env = "LEOTEST_ACCESS_TOKEN",
+        default_value = "leotest-access-token",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub access_token: String,
+    /// Read the node access token from this file (overrides --access-token).
+    #[arg(long, env = "LEOTEST_ACCESS_TOKEN_FILE")]
+    pub access_token_file: Option<PathBuf>,
+    /// Docker network of the experiment containers.
+    #[arg(
+        long,
+        env = "LEOTEST_NET",
+        default_value = "global-testbed_leotest-net"
+    )]
+    pub leotest_net: String,
+    /// Address of the command listener.
+    #[arg(long, env = "LEOTEST_LISTEN", default_value = "0.0.0.0:9000")]
+    pub listen: SocketAddr,
+    /// CA certificate of the orchestrator.
+    #[arg(long, env = "LEOTEST_CA_CERT", default_value = "certs/server.crt")]
+    pub ca_cert: PathBuf,
+    /// Name the orchestrator certificate must carry.
+    #[arg(long, env = "LEOTEST_TLS_DOMAIN", default_value = "localhost")]
+    pub tls_domain: String,
+    /// Total time for one access decision (retries included); then deny.
+    #[arg(long, env = "LEOTEST_DECISION_DEADLINE", default_value = "3s", value_parser = parse_duration)]
+    pub decision_deadline: Duration,
+    /// How long a grant may be reused for the same container and user (0 = ask every time).
+    #[arg(long, env = "LEOTEST_GRANT_CACHE_TTL", default_value = "0s", value_parser = parse_duration)]
+    pub grant_cache_ttl: Duration,
+    /// Most connections served at once; more wait in the accept backlog.
+    #[arg(long, env = "LEOTEST_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Network namespace that cca.check / cca.change act on.
+    #[arg(long, env = "LEOTEST_CCA_SCOPE", value_enum, default_value_t = CcaScope::Container)]
+    pub cca_scope: CcaScope,
+    /// Directory of the bbr2 module parameters; bbr2.param.set only writes files directly in it.
+    #[arg(
+        long,
+        env = "LEOTEST_BBR2_PARAM_DIR",
+        default_value = "/sys/module/tcp_bbr2/parameters"
+    )]
+    pub bbr2_param_dir: PathBuf,
+    /// Total time a granted client has to send its command line.
+    #[arg(long, env = "LEOTEST_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub read_timeout: Duration,
+    /// Address of the /metrics and /healthz HTTP listener.
+    #[arg(long, env = "LEOTEST_METRICS_LISTEN", default_value = "127.0.0.1:9100")]
+    pub metrics_listen: SocketAddr,
+}
+
+/// Parses `250ms`, `3s`, `2m` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mul_ms) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000)
+    } else {
+        (s, 1000)
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (use e.g. 500ms, 3s, 1m)"))?;
+    n.checked_mul(mul_ms)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("duration {s:?} too large"))
+}
+
+impl Args {
+    /// The node token: from --access-token-file when given (trailing newline stripped).
+    pub fn node_token(&self) -> std::io::Result<String> {
+        match &self.access_token_file {
+            Some(p) => Ok(std::fs::read_to_string(p)?.trim_end().to_string()),
+            None => Ok(self.access_token.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_original() {
+        let cli = Cli::try_parse_from(["x", "--nodeid", "n1"]).unwrap();
+        assert_eq!(cli.args.leotest_net, "global-testbed_leotest-net");
+        assert_eq!(cli.args.grpc_port, 50051);
+        assert_eq!(cli.args.listen.port(), 9000);
+        assert_eq!(cli.args.decision_deadline, Duration::from_secs(3));
+        assert_eq!(cli.args.grant_cache_ttl, Duration::ZERO);
+        assert_eq!(cli.args.cca_scope, CcaScope::Container);
+        assert!(matches!(
+            Cli::try_parse_from(["x", "healthcheck"]).unwrap().command,
+            Some(Sub::Healthcheck)
+        ));
+    }
+
+    #[test]
+    fn token_file_overrides_the_flag() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), "s3cret\n").unwrap();
+        let p = f.path().to_str().unwrap();
+        let cli = Cli::try_parse_from(["x", "--access-token-file", p]).unwrap();
+        assert_eq!(cli.args.node_token().unwrap(), "s3cret");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("x").is_err());
+    }
+}

@@ -1,0 +1,412 @@
+//! Who is calling: peer IP → container → `userid` label, kept current from Docker events.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::models::{ContainerInspectResponse, EventMessage, EventMessageTypeEnum};
+use bollard::query_parameters::{EventsOptions, ListContainersOptions};
+use bollard::Docker;
+use futures::StreamExt;
+use thiserror::Error;
+
+/// The container behind a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub container_id: String,
+    /// From the `userid` label only; `None` when unlabeled.
+    pub userid: Option<String>,
+    /// Host PID of the container's init (for its network namespace).
+    pub pid: u32,
+}
+
+/// Why a peer could not be resolved; every variant means deny.
+#[derive(Debug, Error)]
+pub enum IdentityError {
+    #[error("no running container owns {0}")]
+    Unknown(IpAddr),
+    #[error("connection not found in the container's network namespace")]
+    SocketMismatch,
+    #[error("docker: {0}")]
+    Docker(String),
+}
+
+/// Resolves a connection to its container.
+#[async_trait]
+pub trait IdentitySource: Send + Sync {
+    /// `peer` is the client's address, `local` ours, as seen on the accepted socket.
+    async fn resolve(&self, peer: SocketAddr, local: SocketAddr) -> Result<Caller, IdentityError>;
+    /// Changes whenever any container state changes (invalidates cached grants).
+    fn generation(&self) -> u64;
+}
+
+/// One map entry: keyed by IP, owned by a container id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub container_id: String,
+    pub userid: Option<String>,
+    pub pid: u32,
+}
+
+/// IP → container map where only the owning id can remove an entry.
+#[derive(Debug, Default)]
+pub struct ContainerMap {
+    by_ip: HashMap<IpAddr, Entry>,
+}
+
+impl ContainerMap {
+    /// Replaces everything known about `entry.container_id` with the given addresses.
+    pub fn upsert(&mut self, ips: &[IpAddr], entry: Entry) {
+        self.remove(&entry.container_id);
+        for ip in ips {
+            self.by_ip.insert(*ip, entry.clone());
+        }
+    }
+    /// Drops the entries of `container_id` only; an IP since taken by another container stays.
+    pub fn remove(&mut self, container_id: &str) {
+        self.by_ip.retain(|_, e| e.container_id != container_id);
+    }
+    pub fn get(&self, ip: &IpAddr) -> Option<&Entry> {
+        self.by_ip.get(ip)
+    }
+    pub fn clear(&mut self) {
+        self.by_ip.clear();
+    }
+}
+
+/// Parses one `/proc/net/tcp{,6}` address (`0100007F:1F90`) into a socket address.
+fn parse_proc_addr(field: &str) -> Option<SocketAddr> {
+    let (ip_hex, port_hex) = field.split_once(':')?;
+    let port = u16::from_str_radix(port_hex, 16).ok()?;
+    let ip = match ip_hex.len() {
+        8 => {
+            let w = u32::from_str_radix(ip_hex, 16).ok()?;
+            IpAddr::from(w.to_ne_bytes())
+        }
+        32 => {
+            let mut b = [0u8; 16];
+            for i in 0..4 {
+                let w = u32::from_str_radix(ip_hex.get(i * 8..i * 8 + 8)?, 16).ok()?;
+                b[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+            }
+            IpAddr::from(b).to_canonical()
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Whether a `/proc/net/tcp` table lists a socket bound to `local` connected to `remote`.
+pub fn tcp_table_has(table: &str, local: SocketAddr, remote: SocketAddr) -> bool {
+    let norm = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+    let (local, remote) = (norm(local), norm(remote));
+    table.lines().skip(1).any(|l| {
+        let mut f = l.split_whitespace().skip(1);
+        matches!(
+            (f.next().and_then(parse_proc_addr), f.next().and_then(parse_proc_addr)),
+            (Some(l), Some(r)) if l == local && r == remote
+        )
+    })
+}
+
+/// Checks the connection exists inside the namespace of `pid` (seen from there, reversed).
+pub fn socket_in_netns(pid: u32, peer: SocketAddr, local: SocketAddr) -> bool {
+    ["tcp", "tcp6"].iter().any(|t| {
+        std::fs::read_to_string(format!("/proc/{pid}/net/{t}"))
+            .map(|tab| tcp_table_has(&tab, peer, local))
+            .unwrap_or(false)
+    })
+}
+
+/// The Docker-backed identity source.
+pub struct DockerIdentity {
+    docker: Docker,
+    network: String,
+    map: RwLock<ContainerMap>,
+    generation: AtomicU64,
+}
+
+fn docker_err(e: bollard::errors::Error) -> IdentityError {
+    IdentityError::Docker(e.to_string())
+}
+
+impl DockerIdentity {
+    /// Connects to the local engine, loads the map and starts following events.
+    pub async fn start(network: String) -> Result<Arc<Self>, IdentityError> {
+        let docker = Docker::connect_with_local_defaults().map_err(docker_err)?;
+        let me = Arc::new(DockerIdentity {
+            docker,
+            network,
+            map: RwLock::new(ContainerMap::default()),
+            generation: AtomicU64::new(0),
+        });
+        me.resync().await?;
+        let follower = Arc::clone(&me);
+        tokio::spawn(async move { follower.follow_events().await });
+        Ok(me)
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Rebuilds the whole map from the container list of the network.
+    async fn resync(&self) -> Result<(), IdentityError> {
+        let ids = self.network_container_ids().await?;
+        let mut fresh = ContainerMap::default();
+        for id in ids {
+            if let Ok(info) = self.docker.inspect_container(&id, None).await {
+                if let Some((ips, e)) = self.entry_from(&info) {
+                    fresh.upsert(&ips, e);
+                }
+            }
+        }
+        if let Ok(mut m) = self.map.write() {
+            *m = fresh;
+        }
+        self.bump();
+        Ok(())
+    }
+
+    async fn network_container_ids(&self) -> Result<Vec<String>, IdentityError> {
+        let filters = HashMap::from([("network".to_string(), vec![self.network.clone()])]);
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .map_err(docker_err)?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// The map entry for a running container attached to our network, if any.
+    fn entry_from(&self, info: &ContainerInspectResponse) -> Option<(Vec<IpAddr>, Entry)> {
+        let id = info.id.clone()?;
+        let state = info.state.as_ref()?;
+        if state.running != Some(true) {
+            return None;
+        }
+        let pid = u32::try_from(state.pid?).ok().filter(|p| *p > 0)?;
+        let ep = info
+            .network_settings
+            .as_ref()?
+            .networks
+            .as_ref()?
+            .get(&self.network)?;
+        let mut ips = Vec::new();
+        for a in [&ep.ip_address, &ep.global_ipv6_address]
+            .into_iter()
+            .flatten()
+        {
+            if let Ok(ip) = a.parse::<IpAddr>() {
+                ips.push(ip);
+            }
+        }
+        let userid = info
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get("userid"))
+            .cloned();
+        Some((
+            ips,
+            Entry {
+                container_id: id,
+                userid,
+                pid,
+            },
+        ))
+    }
+
+    /// Re-reads one container and updates (or drops) its entries.
+    async fn refresh(&self, id: &str) {
+        let entry = match self.docker.inspect_container(id, None).await {
+            Ok(info) => self.entry_from(&info),
+            Err(_) => None,
+        };
+        if let Ok(mut m) = self.map.write() {
+            match entry {
+                Some((ips, e)) => m.upsert(&ips, e),
+                None => m.remove(id),
+            }
+        }
+        self.bump();
+    }
+
+    fn event_container(ev: &EventMessage) -> Option<String> {
+        let actor = ev.actor.as_ref()?;
+        match ev.typ {
+            Some(EventMessageTypeEnum::CONTAINER) => actor.id.clone(),
+            Some(EventMessageTypeEnum::NETWORK) => {
+                actor.attributes.as_ref()?.get("container").cloned()
+            }
+            _ => None,
+        }
+    }
+
+    async fn follow_events(self: Arc<Self>) {
+        loop {
+            let filters = HashMap::from([
+                (
+                    "type".to_string(),
+                    vec!["container".into(), "network".into()],
+                ),
+                (
+                    "event".to_string(),
+                    [
+                        "start",
+                        "die",
+                        "destroy",
+                        "stop",
+                        "kill",
+                        "pause",
+                        "unpause",
+                        "connect",
+                        "disconnect",
+                    ]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                ),
+            ]);
+            let mut events = self.docker.events(Some(EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }));
+            while let Some(ev) = events.next().await {
+                match ev {
+                    Ok(ev) => {
+                        if let Some(id) = Self::event_container(&ev) {
+                            self.refresh(&id).await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "docker event stream failed");
+                        break;
+                    }
+                }
+            }
+            // Events may have been missed while disconnected: forget everything, then reload.
+            if let Ok(mut m) = self.map.write() {
+                m.clear();
+            }
+            self.bump();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if let Err(e) = self.resync().await {
+                tracing::warn!(error = %e, "docker resync failed");
+            }
+        }
+    }
+
+    fn lookup(&self, ip: &IpAddr) -> Option<Entry> {
+        self.map.read().ok().and_then(|m| m.get(ip).cloned())
+    }
+}
+
+#[async_trait]
+impl IdentitySource for DockerIdentity {
+    async fn resolve(&self, peer: SocketAddr, local: SocketAddr) -> Result<Caller, IdentityError> {
+        let ip = peer.ip().to_canonical();
+        let entry = match self.lookup(&ip) {
+            Some(e) => e,
+            None => {
+                // A container may have started before its event arrived: one list, one inspect.
+                let ids = self.network_container_ids().await?;
+                for id in ids {
+                    let known = self
+                        .map
+                        .read()
+                        .map(|m| m.by_ip.values().any(|e| e.container_id == id))
+                        .unwrap_or(true);
+                    if !known {
+                        self.refresh(&id).await;
+                    }
+                }
+                self.lookup(&ip).ok_or(IdentityError::Unknown(ip))?
+            }
+        };
+        let pid = entry.pid;
+        let ok = tokio::task::spawn_blocking(move || socket_in_netns(pid, peer, local))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            return Err(IdentityError::SocketMismatch);
+        }
+        Ok(Caller {
+            container_id: entry.container_id,
+            userid: entry.userid,
+            pid,
+        })
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(id: &str, user: &str) -> Entry {
+        Entry {
+            container_id: id.into(),
+            userid: Some(user.into()),
+            pid: 1,
+        }
+    }
+
+    #[test]
+    fn ip_reuse_never_returns_the_old_owner() {
+        let ip: IpAddr = "172.30.0.5".parse().unwrap();
+        let mut m = ContainerMap::default();
+        m.upsert(&[ip], e("old", "alice"));
+        // New container takes the IP before the old one's destroy event is processed.
+        m.upsert(&[ip], e("new", "bob"));
+        m.remove("old");
+        assert_eq!(m.get(&ip).unwrap().userid.as_deref(), Some("bob"));
+        m.remove("new");
+        assert!(m.get(&ip).is_none());
+    }
+
+    #[test]
+    fn proc_tcp_table_matches_the_four_tuple() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 05001EAC:A1B2 01001EAC:2328 01 00000000:00000000 00:00000000 00000000     0        0 1 1\n";
+        let peer: SocketAddr = "172.30.0.5:41394".parse().unwrap();
+        let local: SocketAddr = "172.30.0.1:9000".parse().unwrap();
+        assert!(tcp_table_has(table, peer, local));
+        assert!(!tcp_table_has(
+            table,
+            "172.30.0.6:41394".parse().unwrap(),
+            local
+        ));
+        assert!(!tcp_table_has(
+            table,
+            peer,
+            "172.30.0.1:9001".parse().unwrap()
+        ));
+    }
+
+    #[test]
+    fn own_socket_is_found_in_own_netns() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_s, _) = l.accept().unwrap();
+        let pid = std::process::id();
+        assert!(socket_in_netns(
+            pid,
+            c.local_addr().unwrap(),
+            l.local_addr().unwrap()
+        ));
+        assert!(!socket_in_netns(
+            pid,
+            "127.0.0.1:1".parse().unwrap(),
+            l.local_addr().unwrap()
+        ));
+    }
+}
