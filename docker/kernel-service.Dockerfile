@@ -3,6 +3,8 @@
 FROM scratch
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
+# Sandbox jobs mount a private tmpfs on /tmp as their working directory.
+COPY empty/ /tmp/
 COPY leotest-kernel-service /usr/local/bin/leotest-kernel-service
 COPY leotest /usr/local/bin/leotest
 EXPOSE 9000

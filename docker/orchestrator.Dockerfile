@@ -4,8 +4,8 @@ FROM scratch
 COPY leotest-orchestrator /usr/local/bin/leotest-orchestrator
 COPY leotest /usr/local/bin/leotest
 # Empty, non-root-owned mount points: a new named volume inherits this ownership.
-COPY --chown=65532:65532 empty/ /var/lib/leotest/
-COPY --chown=65532:65532 empty/ /certs/
+COPY --chown=65532:65532 empty/ /var/lib/leotest/data/
+COPY --chown=65532:65532 empty/ /var/lib/leotest/certs/
 USER 65532:65532
 WORKDIR /var/lib/leotest
 EXPOSE 50051

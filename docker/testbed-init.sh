@@ -9,13 +9,15 @@ register() { # id name role team
     if lt user --action=get --id="$1" >/dev/null 2>&1; then
         echo "user $1 exists"
     else
-        lt user --action=register --id="$1" --name="$2" --role="$3" --team="$4"
+        # the reply carries the new token: keep it out of the logs
+        lt user --action=register --id="$1" --name="$2" --role="$3" --team="$4" >/dev/null
+        echo "registered $1 ($3)"
     fi
 }
 
-register "$NODE_ID" "Testbed node $NODE_ID" NODE leotest-rs
-register alice "Alice (privileged)" USER_PRIV leotest-rs
-register bob "Bob" USER leotest-rs
+register "$NODE_ID" "Testbed node $NODE_ID" node leotest-rs
+register alice "Alice (privileged)" user_priv leotest-rs
+register bob "Bob" user leotest-rs
 
 # The orchestrator derives a user's static token as hex sha256(id + name + team), as the
 # original does, so a re-run (user already registered) can derive it again.

@@ -284,6 +284,12 @@ fn start_kernel_service(
         "--listen".into(),
         format!("0.0.0.0:{port}"),
     ];
+    if has("--metrics-listen") {
+        args.extend([
+            "--metrics-listen".into(),
+            format!("127.0.0.1:{}", free_port()?),
+        ]);
+    }
     if let Some(f) = ca_flag {
         args.extend([f.to_string(), o.cert.display().to_string()]);
     }

@@ -331,9 +331,15 @@ impl IdentitySource for DockerIdentity {
             }
         };
         let pid = entry.pid;
-        let ok = tokio::task::spawn_blocking(move || socket_in_netns(pid, peer, local))
-            .await
-            .unwrap_or(false);
+        // Exact sock_diag lookup; the /proc table walk only if netlink is unusable here.
+        let ok = tokio::task::spawn_blocking(move || {
+            crate::sockdiag::socket_exists_in(pid, peer, local).unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "sock_diag lookup failed, reading /proc");
+                socket_in_netns(pid, peer, local)
+            })
+        })
+        .await
+        .unwrap_or(false);
         if !ok {
             return Err(IdentityError::SocketMismatch);
         }

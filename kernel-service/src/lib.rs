@@ -8,3 +8,4 @@ pub mod oracle;
 pub mod protocol;
 pub mod sandbox;
 pub mod server;
+pub mod sockdiag;
