@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # End-to-end check of the docker-compose testbed on the real Docker engine: bring it up,
 # talk to the kernel service from inside the sample experiment containers, bring it down
-# and check nothing is left behind. Exits non-zero on the first failed check.
+# and check nothing is left behind. Runs every check, exits non-zero if any failed.
+#
+#   scripts/e2e-testbed.sh [--mongo]    (--mongo: the orchestrator on the `mongo` profile's server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+    --mongo) export COMPOSE_PROFILES=mongo LEOTEST_STORE=mongo ;;
+    '') ;;
+    *) echo "usage: $0 [--mongo]" >&2; exit 2 ;;
+esac
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-leotest-rs-e2e}
 COMPOSE=${COMPOSE:-$(command -v docker-compose >/dev/null && echo docker-compose || echo "docker compose")}
 start=$SECONDS
@@ -24,6 +31,7 @@ cleanup() { $COMPOSE down -v --remove-orphans >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 scripts/testbed.sh up
+node_before=$(cat /proc/sys/net/ipv4/tcp_congestion_control)
 
 out=$(kernel experiment-priv cca.check)
 check "USER_PRIV gets the congestion control" "net.ipv4.tcp_congestion_control = " "$out"
@@ -41,6 +49,8 @@ if [ -n "$target" ]; then
         "$(in_ctr experiment-priv 'cat /proc/sys/net/ipv4/tcp_congestion_control')"
     check "another container's namespace did not" "$before_user" \
         "$(in_ctr experiment-user 'cat /proc/sys/net/ipv4/tcp_congestion_control')"
+    check "the node's own namespace did not" "$node_before" \
+        "$(cat /proc/sys/net/ipv4/tcp_congestion_control)"
 else
     log "only one congestion control available ($avail): cca.change not exercised"
 fi
@@ -48,6 +58,15 @@ refused=$(kernel experiment-priv 'cca.change no-such-alg')
 check_empty "cca.change refuses an unknown algorithm" "$(grep -F '= no-such-alg' <<<"$refused" || true)"
 check "a sandbox job runs" "hello-from-sandbox" "$(kernel experiment-priv 'echo hello-from-sandbox')"
 check "sandbox hostname" "sandbox" "$(kernel experiment-priv 'hostname')"
+# CAP_NET_RAW is bit 13 of the bounding set: without it a container cannot forge a neighbour's IP.
+for c in experiment-priv experiment-user; do
+    check "$c has no CAP_NET_RAW" "net_raw=0" \
+        "$(in_ctr "$c" 'b=$(grep CapBnd /proc/self/status | cut -f2); echo net_raw=$(( (0x$b >> 13) & 1 ))')"
+done
+if [ "${LEOTEST_STORE:-}" = mongo ]; then
+    users=$(in_ctr mongo "python3 -c \"import pymongo; c = pymongo.MongoClient('mongodb://127.0.0.1:27017'); print(sorted(u['id'] for u in c.leotest.users.find() if u['id'] in ('alice', 'bob', 'node-1')))\"")
+    check "the orchestrator keeps its users in MongoDB" "['alice', 'bob', 'node-1']" "$users"
+fi
 
 $COMPOSE down -v --remove-orphans
 trap - EXIT
@@ -56,6 +75,6 @@ left=$(docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT
        docker network ls -q --filter name=leotest-net)
 check_empty "down -v leaves nothing behind" "$left"
 
-log "testbed end to end: $((SECONDS - start)) s"
+log "testbed end to end (store: ${LEOTEST_STORE:-embedded}): $((SECONDS - start)) s"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

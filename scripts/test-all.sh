@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of leotest-rs: Rust unit and integration tests (real orchestrator over TLS,
 # real Docker engine, embedded store and a MongoDB-wire server), the Python grpcio
-# compatibility suite, and a short benchmark smoke run.
-# Needs: cargo, python3, docker; it starts the MongoDB-wire server it needs by itself.
+# compatibility suite, the docker-compose testbed end to end (embedded store, then the `mongo`
+# profile), and a short benchmark smoke run.
+# Needs: cargo, python3, docker (as root); it starts the MongoDB-wire server it needs by itself.
+# LEOTEST_SKIP_DOCKER_TESTS=1 skips everything that needs the Docker engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,15 @@ cargo test --workspace --locked
 
 step "Python grpcio compatibility suite"
 compat-tests/run.sh
+
+if [ "${LEOTEST_SKIP_DOCKER_TESTS:-}" = 1 ]; then
+    step "docker-compose testbed: skipped (LEOTEST_SKIP_DOCKER_TESTS=1)"
+else
+    step "docker-compose testbed end to end (embedded store)"
+    scripts/e2e-testbed.sh
+    step "docker-compose testbed end to end (mongo profile)"
+    scripts/e2e-testbed.sh --mongo
+fi
 
 step "benchmark smoke run"
 scripts/bench.sh --smoke orchestrator

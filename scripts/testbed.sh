@@ -2,10 +2,14 @@
 # Builds and runs the one-machine docker-compose testbed, entirely from local sources:
 # static binaries -> target/testbed/ -> FROM-scratch images (no registry is needed).
 #
-#   scripts/testbed.sh build   build binaries and images
-#   scripts/testbed.sh up      build, then start the testbed and wait until it is healthy
-#   scripts/testbed.sh down    stop it and remove its containers, network and volumes
-#   scripts/testbed.sh e2e     up, run the end-to-end checks, down (used by CI)
+#   scripts/testbed.sh build [--mongo]   build binaries and images
+#   scripts/testbed.sh up [--mongo]      build, then start the testbed and wait until it is healthy
+#   scripts/testbed.sh down              stop it and remove its containers, network and volumes
+#   scripts/testbed.sh e2e [--mongo]     up, run the end-to-end checks, down (used by CI)
+#
+# --mongo adds the `mongo` profile (a MongoDB-wire server, nx-27017) and runs the orchestrator
+# on it (LEOTEST_STORE=mongo). Its image needs a Python base, made once with debootstrap from
+# Debian's mirror and `docker import` (leotest-rs/python-base:bookworm; kept between runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,16 +17,49 @@ TARGET=x86_64-unknown-linux-gnu
 STAGE=target/testbed
 COMPOSE=${COMPOSE:-$(command -v docker-compose >/dev/null && echo docker-compose || echo "docker compose")}
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-leotest-rs}
+PYTHON_BASE=leotest-rs/python-base:bookworm
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+NX_27017_VERSION=${NX_27017_VERSION:-0.8.1}
 
 log() { printf '[testbed] %s\n' "$*" >&2; }
 
+apt_install() { # package...
+    local missing=() p
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
 need_busybox() {
     if [ ! -x /bin/busybox ] || ! /bin/busybox --list | grep -qx nc; then
-        log "installing busybox-static (sh and nc for the experiment image)"
-        if ! dpkg -s busybox-static >/dev/null 2>&1; then
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
-        fi
+        apt_install busybox-static
     fi
+}
+
+# Python 3.11 on a minimal Debian made here (no image can be pulled), imported once.
+python_base() {
+    docker image inspect "$PYTHON_BASE" >/dev/null 2>&1 && return 0
+    apt_install debootstrap
+    local root
+    root=$(mktemp -d "${TMPDIR:-/tmp}/leotest-python-base.XXXXXX")
+    log "making $PYTHON_BASE with debootstrap (about a minute)"
+    debootstrap --variant=minbase --include=python3-minimal,libpython3.11-stdlib \
+        bookworm "$root" "$DEBIAN_MIRROR" >"$root.log" 2>&1 || {
+        tail -n 20 "$root.log" >&2; rm -rf "$root" "$root.log"; return 1; }
+    rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/usr/share/{doc,man,locale}
+    tar -C "$root" -c . | docker import -c 'CMD ["python3"]' - "$PYTHON_BASE" >/dev/null
+    rm -rf "$root" "$root.log"
+}
+
+# nx-27017 and its pure-Python/manylinux dependencies, for the base's CPython 3.11.
+stage_mongo() {
+    python_base
+    log "staging nx-27017==$NX_27017_VERSION"
+    rm -rf "$STAGE/nx-27017"
+    python3 -m pip install --quiet --disable-pip-version-check --target "$STAGE/nx-27017" \
+        --only-binary=:all: --implementation cp --python-version 3.11 \
+        --platform manylinux2014_x86_64 "nx-27017==$NX_27017_VERSION"
 }
 
 build() {
@@ -32,16 +69,18 @@ build() {
         -p leotest-orchestrator -p leotest-kernel-service -p leotest-client
     rm -rf "$STAGE" && mkdir -p "$STAGE/empty"
     for b in leotest-orchestrator leotest-kernel-service leotest; do
-        cp "target/$TARGET/release/$b" "$STAGE/"
+        cp "${CARGO_TARGET_DIR:-target}/$TARGET/release/$b" "$STAGE/"
     done
     cp /bin/busybox "$STAGE/busybox"
+    [ -n "${COMPOSE_PROFILES:-}" ] && stage_mongo
     log "building images"
     $COMPOSE build
 }
 
 wait_healthy() {
-    local deadline=$((SECONDS + ${1:-180})) svc id state
-    for svc in orchestrator kernel-service; do
+    local deadline=$((SECONDS + ${1:-180})) svc id state services=(orchestrator kernel-service)
+    [ -n "${COMPOSE_PROFILES:-}" ] && services=(mongo "${services[@]}")
+    for svc in "${services[@]}"; do
         while :; do
             id=$($COMPOSE ps -q "$svc" || true)
             state=$([ -n "$id" ] && docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo starting)
@@ -55,13 +94,22 @@ wait_healthy() {
     done
 }
 
-up() { build; $COMPOSE up -d; wait_healthy 180; log "testbed is up: see README for what to try"; }
-down() { $COMPOSE down -v --remove-orphans; }
+up() { build; $COMPOSE up -d; wait_healthy 180; log "testbed is up (store: ${LEOTEST_STORE:-embedded}): see README for what to try"; }
+# Every profile, so that a mongo testbed is removed too.
+down() { COMPOSE_PROFILES=mongo $COMPOSE down -v --remove-orphans; }
 
-case "${1:-up}" in
+cmd=${1:-up}
+[ $# -gt 0 ] && shift
+for arg in "$@"; do
+    case "$arg" in
+        --mongo) export COMPOSE_PROFILES=mongo LEOTEST_STORE=mongo ;;
+        *) echo "unknown option $arg; usage: $0 build|up|down|e2e [--mongo]" >&2; exit 2 ;;
+    esac
+done
+case "$cmd" in
     build) build ;;
     up) up ;;
     down) down ;;
     e2e) exec "$(dirname "$0")/e2e-testbed.sh" ;;
-    *) echo "usage: $0 build|up|down|e2e" >&2; exit 2 ;;
+    *) echo "usage: $0 build|up|down|e2e [--mongo]" >&2; exit 2 ;;
 esac

@@ -8,6 +8,7 @@ use sysctl::Sysctl;
 use thiserror::Error;
 
 use crate::config::CcaScope;
+use crate::procsys;
 
 const CCA: &str = "net.ipv4.tcp_congestion_control";
 const CCA_AVAILABLE: &str = "net.ipv4.tcp_available_congestion_control";
@@ -44,8 +45,14 @@ fn change(alg: &str) -> Result<Vec<u8>, CommandError> {
         return Err(CommandError::Unavailable(alg.to_string()));
     }
     let ctl = sysctl::Ctl::new(CCA).map_err(|e| CommandError::Sysctl(e.to_string()))?;
-    ctl.set_value_string(alg)
-        .map_err(|e| CommandError::Sysctl(e.to_string()))?;
+    match ctl.set_value_string(alg) {
+        Ok(_) => {}
+        // Inside a container /proc/sys is read-only: write through a private procfs instead.
+        Err(sysctl::SysctlError::IoError(e)) if e.raw_os_error() == Some(libc::EROFS) => {
+            procsys::write_private(CCA, alg).map_err(|e| CommandError::Sysctl(e.to_string()))?
+        }
+        Err(e) => return Err(CommandError::Sysctl(e.to_string())),
+    }
     Ok(format!("{CCA} = {}\n", read(CCA)?).into_bytes())
 }
 

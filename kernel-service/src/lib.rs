@@ -5,6 +5,7 @@ pub mod config;
 pub mod identity;
 pub mod metrics;
 pub mod oracle;
+pub mod procsys;
 pub mod protocol;
 pub mod sandbox;
 pub mod server;
