@@ -65,19 +65,34 @@ fn plain() -> Result<std::time::Duration> {
 pub async fn run(s: &Settings) -> Result<String> {
     let m = JobManager::new(SandboxConfig::default())
         .context("the sandbox needs root, namespaces and cgroups")?;
+    // The same sandbox made on demand at each start (no pre-started one waiting): shows what
+    // the default's pre-starting buys and what a burst beyond the pool costs.
+    let cold = JobManager::new(SandboxConfig {
+        prewarm: 0,
+        ..SandboxConfig::default()
+    })
+    .context("the sandbox needs root, namespaces and cgroups")?;
     let n = s.samples;
     let mut base = Samples::with_capacity(n);
     let mut ours = Samples::with_capacity(n);
-    // Warm-up both paths (page cache, cgroup parent, spawner thread).
+    let mut on_demand = Samples::with_capacity(n);
+    // Warm-up every path (page cache, cgroup parent, spawner thread).
     for _ in 0..5 {
         sandboxed(&m).await?;
+        sandboxed(&cold).await?;
         tokio::task::spawn_blocking(plain).await??;
     }
-    // Interleaved so both see the same machine state.
+    // Interleaved so all see the same machine state.
     for _ in 0..n {
         ours.push(sandboxed(&m).await?);
         base.push(tokio::task::spawn_blocking(plain).await??);
+        on_demand.push(sandboxed(&cold).await?);
     }
+    let on_demand_row = Row::new(
+        "sandboxed job made on demand (prewarm 0)",
+        &mut on_demand,
+        None,
+    );
     let mut rows = vec![
         Row::new(
             "plain fork/exec, std::process::Command (baseline)",
@@ -86,8 +101,9 @@ pub async fn run(s: &Settings) -> Result<String> {
         ),
         Row::new(
             format!(
-                "sandboxed job (5 namespaces, cgroup {:?}, uid 65534)",
-                m.cgroup_version()
+                "sandboxed job (5 namespaces, cgroup {:?}, uid 65534, default prewarm {})",
+                m.cgroup_version(),
+                SandboxConfig::default().prewarm
             ),
             &mut ours,
             None,
@@ -95,7 +111,11 @@ pub async fn run(s: &Settings) -> Result<String> {
     ];
     let mut out = table(
         &format!("sandbox: job start -> first output byte (`/bin/echo x`, {n} sequential runs)"),
-        &rows,
+        &rows
+            .iter()
+            .cloned()
+            .chain([on_demand_row.clone()])
+            .collect::<Vec<_>>(),
     );
     let (o, b) = (rows.remove(1), rows.remove(0));
     out.push_str(&ratio_line(
@@ -109,6 +129,13 @@ pub async fn run(s: &Settings) -> Result<String> {
         "sandboxed p99 / plain p99",
         o.p99.as_secs_f64() * 1e3,
         b.p99.as_secs_f64() * 1e3,
+        "ms",
+    ));
+    out.push('\n');
+    out.push_str(&ratio_line(
+        "sandboxed p50 / on-demand sandbox p50",
+        o.p50.as_secs_f64() * 1e3,
+        on_demand_row.p50.as_secs_f64() * 1e3,
         "ms",
     ));
     out.push('\n');

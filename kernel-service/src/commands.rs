@@ -8,6 +8,7 @@ use sysctl::Sysctl;
 use thiserror::Error;
 
 use crate::config::CcaScope;
+use crate::netns::NetnsHandles;
 use crate::procsys;
 
 const CCA: &str = "net.ipv4.tcp_congestion_control";
@@ -88,9 +89,22 @@ where
 }
 
 /// `cca.check`, in the scope's namespace.
-pub async fn cca_check(scope: CcaScope, pid: u32) -> Result<Vec<u8>, CommandError> {
+///
+/// With `netns` (the caller's namespace handles, validated when the caller was resolved) the
+/// value is read through a file opened in that namespace, with no thread hop; otherwise on a
+/// thread that enters the namespace of `pid`.
+pub async fn cca_check(
+    scope: CcaScope,
+    pid: u32,
+    netns: Option<&NetnsHandles>,
+) -> Result<Vec<u8>, CommandError> {
     match scope {
-        CcaScope::Container => in_netns(pid, check).await,
+        CcaScope::Container => {
+            if let Some(v) = netns.and_then(|h| h.read_cca().ok()) {
+                return Ok(format!("{CCA} = {v}\n").into_bytes());
+            }
+            in_netns(pid, check).await
+        }
         CcaScope::Node => tokio::task::spawn_blocking(check)
             .await
             .map_err(|e| CommandError::Sysctl(e.to_string()))?,
@@ -178,7 +192,7 @@ mod tests {
 
     #[tokio::test]
     async fn node_scope_check_reads_the_sysctl() {
-        let out = String::from_utf8(cca_check(CcaScope::Node, 0).await.unwrap()).unwrap();
+        let out = String::from_utf8(cca_check(CcaScope::Node, 0, None).await.unwrap()).unwrap();
         assert!(
             out.starts_with("net.ipv4.tcp_congestion_control = "),
             "{out}"

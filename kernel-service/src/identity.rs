@@ -13,6 +13,8 @@ use bollard::Docker;
 use futures::StreamExt;
 use thiserror::Error;
 
+use crate::netns::{NetnsCache, NetnsRef};
+
 /// The container behind a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -21,6 +23,9 @@ pub struct Caller {
     pub userid: Option<String>,
     /// Host PID of the container's init (for its network namespace).
     pub pid: u32,
+    /// Handles in the container's network namespace, checked to be the namespace `pid` is in
+    /// at resolve time (`None`: commands enter the namespace by `pid` themselves).
+    pub netns: Option<NetnsRef>,
 }
 
 /// Why a peer could not be resolved; every variant means deny.
@@ -127,6 +132,7 @@ pub struct DockerIdentity {
     network: String,
     map: RwLock<ContainerMap>,
     generation: AtomicU64,
+    netns: Arc<NetnsCache>,
 }
 
 fn docker_err(e: bollard::errors::Error) -> IdentityError {
@@ -135,13 +141,20 @@ fn docker_err(e: bollard::errors::Error) -> IdentityError {
 
 impl DockerIdentity {
     /// Connects to the local engine, loads the map and starts following events.
-    pub async fn start(network: String) -> Result<Arc<Self>, IdentityError> {
+    ///
+    /// `netns` keeps per-container namespace handles; entries of containers that stop are
+    /// dropped here as the events arrive.
+    pub async fn start(
+        network: String,
+        netns: Arc<NetnsCache>,
+    ) -> Result<Arc<Self>, IdentityError> {
         let docker = Docker::connect_with_local_defaults().map_err(docker_err)?;
         let me = Arc::new(DockerIdentity {
             docker,
             network,
             map: RwLock::new(ContainerMap::default()),
             generation: AtomicU64::new(0),
+            netns,
         });
         me.resync().await?;
         let follower = Arc::clone(&me);
@@ -232,7 +245,10 @@ impl DockerIdentity {
         if let Ok(mut m) = self.map.write() {
             match entry {
                 Some((ips, e)) => m.upsert(&ips, e),
-                None => m.remove(id),
+                None => {
+                    m.remove(id);
+                    self.netns.forget(id);
+                }
             }
         }
         self.bump();
@@ -295,6 +311,7 @@ impl DockerIdentity {
             if let Ok(mut m) = self.map.write() {
                 m.clear();
             }
+            self.netns.clear();
             self.bump();
             tokio::time::sleep(Duration::from_secs(1)).await;
             if let Err(e) = self.resync().await {
@@ -331,15 +348,35 @@ impl IdentitySource for DockerIdentity {
             }
         };
         let pid = entry.pid;
-        // Exact sock_diag lookup; the /proc table walk only if netlink is unusable here.
-        let ok = tokio::task::spawn_blocking(move || {
-            crate::sockdiag::socket_exists_in(pid, peer, local).unwrap_or_else(|e| {
-                tracing::debug!(error = %e, "sock_diag lookup failed, reading /proc");
-                socket_in_netns(pid, peer, local)
-            })
-        })
-        .await
-        .unwrap_or(false);
+        // Fast path: the container's own sock_diag socket, opened once (see `crate::netns`),
+        // queried from this worker without a thread hop.
+        let handles = match self.netns.get(&entry.container_id, pid).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::debug!(error = %e, "netns handles unavailable");
+                None
+            }
+        };
+        // Seen from inside the container the 4-tuple is reversed: its local end is our peer.
+        let fast = handles.as_ref().map(|h| h.socket_exists(peer, local));
+        let ok = match fast {
+            Some(Ok(found)) => found,
+            // No handles, or no immediate answer: a one-off lookup from inside the namespace
+            // (and the /proc table walk only if netlink is unusable there).
+            other => {
+                if let Some(Err(e)) = other {
+                    tracing::debug!(error = %e, "cached sock_diag lookup failed");
+                }
+                tokio::task::spawn_blocking(move || {
+                    crate::sockdiag::socket_exists_in(pid, peer, local).unwrap_or_else(|e| {
+                        tracing::debug!(error = %e, "sock_diag lookup failed, reading /proc");
+                        socket_in_netns(pid, peer, local)
+                    })
+                })
+                .await
+                .unwrap_or(false)
+            }
+        };
         if !ok {
             return Err(IdentityError::SocketMismatch);
         }
@@ -347,6 +384,7 @@ impl IdentitySource for DockerIdentity {
             container_id: entry.container_id,
             userid: entry.userid,
             pid,
+            netns: handles.map(NetnsRef),
         })
     }
 

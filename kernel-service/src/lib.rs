@@ -4,6 +4,7 @@ pub mod commands;
 pub mod config;
 pub mod identity;
 pub mod metrics;
+pub mod netns;
 pub mod oracle;
 pub mod procsys;
 pub mod protocol;

@@ -7,6 +7,7 @@ use clap::Parser;
 use leotest_kernel_service::config::{Cli, Sub};
 use leotest_kernel_service::identity::DockerIdentity;
 use leotest_kernel_service::metrics::{self, Metrics};
+use leotest_kernel_service::netns::NetnsCache;
 use leotest_kernel_service::oracle::{ClientOracle, GrantCache};
 use leotest_kernel_service::sandbox::{JobManager, SandboxConfig};
 use leotest_kernel_service::server::{self, Service, ServiceConfig};
@@ -40,7 +41,8 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("orchestrator client")?;
-    let identity = DockerIdentity::start(a.leotest_net.clone())
+    let netns = Arc::new(NetnsCache::new());
+    let identity = DockerIdentity::start(a.leotest_net.clone(), netns)
         .await
         .context("docker")?;
     let jobs = match JobManager::new(SandboxConfig::default()) {

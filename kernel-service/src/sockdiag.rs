@@ -88,8 +88,11 @@ fn parse_reply(buf: &[u8], id: &[u8; ID_CMP_LEN], seq: u32) -> io::Result<bool> 
     }
 }
 
-/// One query on a NETLINK_SOCK_DIAG socket of the calling thread's namespace.
-fn query(family: u8, id: &[u8; ID_CMP_LEN]) -> io::Result<bool> {
+/// A NETLINK_SOCK_DIAG socket in the calling thread's network namespace.
+///
+/// The socket stays bound to that namespace whichever thread uses it later, which is what lets
+/// [`crate::netns`] open it once per container and query from the async workers directly.
+pub fn open_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the fd is owned right away.
     let raw = unsafe {
         libc::socket(
@@ -118,6 +121,21 @@ fn query(family: u8, id: &[u8; ID_CMP_LEN]) -> io::Result<bool> {
             std::mem::size_of::<libc::timeval>() as libc::socklen_t,
         );
     }
+    Ok(fd)
+}
+
+/// Sends one exact-lookup request on `fd` and reads its reply.
+///
+/// With `nonblocking`, the receive never waits: the kernel answers a sock_diag request inside
+/// the `sendto` call, so the reply is already queued; if it is not, the caller gets
+/// `WouldBlock` and retries elsewhere. Replies to earlier requests (another caller that gave up)
+/// carry another sequence number and are skipped.
+fn query_on(
+    fd: &OwnedFd,
+    family: u8,
+    id: &[u8; ID_CMP_LEN],
+    nonblocking: bool,
+) -> io::Result<bool> {
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let req = request(family, id, seq);
     // SAFETY: zeroed sockaddr_nl addressed to the kernel (pid 0).
@@ -137,26 +155,64 @@ fn query(family: u8, id: &[u8; ID_CMP_LEN]) -> io::Result<bool> {
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }
+    let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
     let mut buf = [0u8; 4096];
-    // SAFETY: valid fd and writable buffer of the stated length.
-    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
+    // Bounded: at most this many stale replies are skipped before giving up.
+    for _ in 0..64 {
+        // SAFETY: valid fd and writable buffer of the stated length.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let got = &buf[..n as usize];
+        let rseq = got
+            .get(8..12)
+            .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+        if rseq.is_some() && rseq != Some(seq) {
+            continue;
+        }
+        return parse_reply(got, id, seq);
     }
-    parse_reply(&buf[..n as usize], id, seq)
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "no sock_diag reply for this request",
+    ))
 }
 
-/// Whether the namespace of the calling thread has a TCP socket bound to `local` and
-/// connected to `remote`.
-pub fn socket_exists_here(local: SocketAddr, remote: SocketAddr) -> io::Result<bool> {
+/// One query on a fresh NETLINK_SOCK_DIAG socket of the calling thread's namespace.
+fn query(family: u8, id: &[u8; ID_CMP_LEN]) -> io::Result<bool> {
+    query_on(&open_socket()?, family, id, false)
+}
+
+/// The family and request id for the connection `local` → `remote` (canonical addresses), or
+/// `None` when the two addresses are of different families (no such socket can exist).
+fn lookup_key(local: SocketAddr, remote: SocketAddr) -> Option<(u8, [u8; ID_CMP_LEN])> {
     let norm = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
     let (local, remote) = (norm(local), norm(remote));
     let family = match (local.ip(), remote.ip()) {
         (IpAddr::V4(_), IpAddr::V4(_)) => libc::AF_INET,
         (IpAddr::V6(_), IpAddr::V6(_)) => libc::AF_INET6,
-        _ => return Ok(false),
+        _ => return None,
     };
-    query(family as u8, &sock_id(local, remote))
+    Some((family as u8, sock_id(local, remote)))
+}
+
+/// Like [`socket_exists_here`], on an already open sock_diag socket (of whatever namespace it
+/// was created in), without ever blocking: `WouldBlock` if the reply is not queued at once.
+pub fn socket_exists_on(fd: &OwnedFd, local: SocketAddr, remote: SocketAddr) -> io::Result<bool> {
+    match lookup_key(local, remote) {
+        Some((family, id)) => query_on(fd, family, &id, true),
+        None => Ok(false),
+    }
+}
+
+/// Whether the namespace of the calling thread has a TCP socket bound to `local` and
+/// connected to `remote`.
+pub fn socket_exists_here(local: SocketAddr, remote: SocketAddr) -> io::Result<bool> {
+    match lookup_key(local, remote) {
+        Some((family, id)) => query(family, &id),
+        None => Ok(false),
+    }
 }
 
 /// Same as [`socket_exists_here`], in the network namespace of process `pid` (on a short-lived

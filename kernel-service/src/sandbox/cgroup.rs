@@ -248,6 +248,48 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// Removes job cgroups left behind by a service that was killed (its waiting sandboxes die
+    /// with it, their cgroups stay): directories under `parent` named like a job id, older than
+    /// `min_age` (a cgroup being set up is empty only for milliseconds) and empty — the kernel
+    /// refuses to remove a cgroup that still has tasks, so a live job's is never touched.
+    /// Returns how many were removed.
+    pub fn sweep_stale(&self, parent: &str, min_age: Duration) -> usize {
+        let bases: Vec<PathBuf> = match self {
+            Layout::V1(dirs) => {
+                let mut v: Vec<PathBuf> = dirs.values().map(|d| d.join(parent)).collect();
+                v.sort();
+                v.dedup();
+                v
+            }
+            Layout::V2 { dir, .. } => vec![dir.join(parent)],
+        };
+        let mut removed = 0;
+        for base in bases {
+            let Ok(rd) = fs::read_dir(&base) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let is_job = name
+                    .to_str()
+                    .is_some_and(|n| super::job::JobId::parse(n).is_some_and(|j| j.as_str() == n));
+                let old = e
+                    .metadata()
+                    .ok()
+                    .filter(|m| m.is_dir())
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= min_age);
+                if is_job && old && fs::remove_dir(e.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+}
+
 fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
     fs::write(path, value).map_err(io_err("write", path))
 }
@@ -743,6 +785,30 @@ mod tests {
         );
         assert!(cg.clone_fd().is_some() && cg.procs_files().is_empty());
         assert_eq!(cg.version(), CgroupVersion::V2);
+    }
+
+    #[test]
+    fn sweep_removes_only_old_empty_job_directories() {
+        let own = tempfile::tempdir().unwrap();
+        let parent = own.path().join("leotest-jobs");
+        let stale = parent.join("0123456789abcdef0123456789abcdef");
+        let busy = parent.join("fedcba9876543210fedcba9876543210");
+        let other = parent.join("not-a-job");
+        for d in [&stale, &busy, &other] {
+            fs::create_dir_all(d).unwrap();
+        }
+        // Stands in for a cgroup with tasks: the kernel refuses rmdir, as it does here.
+        fs::write(busy.join("cgroup.procs"), "42\n").unwrap();
+        let layout = Layout::V2 {
+            dir: own.path().into(),
+            io: false,
+        };
+        assert_eq!(
+            layout.sweep_stale("leotest-jobs", Duration::from_secs(3600)),
+            0
+        );
+        assert_eq!(layout.sweep_stale("leotest-jobs", Duration::ZERO), 1);
+        assert!(!stale.exists() && busy.exists() && other.exists());
     }
 
     #[test]

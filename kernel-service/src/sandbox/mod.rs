@@ -9,6 +9,11 @@
 //! The command itself is pid 1 of its namespace: when it exits, the kernel kills everything
 //! else in the job, and stopping a job is one SIGKILL through its pidfd. Background children
 //! it never reaps stay zombies (counted against `pids.max`) until the job ends.
+//!
+//! To keep the start of a job short, the spawner keeps [`SandboxConfig::prewarm`] sandboxes
+//! set up ahead of demand (cgroup made and joined, namespaces, mounts, hostname), each waiting
+//! for its command; a job start sends the command and the sandbox drops privileges and execs
+//! it (see [`spawn`]). Job cgroups left behind by a killed service are swept at start-up.
 
 pub mod cgroup;
 pub mod job;
@@ -32,7 +37,7 @@ pub use output::{forward, OutputLog, OutputStream};
 pub use spawn::SpawnError;
 pub use spec::{Limits, SandboxConfig};
 
-use spawn::{SpawnRequest, Spawner};
+use spawn::{Spawner, Started, Template};
 
 /// Errors of the job API; the `Display` text is safe to send to the client.
 #[derive(Debug, thiserror::Error)]
@@ -184,7 +189,17 @@ impl JobManager {
             ));
         }
         let layout = cgroup::detect()?;
-        let spawner = Spawner::new().map_err(|e| SandboxError::Internal(e.to_string()))?;
+        let spawner = Spawner::new(Template {
+            layout: layout.clone(),
+            cgroup_parent: config.cgroup_parent.clone(),
+            limits: config.limits.clone(),
+            uid: config.uid,
+            gid: config.gid,
+            hostname: config.hostname.clone(),
+            workdir_bytes: config.workdir_bytes,
+            prewarm: config.prewarm,
+        })
+        .map_err(|e| SandboxError::Internal(e.to_string()))?;
         tracing::info!(cgroup = ?layout.version(), "sandbox ready");
         Ok(JobManager {
             inner: Arc::new(Inner {
@@ -226,38 +241,16 @@ impl JobManager {
         }
         let mut slot = Slot { inner, armed: true };
 
-        let id = JobId::random().map_err(|e| SandboxError::Internal(e.to_string()))?;
-        let cg: Arc<dyn JobCgroup> = {
-            let (layout, parent, name, limits) = (
-                inner.layout.clone(),
-                cfg.cgroup_parent.clone(),
-                id.to_string(),
-                cfg.limits.clone(),
-            );
-            tokio::task::spawn_blocking(move || layout.create(&parent, &name, &limits))
-                .await
-                .map_err(|e| SandboxError::Internal(e.to_string()))??
-                .into()
-        };
-        let cgroup_fd = match cg.clone_fd().map(|fd| fd.try_clone_to_owned()).transpose() {
-            Ok(fd) => fd,
-            Err(e) => {
-                remove_cgroup(cg).await;
-                return Err(SandboxError::Internal(e.to_string()));
-            }
-        };
-        let req = SpawnRequest {
-            argv: argv.clone(),
-            uid: cfg.uid,
-            gid: cfg.gid,
-            hostname: cfg.hostname.clone(),
-            workdir_bytes: cfg.workdir_bytes,
-            procs_files: cg.procs_files(),
-            cgroup_fd,
-        };
         let output = OutputLog::new(cfg.output_memory_cap, cfg.output_max, cfg.spill_dir.clone());
         let started_at = SystemTime::now();
-        let spawned = match inner.spawner.spawn(req).await {
+        // The cgroup (limits applied) and the set-up sandbox usually exist already: the
+        // spawner keeps `prewarm` of them ready (see `spawn`).
+        let Started {
+            id,
+            cgroup: cg,
+            result,
+        } = inner.spawner.start(argv.clone()).await?;
+        let spawned = match result {
             Ok(s) => s,
             Err(SpawnError::Exec { program, source }) => {
                 // The user's command is at fault: record a FAILED job, as a start failure.

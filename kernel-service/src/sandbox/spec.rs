@@ -86,6 +86,10 @@ pub struct SandboxConfig {
     pub cgroup_parent: String,
     /// Time limit for the "any other line" one-shot commands.
     pub oneshot_time_limit: Duration,
+    /// Sandboxes kept set up and waiting for a command (cgroup made and joined, namespaces
+    /// and mounts done), so a job start only sends the command and execs; 0 makes each
+    /// sandbox on demand. Each waiting one is a sleeping process with its own empty cgroup.
+    pub prewarm: usize,
 }
 
 impl Default for SandboxConfig {
@@ -103,6 +107,7 @@ impl Default for SandboxConfig {
             max_finished: 256,
             cgroup_parent: "leotest-jobs".to_string(),
             oneshot_time_limit: Duration::from_secs(30),
+            prewarm: 2,
         }
     }
 }
@@ -140,6 +145,9 @@ impl SandboxConfig {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok {
             return bad("cgroup_parent must be a plain directory name");
+        }
+        if self.prewarm > 64 {
+            return bad("prewarm must be at most 64");
         }
         if self.output_memory_cap == 0 || self.max_running == 0 || self.workdir_bytes == 0 {
             return bad("output cap, max_running and workdir size must be > 0");

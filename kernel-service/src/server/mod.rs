@@ -142,7 +142,10 @@ impl Service {
     {
         let user = caller.userid.as_deref().unwrap_or_default();
         let res = match cmd {
-            Command::CcaCheck => commands::cca_check(self.cfg.cca_scope, caller.pid).await,
+            Command::CcaCheck => {
+                let netns = caller.netns.as_ref().map(|n| &*n.0);
+                commands::cca_check(self.cfg.cca_scope, caller.pid, netns).await
+            }
             Command::CcaChange(a) => {
                 commands::cca_change(self.cfg.cca_scope, caller.pid, a.clone()).await
             }
@@ -267,6 +270,9 @@ pub async fn run(listener: TcpListener, svc: Arc<Service>, shutdown: impl Future
         let Ok(local) = stream.local_addr() else {
             continue;
         };
+        // Replies are small and followed by more writes only for `job.watch`: never let Nagle
+        // hold a chunk back waiting for the client's (delayed) ACK.
+        let _ = stream.set_nodelay(true);
         let svc = Arc::clone(&svc);
         tokio::spawn(async move {
             svc.handle(stream, peer, local).await;

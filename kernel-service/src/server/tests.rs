@@ -46,6 +46,7 @@ impl IdentitySource for FakeIdentity {
             container_id: e.container_id.clone(),
             userid: e.userid.clone(),
             pid: e.pid,
+            netns: None,
         })
     }
     fn generation(&self) -> u64 {
