@@ -54,8 +54,21 @@ impl Proc {
     }
 }
 
+/// How long a stopped process gets to clean up (the kernel service removes its job cgroups).
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
 impl Drop for Proc {
     fn drop(&mut self) {
+        // SIGTERM first, so the process can clean up; SIGKILL whatever is left after the grace.
+        // SAFETY: kill(2) on our own child's pid, which is not reaped yet (we still own it).
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_)) | Err(_)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -94,6 +94,11 @@ pub struct Args {
     /// Total time a granted client has to send its command line.
     #[arg(long, env = "LEOTEST_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub read_timeout: Duration,
+    /// Sandboxes kept started and waiting for a job (0 = make each on demand); each is a
+    /// copy-on-write fork of the service that holds a cgroup and five namespaces.
+    #[arg(long, env = "LEOTEST_SANDBOX_PREWARM", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(0..=64))]
+    pub sandbox_prewarm: u8,
     /// Address of the /metrics and /healthz HTTP listener.
     #[arg(long, env = "LEOTEST_METRICS_LISTEN", default_value = "127.0.0.1:9100")]
     pub metrics_listen: SocketAddr,
