@@ -178,6 +178,7 @@ impl CliError {
                 KernelError::Connect { .. } | KernelError::Timeout { .. } => EXIT_UNREACHABLE,
                 KernelError::InvalidArgument(_)
                 | KernelError::MissingCommand
+                | KernelError::Refused(_)
                 | KernelError::TooLong => EXIT_USAGE,
                 KernelError::Io(_) => EXIT_OTHER,
             },

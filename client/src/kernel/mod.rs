@@ -7,34 +7,13 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod command;
+pub use command::{parse, KernelCommand, ParseError, MAX_LINE};
+
 /// Port the kernel service listens on.
 pub const DEFAULT_PORT: u16 = 9000;
 /// What the service answers when the caller's container may not use it.
 pub const ACCESS_DENIED: &str = "access_denied";
-/// Longest command line sent; the service reads a bounded line.
-pub const MAX_LINE: usize = 4096;
-
-/// One command of the protocol.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KernelCommand {
-    /// `cca.check`: the congestion control algorithm in use.
-    CcaCheck,
-    /// `cca.change ALG`.
-    CcaChange(String),
-    /// `bbr2.param.set NAME VALUE`.
-    Bbr2Set { name: String, value: String },
-    /// `job.start CMD ARGS...`.
-    JobStart(Vec<String>),
-    /// `job.status ID`.
-    JobStatus(String),
-    /// `job.stop ID`.
-    JobStop(String),
-    /// `job.watch ID`: the job's output, streamed until it ends.
-    JobWatch(String),
-    /// `job.list`.
-    JobList,
-}
-
 /// Failures of a kernel-service exchange.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -44,6 +23,9 @@ pub enum KernelError {
     /// `job.start` without a command.
     #[error("job start needs a command")]
     MissingCommand,
+    /// The line is not one the kernel service accepts (e.g. an algorithm name it refuses).
+    #[error("not a valid kernel command: {0}")]
+    Refused(ParseError),
     /// The command line would exceed [`MAX_LINE`].
     #[error("command line longer than {MAX_LINE} bytes")]
     TooLong,
@@ -60,54 +42,6 @@ pub enum KernelError {
     /// The connection failed mid-exchange, or the output could not be written.
     #[error("kernel service exchange failed: {0}")]
     Io(#[from] std::io::Error),
-}
-
-fn word(text: &str) -> Result<&str, KernelError> {
-    let ok = !text.is_empty()
-        && text.chars().all(|c| {
-            c.is_ascii_graphic() || (!c.is_ascii() && !c.is_whitespace() && !c.is_control())
-        });
-    if ok {
-        Ok(text)
-    } else {
-        Err(KernelError::InvalidArgument(text.to_string()))
-    }
-}
-
-impl KernelCommand {
-    /// The protocol line (without the newline), validated.
-    pub fn line(&self) -> Result<String, KernelError> {
-        let line = match self {
-            KernelCommand::CcaCheck => "cca.check".to_string(),
-            KernelCommand::CcaChange(alg) => format!("cca.change {}", word(alg)?),
-            KernelCommand::Bbr2Set { name, value } => {
-                format!("bbr2.param.set {} {}", word(name)?, word(value)?)
-            }
-            KernelCommand::JobStart(argv) => {
-                if argv.is_empty() {
-                    return Err(KernelError::MissingCommand);
-                }
-                let words = argv
-                    .iter()
-                    .map(|a| word(a))
-                    .collect::<Result<Vec<_>, _>>()?;
-                format!("job.start {}", words.join(" "))
-            }
-            KernelCommand::JobStatus(id) => format!("job.status {}", word(id)?),
-            KernelCommand::JobStop(id) => format!("job.stop {}", word(id)?),
-            KernelCommand::JobWatch(id) => format!("job.watch {}", word(id)?),
-            KernelCommand::JobList => "job.list".to_string(),
-        };
-        if line.len() > MAX_LINE {
-            return Err(KernelError::TooLong);
-        }
-        Ok(line)
-    }
-
-    /// Streaming commands have no overall time limit: the reply lasts as long as the job.
-    pub fn is_streaming(&self) -> bool {
-        matches!(self, KernelCommand::JobWatch(_))
-    }
 }
 
 /// Summary of a finished exchange (the reply bytes went to the writer).
