@@ -139,7 +139,7 @@ async fn dispatch(cli: &Cli, s: &Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Runs => {
-            print!("{}", crate::runs::run(s).await?);
+            print!("{}", crate::runs::run(s, cli.mongo_uri.as_deref()).await?);
             Ok(())
         }
         Cmd::Sandbox => {
@@ -152,7 +152,7 @@ async fn dispatch(cli: &Cli, s: &Settings) -> anyhow::Result<()> {
             print!("{}", crate::sandbox::run(s).await?);
             print!("\n### memory\n\n{}", crate::orch::memory(s).await?);
             print!("{}", crate::kernel::memory(s).await?);
-            print!("{}", crate::runs::run(s).await?);
+            print!("{}", crate::runs::run(s, cli.mongo_uri.as_deref()).await?);
             Ok(())
         }
     }

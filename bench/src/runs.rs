@@ -1,13 +1,15 @@
 //! `get_runs` over a large runs table (vs the same queries on a 1 000-run table) and
-//! `get_scheduled_runs` for a busy node (vs a node with one job), on the embedded store.
+//! `get_scheduled_runs` for a busy node (vs a node with one job), on the embedded store and,
+//! when a MongoDB-wire server is given, on the MongoDB store. Data is loaded through the
+//! `Store` trait's bulk path (`insert_jobs` / `insert_runs`), the same records the RPCs write.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, TimeZone, Utc};
 use leotest_orchestrator::store::embedded::EmbeddedStore;
-use leotest_orchestrator::store::{CronSchedule, Job, JobKind, JobParams, Store};
+use leotest_orchestrator::store::mongo::MongoStore;
+use leotest_orchestrator::store::{CronSchedule, Job, JobKind, JobParams, Run, Store};
 use leotest_proto::unary::{MessageGetRuns, MessageGetScheduledRuns, MessageTimeRange};
 
 use crate::load::closed_loop;
@@ -38,39 +40,57 @@ fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
-/// Writes `n` runs straight into the embedded store's SQLite file in one transaction (the
-/// RPC path would take an fsync per run), after the store itself created the schema.
-fn bulk_runs(data: &Path, n: usize) -> Result<()> {
-    let path = data.join(leotest_orchestrator::store::embedded::DB_FILE);
-    let mut conn = rusqlite::Connection::open(&path)?;
-    conn.pragma_update(None, "synchronous", "OFF")?;
-    let tx = conn.transaction()?;
-    {
-        let mut st = tx.prepare(
-            "INSERT INTO runs (runid, jobid, nodeid, userid, start_time, end_time, \
-             last_updated, blob_url, status, status_message) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
-        let jobs = n.div_ceil(RUNS_PER_JOB).max(1);
-        let base = epoch().timestamp_micros();
-        for i in 0..n {
-            let start = base + i as i64 * 60_000_000;
-            st.execute(rusqlite::params![
-                format!("run-{i:08}"),
-                format!("job-{}", i % jobs),
-                format!("node-{}", i % NODES),
-                format!("user-{}", i % 50),
-                start,
-                start + 30_000_000,
-                start + 30_000_000,
-                format!("https://blob.invalid/runs/run-{i:08}"),
-                "complete",
-                "ok",
-            ])?;
-        }
+/// Records per bulk call (one SQLite transaction / one insert_many).
+const BATCH: usize = 10_000;
+
+/// Loads `n` runs through the store's bulk path, in batches.
+async fn bulk_runs(store: &dyn Store, n: usize) -> Result<()> {
+    let jobs = n.div_ceil(RUNS_PER_JOB).max(1);
+    for lo in (0..n).step_by(BATCH) {
+        let batch: Vec<Run> = (lo..(lo + BATCH).min(n))
+            .map(|i| {
+                let start = epoch() + chrono::Duration::minutes(i as i64);
+                Run {
+                    runid: format!("run-{i:08}"),
+                    jobid: format!("job-{}", i % jobs),
+                    nodeid: format!("node-{}", i % NODES),
+                    userid: format!("user-{}", i % 50),
+                    start_time: start,
+                    end_time: start + chrono::Duration::seconds(30),
+                    last_updated: start + chrono::Duration::seconds(30),
+                    blob_url: format!("https://blob.invalid/runs/run-{i:08}"),
+                    status: "complete".into(),
+                    status_message: "ok".into(),
+                }
+            })
+            .collect();
+        store.insert_runs(&batch).await.context("insert_runs")?;
     }
-    tx.commit()?;
     Ok(())
+}
+
+/// Orchestrator CPU time (user + system) so far, from /proc (clock ticks of 1/100 s, the
+/// Linux default USER_HZ).
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The `--db-name` the orchestrator was started with (the bench picks a fresh one).
+fn db_name_of(pid: u32) -> Result<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).context("read cmdline")?;
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    args.iter()
+        .position(|a| a == "--db-name")
+        .and_then(|i| args.get(i + 1).cloned())
+        .context("orchestrator has no --db-name")
 }
 
 fn cron_job(id: String, nodeid: &str, minute: usize, now: DateTime<Utc>) -> Job {
@@ -104,24 +124,49 @@ fn cron_job(id: String, nodeid: &str, minute: usize, now: DateTime<Utc>) -> Job 
     }
 }
 
-/// A store with `runs` runs, a busy node and a quiet node, served by the real binary.
-async fn prepared(s: &Settings, runs: usize, now: DateTime<Utc>) -> Result<Orchestrator> {
-    let dir = scratch_dir()?;
-    let data = data_dir(dir.path());
-    let d = data.clone();
-    let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&d)).await??;
-    for i in 0..BUSY_JOBS {
-        store
-            .add_job(&cron_job(format!("busy-{i}"), BUSY_NODE, i, now))
-            .await?;
+/// The jobs of the busy and the quiet node.
+fn node_jobs(now: DateTime<Utc>) -> Vec<Job> {
+    let mut jobs: Vec<Job> = (0..BUSY_JOBS)
+        .map(|i| cron_job(format!("busy-{i}"), BUSY_NODE, i, now))
+        .collect();
+    jobs.push(cron_job("quiet-0".into(), QUIET_NODE, 0, now));
+    jobs
+}
+
+/// A store with `runs` runs, a busy node and a quiet node, served by the real binary; also
+/// how long loading the runs took.
+async fn prepared(
+    s: &Settings,
+    backend: &Backend,
+    runs: usize,
+    now: DateTime<Utc>,
+) -> Result<(Orchestrator, Duration)> {
+    match backend {
+        Backend::Embedded => {
+            let dir = scratch_dir()?;
+            let data = data_dir(dir.path());
+            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&data)).await??;
+            store.insert_jobs(&node_jobs(now)).await?;
+            let t = std::time::Instant::now();
+            bulk_runs(&store, runs).await?;
+            let fill = t.elapsed();
+            drop(store);
+            Ok((
+                Orchestrator::start_in(dir, &s.bin_dir, backend).await?,
+                fill,
+            ))
+        }
+        Backend::Mongo(uri) => {
+            // The orchestrator creates the database (fresh name) and its indexes; load into
+            // it through a second connection.
+            let o = Orchestrator::start(&s.bin_dir, backend).await?;
+            let store = MongoStore::connect(uri, &db_name_of(o.proc.pid())?).await?;
+            store.insert_jobs(&node_jobs(now)).await?;
+            let t = std::time::Instant::now();
+            bulk_runs(&store, runs).await?;
+            Ok((o, t.elapsed()))
+        }
     }
-    store
-        .add_job(&cron_job("quiet-0".into(), QUIET_NODE, 0, now))
-        .await?;
-    drop(store);
-    let d = data.clone();
-    tokio::task::spawn_blocking(move || bulk_runs(&d, runs)).await??;
-    Orchestrator::start_in(dir, &s.bin_dir, &Backend::Embedded).await
 }
 
 /// The get_runs queries, each returning `LIMIT` rows (one row for the runid lookup).
@@ -217,15 +262,25 @@ async fn time_scheduled(
     .await
 }
 
-/// The `runs` subcommand.
-pub async fn run(s: &Settings) -> Result<String> {
+/// The `runs` subcommand: the embedded store, then MongoDB-wire when `mongo_uri` is given.
+pub async fn run(s: &Settings, mongo_uri: Option<&str>) -> Result<String> {
+    let mut out = run_on(s, &Backend::Embedded).await?;
+    match mongo_uri {
+        Some(uri) => out.push_str(&run_on(s, &Backend::Mongo(uri.to_string())).await?),
+        None => out.push_str(
+            "\n(get_runs / get_scheduled_runs on MongoDB-wire skipped: LEOTEST_TEST_MONGO_URI \
+             is not set)\n",
+        ),
+    }
+    Ok(out)
+}
+
+async fn run_on(s: &Settings, backend: &Backend) -> Result<String> {
     let big_n = if s.smoke { 20_000 } else { 1_000_000 };
     let small_n = 1_000;
     let now = Utc::now();
-    let t0 = std::time::Instant::now();
-    let big = prepared(s, big_n, now).await?;
-    let fill = t0.elapsed();
-    let small = prepared(s, small_n, now).await?;
+    let (big, fill) = prepared(s, backend, big_n, now).await?;
+    let (small, _) = prepared(s, backend, small_n, now).await?;
     let big_c = big.node_clients(s.conns).await?;
     let small_c = small.node_clients(s.conns).await?;
     let workers = 16;
@@ -270,8 +325,9 @@ pub async fn run(s: &Settings) -> Result<String> {
     }
     let mut out = table(
         &format!(
-            "get_runs (embedded store, TLS, {workers} concurrent streams, limit {LIMIT}; \
+            "get_runs ({} store, TLS, {workers} concurrent streams, limit {LIMIT}; \
              {big_n} runs bulk-loaded in {:.1} s)",
+            backend.label(),
             fill.as_secs_f64()
         ),
         &rows,
@@ -297,8 +353,25 @@ pub async fn run(s: &Settings) -> Result<String> {
                 .get_ref()
                 .events
                 .len();
+            let pid = big.proc.pid();
+            let cpu0 = cpu_secs(pid);
             let mut q = time_scheduled(&big_c, window(QUIET_NODE), workers, d).await;
+            let cpu1 = cpu_secs(pid);
             let mut b = time_scheduled(&big_c, window(BUSY_NODE), workers, d).await;
+            let cpu2 = cpu_secs(pid);
+            // Orchestrator CPU per call: what the server spends, apart from the benchmark
+            // client's decoding, which shares this machine's cores.
+            let per_call = |a: Option<f64>, z: Option<f64>, calls: u64| match (a, z) {
+                (Some(a), Some(z)) if calls > 0 => {
+                    format!("{:.2} ms", (z - a) * 1e3 / calls as f64)
+                }
+                _ => "n/a".to_string(),
+            };
+            let cpu_line = format!(
+                "orchestrator CPU per call: quiet {}, busy {}\n",
+                per_call(cpu0, cpu1, q.ok),
+                per_call(cpu1, cpu2, b.ok)
+            );
             let (qr, br) = (q.rps(), b.rps());
             let rows = vec![
                 Row::new(
@@ -314,7 +387,9 @@ pub async fn run(s: &Settings) -> Result<String> {
             ];
             out.push_str(&table(
                 &format!(
-                    "get_scheduled_runs over a {WINDOW_DAYS}-day window ({workers} concurrent streams)"
+                    "get_scheduled_runs over a {WINDOW_DAYS}-day window ({} store, {workers} \
+                     concurrent streams)",
+                    backend.label()
                 ),
                 &rows,
             ));
@@ -325,6 +400,7 @@ pub async fn run(s: &Settings) -> Result<String> {
                 "ms",
             ));
             out.push('\n');
+            out.push_str(&cpu_line);
         }
     }
     Ok(out)

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::schedule::OverlapRules;
+
 /// Default certificate path, the one the original server and clients use.
 pub const DEFAULT_TLS_CERT: &str = "certs/server.crt";
 /// Default private key path.
@@ -147,6 +149,12 @@ pub struct ServerConfig {
     /// Log format.
     #[arg(long, env = "LEOTEST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Schedule overlap rules of schedule_job and reschedule_job_nearest: `original`
+    /// reproduces the Python orchestrator's checks and their blind spots, `strict` treats any
+    /// intersection of two runs as a conflict (docs/compatibility.md, "Overlap rules").
+    #[arg(long, env = "LEOTEST_OVERLAP_RULES", value_enum, default_value_t = OverlapRules::Original)]
+    pub overlap_rules: OverlapRules,
 }
 
 impl ServerConfig {
@@ -199,6 +207,18 @@ mod tests {
         assert_eq!(c.jwt_algo, "jwt-algo");
         assert_eq!(c.store_kind(), StoreKind::Embedded);
         assert!(c.tls_paths_are_default());
+        assert_eq!(c.overlap_rules, OverlapRules::Original);
+    }
+
+    #[test]
+    fn overlap_rules_flag() {
+        let c = parse(&["--overlap-rules", "strict"]).server;
+        assert_eq!(c.overlap_rules, OverlapRules::Strict);
+        let c = parse(&["--overlap-rules", "original"]).server;
+        assert_eq!(c.overlap_rules, OverlapRules::Original);
+        assert!(
+            Cli::try_parse_from(["leotest-orchestrator", "--overlap-rules", "lenient"]).is_err()
+        );
     }
 
     #[test]

@@ -196,6 +196,7 @@ pub async fn run(
     let auth = Arc::new(Authenticator::new(store.clone(), jwt));
     let service = OrchestratorService::new(Ctx {
         store: store.clone(),
+        overlap: cfg.overlap_rules,
     });
     let grpc = LeotestOrchestratorServer::new(service)
         .max_decoding_message_size(cfg.max_message_bytes)
@@ -243,7 +244,12 @@ pub async fn run(
         .local_addr()
         .map_err(|source| ServerError::Bind { addr, source })?;
     let (incoming, acceptor_task) = tls_incoming(listener, TlsAcceptor::from(tls.config));
-    tracing::info!(addr = %local, store = ?cfg.store_kind(), "orchestrator listening (TLS)");
+    tracing::info!(
+        addr = %local,
+        store = ?cfg.store_kind(),
+        overlap_rules = ?cfg.overlap_rules,
+        "orchestrator listening (TLS)"
+    );
 
     let result = Server::builder()
         .layer(AuthLayer::new(auth))

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::mongo::TestMongo;
 use common::{req, Creds, TestServer};
 use leotest_proto::unary::*;
 
@@ -125,6 +126,86 @@ async fn schedule_read_conflict_and_delete() {
     )
     .await;
     assert_eq!(ok.state, ResponseState::Success as i32, "{}", ok.message);
+}
+
+/// The same requests under both `--overlap-rules`: what `original` accepts as in the Python
+/// orchestrator and `strict` refuses (and the other way round), and the slot each one finds.
+#[tokio::test]
+async fn overlap_rules_flag_changes_conflicts_and_slots() {
+    const OK: i32 = ResponseState::Success as i32;
+    const FAILED: i32 = ResponseState::Failed as i32;
+    // (rules, ATQ during a running cron run, ATQ touching another ATQ, reschedule slot)
+    for (rules, under_way, touching, slot) in [
+        ("original", OK, FAILED, "2030-01-01 04:03:00"),
+        ("strict", FAILED, OK, "2030-01-01 04:10:00"),
+    ] {
+        let s = TestServer::start(&["--overlap-rules", rules]).await;
+        let mut c = s.client().await;
+        let r = schedule(&mut c, cron("c1", "0 */2 * * *")).await;
+        assert_eq!(r.state, OK, "{rules}: {}", r.message);
+
+        // 02:05 for 10 min while the 02:00 run (10 min) is still going.
+        let r = schedule(
+            &mut c,
+            atq("a1", "2030-01-01T02:05:00", "2030-01-01T03:00:00"),
+        )
+        .await;
+        assert_eq!(r.state, under_way, "{rules}: {}", r.message);
+        if under_way == FAILED {
+            assert!(
+                r.message.starts_with("schedule conflict:<0, jobid=c1,")
+                    && r.message.contains("conflict_start=2030-01-01 02:05:00")
+                    && r.message.contains("conflict_end=2030-01-01 02:10:00"),
+                "{rules}: {}",
+                r.message
+            );
+        }
+
+        // 11:10 right after an ATQ run 11:00-11:10.
+        let r = schedule(
+            &mut c,
+            atq("t1", "2030-01-01T11:00:00", "2030-01-01T11:10:00"),
+        )
+        .await;
+        assert_eq!(r.state, OK, "{rules}: {}", r.message);
+        let r = schedule(
+            &mut c,
+            atq("t2", "2030-01-01T11:10:00", "2030-01-01T11:20:00"),
+        )
+        .await;
+        assert_eq!(r.state, touching, "{rules}: {}", r.message);
+
+        // An ATQ job without overhead is never checked, under either rule set (with overhead,
+        // holding the 20:00 cron start would conflict under both).
+        let quiet = MessageScheduleJob {
+            overhead: false,
+            ..atq("q1", "2030-01-01T19:55:00", "2030-01-01T20:30:00")
+        };
+        let r = schedule(&mut c, quiet).await;
+        assert_eq!(r.state, OK, "{rules}: {}", r.message);
+
+        // Nearest slot from 04:03: strict sees the 04:00 run still going until 04:10.
+        let r = c
+            .reschedule_job_nearest(req(
+                MessageRescheduleJob {
+                    jobid: "t1".into(),
+                    starttime: "2030-01-01 04:03:00".into(),
+                    endtime: "2030-01-01 05:00:00".into(),
+                },
+                &Creds::admin(),
+            ))
+            .await
+            .expect("reschedule")
+            .into_inner();
+        assert_eq!(
+            (r.rescheduled, r.message),
+            (
+                true,
+                format!("updated job schedule successfully; next_slot={slot}")
+            ),
+            "{rules}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -663,18 +744,9 @@ async fn jobs_runs_tasks_on_the_embedded_store() {
 
 #[tokio::test]
 async fn jobs_runs_tasks_on_mongodb() {
-    let Ok(uri) = std::env::var("LEOTEST_TEST_MONGO_URI") else {
-        eprintln!("LEOTEST_TEST_MONGO_URI not set: MongoDB job tests skipped");
+    let Some(db) = TestMongo::fresh("jobs") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let name = format!("leotest_jobs_{nanos}_{}", std::process::id());
-    let s = TestServer::start(&["--db-server", &uri, "--db-name", &name]).await;
+    let s = TestServer::start(&db.server_args()).await;
     scenario(&s).await;
-    if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
-        let _ = client.database(&name).drop().await;
-    }
 }

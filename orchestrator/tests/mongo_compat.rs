@@ -2,7 +2,11 @@
 //! writes are served unchanged, and documents written here have the original's fields and BSON
 //! types. Runs against `LEOTEST_TEST_MONGO_URI` (skipped when unset).
 
+mod common;
+
 use std::time::Duration as StdDuration;
+
+use common::mongo::TestMongo;
 
 use bson::oid::ObjectId;
 use bson::{doc, Bson, Document};
@@ -12,36 +16,22 @@ use leotest_orchestrator::store::mongo::MongoStore;
 use leotest_orchestrator::store::*;
 use mongodb::{Client, Database};
 
-/// A fresh database on the test server, dropped when this goes away.
+/// A fresh database on the test server (dropped with `guard`) and a raw handle on it.
 struct TestDb {
-    uri: String,
-    name: String,
+    guard: TestMongo,
     db: Database,
 }
 
 impl TestDb {
     async fn new() -> Option<TestDb> {
-        let uri = std::env::var("LEOTEST_TEST_MONGO_URI")
-            .ok()
-            .filter(|u| !u.is_empty())?;
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .subsec_nanos();
-        let name = format!(
-            "leotest_compat_{}_{nanos}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let client = Client::with_uri_str(&uri).await.expect("client");
-        let db = client.database(&name);
-        Some(TestDb { uri, name, db })
+        let guard = TestMongo::fresh("compat")?;
+        let client = Client::with_uri_str(&guard.uri).await.expect("client");
+        let db = client.database(&guard.name);
+        Some(TestDb { guard, db })
     }
 
     async fn store(&self) -> MongoStore {
-        MongoStore::connect(&self.uri, &self.name)
+        MongoStore::connect(&self.guard.uri, &self.guard.name)
             .await
             .expect("connect")
     }
@@ -72,26 +62,6 @@ impl TestDb {
         let mut docs = self.raw(coll, filter).await;
         assert_eq!(docs.len(), 1, "exactly one document in {coll}");
         docs.remove(0)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (uri, name) = (self.uri.clone(), self.name.clone());
-        // The test's runtime is shutting down; use one of our own on a plain thread.
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let client = Client::with_uri_str(&uri).await?;
-                client.database(&name).drop().await
-            })
-        });
-        if let Ok(Err(e)) = cleanup.join() {
-            eprintln!("could not drop test database {}: {e}", self.name);
-        }
     }
 }
 

@@ -1,137 +1,301 @@
-//! Scale check (ignored by default): 10 000 jobs and 1 000 000 runs into each store, then
-//! `get_runs` by jobid and `get_scheduled_runs` of a node. Prints timings; asserts only counts.
+//! Scale: 10 000 jobs and 1 000 000 runs loaded into each store through the `Store` trait's
+//! bulk path, then checked through the real binary's RPCs over TLS: `get_runs` by jobid (newest
+//! first, limit), by nodeid and by time range, `get_scheduled_runs` of a busy node, and
+//! `schedule_job` still finding a conflict among the 10 000 jobs. Prints timings; asserts
+//! only behaviour.
 //!
 //! `cargo test -p leotest-orchestrator --release --test scale_jobs -- --ignored --nocapture`
-//! (`LEOTEST_SCALE_RUNS` lowers the run count; MongoDB too when `LEOTEST_TEST_MONGO_URI` is set).
+//! (`LEOTEST_SCALE_RUNS` lowers the run count; the MongoDB variant needs
+//! `LEOTEST_TEST_MONGO_URI`, and fails without it under `CI=true`).
+
+mod common;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{Duration, TimeZone, Utc};
-use leotest_orchestrator::auth::Caller;
-use leotest_orchestrator::service::{runs, Ctx};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::mongo::TestMongo;
+use common::{req, Creds, TestServer};
 use leotest_orchestrator::store::embedded::EmbeddedStore;
 use leotest_orchestrator::store::mongo::MongoStore;
 use leotest_orchestrator::store::*;
-use leotest_proto::unary::{MessageGetScheduledRuns, ResponseState};
+use leotest_proto::unary::{
+    JobParams as WireParams, JobType, MessageGetRuns, MessageGetScheduledRuns, MessageScheduleJob,
+    MessageTimeRange, ResponseState,
+};
 
 const JOBS: usize = 10_000;
 const NODES: usize = 100;
+/// Records per bulk call (one SQLite transaction / one insert_many).
+const BATCH: usize = 10_000;
+/// The busy node of the checks (100 cron jobs, one run start every minute).
+const NODE: usize = 42;
 
-async fn load_and_measure(label: &str, store: Arc<dyn Store>) {
-    let runs_total: usize = std::env::var("LEOTEST_SCALE_RUNS")
+fn runs_total() -> usize {
+    std::env::var("LEOTEST_SCALE_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let day = Utc
-        .with_ymd_and_hms(2030, 1, 15, 0, 0, 0)
+        .unwrap_or(1_000_000)
+}
+
+fn base() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 15, 0, 0, 0)
         .single()
-        .expect("date");
+        .expect("date")
+}
+
+fn nodeid(n: usize) -> String {
+    format!("node-{n:03}")
+}
+
+/// Job `i` runs on node `i % NODES` at minute `(i / NODES) % 60` of every hour for 30 s, so
+/// each node's 100 jobs cover every minute of the day; all are overhead jobs.
+fn job(i: usize) -> Job {
+    Job {
+        id: format!("job-{i:05}"),
+        nodeid: nodeid(i % NODES),
+        userid: format!("user-{}", i % 50),
+        kind: JobKind::Cron,
+        params: JobParams {
+            mode: "local".into(),
+            deploy: "deploy".into(),
+            execute: "execute".into(),
+            finish: "finish".into(),
+        },
+        schedule: CronSchedule::parse(&format!("{} * * * *", (i / NODES) % 60)),
+        start_date: "2030-01-15 00:00:00".into(),
+        end_date: "2030-01-16 00:00:00".into(),
+        length_secs: 30,
+        overhead: true,
+        server: None,
+        trigger: None,
+        config: None,
+        expire_at: Some(base() + Duration::days(3650)),
+    }
+}
+
+/// Run `r` belongs to job `r % JOBS` (so to node `r % NODES`) and starts `r` seconds after
+/// the base time: the newest runs have the highest numbers.
+fn run(r: usize) -> Run {
+    let start = base() + Duration::seconds(r as i64);
+    Run {
+        runid: format!("run-{r:07}"),
+        jobid: format!("job-{:05}", r % JOBS),
+        nodeid: nodeid(r % NODES),
+        userid: format!("user-{}", r % 50),
+        start_time: start,
+        end_time: start + Duration::seconds(30),
+        last_updated: start,
+        blob_url: format!("https://blob.invalid/run-{r:07}"),
+        status: "complete".into(),
+        status_message: String::new(),
+    }
+}
+
+/// Loads jobs and runs in batches; returns (jobs seconds, runs seconds).
+async fn load(store: &dyn Store, runs: usize) -> (f64, f64) {
     let t = Instant::now();
-    for i in 0..JOBS {
-        let job = Job {
-            id: format!("job-{i:05}"),
-            nodeid: format!("node-{:03}", i % NODES),
-            userid: format!("user-{}", i % 50),
-            kind: JobKind::Cron,
-            params: JobParams::default(),
-            schedule: CronSchedule::parse(&format!("{} * * * *", i % 60)),
-            start_date: "2030-01-15 00:00:00".into(),
-            end_date: "2030-01-16 00:00:00".into(),
-            length_secs: 30,
-            overhead: false,
-            server: None,
-            trigger: None,
-            config: None,
-            expire_at: Some(day + Duration::days(3650)),
-        };
-        assert!(store.add_job(&job).await.expect("add_job"));
+    for lo in (0..JOBS).step_by(BATCH) {
+        let batch: Vec<Job> = (lo..(lo + BATCH).min(JOBS)).map(job).collect();
+        let n = store.insert_jobs(&batch).await.expect("insert_jobs");
+        assert_eq!(n as usize, batch.len());
     }
     let jobs_secs = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    for r in 0..runs_total {
-        let start = day + Duration::seconds(r as i64);
-        let run = Run {
-            runid: format!("run-{r:07}"),
-            jobid: format!("job-{:05}", r % JOBS),
-            nodeid: format!("node-{:03}", r % NODES),
-            userid: format!("user-{}", r % 50),
-            start_time: start,
-            end_time: start + Duration::seconds(30),
-            last_updated: start,
-            blob_url: String::new(),
-            status: "complete".into(),
-            status_message: String::new(),
-        };
-        store.update_run(&run).await.expect("update_run");
+    for lo in (0..runs).step_by(BATCH) {
+        let batch: Vec<Run> = (lo..(lo + BATCH).min(runs)).map(run).collect();
+        let n = store.insert_runs(&batch).await.expect("insert_runs");
+        assert_eq!(n as usize, batch.len());
     }
-    let runs_secs = t.elapsed().as_secs_f64();
+    (jobs_secs, t.elapsed().as_secs_f64())
+}
 
-    let per_job = runs_total / JOBS;
-    let t = Instant::now();
-    for q in 0..100 {
-        let filter = RunFilter {
-            jobid: Some(format!("job-{:05}", q * 97 % JOBS)),
-            ..Default::default()
-        };
-        assert_eq!(
-            store.get_runs(&filter).await.expect("get_runs").len(),
-            per_job
-        );
-    }
-    let get_runs_ms = t.elapsed().as_secs_f64() * 1000.0 / 100.0;
+fn runids(runs: &[leotest_proto::unary::RunInstance]) -> Vec<String> {
+    runs.iter().map(|r| r.runid.clone()).collect()
+}
 
-    let ctx = Ctx {
-        store: store.clone(),
-    };
-    let caller = Caller {
-        userid: "admin".into(),
-        role: Role::Admin,
-    };
+/// The checks over TLS; returns a timing summary.
+async fn check(s: &TestServer, runs: usize) -> String {
+    let admin = Creds::admin();
+    let mut c = s.client().await;
     let t = Instant::now();
-    for q in 0..20 {
-        let r = runs::get_scheduled_runs(
-            &ctx,
-            &caller,
+
+    // get_runs by jobid: newest first, limited.
+    let jobno = 123 % JOBS;
+    let per_job: Vec<usize> = (0..runs).rev().filter(|r| r % JOBS == jobno).collect();
+    let got = c
+        .get_runs(req(
+            MessageGetRuns {
+                jobid: format!("job-{jobno:05}"),
+                limit: 10,
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .expect("get_runs by jobid")
+        .into_inner()
+        .runs;
+    let want: Vec<String> = per_job.iter().take(10).map(|r| run(*r).runid).collect();
+    assert_eq!(runids(&got), want, "newest 10 runs of the job");
+    assert!(got
+        .iter()
+        .all(|r| r.jobid == format!("job-{jobno:05}") && r.status == "complete"));
+    let all = c
+        .get_runs(req(
+            MessageGetRuns {
+                jobid: format!("job-{jobno:05}"),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .expect("get_runs by jobid, no limit")
+        .into_inner()
+        .runs;
+    assert_eq!(all.len(), per_job.len());
+
+    // By nodeid, limited.
+    let got = c
+        .get_runs(req(
+            MessageGetRuns {
+                nodeid: nodeid(NODE),
+                limit: 50,
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .expect("get_runs by nodeid")
+        .into_inner()
+        .runs;
+    let want: Vec<String> = (0..runs)
+        .rev()
+        .filter(|r| r % NODES == NODE)
+        .take(50)
+        .map(|r| run(r).runid)
+        .collect();
+    assert_eq!(runids(&got), want, "newest 50 runs of the node");
+
+    // By time range (both bounds inclusive): the 100 runs starting in it, newest first.
+    let mid = runs / 2;
+    let fmt = |r: usize| run(r).start_time.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let got = c
+        .get_runs(req(
+            MessageGetRuns {
+                time_range: Some(MessageTimeRange {
+                    start: fmt(mid),
+                    end: fmt((mid + 99).min(runs - 1)),
+                }),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .expect("get_runs by time range")
+        .into_inner()
+        .runs;
+    let want: Vec<String> = (mid..(mid + 100).min(runs))
+        .rev()
+        .map(|r| run(r).runid)
+        .collect();
+    assert_eq!(runids(&got), want, "runs in the time range");
+    let get_runs_ms = t.elapsed().as_secs_f64() * 1e3;
+
+    // get_scheduled_runs of the busy node: 100 jobs x 24 hourly runs.
+    let t = Instant::now();
+    let sched = c
+        .get_scheduled_runs(req(
             MessageGetScheduledRuns {
-                nodeid: format!("node-{:03}", q),
+                nodeid: nodeid(NODE),
                 start: "2030-01-15 00:00:00".into(),
                 end: "2030-01-15 23:59:59".into(),
             },
-        )
+            &admin,
+        ))
         .await
-        .expect("get_scheduled_runs");
-        assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
-        assert_eq!(r.events.len(), (JOBS / NODES) * 24);
-    }
-    let sched_ms = t.elapsed().as_secs_f64() * 1000.0 / 20.0;
+        .expect("get_scheduled_runs")
+        .into_inner();
+    assert_eq!(
+        sched.state,
+        ResponseState::Success as i32,
+        "{}",
+        sched.message
+    );
+    assert_eq!(sched.events.len(), (JOBS / NODES) * 24);
+    assert!(sched.events.iter().all(|e| e.r#type == "cron"));
+    let sched_ms = t.elapsed().as_secs_f64() * 1e3;
+
+    // schedule_job among the 10 000 jobs: an atq run at 10:00:10 for 60 s holds the 10:01
+    // start of the node's minute-1 job (job 1 * NODES + NODE); after the jobs' end it is free.
+    let t = Instant::now();
+    let atq = |id: &str, start: &str| MessageScheduleJob {
+        id: id.into(),
+        nodeid: nodeid(NODE),
+        r#type: JobType::Atq as i32,
+        params: Some(WireParams::default()),
+        start_date: start.into(),
+        end_date: "2030-01-20 00:00:00".into(),
+        length_secs: 60,
+        overhead: true,
+        ..Default::default()
+    };
+    let r = c
+        .schedule_job(req(atq("scale-clash", "2030-01-15 10:00:10"), &admin))
+        .await
+        .expect("schedule_job")
+        .into_inner();
+    assert_eq!(r.state, ResponseState::Failed as i32, "{}", r.message);
+    let clashing = format!("jobid=job-{:05},", NODES + NODE);
+    assert!(
+        r.message.starts_with("schedule conflict:<0, ") && r.message.contains(&clashing),
+        "{}",
+        r.message
+    );
+    let r = c
+        .schedule_job(req(atq("scale-free", "2030-01-17 10:00:10"), &admin))
+        .await
+        .expect("schedule_job")
+        .into_inner();
+    assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
+    let schedule_ms = t.elapsed().as_secs_f64() * 1e3;
+
+    format!(
+        "get_runs checks {get_runs_ms:.0} ms; get_scheduled_runs ({} events) {sched_ms:.0} ms; \
+         2 x schedule_job {schedule_ms:.0} ms",
+        sched.events.len()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale test: run explicitly (see the file's header)"]
+async fn scale_embedded() {
+    let runs = runs_total();
+    let s = TestServer::start(&[]).await;
+    // The server only reads these tables; the test process writes them through its own
+    // handle on the same SQLite file (WAL allows that).
+    let store = EmbeddedStore::open(&s.data_dir()).expect("open");
+    let (jobs_secs, runs_secs) = load(&store, runs).await;
+    let checks = check(&s, runs).await;
     println!(
-        "[{label}] load {JOBS} jobs {jobs_secs:.1}s, {runs_total} runs {runs_secs:.1}s; \
-         get_runs(jobid, {per_job} hits) {get_runs_ms:.2} ms/query; \
-         get_scheduled_runs(node, 1 day, {} events) {sched_ms:.2} ms/query",
-        (JOBS / NODES) * 24
+        "[embedded] load {JOBS} jobs {jobs_secs:.1} s, {runs} runs {runs_secs:.1} s; {checks}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "scale test: minutes of load, run explicitly"]
-async fn scale_embedded() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = EmbeddedStore::open(dir.path()).expect("open");
-    load_and_measure("embedded", Arc::new(store)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "scale test: minutes of load, run explicitly"]
+#[ignore = "scale test: run explicitly (see the file's header)"]
 async fn scale_mongo() {
-    let Ok(uri) = std::env::var("LEOTEST_TEST_MONGO_URI") else {
-        eprintln!("LEOTEST_TEST_MONGO_URI not set: skipped");
+    let Some(db) = TestMongo::fresh("scale") else {
         return;
     };
-    let name = format!("leotest_scale_{}", std::process::id());
-    let store = MongoStore::connect(&uri, &name).await.expect("connect");
-    load_and_measure("mongo", Arc::new(store)).await;
-    if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
-        let _ = client.database(&name).drop().await;
-    }
+    let runs = runs_total();
+    let s = TestServer::start(&db.server_args()).await;
+    let store: Arc<dyn Store> = Arc::new(
+        MongoStore::connect(&db.uri, &db.name)
+            .await
+            .expect("connect"),
+    );
+    let (jobs_secs, runs_secs) = load(store.as_ref(), runs).await;
+    let checks = check(&s, runs).await;
+    println!("[mongo] load {JOBS} jobs {jobs_secs:.1} s, {runs} runs {runs_secs:.1} s; {checks}");
 }

@@ -3,36 +3,9 @@
 
 mod common;
 
+use common::mongo::TestMongo;
 use common::{req, Creds, TestServer};
 use leotest_proto::unary::*;
-
-struct MongoDb {
-    uri: String,
-    name: String,
-}
-
-impl MongoDb {
-    fn fresh() -> Option<MongoDb> {
-        let Ok(uri) = std::env::var("LEOTEST_TEST_MONGO_URI") else {
-            eprintln!("LEOTEST_TEST_MONGO_URI not set: MongoDB server tests skipped");
-            return None;
-        };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        Some(MongoDb {
-            uri,
-            name: format!("leotest_it_{nanos}_{}", std::process::id()),
-        })
-    }
-
-    async fn drop_db(&self) {
-        if let Ok(client) = mongodb::Client::with_uri_str(&self.uri).await {
-            let _ = client.database(&self.name).drop().await;
-        }
-    }
-}
 
 fn ok_state(state: i32, message: &str) {
     assert_eq!(state, ResponseState::Success as i32, "{message}");
@@ -40,8 +13,10 @@ fn ok_state(state: i32, message: &str) {
 
 #[tokio::test]
 async fn mongo_backend_serves_users_nodes_and_survives_restart() {
-    let Some(db) = MongoDb::fresh() else { return };
-    let mut s = TestServer::start(&["--db-server", &db.uri, "--db-name", &db.name]).await;
+    let Some(db) = TestMongo::fresh("it") else {
+        return;
+    };
+    let mut s = TestServer::start(&db.server_args()).await;
     assert!(s.log().contains("store=Mongo"), "{}", s.log());
     let admin = Creds::admin();
     let mut c = s.client().await;
@@ -198,5 +173,4 @@ async fn mongo_backend_serves_users_nodes_and_survives_restart() {
     assert_eq!(err.message(), "Invalid token");
 
     s.stop();
-    db.drop_db().await;
 }

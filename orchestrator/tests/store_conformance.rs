@@ -1,7 +1,11 @@
 //! One behaviour suite for every `Store` backend: the embedded store always, MongoDB when
 //! `LEOTEST_TEST_MONGO_URI` is set (see `mongo_fixture` below).
 
+mod common;
+
 use std::sync::Arc;
+
+use common::mongo::TestMongo;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use leotest_orchestrator::store::embedded::EmbeddedStore;
@@ -22,65 +26,18 @@ async fn embedded_fixture() -> Option<Fixture> {
     })
 }
 
-// ---- MongoDB hook ---------------------------------------------------------------------------
-// The MongoDB backend plugs in here: connect to `LEOTEST_TEST_MONGO_URI` with a fresh database
-// name per test (e.g. `leotest_conf_<nanos>`), and return it with a guard that drops the
-// database. Returning `None` skips the MongoDB variant of every test.
+// MongoDB: a fresh database per test on `LEOTEST_TEST_MONGO_URI` (common/mongo.rs), dropped
+// with the fixture. `None` skips the MongoDB variant (a failure instead under CI=true).
 async fn mongo_fixture() -> Option<Fixture> {
-    let uri = std::env::var("LEOTEST_TEST_MONGO_URI")
-        .ok()
-        .filter(|u| !u.is_empty())?;
-    let name = mongo_db_name();
-    let store = leotest_orchestrator::store::mongo::MongoStore::connect(&uri, &name)
+    let db = TestMongo::fresh("conf")?;
+    let store = leotest_orchestrator::store::mongo::MongoStore::connect(&db.uri, &db.name)
         .await
         .expect("connect to LEOTEST_TEST_MONGO_URI");
     Some(Fixture {
         store: Arc::new(store),
-        _guard: Box::new(DropMongoDatabase { uri, name }),
+        _guard: Box::new(db),
     })
 }
-
-/// A database name no other test (or test run) uses.
-fn mongo_db_name() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .subsec_nanos();
-    format!(
-        "leotest_conf_{}_{nanos}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Drops the test's database when the fixture goes away.
-struct DropMongoDatabase {
-    uri: String,
-    name: String,
-}
-
-impl Drop for DropMongoDatabase {
-    fn drop(&mut self) {
-        let (uri, name) = (self.uri.clone(), self.name.clone());
-        // The test's runtime is shutting down; use one of our own on a plain thread.
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let client = mongodb::Client::with_uri_str(&uri).await?;
-                client.database(&name).drop().await
-            })
-        });
-        if let Ok(Err(e)) = cleanup.join() {
-            eprintln!("could not drop test database {}: {e}", self.name);
-        }
-    }
-}
-// ---------------------------------------------------------------------------------------------
 
 fn t(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_700_000_000 + secs, 0)
@@ -502,6 +459,58 @@ async fn runs(s: &dyn Store) {
     );
 }
 
+/// The bulk path writes the same records as the single-record methods and skips taken ids.
+async fn bulk_load(s: &dyn Store) {
+    let j0 = job("j0", "n1", "alice", None);
+    assert!(s.add_job(&j0).await.expect("add"));
+    let jobs: Vec<Job> = (0..5)
+        .map(|i| job(&format!("j{i}"), "n1", "alice", Some("srv")))
+        .collect();
+    assert_eq!(
+        s.insert_jobs(&jobs).await.expect("insert_jobs"),
+        4,
+        "j0 taken"
+    );
+    assert_eq!(s.insert_jobs(&[]).await.expect("empty"), 0);
+    assert_eq!(
+        s.get_job("j0").await.expect("get"),
+        Some(j0),
+        "existing job unchanged"
+    );
+    assert_eq!(s.get_job("j3").await.expect("get"), Some(jobs[3].clone()));
+    assert_eq!(
+        s.get_jobs_by_nodeid("srv").await.expect("by server").len(),
+        4
+    );
+
+    s.update_run(&run("r0", "j0", "n1", "alice", 0))
+        .await
+        .expect("update_run");
+    let runs: Vec<Run> = (0..300)
+        .map(|i| run(&format!("r{i}"), &format!("j{}", i % 3), "n1", "alice", i))
+        .collect();
+    assert_eq!(
+        s.insert_runs(&runs).await.expect("insert_runs"),
+        299,
+        "r0 taken"
+    );
+    assert_eq!(s.insert_runs(&runs[..10]).await.expect("again"), 0);
+    let f = RunFilter {
+        jobid: Some("j1".into()),
+        limit: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.get_runs(&f).await.expect("by job"),
+        vec![runs[298].clone(), runs[295].clone()],
+        "newest first, as update_run's records"
+    );
+    assert_eq!(
+        s.get_runs(&RunFilter::default()).await.expect("all").len(),
+        300
+    );
+}
+
 async fn tasks(s: &dyn Store) {
     let a = task("t1", "n1", 300);
     let mut b = task("t2", "n2", 300);
@@ -585,6 +594,7 @@ macro_rules! suite {
             case!(jobs);
             case!(expired_jobs_are_invisible);
             case!(runs);
+            case!(bulk_load);
             case!(tasks);
             case!(expired_tasks_are_invisible_and_purged);
             case!(ping);

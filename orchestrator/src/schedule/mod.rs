@@ -7,6 +7,18 @@ pub mod trigger;
 
 use chrono::{DateTime, FixedOffset, Utc};
 
+/// Which overlap rules `schedule_job` and `reschedule_job_nearest` apply
+/// (`--overlap-rules`, docs/compatibility.md "Overlap rules").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OverlapRules {
+    /// The original's checks, blind spots included (drop-in default).
+    #[default]
+    Original,
+    /// Any intersection of two runs `[start, start + length)` conflicts, and nothing else:
+    /// touching runs do not, each job uses its own length, runs already under way count.
+    Strict,
+}
+
 /// The UTC offset written in an ISO-8601 string (`Z` counts as `+00:00`), `None` if naive.
 ///
 /// The original prints the datetimes it computes with Python's `str()`, which shows the
@@ -35,11 +47,7 @@ pub fn offset_of(input: &str) -> Option<FixedOffset> {
 pub fn pystr(t: DateTime<Utc>, offset: Option<FixedOffset>) -> String {
     match offset {
         None => crate::timefmt::format_python(t),
-        Some(off) => {
-            let local = t.with_timezone(&off);
-            let base = crate::timefmt::format_python(local.naive_local().and_utc());
-            format!("{base}{}", local.format("%:z"))
-        }
+        Some(off) => crate::timefmt::format_python_offset(t, off),
     }
 }
 

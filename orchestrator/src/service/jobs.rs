@@ -141,6 +141,9 @@ pub async fn schedule_job(
     let server = opt(req.server);
     let trigger = opt(req.trigger);
 
+    // Only overhead jobs conflict, and only with other overhead jobs, under both overlap rule
+    // sets: a no-overhead job is a passive measurement the original lets run alongside
+    // anything (its node agent also exempts it from scavenger mode).
     if req.overhead {
         let mut existing = ctx.store.get_jobs_by_nodeid(&req.nodeid).await?;
         if let Some(server) = &server {
@@ -164,7 +167,7 @@ pub async fn schedule_job(
             end_text: req.end_date.clone(),
             length: req.length_secs.into(),
         };
-        match overlap::conflicts(&new, &scheds) {
+        match overlap::conflicts(&new, &scheds, ctx.overlap) {
             Ok(c) if !c.is_empty() => {
                 return Ok(failed(overlap::message(&c, offset_of(&req.start_date))))
             }
@@ -313,7 +316,7 @@ pub async fn reschedule_job_nearest(
                 Err(e) => tracing::warn!(jobid = %other.id, "skipping unreadable job: {e}"),
             }
         }
-        match slot::find_empty_slot(start, end, job.length_secs, &scheds) {
+        match slot::find_empty_slot(start, end, job.length_secs, &scheds, ctx.overlap) {
             Ok(n) => n,
             Err(e) => return Ok(rescheduled(false, e.to_string())),
         }

@@ -26,6 +26,9 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct Ctx {
     pub store: Arc<dyn Store>,
+    /// `--overlap-rules`: conflict check of schedule_job and slot search of
+    /// reschedule_job_nearest.
+    pub overlap: crate::schedule::OverlapRules,
 }
 
 /// The gRPC service implementation.

@@ -915,6 +915,58 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn insert_jobs(&self, jobs: &[Job]) -> StoreResult<u64> {
+        let rows: Vec<Vec<Value>> = jobs.iter().map(job_values).collect();
+        self.write(move |conn, _| {
+            let tx = conn.transaction()?;
+            let mut inserted = 0u64;
+            {
+                let mut st = tx.prepare(&format!(
+                    "INSERT OR IGNORE INTO jobs ({JOB_COLS}) VALUES ({})",
+                    vec!["?"; 21].join(", ")
+                ))?;
+                for values in &rows {
+                    inserted += st.execute(params_from_iter(values.iter()))? as u64;
+                }
+            }
+            tx.commit()?;
+            Ok(inserted)
+        })
+        .await
+    }
+
+    async fn insert_runs(&self, runs: &[Run]) -> StoreResult<u64> {
+        let runs = runs.to_vec();
+        self.write(move |conn, _| {
+            // One transaction: one fsync for the whole batch instead of one per run.
+            let tx = conn.transaction()?;
+            let mut inserted = 0u64;
+            {
+                let mut st = tx.prepare(&format!(
+                    "INSERT OR IGNORE INTO runs ({RUN_COLS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ))?;
+                for r in &runs {
+                    inserted += st.execute(params![
+                        r.runid,
+                        r.jobid,
+                        r.nodeid,
+                        r.userid,
+                        micros(r.start_time),
+                        micros(r.end_time),
+                        micros(r.last_updated),
+                        r.blob_url,
+                        r.status,
+                        r.status_message
+                    ])? as u64;
+                }
+            }
+            tx.commit()?;
+            Ok(inserted)
+        })
+        .await
+    }
+
     async fn get_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>> {
         let mut c = Conditions::default();
         c.eq_text("runid", &filter.runid);

@@ -129,6 +129,19 @@ pub trait Store: Send + Sync {
     /// Runs matching every filter, newest `start_time` first, at most `limit`.
     async fn get_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>>;
 
+    // ---- bulk load -----------------------------------------------------------------------
+    // For loaders (scale test, benchmark, migrations), not reachable through any RPC: one
+    // batched write per call instead of one durable write per record. Records keep the
+    // layout the single-record methods write. Pass batches of a few thousand records.
+
+    /// Inserts jobs whose id is free (like [`Store::add_job`], without reusing the ids of
+    /// expired jobs); returns how many were inserted.
+    async fn insert_jobs(&self, jobs: &[Job]) -> StoreResult<u64>;
+
+    /// Inserts runs whose runid is not stored yet (existing runs are left unchanged); returns
+    /// how many were inserted.
+    async fn insert_runs(&self, runs: &[Run]) -> StoreResult<u64>;
+
     // ---- tasks ---------------------------------------------------------------------------
 
     /// Inserts a task; `false` (and no change) if a live task has this taskid.

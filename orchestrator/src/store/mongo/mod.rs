@@ -60,9 +60,11 @@ fn backend(e: MongoError) -> StoreError {
     }
 }
 
+/// MongoDB's E11000 duplicate key error code.
+const DUPLICATE_KEY: i32 = 11000;
+
 /// MongoDB's E11000 duplicate key error.
 fn is_duplicate_key(e: &MongoError) -> bool {
-    const DUPLICATE_KEY: i32 = 11000;
     match &*e.kind {
         ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
         ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
@@ -271,6 +273,59 @@ impl MongoStore {
             .try_collect()
             .await
             .map_err(backend)
+    }
+
+    /// `insert_many`, unordered, of the documents whose `key` is not stored yet (nor repeated
+    /// earlier in `docs`); returns how many were inserted. The stored keys are looked up
+    /// first because the unique indexes are best effort (a legacy database, or a MongoDB-wire
+    /// server, may not enforce them); a concurrent writer that wins the race is still caught
+    /// by the index where there is one (E11000, skipped).
+    async fn insert_many_new(
+        coll: &Collection<Document>,
+        key: &str,
+        docs: Vec<Document>,
+    ) -> StoreResult<u64> {
+        // Both callers' keys are strings (ids as the codec writes them).
+        let keys: Vec<&str> = docs.iter().filter_map(|d| d.get_str(key).ok()).collect();
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let stored: Vec<Document> = coll
+            .find(doc! { key: { "$in": keys } })
+            .projection(doc! { key: 1, "_id": 0 })
+            .await
+            .map_err(backend)?
+            .try_collect()
+            .await
+            .map_err(backend)?;
+        let mut taken: std::collections::HashSet<String> = stored
+            .iter()
+            .filter_map(|d| d.get_str(key).ok().map(str::to_string))
+            .collect();
+        let fresh: Vec<Document> = docs
+            .into_iter()
+            .filter(|d| d.get_str(key).is_ok_and(|k| taken.insert(k.to_string())))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let total = fresh.len() as u64;
+        match coll.insert_many(fresh).ordered(false).await {
+            Ok(res) => Ok(res.inserted_ids.len() as u64),
+            Err(e) => match &*e.kind {
+                ErrorKind::InsertMany(failure)
+                    if failure.write_concern_error.is_none()
+                        && failure
+                            .write_errors
+                            .as_ref()
+                            .is_some_and(|errs| errs.iter().all(|w| w.code == DUPLICATE_KEY)) =>
+                {
+                    let dups = failure.write_errors.as_ref().map_or(0, Vec::len) as u64;
+                    Ok(total.saturating_sub(dups))
+                }
+                _ => Err(backend(e)),
+            },
+        }
     }
 
     /// Inserts `document` unless a document matches `key`; `true` if inserted.
@@ -556,6 +611,19 @@ impl Store for MongoStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn insert_jobs(&self, jobs: &[Job]) -> StoreResult<u64> {
+        Self::insert_many_new(&self.jobs, "id", jobs.iter().map(codec::job_doc).collect()).await
+    }
+
+    async fn insert_runs(&self, runs: &[Run]) -> StoreResult<u64> {
+        Self::insert_many_new(
+            &self.runs,
+            "runid",
+            runs.iter().map(codec::run_doc).collect(),
+        )
+        .await
     }
 
     async fn get_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>> {
