@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of leotest-rs: Rust unit and integration tests (real orchestrator over TLS,
-# real Docker engine, embedded store and a MongoDB-wire server), the Python grpcio
-# compatibility suite, the docker-compose testbed end to end (embedded store, then the `mongo`
-# profile), and a short benchmark smoke run.
+# real Docker engine, embedded store and a MongoDB-wire server), the scale test (10 000 jobs
+# and 1 000 000 runs per store), the Python grpcio compatibility suite, the docker-compose
+# testbed end to end (embedded store, then the `mongo` profile), and a short benchmark smoke run.
 # Needs: cargo, python3, docker (as root); it starts the MongoDB-wire server it needs by itself.
 # LEOTEST_SKIP_DOCKER_TESTS=1 skips everything that needs the Docker engine.
 set -euo pipefail
@@ -19,6 +19,9 @@ echo "MongoDB backend tests use $LEOTEST_TEST_MONGO_URI"
 
 step "Rust tests (workspace)"
 cargo test --workspace --locked
+
+step "scale test: 10 000 jobs and 1 000 000 runs in each store (release build)"
+cargo test --release --locked -p leotest-orchestrator --test scale_jobs -- --ignored --nocapture --test-threads 1
 
 step "Python grpcio compatibility suite"
 compat-tests/run.sh
