@@ -421,6 +421,25 @@ fn insert_user(conn: &Connection, user: &User, replace: bool) -> rusqlite::Resul
     )
 }
 
+/// Placeholders for [`RUN_COLS`], in [`exec_run`]'s order.
+const RUN_PARAMS: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10";
+
+/// Executes an insert of [`RUN_COLS`] / [`RUN_PARAMS`] for one run.
+fn exec_run(st: &mut rusqlite::Statement<'_>, r: &Run) -> rusqlite::Result<usize> {
+    st.execute(params![
+        r.runid,
+        r.jobid,
+        r.nodeid,
+        r.userid,
+        micros(r.start_time),
+        micros(r.end_time),
+        micros(r.last_updated),
+        r.blob_url,
+        r.status,
+        r.status_message
+    ])
+}
+
 fn job_values(job: &Job) -> Vec<Value> {
     let text = |s: &str| Value::Text(s.to_string());
     let opt = |s: &Option<String>| match s {
@@ -892,24 +911,10 @@ impl Store for EmbeddedStore {
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
         let r = run.clone();
         self.write(move |conn, _| {
-            conn.execute(
-                &format!(
-                    "INSERT OR REPLACE INTO runs ({RUN_COLS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-                ),
-                params![
-                    r.runid,
-                    r.jobid,
-                    r.nodeid,
-                    r.userid,
-                    micros(r.start_time),
-                    micros(r.end_time),
-                    micros(r.last_updated),
-                    r.blob_url,
-                    r.status,
-                    r.status_message
-                ],
-            )?;
+            let mut st = conn.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO runs ({RUN_COLS}) VALUES ({RUN_PARAMS})"
+            ))?;
+            exec_run(&mut st, &r)?;
             Ok(())
         })
         .await
@@ -943,22 +948,10 @@ impl Store for EmbeddedStore {
             let mut inserted = 0u64;
             {
                 let mut st = tx.prepare(&format!(
-                    "INSERT OR IGNORE INTO runs ({RUN_COLS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                    "INSERT OR IGNORE INTO runs ({RUN_COLS}) VALUES ({RUN_PARAMS})"
                 ))?;
                 for r in &runs {
-                    inserted += st.execute(params![
-                        r.runid,
-                        r.jobid,
-                        r.nodeid,
-                        r.userid,
-                        micros(r.start_time),
-                        micros(r.end_time),
-                        micros(r.last_updated),
-                        r.blob_url,
-                        r.status,
-                        r.status_message
-                    ])? as u64;
+                    inserted += exec_run(&mut st, r)? as u64;
                 }
             }
             tx.commit()?;
