@@ -222,22 +222,36 @@ async fn available(c: &AuthedClient, q: &MessageGetRuns) -> Result<bool> {
     }
 }
 
+/// Closed-loop load of one RPC; a call counts as a success when `ok` accepts its reply.
+async fn time_rpc<Q, F, Fut>(
+    clients: &[AuthedClient],
+    q: Q,
+    workers: usize,
+    d: Duration,
+    call: F,
+) -> crate::load::LoadResult
+where
+    Q: Clone + Send + Sync + 'static,
+    F: Fn(AuthedClient, Q) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let clients = clients.to_vec();
+    closed_loop(workers, d, move |w| {
+        call(clients[w % clients.len()].clone(), q.clone())
+    })
+    .await
+}
+
 async fn time_get_runs(
     clients: &[AuthedClient],
     q: MessageGetRuns,
     workers: usize,
     d: Duration,
 ) -> crate::load::LoadResult {
-    let clients = clients.to_vec();
-    closed_loop(workers, d, move |w| {
-        let c = clients[w % clients.len()].clone();
-        let q = q.clone();
-        async move {
-            c.clone()
-                .get_runs(q)
-                .await
-                .is_ok_and(|r| !r.get_ref().runs.is_empty())
-        }
+    time_rpc(clients, q, workers, d, |mut c, q| async move {
+        c.get_runs(q)
+            .await
+            .is_ok_and(|r| !r.get_ref().runs.is_empty())
     })
     .await
 }
@@ -248,16 +262,10 @@ async fn time_scheduled(
     workers: usize,
     d: Duration,
 ) -> crate::load::LoadResult {
-    let clients = clients.to_vec();
-    closed_loop(workers, d, move |w| {
-        let c = clients[w % clients.len()].clone();
-        let q = q.clone();
-        async move {
-            c.clone()
-                .get_scheduled_runs(q)
-                .await
-                .is_ok_and(|r| !r.get_ref().events.is_empty())
-        }
+    time_rpc(clients, q, workers, d, |mut c, q| async move {
+        c.get_scheduled_runs(q)
+            .await
+            .is_ok_and(|r| !r.get_ref().events.is_empty())
     })
     .await
 }

@@ -25,20 +25,8 @@ pub enum OverlapRules {
 /// offset only for offset-aware inputs; this keeps that distinction.
 pub fn offset_of(input: &str) -> Option<FixedOffset> {
     let s = input.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+    if let Some(t) = crate::timefmt::parse_aware(s) {
         return Some(*t.offset());
-    }
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f%:z",
-        "%Y-%m-%dT%H:%M:%S%.f%:z",
-        "%Y-%m-%d %H:%M:%S%.f%z",
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M%:z",
-        "%Y-%m-%dT%H:%M%:z",
-    ] {
-        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
-            return Some(*t.offset());
-        }
     }
     s.ends_with('Z').then(|| FixedOffset::east_opt(0)).flatten()
 }
