@@ -9,7 +9,7 @@
 #
 # --mongo adds the `mongo` profile (a MongoDB-wire server, nx-27017) and runs the orchestrator
 # on it (LEOTEST_STORE=mongo). Its image needs a Python base, made once with debootstrap from
-# Debian's mirror and `docker import` (leotest-rs/python-base:bookworm; kept between runs).
+# the Debian mirror apt uses here (or DEBIAN_MIRROR) and `docker import` (leotest-rs/python-base:bookworm; kept between runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +18,6 @@ STAGE=target/testbed
 COMPOSE=${COMPOSE:-$(command -v docker-compose >/dev/null && echo docker-compose || echo "docker compose")}
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-leotest-rs}
 PYTHON_BASE=leotest-rs/python-base:bookworm
-DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 NX_27017_VERSION=${NX_27017_VERSION:-0.8.1}
 
 log() { printf '[testbed] %s\n' "$*" >&2; }
@@ -37,15 +36,38 @@ need_busybox() {
     fi
 }
 
+# The Debian mirror that serves SUITE to this machine's apt, read from its sources (one-line
+# `deb URI SUITE ...` and deb822 `URIs:`/`Suites:` stanzas); DEBIAN_MIRROR overrides it.
+debian_mirror() { # suite
+    if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "$DEBIAN_MIRROR"; return 0; fi
+    local suite=$1 f
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+        [ -r "$f" ] || continue
+        awk -v suite="$suite" '
+            /^[[:space:]]*#/ { next }
+            $1 == "deb" { i = 2; if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+                          if ($(i + 1) == suite) { print $i; exit } next }
+            /^[[:space:]]*$/ { if (uris != "" && suites ~ ("(^| )" suite "( |$)")) { split(uris, u, " "); print u[1]; exit }
+                              uris = ""; suites = ""; next }
+            tolower($1) == "uris:" { $1 = ""; uris = substr($0, 2) }
+            tolower($1) == "suites:" { $1 = ""; suites = substr($0, 2) }
+            END { if (uris != "" && suites ~ ("(^| )" suite "( |$)")) { split(uris, u, " "); print u[1] } }
+        ' "$f" | head -n 1 | grep . && return 0
+    done
+    log "no apt source for Debian $suite found in /etc/apt: set DEBIAN_MIRROR=http://your.mirror/debian"
+    return 1
+}
+
 # Python 3.11 on a minimal Debian made here (no image can be pulled), imported once.
 python_base() {
     docker image inspect "$PYTHON_BASE" >/dev/null 2>&1 && return 0
     apt_install debootstrap
-    local root
+    local root mirror
+    mirror=$(debian_mirror bookworm) || return 1
     root=$(mktemp -d "${TMPDIR:-/tmp}/leotest-python-base.XXXXXX")
     log "making $PYTHON_BASE with debootstrap (about a minute)"
     debootstrap --variant=minbase --include=python3-minimal,libpython3.11-stdlib \
-        bookworm "$root" "$DEBIAN_MIRROR" >"$root.log" 2>&1 || {
+        bookworm "$root" "$mirror" >"$root.log" 2>&1 || {
         tail -n 20 "$root.log" >&2; rm -rf "$root" "$root.log"; return 1; }
     rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/usr/share/{doc,man,locale}
     tar -C "$root" -c . | docker import -c 'CMD ["python3"]' - "$PYTHON_BASE" >/dev/null
