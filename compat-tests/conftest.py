@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -278,6 +279,16 @@ def static_token(ident: str, name: str, team: str) -> str:
     return hashlib.sha256((ident + name + team).encode()).hexdigest()
 
 
+def token_from_reply(message: str, prefix: str) -> str:
+    """The token a registration reply carries, where the original puts it (clients parse it
+    from there): `<prefix> access_token=<64 hex digits>`. Ours are random (docs/compatibility.md),
+    never the derivable static_token()."""
+    head, _, token = message.rpartition(" access_token=")
+    assert head == prefix, message
+    assert re.fullmatch(r"[0-9a-f]{64}", token), message
+    return token
+
+
 @dataclass
 class Identity:
     userid: str
@@ -305,9 +316,8 @@ class Users:
             role=enum_value("user_roles", role),
             team=team,
         )
-        token = static_token(userid, name, team)
         assert rsp.state == enum_value("response_state", "SUCCESS"), rsp
-        assert rsp.message == f"user registered access_token={token}"
+        token = token_from_reply(rsp.message, "user registered")
         return Identity(userid, name, team, role, token, self.server.client(userid, token))
 
     def register_node(self, nodeid: str | None = None) -> Identity:
@@ -323,9 +333,8 @@ class Users:
             public_ip="192.0.2.10",
         )
         rsp = self.admin_client.call("register_node", node=node)
-        token = static_token(nodeid, name, description)
         assert rsp.state == enum_value("response_state", "SUCCESS"), rsp
-        assert rsp.message == f"node successfully registered access_token={token}"
+        token = token_from_reply(rsp.message, "node successfully registered")
         return Identity(nodeid, name, description, "NODE", token, self.server.client(nodeid, token))
 
 

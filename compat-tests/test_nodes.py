@@ -159,8 +159,8 @@ def test_scavenger_mode_by_the_node(users, admin):
     rsp = admin.call("set_scavenger_status", nodeid=node.userid, scavenger_mode_active=False)
     assert (rsp.state, rsp.message) == (SUCCESS, "updated scavenger_mode_status successfully")
     got = admin.call("get_scavenger_status", nodeid=node.userid)
-    # deviation: the original answered found=false for an existing node with the mode off
-    assert (got.found, got.scavenger_mode_active) == (True, False)
+    # as the original (truthiness): an existing node with the mode off is not "found"
+    assert (got.found, got.scavenger_mode_active) == (False, False)
 
 
 def test_scavenger_status_of_unknown_node(admin):
@@ -218,7 +218,7 @@ def test_reregistered_node_gets_a_working_token(users, admin):
     node = users.register_node()
     admin.call("delete_node", nodeid=node.userid)
     again = users.register_node(node.userid)
-    assert again.token == static_token(node.userid, node.name, node.team)
+    assert again.token != static_token(node.userid, node.name, node.team)
     assert again.client.call("report_heartbeat", nodeid=node.userid).received is True
 
 

@@ -5,6 +5,13 @@ set -eu
 lt() { leotest --grpc-host=orchestrator --grpc-port=50051 --ca-cert=/certs/server.crt \
     --userid=admin --access-token="$LEOTEST_ADMIN_TOKEN" "$@"; }
 
+# Registers a user and prints the token its reply carries (the only place a token is ever
+# shown: tokens are random, nothing can compute them again). Prints nothing on failure.
+register_with_token() { # id name role team
+    lt --json user --action=register --id="$1" --name="$2" --role="$3" --team="$4" |
+        sed -n 's/.*access_token=\([0-9a-f]\{64\}\).*/\1/p'
+}
+
 register() { # id name role team
     if lt user --action=get --id="$1" >/dev/null 2>&1; then
         echo "user $1 exists"
@@ -15,13 +22,23 @@ register() { # id name role team
     fi
 }
 
-register "$NODE_ID" "Testbed node $NODE_ID" node leotest-rs
+node_name="Testbed node ${NODE_ID}"
+umask 077
+if lt user --action=get --id="$NODE_ID" >/dev/null 2>&1 && [ -s /secrets/node-token ]; then
+    echo "node $NODE_ID exists; keeping its token"
+else
+    # First run, or the secrets volume was lost while the orchestrator kept its data: the old
+    # token cannot be recovered, so the node identity is registered afresh.
+    lt user --action=delete --id="$NODE_ID" >/dev/null 2>&1 || true
+    token=$(register_with_token "$NODE_ID" "$node_name" node leotest-rs)
+    if [ -z "$token" ]; then
+        echo "cannot register node $NODE_ID" >&2
+        exit 1
+    fi
+    printf '%s' "$token" > /secrets/node-token.tmp && mv /secrets/node-token.tmp /secrets/node-token
+    echo "registered $NODE_ID (node)"
+fi
+
 register alice "Alice (privileged)" user_priv leotest-rs
 register bob "Bob" user leotest-rs
-
-# The orchestrator derives a user's static token as hex sha256(id + name + team), as the
-# original does, so a re-run (user already registered) can derive it again.
-token=$(printf '%s' "${NODE_ID}Testbed node ${NODE_ID}leotest-rs" | sha256sum | cut -d' ' -f1)
-umask 077
-printf '%s' "$token" > /secrets/node-token.tmp && mv /secrets/node-token.tmp /secrets/node-token
 echo "testbed initialised"

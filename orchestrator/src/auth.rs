@@ -13,13 +13,13 @@ use std::task::{Context, Poll};
 
 use http::HeaderMap;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tonic::Status;
 use tower::{Layer, Service};
 
 use crate::error::ServiceError;
+use crate::logfield::untrusted;
 use crate::store::{Role, Store, StoreError};
+use crate::tokens;
 
 /// Metadata key of the JWT.
 pub const JWT_HEADER: &str = "x-leotest-jwt-access-token";
@@ -144,16 +144,6 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty() && v.len() <= MAX_CREDENTIAL_LEN)
 }
 
-fn tokens_match(presented: &str, stored: &str) -> bool {
-    if stored.is_empty() {
-        return false;
-    }
-    // Hash first so the comparison time depends on neither content nor length.
-    let a = Sha256::digest(presented.as_bytes());
-    let b = Sha256::digest(stored.as_bytes());
-    a.ct_eq(&b).into()
-}
-
 impl Authenticator {
     pub fn new(store: Arc<dyn Store>, jwt: Option<JwtVerifier>) -> Authenticator {
         Authenticator { store, jwt }
@@ -169,7 +159,7 @@ impl Authenticator {
                         role: user.role,
                     }));
                 }
-                tracing::info!(%userid, "JWT names an unknown user");
+                tracing::info!(userid = %untrusted(&userid), "JWT names an unknown user");
             }
         }
         if let (Some(userid), Some(token)) = (
@@ -178,8 +168,8 @@ impl Authenticator {
         ) {
             if let Some(user) = self.store.get_user(userid).await? {
                 // Evaluate both so the time does not reveal which token matched.
-                let s = tokens_match(token, &user.static_access_token);
-                let d = tokens_match(token, &user.access_token);
+                let s = tokens::matches(token, &user.static_access_token);
+                let d = tokens::matches(token, &user.access_token);
                 if s | d {
                     return Ok(Some(Caller {
                         userid: user.id,
@@ -187,7 +177,7 @@ impl Authenticator {
                     }));
                 }
             }
-            tracing::info!(%userid, "static token rejected");
+            tracing::info!(userid = %untrusted(userid), "static token rejected");
         }
         Ok(None)
     }
@@ -280,14 +270,6 @@ pub fn caller_of<T>(req: &tonic::Request<T>) -> Result<Caller, Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_comparison() {
-        assert!(tokens_match("abc", "abc"));
-        assert!(!tokens_match("abc", "abd"));
-        assert!(!tokens_match("abc", "abcd"));
-        assert!(!tokens_match("", ""));
-    }
 
     #[test]
     fn public_paths() {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use crate::schedule::OverlapRules;
+pub use crate::tokens::TokenStorage;
 
 /// Default certificate path, the one the original server and clients use.
 pub const DEFAULT_TLS_CERT: &str = "certs/server.crt";
@@ -27,6 +28,9 @@ pub struct Cli {
 pub enum Command {
     /// Write a fresh self-signed development certificate and key (SAN localhost) and exit.
     GenCert(GenCertArgs),
+    /// Audit stored access tokens or rotate them, on the configured store (embedded store:
+    /// with the server stopped).
+    Tokens(crate::tokens::admin::TokensArgs),
 }
 
 /// Options of `gen-cert`.
@@ -155,6 +159,12 @@ pub struct ServerConfig {
     /// intersection of two runs as a conflict (docs/compatibility.md, "Overlap rules").
     #[arg(long, env = "LEOTEST_OVERLAP_RULES", value_enum, default_value_t = OverlapRules::Original)]
     pub overlap_rules: OverlapRules,
+
+    /// How tokens issued from now on are stored: `hashed` (only a SHA-256 digest) or `plain`
+    /// (the token itself, as the original stores it, so that the original orchestrator can
+    /// still authenticate these users on a shared database). Both forms always authenticate.
+    #[arg(long, env = "LEOTEST_TOKEN_STORAGE", value_enum, default_value_t = TokenStorage::Hashed)]
+    pub token_storage: TokenStorage,
 }
 
 impl ServerConfig {
@@ -208,6 +218,7 @@ mod tests {
         assert_eq!(c.store_kind(), StoreKind::Embedded);
         assert!(c.tls_paths_are_default());
         assert_eq!(c.overlap_rules, OverlapRules::Original);
+        assert_eq!(c.token_storage, TokenStorage::Hashed);
     }
 
     #[test]
@@ -241,7 +252,7 @@ mod tests {
                 assert!(g.force);
                 assert_eq!(g.sans, vec!["localhost", "127.0.0.1"]);
             }
-            None => panic!("expected gen-cert"),
+            _ => panic!("expected gen-cert"),
         }
     }
 }

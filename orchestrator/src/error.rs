@@ -16,12 +16,12 @@ pub enum ServiceError {
     /// The request is malformed in a way the reply type cannot express.
     #[error("{0}")]
     InvalidArgument(String),
-    /// The caller's role may not use this RPC and the reply type has no state field.
-    #[error("{0}")]
-    PermissionDenied(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Something on this server failed (e.g. the OS random source); the detail is logged.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<ServiceError> for Status {
@@ -31,10 +31,13 @@ impl From<ServiceError> for Status {
                 Status::unimplemented(format!("{rpc} is not implemented"))
             }
             ServiceError::InvalidArgument(msg) => Status::invalid_argument(msg),
-            ServiceError::PermissionDenied(msg) => Status::permission_denied(msg),
             ServiceError::Store(StoreError::Unavailable(detail)) => {
                 tracing::error!(%detail, "store unavailable");
                 Status::unavailable("store unavailable")
+            }
+            ServiceError::Internal(detail) => {
+                tracing::error!(%detail, "internal failure");
+                Status::internal("internal error")
             }
             ServiceError::Store(err) => {
                 // Details stay in the log; clients learn nothing about the backend.

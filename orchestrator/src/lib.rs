@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod logfield;
 pub mod policy;
 pub mod schedule;
 pub mod server;
@@ -10,3 +11,4 @@ pub mod service;
 pub mod store;
 pub mod timefmt;
 pub mod tls;
+pub mod tokens;

@@ -59,6 +59,9 @@ async fn main() -> ExitCode {
                 })
                 .map_err(|e| e.to_string())
         }
+        Some(Command::Tokens(args)) => leotest_orchestrator::tokens::admin::run(&cli.server, args)
+            .await
+            .map_err(|e| e.to_string()),
         None => leotest_orchestrator::server::run(cli.server, shutdown_signal())
             .await
             .map_err(|e| e.to_string()),

@@ -73,16 +73,22 @@ async fn connect_mongo(uri: &str, db_name: &str) -> Result<Arc<dyn Store>, Serve
     Ok(Arc::new(store))
 }
 
-/// Re-creates the `admin` user with the configured token, as the original does at start.
-pub async fn bootstrap_admin(store: &dyn Store, token: &str) -> Result<(), StoreError> {
+/// Re-creates the `admin` user with the configured token, as the original does at start
+/// (stored as `--token-storage` says).
+pub async fn bootstrap_admin(
+    store: &dyn Store,
+    token: &str,
+    storage: crate::tokens::TokenStorage,
+) -> Result<(), StoreError> {
+    let token = crate::tokens::stored_form(token, storage);
     store
         .put_user(&User {
             id: "admin".to_string(),
             name: "LEOScope Admin".to_string(),
             role: Role::Admin,
             team: "LeoScope MSR-India".to_string(),
-            static_access_token: token.to_string(),
-            access_token: token.to_string(),
+            static_access_token: token.clone(),
+            access_token: token,
         })
         .await
 }
@@ -178,7 +184,8 @@ pub async fn run(
     }
 
     let store = open_store(&cfg).await?;
-    bootstrap_admin(store.as_ref(), &cfg.admin_access_token).await?;
+    bootstrap_admin(store.as_ref(), &cfg.admin_access_token, cfg.token_storage).await?;
+    crate::tokens::admin::warn_derivable(store.as_ref()).await;
 
     let purge_store = store.clone();
     let purger = tokio::spawn(async move {
@@ -197,6 +204,7 @@ pub async fn run(
     let service = OrchestratorService::new(Ctx {
         store: store.clone(),
         overlap: cfg.overlap_rules,
+        tokens: cfg.token_storage,
     });
     let grpc = LeotestOrchestratorServer::new(service)
         .max_decoding_message_size(cfg.max_message_bytes)

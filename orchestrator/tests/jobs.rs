@@ -411,9 +411,15 @@ async fn scenario(s: &TestServer) {
     t.trigger = "weather_temp > 20 & !(currently_obstructed == 1)".into();
     assert_eq!(schedule_as(s, &alice, t).await, scheduled());
 
-    // Reads and role rules.
+    // Reads and role rules: another user's job reads as unknown.
     let got = c
         .get_job_by_id(req(MessageGetJobById { jobid: "a1".into() }, &bob))
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, MessageGetJobByIdResponse::default());
+    let got = c
+        .get_job_by_id(req(MessageGetJobById { jobid: "a1".into() }, &alice))
         .await
         .expect("get")
         .into_inner();

@@ -153,7 +153,10 @@ async fn users_lifecycle_and_admin_only_rules() {
     let Creds::Token(_, alice_token) = &alice else {
         unreachable!()
     };
-    assert_eq!(alice_token, &sha_token("alice", "alice name", "team-x"));
+    // Not the original's derivable sha256(id + name + team): 64 random hex digits.
+    assert_ne!(alice_token, &sha_token("alice", "alice name", "team-x"));
+    assert_eq!(alice_token.len(), 64);
+    assert!(alice_token.bytes().all(|b| b.is_ascii_hexdigit()));
 
     // The new user authenticates and sees its own profile.
     let me = c
@@ -324,7 +327,8 @@ async fn nodes_heartbeat_update_scavenger_and_delete() {
     let Creds::Token(_, n1_token) = &n1 else {
         unreachable!()
     };
-    assert_eq!(n1_token, &sha_token("node-1", "node-1-name", "roof"));
+    assert_ne!(n1_token, &sha_token("node-1", "node-1-name", "roof"));
+    assert_eq!(n1_token.len(), 64);
 
     // The node's identity is a NODE user.
     let u = c
@@ -521,7 +525,8 @@ async fn nodes_heartbeat_update_scavenger_and_delete() {
         .await
         .expect("get")
         .into_inner();
-    assert!(st.found);
+    // The original's truthiness test: an existing node with the mode off is not "found".
+    assert!(!st.found);
     assert!(!st.scavenger_mode_active);
     let st = c
         .get_scavenger_status(req(
@@ -576,6 +581,7 @@ async fn global_config_roundtrip_and_roles() {
     let admin = Creds::admin();
     let node = register_node(&s, "n1").await;
     let user = register_user(&s, "u1", UserRoles::User).await;
+    let user_priv = register_user(&s, "u2", UserRoles::UserPriv).await;
 
     // Before any update: an empty reply, not an error.
     let r = c
@@ -630,16 +636,22 @@ async fn global_config_roundtrip_and_roles() {
         .into_inner();
     assert_eq!(r.config, Some(settings.clone()));
 
-    // Plain users may not read storage credentials.
-    let denied = c
-        .get_global_config(req(MessageGetGlobalConfig {}, &user))
-        .await
-        .expect_err("user refused");
-    assert_eq!(denied.code(), Code::PermissionDenied);
-    assert_eq!(
-        denied.message(),
-        "permission denied: userid=u1 and role=USER"
-    );
+    // Plain users get an OK reply (the original answered everyone; its client retries every
+    // error status forever) without the storage connection string and the weather API key.
+    for who in [&user, &user_priv] {
+        let r = c
+            .get_global_config(req(MessageGetGlobalConfig {}, who))
+            .await
+            .expect("users get an OK reply")
+            .into_inner()
+            .config
+            .expect("config");
+        let blob = r.datastore.and_then(|d| d.blob).expect("blob section kept");
+        assert_eq!(blob.connection_string, "");
+        assert_eq!(blob.container, "leotest");
+        assert_eq!(blob.artifact_path, "artifacts");
+        assert_eq!(r.weather.expect("weather section kept").apikey, "");
+    }
 
     // A partial update keeps the other section.
     let r = c
@@ -901,8 +913,19 @@ async fn hostile_input_is_refused_without_crashing() {
         .await
         .expect("reply")
         .into_inner();
-    assert_eq!(r.state, ResponseState::Failed as i32);
-    assert_eq!(r.message, "invalid name: longer than 4096 bytes");
+    // Names are free text, bounded only by the message size (the original stored anything).
+    assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
+    let got = c
+        .get_user(req(
+            MessageGetUser {
+                userid: "ok".into(),
+            },
+            &admin,
+        ))
+        .await
+        .expect("reply")
+        .into_inner();
+    assert_eq!(got.name.len(), big.len());
     let r = c
         .register_user(req(
             MessageRegisterUser {
@@ -1207,14 +1230,10 @@ async fn role_table_for_every_non_admin_role() {
         } else {
             assert_eq!(ka.message, denied, "kernel_access as {role}");
         }
-        let cfg = c
-            .get_global_config(req(MessageGetGlobalConfig {}, creds))
-            .await;
-        assert_eq!(
-            cfg.is_ok(),
-            matches!(*role, "NODE" | "NODE_PRIV"),
-            "get_global_config as {role}"
-        );
+        // Every role gets an OK reply (the original client retries every error status).
+        c.get_global_config(req(MessageGetGlobalConfig {}, creds))
+            .await
+            .expect("get_global_config");
         // Reads every authenticated role may do.
         c.get_user(req(
             MessageGetUser {
@@ -1258,5 +1277,6 @@ async fn role_table_for_every_non_admin_role() {
         .await
         .expect("scavenger")
         .into_inner();
-    assert!(st.found && !st.scavenger_mode_active);
+    // Mode off answers found=false, as the original (see get_scavenger_status).
+    assert!(!st.found && !st.scavenger_mode_active);
 }

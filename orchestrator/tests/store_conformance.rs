@@ -201,9 +201,17 @@ async fn users(s: &dyn Store) {
     admin.static_access_token = "rotated".into();
     admin.access_token = "rotated".into();
     s.put_user(&admin).await.expect("put again");
-    assert_eq!(s.get_user("admin").await.expect("get"), Some(admin));
+    assert_eq!(s.get_user("admin").await.expect("get"), Some(admin.clone()));
+    // Every user, ordered by id (token audit).
+    let got = s.list_users().await.expect("list");
+    assert_eq!(
+        got.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        ["admin", "alice"]
+    );
+    assert_eq!(got[0], admin);
 
     assert!(s.delete_user("alice").await.expect("delete"));
+    assert_eq!(s.list_users().await.expect("list").len(), 1);
     assert!(!s.delete_user("alice").await.expect("delete again"));
     assert_eq!(s.get_user("alice").await.expect("get"), None);
 }

@@ -5,6 +5,7 @@ use leotest_proto::unary::*;
 use super::{state, Ctx};
 use crate::auth::Caller;
 use crate::error::ServiceResult;
+use crate::logfield::untrusted;
 use crate::policy;
 
 pub async fn kernel_access(
@@ -36,7 +37,12 @@ pub async fn kernel_access(
             None => (false, format!("userid={} does not exist", req.userid)),
         }
     };
-    tracing::debug!(userid = %caller.userid, ok, "kernel_access");
+    tracing::debug!(
+        userid = %untrusted(&caller.userid),
+        subject = %untrusted(&req.userid),
+        ok,
+        "kernel_access"
+    );
     Ok(MessageKernelAccessResponse {
         state: state(ok),
         message,

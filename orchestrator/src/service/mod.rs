@@ -3,7 +3,9 @@
 //! Every RPC goes through the same wrapper: take the [`Caller`] the auth layer attached, call
 //! `family::rpc(&ctx, &caller, request)`, map a [`ServiceError`] to a status in one place.
 
+pub mod access;
 pub mod config;
+pub mod convert;
 pub mod jobs;
 pub mod kernel;
 pub mod nodes;
@@ -20,6 +22,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{caller_of, Caller};
 use crate::error::ServiceError;
+use crate::logfield::untrusted;
 use crate::store::Store;
 
 /// What every handler may use.
@@ -29,6 +32,8 @@ pub struct Ctx {
     /// `--overlap-rules`: conflict check of schedule_job and slot search of
     /// reschedule_job_nearest.
     pub overlap: crate::schedule::OverlapRules,
+    /// `--token-storage`: how tokens issued by register_user / register_node are stored.
+    pub tokens: crate::tokens::TokenStorage,
 }
 
 /// The gRPC service implementation.
@@ -52,7 +57,7 @@ where
     Fut: std::future::Future<Output = Result<Resp, ServiceError>>,
 {
     let caller = caller_of(&request)?;
-    tracing::debug!(rpc, userid = %caller.userid, role = caller.role.name(), "rpc");
+    tracing::debug!(rpc, userid = %untrusted(&caller.userid), role = caller.role.name(), "rpc");
     handler(caller, request.into_inner())
         .await
         .map(Response::new)

@@ -3,12 +3,16 @@
 use chrono::{DateTime, Duration, Utc};
 use leotest_proto::unary::{self as pb, *};
 
+use super::convert::{jobs_summary, node_to_wire};
+use super::users::new_token;
 use super::{state, validate, Ctx};
 use crate::auth::Caller;
 use crate::error::ServiceResult;
+use crate::logfield::untrusted;
 use crate::policy;
-use crate::store::{Job, JobKind, Node, NodeFilter, NodeUpdate, Role, User};
-use crate::timefmt::{format_python, parse_datetime};
+use crate::store::{Node, NodeFilter, NodeUpdate, Role, User};
+use crate::timefmt::parse_datetime;
+use crate::tokens;
 
 /// `activeThres` used when the request leaves it at 0 (the original's default).
 const DEFAULT_ACTIVE_THRES_SECS: i64 = 600;
@@ -29,7 +33,7 @@ pub async fn report_heartbeat(
     if received {
         ctx.store.mark_node(&req.nodeid, Utc::now()).await?;
     }
-    tracing::debug!(nodeid = %req.nodeid, received, "heartbeat");
+    tracing::debug!(nodeid = %untrusted(&req.nodeid), received, "heartbeat");
     Ok(MessageHeartbeatResponse { received })
 }
 
@@ -41,24 +45,9 @@ fn non_empty(s: String) -> Option<String> {
     }
 }
 
-fn check_node_texts(fields: &[(&str, &str)]) -> Result<(), String> {
-    for (name, value) in fields {
-        validate::text(name, value)?;
-    }
-    Ok(())
-}
-
+/// The node record of a registration; the text fields are free text.
 fn node_from_registration(n: pb::Node) -> Result<Node, String> {
     validate::id("nodeid", &n.nodeid)?;
-    check_node_texts(&[
-        ("name", &n.name),
-        ("description", &n.description),
-        ("coords", &n.coords),
-        ("location", &n.location),
-        ("provider", &n.provider),
-        ("jobs", &n.jobs),
-        ("public_ip", &n.public_ip),
-    ])?;
     let last_active_text = if n.last_active.is_empty() {
         DEFAULT_LAST_ACTIVE
     } else {
@@ -94,79 +83,46 @@ pub async fn register_node(
         return Ok(reply(false, policy::denied(caller)));
     }
     let wire = req.node.unwrap_or_default();
-    // The token is derived from the description as sent, before defaults apply.
-    let token = super::users::derive_token(&wire.nodeid, &wire.name, &wire.description);
+    // The NODE user's team is the description as sent, before defaults apply (the original).
     let team = wire.description.clone();
     let node = match node_from_registration(wire) {
         Ok(node) => node,
         Err(message) => return Ok(reply(false, message)),
     };
-    if let Some(existing) = ctx.store.get_user(&node.nodeid).await? {
-        if existing.role != Role::Node {
-            return Ok(reply(
-                false,
-                "user with given id already exists".to_string(),
-            ));
-        }
+    let existing = ctx.store.get_user(&node.nodeid).await?;
+    if existing.as_ref().is_some_and(|u| u.role != Role::Node) {
+        return Ok(reply(
+            false,
+            "user with given id already exists".to_string(),
+        ));
     }
     if !ctx.store.register_node(&node).await? {
         return Ok(reply(false, "node with the given id exists".to_string()));
     }
-    // A NODE user left behind by an earlier registration gets the new token.
-    ctx.store
-        .put_user(&User {
+    let token = new_token()?;
+    let stored = tokens::stored_form(&token, ctx.tokens);
+    let user = match existing {
+        // The original kept a NODE user left behind (and its token: agents configured with it
+        // keep working). The reply's token must work too: it goes in the second slot.
+        Some(mut user) => {
+            user.access_token = stored;
+            user
+        }
+        None => User {
             id: node.nodeid.clone(),
             name: node.name.clone(),
             role: Role::Node,
             team,
-            static_access_token: token.clone(),
+            static_access_token: stored,
             access_token: String::new(),
-        })
-        .await?;
-    tracing::info!(nodeid = %node.nodeid, "node registered");
+        },
+    };
+    ctx.store.put_user(&user).await?;
+    tracing::info!(nodeid = %untrusted(&node.nodeid), "node registered");
     Ok(reply(
         true,
         format!("node successfully registered access_token={token}"),
     ))
-}
-
-/// Python's `str()` of an optional string.
-fn py_opt(v: &Option<String>) -> &str {
-    v.as_deref().unwrap_or("None")
-}
-
-fn py_bool(v: bool) -> &'static str {
-    if v {
-        "True"
-    } else {
-        "False"
-    }
-}
-
-/// The original's summary of a node's jobs in `_node.jobs`.
-fn jobs_summary(jobs: &[Job]) -> String {
-    let mut out = String::new();
-    for job in jobs {
-        let schedule = match (job.kind, &job.schedule) {
-            (JobKind::Cron, Some(s)) => s.to_cron_string(),
-            _ => String::new(),
-        };
-        out.push_str(&format!(
-            "<jobid={} userid={} type={} start={} end={} length={} schedule={} overhead={} \
-             server={} trigger={}>",
-            job.id,
-            job.userid,
-            job.kind.as_str(),
-            job.start_date,
-            job.end_date,
-            job.length_secs,
-            schedule,
-            py_bool(job.overhead),
-            py_opt(&job.server),
-            py_opt(&job.trigger),
-        ));
-    }
-    out
 }
 
 fn active_since(active: bool, thres_secs: i32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -196,31 +152,12 @@ pub async fn get_nodes(
     let mut nodes = Vec::new();
     for n in ctx.store.get_nodes(&filter).await? {
         let jobs = ctx.store.get_jobs_by_nodeid(&n.nodeid).await?;
-        nodes.push(pb::Node {
-            jobs: jobs_summary(&jobs),
-            last_active: format_python(n.last_active),
-            nodeid: n.nodeid,
-            name: n.name,
-            description: n.description,
-            coords: n.coords,
-            location: n.location,
-            provider: n.provider,
-            scavenger_mode_active: n.scavenger_mode_active,
-            public_ip: n.public_ip,
-        });
+        nodes.push(node_to_wire(n, jobs_summary(&jobs)));
     }
     Ok(MessageGetNodesResponse { nodes })
 }
 
 fn node_update(req: MessageUpdateNode) -> Result<NodeUpdate, String> {
-    check_node_texts(&[
-        ("name", &req.name),
-        ("description", &req.description),
-        ("coords", &req.coords),
-        ("location", &req.location),
-        ("provider", &req.provider),
-        ("public_ip", &req.public_ip),
-    ])?;
     let last_active = match non_empty(req.last_active) {
         Some(text) => Some(
             parse_datetime(&text).ok_or_else(|| "invalid last_active: not a date".to_string())?,
@@ -279,7 +216,7 @@ pub async fn delete_node(
     }
     if req.delete_jobs {
         let n = ctx.store.delete_jobs_by_nodeid(&req.nodeid).await?;
-        tracing::info!(nodeid = %req.nodeid, deleted_jobs = n, "jobs of node deleted");
+        tracing::info!(nodeid = %untrusted(&req.nodeid), deleted_jobs = n, "jobs of node deleted");
     }
     ctx.store.delete_node(&req.nodeid).await?;
     // Remove the node's identity too, but never a person's account that shares the id.
@@ -288,7 +225,7 @@ pub async fn delete_node(
             ctx.store.delete_user(&req.nodeid).await?;
         }
     }
-    tracing::info!(nodeid = %req.nodeid, "node deleted");
+    tracing::info!(nodeid = %untrusted(&req.nodeid), "node deleted");
     Ok(reply(true, "node deleted".to_string()))
 }
 
@@ -301,7 +238,7 @@ pub async fn set_scavenger_status(
         state: state(ok),
         message,
     };
-    if !policy::is_node_or_admin(caller, &req.nodeid) {
+    if !policy::may_set_scavenger(caller, &req.nodeid) {
         return Ok(reply(false, policy::denied(caller)));
     }
     if !ctx
@@ -322,43 +259,20 @@ pub async fn get_scavenger_status(
     _caller: &Caller,
     req: MessageGetScavengerStatus,
 ) -> ServiceResult<MessageGetScavengerStatusResponse> {
-    let status = ctx.store.get_scavenger_status(&req.nodeid).await?;
+    // As the original, which tested the flag's truthiness: `found` only when the mode is on.
+    // Its node agent reads `scavengerModeActive` whenever `found` is true, and MessageToDict
+    // leaves a false flag out: found=true with the mode off raised KeyError on every job run.
+    let active = ctx.store.get_scavenger_status(&req.nodeid).await? == Some(true);
     Ok(MessageGetScavengerStatusResponse {
-        found: status.is_some(),
-        scavenger_mode_active: status.unwrap_or(false),
+        found: active,
+        scavenger_mode_active: active,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{CronSchedule, JobParams};
-
-    #[test]
-    fn jobs_summary_matches_the_original_format() {
-        let job = Job {
-            id: "j1".into(),
-            nodeid: "n1".into(),
-            userid: "u1".into(),
-            kind: JobKind::Cron,
-            params: JobParams::default(),
-            schedule: CronSchedule::parse("*/5 * * * *"),
-            start_date: "2024-01-01T00:00:00".into(),
-            end_date: "2024-02-01T00:00:00".into(),
-            length_secs: 60,
-            overhead: true,
-            server: None,
-            trigger: Some("t".into()),
-            config: None,
-            expire_at: None,
-        };
-        assert_eq!(
-            jobs_summary(&[job]),
-            "<jobid=j1 userid=u1 type=cron start=2024-01-01T00:00:00 end=2024-02-01T00:00:00 \
-             length=60 schedule=*/5 * * * * overhead=True server=None trigger=t>"
-        );
-        assert_eq!(jobs_summary(&[]), "");
-    }
+    use crate::timefmt::format_python;
 
     #[test]
     fn active_threshold_defaults_to_600_seconds() {

@@ -1,23 +1,72 @@
-//! Run RPCs (issue 4): update and query runs, expand scheduled runs of a node.
+//! Run RPCs: report and query runs, expand the scheduled runs of a node.
+//!
+//! Runs follow the ownership rule of their job ([`policy::job_access`], [`access`]): a node
+//! agent reports the runs of its node's jobs, owners read their own runs.
 
 use chrono::Utc;
 use leotest_proto::unary::*;
 
-use super::jobs::{sched_of, schedule_text};
+use super::access::{self, Jobs};
+use super::convert::{event_template, run_to_wire};
+use super::jobs::sched_of;
 use super::{state, validate, Ctx};
 use crate::auth::Caller;
 use crate::error::{ServiceError, ServiceResult};
+use crate::policy;
 use crate::schedule::cron::{secs, MAX_RUNS};
 use crate::store::{JobKind, Run, RunFilter};
-use crate::timefmt::{format_python, parse_datetime};
+use crate::timefmt::parse_datetime;
 
 fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// Whether `caller` may write `run`; `Err` is the refusal message.
+///
+/// A runid belongs to one job, user and node for good (nobody rewrites another's run). The
+/// run must name its job's owner and one of its job's nodes, and the caller must be ADMIN or
+/// someone the ownership rule gives the job. When the job is gone (it expired at its
+/// `end_date` or was deleted while a run was finishing), the node may still report runs on
+/// itself and the owner of an existing run may still update it.
+async fn may_report(ctx: &Ctx, caller: &Caller, run: &Run) -> ServiceResult<Result<(), String>> {
+    if policy::is_admin(caller) {
+        return Ok(Ok(()));
+    }
+    let existing = ctx
+        .store
+        .get_runs(&RunFilter {
+            runid: Some(run.runid.clone()),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?
+        .into_iter()
+        .next();
+    let same_run = existing
+        .as_ref()
+        .is_none_or(|e| (&e.jobid, &e.userid, &e.nodeid) == (&run.jobid, &run.userid, &run.nodeid));
+    let allowed = same_run
+        && match ctx.store.get_job(&run.jobid).await? {
+            Some(job) => {
+                policy::job_access(caller, &job).any()
+                    && run.userid == job.userid
+                    && (run.nodeid == job.nodeid || job.server.as_deref() == Some(&run.nodeid))
+            }
+            None => {
+                policy::is_node(caller, &run.nodeid)
+                    || existing.is_some_and(|e| e.userid == caller.userid)
+            }
+        };
+    Ok(if allowed {
+        Ok(())
+    } else {
+        Err(policy::denied(caller))
+    })
+}
+
 pub async fn update_run(
     ctx: &Ctx,
-    _caller: &Caller,
+    caller: &Caller,
     req: MessageUpdateRun,
 ) -> ServiceResult<MessageUpdateRunResponse> {
     let fail = |message: String| MessageUpdateRunResponse {
@@ -25,13 +74,11 @@ pub async fn update_run(
         message,
     };
     let r = req.run.unwrap_or_default();
+    // blob_url, status and status_message are free text.
     let checks = validate::id("runid", &r.runid)
-        .and_then(|_| validate::text("jobid", &r.jobid))
-        .and_then(|_| validate::text("nodeid", &r.nodeid))
-        .and_then(|_| validate::text("userid", &r.userid))
-        .and_then(|_| validate::text("blob_url", &r.blob_url))
-        .and_then(|_| validate::text("status", &r.status))
-        .and_then(|_| validate::text("status_message", &r.status_message));
+        .and_then(|_| validate::id_ref("jobid", &r.jobid))
+        .and_then(|_| validate::id_ref("nodeid", &r.nodeid))
+        .and_then(|_| validate::id_ref("userid", &r.userid));
     if let Err(m) = checks {
         return Ok(fail(m));
     }
@@ -63,9 +110,15 @@ pub async fn update_run(
         status: r.status,
         status_message: r.status_message,
     };
+    if let Err(message) = may_report(ctx, caller, &run).await? {
+        return Ok(fail(message));
+    }
     ctx.store.update_run(&run).await?;
-    // Reporting a run also counts as a heartbeat of the node, as in the original.
-    ctx.store.mark_node(&run.nodeid, Utc::now()).await?;
+    // Reporting a run also counts as a heartbeat of the node, as in the original, but only
+    // from the node itself (report_heartbeat's rule): nobody else can make a node look alive.
+    if run.nodeid == caller.userid {
+        ctx.store.mark_node(&run.nodeid, Utc::now()).await?;
+    }
     Ok(MessageUpdateRunResponse {
         state: state(true),
         message: "updated run successfully".into(),
@@ -74,7 +127,7 @@ pub async fn update_run(
 
 pub async fn get_runs(
     ctx: &Ctx,
-    _caller: &Caller,
+    caller: &Caller,
     req: MessageGetRuns,
 ) -> ServiceResult<MessageGetRunsResponse> {
     let (start_from, start_to) = match &req.time_range {
@@ -88,7 +141,7 @@ pub async fn get_runs(
         },
         None => (None, None),
     };
-    let filter = RunFilter {
+    let mut filter = RunFilter {
         runid: opt(req.runid),
         jobid: opt(req.jobid),
         nodeid: opt(req.nodeid),
@@ -97,24 +150,22 @@ pub async fn get_runs(
         start_to,
         limit: u32::try_from(req.limit).ok().filter(|l| *l > 0),
     };
-    let runs = ctx.store.get_runs(&filter).await?;
-    Ok(MessageGetRunsResponse {
-        runs: runs
-            .into_iter()
-            .map(|r| RunInstance {
-                runid: r.runid,
-                jobid: r.jobid,
-                nodeid: r.nodeid,
-                userid: r.userid,
-                start_time: format_python(r.start_time),
-                end_time: format_python(r.end_time),
-                last_updated: format_python(r.last_updated),
-                blob_url: r.blob_url,
-                status: r.status,
-                status_message: r.status_message,
-            })
-            .collect(),
-    })
+    // People see their own runs (blob URLs open the artifacts): asking the store for exactly
+    // those keeps `limit` exact. Nodes see runs on themselves and of the jobs they serve.
+    if !policy::is_admin(caller) && !policy::is_node_identity(caller) {
+        match &filter.userid {
+            Some(u) if *u != caller.userid => return Ok(MessageGetRunsResponse { runs: vec![] }),
+            _ => filter.userid = Some(caller.userid.clone()),
+        }
+    }
+    let mut jobs = Jobs::new(ctx.store.as_ref());
+    let mut runs = Vec::new();
+    for run in ctx.store.get_runs(&filter).await? {
+        if access::run_visible(caller, &run, &mut jobs).await? {
+            runs.push(run_to_wire(run));
+        }
+    }
+    Ok(MessageGetRunsResponse { runs })
 }
 
 pub async fn get_scheduled_runs(
@@ -182,24 +233,7 @@ pub async fn get_scheduled_runs(
         let run_length = secs(job.length_secs);
         // Everything but the times and the id is the same for all events of a job: build it
         // once and clone it (exact-size copies) instead of re-formatting per event.
-        let template = RunEvent {
-            title: job.id.clone(),
-            id: 0,
-            start: String::new(),
-            end: String::new(),
-            r#type: kind.to_string(),
-            params: Some(JobParams {
-                mode: job.params.mode.clone(),
-                deploy: job.params.deploy.clone(),
-                execute: job.params.execute.clone(),
-                finish: job.params.finish.clone(),
-            }),
-            schedule: schedule_text(job),
-            length: i32::try_from(job.length_secs).unwrap_or(i32::MAX),
-            overhead: job.overhead,
-            trigger: job.trigger.clone().unwrap_or_default(),
-            server: job.server.clone().unwrap_or_default(),
-        };
+        let template = event_template(job, kind);
         for start in starts {
             events.push(RunEvent {
                 id: i32::try_from(events.len()).unwrap_or(i32::MAX),

@@ -1,11 +1,18 @@
-//! Task RPCs (issue 4): schedule, query and update short-lived node tasks.
+//! Task RPCs: schedule, query and update short-lived node tasks (a client node asks its
+//! job's server node to start or stop the server side).
+//!
+//! Tasks follow the ownership rule of their job ([`policy::job_access`], [`access`]); the
+//! node a task is for may always read and complete it.
 
 use chrono::{Duration, Utc};
 use leotest_proto::unary::*;
 
+use super::access::{self, Jobs};
+use super::convert::task_to_wire;
 use super::{state, validate, Ctx};
 use crate::auth::Caller;
 use crate::error::ServiceResult;
+use crate::policy;
 use crate::store::{Task, TaskFilter};
 
 /// Longest task lifetime accepted (one week).
@@ -15,9 +22,29 @@ fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// Whether `caller` may put a task for node `nodeid` under job `jobid`: ADMIN; a node for
+/// itself; or someone the ownership rule gives the job, for one of the job's nodes.
+async fn may_schedule(
+    ctx: &Ctx,
+    caller: &Caller,
+    jobid: &str,
+    nodeid: &str,
+) -> ServiceResult<bool> {
+    if policy::is_admin(caller) || policy::is_node(caller, nodeid) {
+        return Ok(true);
+    }
+    Ok(match ctx.store.get_job(jobid).await? {
+        Some(job) => {
+            policy::job_access(caller, &job).any()
+                && (job.nodeid == nodeid || job.server.as_deref() == Some(nodeid))
+        }
+        None => false,
+    })
+}
+
 pub async fn schedule_task(
     ctx: &Ctx,
-    _caller: &Caller,
+    caller: &Caller,
     req: MessageScheduleTask,
 ) -> ServiceResult<MessageScheduleTaskResponse> {
     let fail = |message: String| MessageScheduleTaskResponse {
@@ -26,9 +53,9 @@ pub async fn schedule_task(
     };
     let t = req.task.unwrap_or_default();
     let checks = validate::id("taskid", &t.taskid)
-        .and_then(|_| validate::text("runid", &t.runid))
-        .and_then(|_| validate::text("jobid", &t.jobid))
-        .and_then(|_| validate::text("nodeid", &t.nodeid));
+        .and_then(|_| validate::id_ref("runid", &t.runid))
+        .and_then(|_| validate::id_ref("jobid", &t.jobid))
+        .and_then(|_| validate::id_ref("nodeid", &t.nodeid));
     if let Err(m) = checks {
         return Ok(fail(m));
     }
@@ -36,6 +63,9 @@ pub async fn schedule_task(
         return Ok(fail(format!(
             "invalid ttl_secs: must be within 0..={MAX_TTL_SECS}"
         )));
+    }
+    if !may_schedule(ctx, caller, &t.jobid, &t.nodeid).await? {
+        return Ok(fail(policy::denied(caller)));
     }
     let task = Task {
         taskid: t.taskid,
@@ -60,7 +90,7 @@ pub async fn schedule_task(
 
 pub async fn get_tasks(
     ctx: &Ctx,
-    _caller: &Caller,
+    caller: &Caller,
     req: MessageGetTasks,
 ) -> ServiceResult<MessageGetTasksResponse> {
     // The original filters on these four fields only (type and status are ignored).
@@ -72,37 +102,45 @@ pub async fn get_tasks(
         task_type: None,
         status: None,
     };
-    let tasks = ctx.store.get_tasks(&filter).await?;
-    Ok(MessageGetTasksResponse {
-        tasks: tasks
-            .into_iter()
-            .map(|t| leotest_proto::unary::Task {
-                r#type: t.task_type,
-                taskid: t.taskid,
-                runid: t.runid,
-                jobid: t.jobid,
-                nodeid: t.nodeid,
-                status: t.status,
-                ttl_secs: i32::try_from(t.ttl_secs).unwrap_or(i32::MAX),
-            })
-            .collect(),
-    })
+    let mut jobs = Jobs::new(ctx.store.as_ref());
+    let mut tasks = Vec::new();
+    for task in ctx.store.get_tasks(&filter).await? {
+        if access::task_visible(caller, &task, &mut jobs).await? {
+            tasks.push(task_to_wire(task));
+        }
+    }
+    Ok(MessageGetTasksResponse { tasks })
 }
 
 pub async fn update_task(
     ctx: &Ctx,
-    _caller: &Caller,
+    caller: &Caller,
     req: MessageUpdateTask,
 ) -> ServiceResult<MessageUpdateTaskResponse> {
+    let reply = |ok: bool, message: String| MessageUpdateTaskResponse {
+        state: state(ok),
+        message,
+    };
+    let missing = || reply(false, "task with given id does not exist".into());
+    if !policy::is_admin(caller) {
+        let filter = TaskFilter {
+            taskid: Some(req.taskid.clone()),
+            ..Default::default()
+        };
+        let found = ctx.store.get_tasks(&filter).await?;
+        if found.is_empty() {
+            return Ok(missing());
+        }
+        let mut jobs = Jobs::new(ctx.store.as_ref());
+        for task in &found {
+            if !access::task_visible(caller, task, &mut jobs).await? {
+                return Ok(reply(false, policy::denied(caller)));
+            }
+        }
+    }
     Ok(if ctx.store.update_task(&req.taskid, req.status).await? {
-        MessageUpdateTaskResponse {
-            state: state(true),
-            message: "updated task successfully".into(),
-        }
+        reply(true, "updated task successfully".into())
     } else {
-        MessageUpdateTaskResponse {
-            state: state(false),
-            message: "task with given id does not exist".into(),
-        }
+        missing()
     })
 }

@@ -1,29 +1,25 @@
 //! User RPCs: register, get, modify and delete users (ADMIN only, except get).
 
 use leotest_proto::unary::*;
-use sha2::{Digest, Sha256};
 
 use super::{state, validate, Ctx};
 use crate::auth::Caller;
-use crate::error::ServiceResult;
+use crate::error::{ServiceError, ServiceResult};
+use crate::logfield::untrusted;
 use crate::policy;
 use crate::store::{Role, User};
+use crate::tokens;
 
-/// The original's static token: hex sha256 of id, name and team concatenated.
-pub fn derive_token(id: &str, name: &str, team: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(id.as_bytes());
-    h.update(name.as_bytes());
-    h.update(team.as_bytes());
-    hex::encode(h.finalize())
+/// Validates the fields shared by register and modify; `Err` is the reply message. Name and
+/// team are free text.
+fn check_profile(id: &str, role: i32) -> Result<Role, String> {
+    validate::id("id", id)?;
+    Role::from_i32(role).ok_or_else(|| format!("invalid role: {role}"))
 }
 
-/// Validates the fields shared by register and modify; `Err` is the reply message.
-fn check_profile(id: &str, name: &str, role: i32, team: &str) -> Result<Role, String> {
-    validate::id("id", id)?;
-    validate::text("name", name)?;
-    validate::text("team", team)?;
-    Role::from_i32(role).ok_or_else(|| format!("invalid role: {role}"))
+/// A fresh token for a new identity; a failing OS random source is a server fault.
+pub(crate) fn new_token() -> ServiceResult<String> {
+    tokens::issue().map_err(|e| ServiceError::Internal(e.to_string()))
 }
 
 pub async fn register_user(
@@ -37,7 +33,7 @@ pub async fn register_user(
             message: policy::denied(caller),
         });
     }
-    let role = match check_profile(&req.id, &req.name, req.role, &req.team) {
+    let role = match check_profile(&req.id, req.role) {
         Ok(role) => role,
         Err(message) => {
             return Ok(MessageRegisterUserResponse {
@@ -46,17 +42,17 @@ pub async fn register_user(
             })
         }
     };
-    let token = derive_token(&req.id, &req.name, &req.team);
+    let token = new_token()?;
     let user = User {
         id: req.id,
         name: req.name,
         role,
         team: req.team,
-        static_access_token: token.clone(),
+        static_access_token: tokens::stored_form(&token, ctx.tokens),
         access_token: String::new(),
     };
     let inserted = ctx.store.add_user(&user).await?;
-    tracing::info!(id = %user.id, role = role.name(), inserted, "register_user");
+    tracing::info!(id = %untrusted(&user.id), role = role.name(), inserted, "register_user");
     let message = if inserted {
         format!("user registered access_token={token}")
     } else {
@@ -101,7 +97,7 @@ pub async fn modify_user(
     if !policy::is_admin(caller) {
         return Ok(reply(false, policy::denied(caller)));
     }
-    let role = match check_profile(&req.id, &req.name, req.role, &req.team) {
+    let role = match check_profile(&req.id, req.role) {
         Ok(role) => role,
         Err(message) => return Ok(reply(false, message)),
     };
@@ -110,7 +106,7 @@ pub async fn modify_user(
         .store
         .modify_user(&req.id, &req.name, role, &req.team)
         .await?;
-    tracing::info!(id = %req.id, role = role.name(), changed, "modify_user");
+    tracing::info!(id = %untrusted(&req.id), role = role.name(), changed, "modify_user");
     Ok(if changed {
         reply(true, "user updated".to_string())
     } else {
@@ -131,23 +127,10 @@ pub async fn delete_user(
         return Ok(reply(false, policy::denied(caller)));
     }
     let deleted = ctx.store.delete_user(&req.userid).await?;
-    tracing::info!(id = %req.userid, deleted, "delete_user");
+    tracing::info!(id = %untrusted(&req.userid), deleted, "delete_user");
     Ok(if deleted {
         reply(true, "user deleted".to_string())
     } else {
         reply(false, "user with given id does not exist".to_string())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_is_sha256_of_the_concatenation() {
-        // sha256("alicealice smithteam-a")
-        let want = hex::encode(Sha256::digest(b"alicealice smithteam-a"));
-        assert_eq!(derive_token("alice", "alice smith", "team-a"), want);
-        assert_eq!(want.len(), 64);
-    }
 }

@@ -624,6 +624,13 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let users = self.inner.users.read().map_err(lock_err)?;
+        let mut all: Vec<User> = users.values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(all)
+    }
+
     async fn register_node(&self, node: &Node) -> StoreResult<bool> {
         let n = node.clone();
         self.write(move |conn, _| {

@@ -64,6 +64,9 @@ pub trait Store: Send + Sync {
     /// Deletes a user; `false` if absent.
     async fn delete_user(&self, id: &str) -> StoreResult<bool>;
 
+    /// Every user, ordered by id (token audit at start-up and `tokens audit`; no RPC).
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+
     // ---- nodes ---------------------------------------------------------------------------
 
     /// Inserts a node; `false` (and no change) if the nodeid is taken.

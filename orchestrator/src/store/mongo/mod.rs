@@ -412,6 +412,11 @@ impl Store for MongoStore {
         Ok(res.deleted_count > 0)
     }
 
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let docs = Self::find_all(&self.users, Document::new(), doc! { "id": 1 }, None).await?;
+        Ok(decode_all(USERS, docs, codec::user_from))
+    }
+
     async fn register_node(&self, node: &Node) -> StoreResult<bool> {
         Self::insert_if_absent(
             &self.nodes,
