@@ -135,8 +135,7 @@ class Orchestrator:
         self.port = _free_port()
         args = [
             str(self.binary),
-            "--grpc-hostname", "127.0.0.1",
-            "--grpc-port", str(self.port),
+            "--listen", f"127.0.0.1:{self.port}",
             "--tls-cert", str(cert),
             "--tls-key", str(key),
             "--admin-access-token", self.admin_token,

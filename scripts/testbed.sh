@@ -22,6 +22,23 @@ NX_27017_VERSION=${NX_27017_VERSION:-0.8.1}
 
 log() { printf '[testbed] %s\n' "$*" >&2; }
 
+# The orchestrator refuses the original's public default admin token on a listener other
+# containers can reach, so each testbed gets a random one, kept (mode 0600) until `down`.
+# LEOTEST_ADMIN_TOKEN set by the caller wins and is not written anywhere.
+SECRETS=target/testbed-secrets/$COMPOSE_PROJECT_NAME
+admin_token() {
+    if [ -z "${LEOTEST_ADMIN_TOKEN:-}" ]; then
+        if [ ! -s "$SECRETS/admin-token" ]; then
+            (umask 077 && mkdir -p "$SECRETS" &&
+                head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SECRETS/admin-token.tmp" &&
+                mv "$SECRETS/admin-token.tmp" "$SECRETS/admin-token")
+        fi
+        LEOTEST_ADMIN_TOKEN=$(cat "$SECRETS/admin-token")
+        log "admin token in $SECRETS/admin-token"
+    fi
+    export LEOTEST_ADMIN_TOKEN
+}
+
 apt_install() { # package...
     local missing=() p
     for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -116,9 +133,9 @@ wait_healthy() {
     done
 }
 
-up() { build; $COMPOSE up -d; wait_healthy 180; log "testbed is up (store: ${LEOTEST_STORE:-embedded}): see README for what to try"; }
+up() { build; admin_token; $COMPOSE up -d; wait_healthy 180; log "testbed is up (store: ${LEOTEST_STORE:-embedded}): see README for what to try"; }
 # Every profile, so that a mongo testbed is removed too.
-down() { COMPOSE_PROFILES=mongo $COMPOSE down -v --remove-orphans; }
+down() { COMPOSE_PROFILES=mongo $COMPOSE down -v --remove-orphans && rm -rf "$SECRETS"; }
 
 cmd=${1:-up}
 [ $# -gt 0 ] && shift

@@ -131,10 +131,8 @@ impl Orchestrator {
         let port = free_port()?;
         let admin_token = random_hex(16)?;
         let mut args: Vec<String> = vec![
-            "--grpc-hostname".into(),
-            "127.0.0.1".into(),
-            "--grpc-port".into(),
-            port.to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
             "--tls-cert".into(),
             cert.display().to_string(),
             "--tls-key".into(),

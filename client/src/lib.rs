@@ -4,9 +4,12 @@
 //! original's metadata (`x-leotest-userid` + `x-leotest-access-token`, or
 //! `x-leotest-jwt-access-token`). Transient failures are retried within a [`RetryPolicy`].
 
+#![forbid(unsafe_code)]
+
 mod error;
 pub mod kernel;
 pub mod retry;
+pub mod tls;
 
 use std::fmt;
 use std::future::Future;
@@ -16,26 +19,18 @@ use std::time::Duration;
 use leotest_proto::unary;
 use leotest_proto::LeotestOrchestratorClient;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 pub use error::ClientError;
 pub use leotest_proto;
+use leotest_proto::MAX_CREDENTIAL_LEN;
+pub use leotest_proto::{JWT_HEADER, TOKEN_HEADER, USERID_HEADER};
 pub use retry::RetryPolicy;
 
-/// Metadata key of the user id (static credentials).
-pub const USERID_HEADER: &str = "x-leotest-userid";
-/// Metadata key of the static access token.
-pub const TOKEN_HEADER: &str = "x-leotest-access-token";
-/// Metadata key of the JWT.
-pub const JWT_HEADER: &str = "x-leotest-jwt-access-token";
 /// CA certificate used when none is given, relative to the working directory like the original.
 pub const DEFAULT_CA_CERT: &str = "certs/server.crt";
 /// TLS server name used when none is given (the original's `ssl_target_name_override`).
 pub const DEFAULT_DOMAIN: &str = "localhost";
-/// Start of a PEM certificate block.
-const PEM_CERT_MARKER: &[u8] = b"-----BEGIN CERTIFICATE-----";
-/// Longest credential accepted; the orchestrator ignores longer values anyway.
-const MAX_CREDENTIAL_LEN: usize = 8 * 1024;
 
 /// How the client proves who it is.
 #[derive(Clone, PartialEq, Eq)]
@@ -193,9 +188,27 @@ pub fn endpoint_uri(endpoint: &str) -> Result<String, ClientError> {
 
 impl LeotestClient {
     /// Prepares a TLS channel; the network connection is made lazily on the first call.
+    ///
+    /// The server certificate is checked by [`tls::PinnedOrWebPki`]: one byte-identical to a
+    /// certificate of the CA file is trusted (as grpcio does), anything else needs WebPKI.
     pub async fn connect(cfg: ClientConfig) -> Result<Self, ClientError> {
         let auth = AuthMetadata::from_credentials(&cfg.credentials)?;
         let uri = endpoint_uri(&cfg.endpoint)?;
+        let invalid = |reason: String| ClientError::InvalidEndpoint {
+            endpoint: cfg.endpoint.clone(),
+            reason,
+        };
+        let parsed: http::Uri = uri.parse().map_err(|_| invalid("not a valid URI".into()))?;
+        let authority = parsed
+            .authority()
+            .ok_or_else(|| invalid("missing host".into()))?
+            .clone();
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = authority.port_u16().unwrap_or(443);
         let ca_path = cfg
             .ca_cert
             .clone()
@@ -206,32 +219,31 @@ impl LeotestClient {
                 path: ca_path.clone(),
                 source,
             })?;
-        // tonic silently skips non-PEM input, which would surface later as a confusing
-        // handshake failure; say what is wrong with the file instead.
-        if !pem
-            .windows(PEM_CERT_MARKER.len())
-            .any(|w| w == PEM_CERT_MARKER)
-        {
-            return Err(ClientError::CaCert {
-                path: ca_path,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "no PEM certificate (-----BEGIN CERTIFICATE-----) in file",
-                ),
-            });
-        }
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(pem))
-            .domain_name(cfg.domain.clone());
-        let channel = Endpoint::from_shared(uri)
-            .map_err(|e| ClientError::InvalidEndpoint {
-                endpoint: cfg.endpoint.clone(),
+        let connector = tls::TlsConnector::new(&pem, &cfg.domain).map_err(|e| match e {
+            tls::TlsSetupError::ServerName(_) => ClientError::InvalidEndpoint {
+                endpoint: cfg.domain.clone(),
                 reason: e.to_string(),
-            })?
-            .tls_config(tls)
-            .map_err(ClientError::Transport)?
+            },
+            other => ClientError::CaCert {
+                path: ca_path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+            },
+        })?;
+        // tonic's own TLS cannot take a custom verifier: the connector does TCP + TLS and tonic
+        // sees a plain `http://` transport, while requests still carry the `https` origin.
+        let connect = tower::service_fn(move |_: http::Uri| {
+            let connector = connector.clone();
+            let host = host.clone();
+            async move {
+                let tls = connector.connect(&host, port).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        });
+        let channel = Endpoint::from_shared(format!("http://{authority}"))
+            .map_err(|e| invalid(e.to_string()))?
+            .origin(parsed)
             .connect_timeout(cfg.timeout)
-            .connect_lazy();
+            .connect_with_connector_lazy(connect);
         Ok(LeotestClient {
             grpc: LeotestOrchestratorClient::new(channel),
             auth,

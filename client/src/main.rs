@@ -1,5 +1,7 @@
 //! `leotest`: command-line client of the LeoTest orchestrator and kernel service.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 
 fn main() -> std::process::ExitCode {

@@ -66,7 +66,7 @@ pub struct Args {
     /// Address of the command listener.
     #[arg(long, env = "LEOTEST_LISTEN", default_value = "0.0.0.0:9000")]
     pub listen: SocketAddr,
-    /// CA certificate of the orchestrator.
+    /// Certificates (PEM) trusted for the orchestrator: its own (pinned) or its CA.
     #[arg(long, env = "LEOTEST_CA_CERT", default_value = "certs/server.crt")]
     pub ca_cert: PathBuf,
     /// Name the orchestrator certificate must carry.

@@ -199,12 +199,7 @@ impl Env {
             .unwrap();
         assert!(st.success());
         let child = Command::new(orchestrator_bin())
-            .args([
-                "--grpc-hostname",
-                "127.0.0.1",
-                "--grpc-port",
-                &port.to_string(),
-            ])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--tls-cert")
             .arg(&cert)
             .arg("--tls-key")

@@ -21,17 +21,12 @@ use crate::logfield::untrusted;
 use crate::store::{Role, Store, StoreError};
 use crate::tokens;
 
-/// Metadata key of the JWT.
-pub const JWT_HEADER: &str = "x-leotest-jwt-access-token";
-/// Metadata key of the user id.
-pub const USERID_HEADER: &str = "x-leotest-userid";
-/// Metadata key of the static access token.
-pub const TOKEN_HEADER: &str = "x-leotest-access-token";
+// The wire's header names and credential bound live in the proto crate.
+use leotest_proto::MAX_CREDENTIAL_LEN;
+pub use leotest_proto::{JWT_HEADER, TOKEN_HEADER, USERID_HEADER};
+
 /// The original's status details for every authentication failure.
 pub const INVALID_TOKEN: &str = "Invalid token";
-
-/// Longest credential value looked at; longer ones cannot be valid.
-const MAX_CREDENTIAL_LEN: usize = 8 * 1024;
 
 /// gRPC paths served without credentials.
 const PUBLIC_PREFIXES: [&str; 3] = [

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use crate::schedule::OverlapRules;
@@ -69,13 +70,42 @@ pub enum LogFormat {
 /// Everything the server needs; every flag also reads a `LEOTEST_*` environment variable.
 #[derive(Debug, Clone, Args)]
 pub struct ServerConfig {
-    /// Address to listen on (hostname or IP).
+    /// Accepted and ignored, as by the original (which always listened on [::]:50051): it does
+    /// not choose the listen address. Use --listen for that.
     #[arg(long, env = "LEOTEST_GRPC_HOSTNAME", default_value = "localhost")]
     pub grpc_hostname: String,
 
-    /// Port to listen on.
+    /// Port to listen on (when --listen names none).
     #[arg(long, env = "LEOTEST_GRPC_PORT", default_value_t = 50051)]
     pub grpc_port: u16,
+
+    /// Address to listen on: IP, IP:PORT, [IPv6]:PORT, HOST or HOST:PORT (port: --grpc-port).
+    /// Default: every address, like the original ([::], IPv4 included; 0.0.0.0 where IPv6 is
+    /// unavailable).
+    #[arg(long, env = "LEOTEST_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Start even though the admin token is the original's public default while the listener
+    /// is reachable from other hosts (without it that combination refuses to start).
+    #[arg(long, env = "LEOTEST_ALLOW_DEFAULT_ADMIN_TOKEN")]
+    pub allow_default_admin_token: bool,
+
+    /// Seconds a client has to complete its TLS handshake.
+    #[arg(long, env = "LEOTEST_HANDSHAKE_TIMEOUT", value_name = "SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub handshake_timeout: u64,
+
+    /// TLS handshakes in progress at once; a new connection beyond it closes the oldest
+    /// pending handshake.
+    #[arg(long, env = "LEOTEST_MAX_HANDSHAKES", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|n| n as usize))]
+    pub max_handshakes: usize,
+
+    /// TLS handshakes in progress at once from one source (an IPv4 address or an IPv6 /64);
+    /// a new connection beyond it closes that source's oldest pending handshake.
+    #[arg(long, env = "LEOTEST_MAX_HANDSHAKES_PER_SOURCE", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|n| n as usize))]
+    pub max_handshakes_per_source: usize,
 
     /// Accepted for compatibility; the async runtime sizes itself to the CPU count.
     #[arg(long, env = "LEOTEST_GRPC_WORKERS", default_value_t = 10)]
@@ -94,12 +124,12 @@ pub struct ServerConfig {
     pub db_name: String,
 
     /// Static access token of the `admin` user, re-applied at every start. The original's
-    /// default `leotest-access-token` applies when unset: change it outside development
-    /// (prefer the environment variable: flags are visible in `ps`).
+    /// default `leotest-access-token` applies when unset, and then only a loopback --listen
+    /// starts (prefer the environment variable: flags are visible in `ps`).
     #[arg(
         long,
         env = "LEOTEST_ADMIN_ACCESS_TOKEN",
-        default_value = "leotest-access-token",
+        default_value = crate::listen::DEFAULT_ADMIN_TOKEN,
         hide_env_values = true,
         hide_default_value = true
     )]
@@ -219,6 +249,47 @@ mod tests {
         assert!(c.tls_paths_are_default());
         assert_eq!(c.overlap_rules, OverlapRules::Original);
         assert_eq!(c.token_storage, TokenStorage::Hashed);
+        assert_eq!(c.listen, None);
+        assert!(!c.allow_default_admin_token);
+        assert_eq!(c.handshake_timeout, 5);
+        assert_eq!(c.max_handshakes, 1024);
+        assert_eq!(c.max_handshakes_per_source, 16);
+    }
+
+    #[test]
+    fn listen_and_handshake_flags() {
+        let c = parse(&[
+            "--grpc-hostname=localhost",
+            "--listen",
+            "127.0.0.1:9",
+            "--allow-default-admin-token",
+            "--handshake-timeout",
+            "2",
+            "--max-handshakes",
+            "64",
+            "--max-handshakes-per-source",
+            "4",
+        ])
+        .server;
+        assert_eq!(c.listen.as_deref(), Some("127.0.0.1:9"));
+        assert!(c.allow_default_admin_token);
+        assert_eq!(
+            (
+                c.handshake_timeout,
+                c.max_handshakes,
+                c.max_handshakes_per_source
+            ),
+            (2, 64, 4)
+        );
+        for bad in [
+            &["--handshake-timeout", "0"][..],
+            &["--max-handshakes", "0"],
+            &["--max-handshakes-per-source", "0"],
+        ] {
+            let mut v = vec!["leotest-orchestrator"];
+            v.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(v).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

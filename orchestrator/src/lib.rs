@@ -1,8 +1,12 @@
 //! LeoTest orchestrator: the gRPC control plane of the testbed.
 
+#![forbid(unsafe_code)]
+
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod handshake;
+pub mod listen;
 pub mod logfield;
 pub mod policy;
 pub mod schedule;

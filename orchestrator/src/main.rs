@@ -1,5 +1,7 @@
 //! `leotest-orchestrator` binary: parse flags, set up logging, run the server or a subcommand.
 
+#![forbid(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

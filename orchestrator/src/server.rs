@@ -1,20 +1,17 @@
 //! Server assembly: store, admin bootstrap, TLS, auth layer, health, reflection, listener.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use leotest_proto::{LeotestOrchestratorServer, FILE_DESCRIPTOR_SET};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
 
 use crate::auth::{AuthConfigError, AuthLayer, Authenticator, JwtVerifier};
 use crate::config::{ServerConfig, StoreKind};
+use crate::handshake::{tls_incoming, HandshakeLimits};
+use crate::listen::{bind, check_admin_exposure, listen_addr, ListenError};
 use crate::service::{Ctx, OrchestratorService};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Role, Store, StoreError, User};
@@ -24,10 +21,6 @@ use crate::tls::{load_server_tls, TlsError};
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the store is probed for the health service.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
-/// A client must finish its TLS handshake within this time.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; more connections wait to be accepted.
-const MAX_PENDING_HANDSHAKES: usize = 512;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -38,13 +31,8 @@ pub enum ServerError {
     Auth(#[from] AuthConfigError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    #[error("cannot resolve {0}")]
-    Resolve(String),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("reflection: {0}")]
@@ -93,69 +81,6 @@ pub async fn bootstrap_admin(
         .await
 }
 
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr, ServerError> {
-    // Accept the bracketed IPv6 form too (`[::]`, as the original's bind address).
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|_| ServerError::Resolve(format!("{host}:{port}")))?
-        .collect();
-    // Prefer IPv4: the original clients default to 0.0.0.0 / 127.0.0.1.
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| ServerError::Resolve(format!("{host}:{port}")))
-}
-
-type TlsConn = Result<TlsStream<TcpStream>, std::io::Error>;
-
-/// Accepts TCP connections and hands the completed TLS sessions to the gRPC server.
-fn tls_incoming(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-) -> (ReceiverStream<TlsConn>, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel::<TlsConn>(64);
-    let slots = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                break;
-            };
-            let (tcp, peer) = match listener.accept().await {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            if tx.is_closed() {
-                break;
-            }
-            let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    (ReceiverStream::new(rx), task)
-}
-
 /// Runs the orchestrator until `shutdown` completes.
 pub async fn run(
     cfg: ServerConfig,
@@ -168,6 +93,17 @@ pub async fn run(
     )?;
     if jwt.is_none() {
         tracing::info!(algo = %cfg.jwt_algo, "JWT authentication disabled (unknown algorithm)");
+    }
+    // Refuse an exposed default token before anything is written (dev certificate, store).
+    let addr = listen_addr(cfg.listen.as_deref(), cfg.grpc_port).await?;
+    check_admin_exposure(addr, &cfg.admin_access_token, cfg.allow_default_admin_token)?;
+    if cfg.listen.is_none() && cfg.grpc_hostname != "localhost" {
+        tracing::warn!(
+            grpc_hostname = %cfg.grpc_hostname,
+            %addr,
+            "--grpc-hostname does not choose the listen address (the original ignored it \
+             too); use --listen to bind a specific address"
+        );
     }
     let tls = load_server_tls(
         &cfg.tls_cert,
@@ -244,18 +180,23 @@ pub async fn run(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let addr = resolve(&cfg.grpc_hostname, cfg.grpc_port).await?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })?;
+    let listener = bind(addr)?;
     let local = listener
         .local_addr()
-        .map_err(|source| ServerError::Bind { addr, source })?;
-    let (incoming, acceptor_task) = tls_incoming(listener, TlsAcceptor::from(tls.config));
+        .map_err(|source| ListenError::Bind { addr, source })?;
+    let limits = HandshakeLimits {
+        timeout: Duration::from_secs(cfg.handshake_timeout),
+        max_pending: cfg.max_handshakes,
+        max_per_source: cfg.max_handshakes_per_source,
+    };
+    let (incoming, acceptor_task) = tls_incoming(listener, TlsAcceptor::from(tls.config), limits);
     tracing::info!(
         addr = %local,
         store = ?cfg.store_kind(),
         overlap_rules = ?cfg.overlap_rules,
+        handshake_timeout_s = cfg.handshake_timeout,
+        max_handshakes = cfg.max_handshakes,
+        max_handshakes_per_source = cfg.max_handshakes_per_source,
         "orchestrator listening (TLS)"
     );
 
@@ -272,20 +213,4 @@ pub async fn run(
     acceptor_task.abort();
     tracing::info!("orchestrator stopped");
     Ok(result?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn listen_addresses() {
-        let a = resolve("127.0.0.1", 5).await.expect("v4");
-        assert_eq!(a, "127.0.0.1:5".parse().expect("addr"));
-        let a = resolve("[::]", 6).await.expect("bracketed v6");
-        assert_eq!(a, "[::]:6".parse().expect("addr"));
-        let a = resolve("localhost", 7).await.expect("localhost");
-        assert!(a.ip().is_loopback());
-        assert!(resolve("no such host.invalid", 8).await.is_err());
-    }
 }

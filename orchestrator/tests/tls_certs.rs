@@ -270,8 +270,8 @@ async fn default_paths_get_a_generated_dev_pair() {
         .current_dir(dir.path())
         .env_remove("LEOTEST_TLS_CERT")
         .env_remove("LEOTEST_TLS_KEY")
-        .args(["--grpc-hostname", "127.0.0.1", "--grpc-port"])
-        .arg(port.to_string())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -331,8 +331,8 @@ fn explicit_missing_cert_is_an_error() {
     let out = Command::new(BIN)
         .current_dir(dir.path())
         .args([
-            "--grpc-port",
-            "1",
+            "--listen",
+            "127.0.0.1:1",
             "--tls-cert",
             "nope.crt",
             "--tls-key",

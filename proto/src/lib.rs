@@ -5,7 +5,12 @@
 //! original's (snake_case messages, `_node`, `_task`), so the generated Rust
 //! types are re-exported under readable aliases where that helps callers.
 
+#![forbid(unsafe_code)]
 #![allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
+
+mod metadata;
+
+pub use metadata::{JWT_HEADER, MAX_CREDENTIAL_LEN, TOKEN_HEADER, USERID_HEADER};
 
 /// Generated code for `package unary`.
 pub mod unary {

@@ -83,7 +83,8 @@ pub struct Global {
         default_value = ""
     )]
     pub jwt_access_token: String,
-    /// CA certificate (PEM) that signed the orchestrator's certificate
+    /// Certificates (PEM) trusted for the orchestrator: its own certificate (pinned, like the
+    /// original's certs/server.crt) or the CA that issued it
     #[arg(long, global = true, env = "LEOTEST_CA_CERT", default_value = leotest_client::DEFAULT_CA_CERT)]
     pub ca_cert: PathBuf,
     /// Name the orchestrator's certificate must carry

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -74,10 +76,9 @@ pub struct Orchestrator {
 impl Orchestrator {
     pub fn start() -> Orchestrator {
         let dir = tempfile::tempdir().expect("tempdir");
-        let bin = orchestrator_bin();
         let cert = dir.path().join("certs/server.crt");
         let key = dir.path().join("certs/server.key");
-        let status = Command::new(&bin)
+        let status = Command::new(orchestrator_bin())
             .arg("gen-cert")
             .arg("--cert")
             .arg(&cert)
@@ -87,21 +88,22 @@ impl Orchestrator {
             .status()
             .expect("run gen-cert");
         assert!(status.success(), "gen-cert failed");
+        Orchestrator::start_with(dir, &cert, &key)
+    }
+
+    /// Starts one that serves the given certificate and key; `dir` becomes its working
+    /// directory (and `leotest`'s).
+    pub fn start_with(dir: tempfile::TempDir, cert: &Path, key: &Path) -> Orchestrator {
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("orchestrator.log")).expect("log file");
-        let child = Command::new(&bin)
+        let child = Command::new(orchestrator_bin())
             .current_dir(dir.path())
             .env_clear()
-            .args([
-                "--grpc-hostname",
-                "127.0.0.1",
-                "--grpc-port",
-                &port.to_string(),
-            ])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--tls-cert")
-            .arg(&cert)
+            .arg(cert)
             .arg("--tls-key")
-            .arg(&key)
+            .arg(key)
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(["--admin-access-token", ADMIN_TOKEN])
