@@ -70,7 +70,11 @@ async fn seccomp_refuses_the_kernel_attack_surface() {
     argv.extend(refused.iter().map(|(n, nr, a)| format!("{n}:{nr}:{a}")));
     // Control: unshare without namespace flags stays allowed; clone3 says ENOSYS so that
     // libc falls back to clone (whose flags the filter can see).
-    argv.push(format!("unshare-files:{}:{}", libc::SYS_unshare, libc::CLONE_FILES));
+    argv.push(format!(
+        "unshare-files:{}:{}",
+        libc::SYS_unshare,
+        libc::CLONE_FILES
+    ));
     argv.push(format!("clone3:{}:0", libc::SYS_clone3));
     let (st, out) = run(&manager(), argv).await;
     assert_eq!(st.state, JobState::Completed, "{st} {out}");
@@ -112,7 +116,10 @@ async fn no_user_namespace_root_and_threads_still_work() {
         ],
     )
     .await;
-    assert_eq!((st.state, out.as_str()), (JobState::Completed, "thread-ok\n"));
+    assert_eq!(
+        (st.state, out.as_str()),
+        (JobState::Completed, "thread-ok\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,8 +167,7 @@ async fn ordinary_commands_still_run() {
     let (st, out) = run(&m, sh(script)).await;
     assert_eq!(st.state, JobState::Completed, "{out}");
     assert_eq!(
-        out,
-        "hi\nls-ok\n1\nnobody\n42\ndate-ok\n4\nnull-ok\nproc-ok\n",
+        out, "hi\nls-ok\n1\nnobody\n42\ndate-ok\n4\nnull-ok\nproc-ok\n",
         "{out}"
     );
     if std::path::Path::new("/usr/bin/python3").exists() {

@@ -67,20 +67,35 @@ async fn watchers_are_limited_per_job_and_per_user() {
     };
     let mut held = Vec::new();
     for _ in 0..cfg.max_watchers_per_job {
-        held.push(m.watch("alice", false, jobs[0].as_str()).expect("within the job limit"));
+        held.push(
+            m.watch("alice", false, jobs[0].as_str())
+                .expect("within the job limit"),
+        );
     }
-    let err = m.watch("alice", false, jobs[0].as_str()).err().map(|e| e.to_string());
+    let err = m
+        .watch("alice", false, jobs[0].as_str())
+        .err()
+        .map(|e| e.to_string());
     assert!(
         err.as_deref().is_some_and(|e| e.contains("on this job")),
         "{err:?}"
     );
     // A watcher given back is a slot free again.
     held.pop();
-    held.push(m.watch("alice", false, jobs[0].as_str()).expect("freed slot"));
+    held.push(
+        m.watch("alice", false, jobs[0].as_str())
+            .expect("freed slot"),
+    );
     for _ in 0..cfg.max_watchers_per_user - cfg.max_watchers_per_job {
-        held.push(m.watch("alice", false, jobs[1].as_str()).expect("within the user limit"));
+        held.push(
+            m.watch("alice", false, jobs[1].as_str())
+                .expect("within the user limit"),
+        );
     }
-    let err = m.watch("alice", false, jobs[2].as_str()).err().map(|e| e.to_string());
+    let err = m
+        .watch("alice", false, jobs[2].as_str())
+        .err()
+        .map(|e| e.to_string());
     assert!(
         err.as_deref().is_some_and(|e| e.contains("for this user")),
         "{err:?}"
@@ -96,7 +111,10 @@ async fn watchers_are_limited_per_job_and_per_user() {
 async fn a_watcher_whose_client_disconnects_frees_its_slot_at_once() {
     let m = manager();
     let per_job = SandboxConfig::default().max_watchers_per_job;
-    let id = m.start("alice", sh("echo started; sleep 120")).await.unwrap();
+    let id = m
+        .start("alice", sh("echo started; sleep 120"))
+        .await
+        .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     for _ in 0..per_job * 2 {
@@ -162,7 +180,10 @@ async fn spill_is_bounded_per_user_and_finished_jobs_give_theirs_up() {
     assert_eq!(out_b.len() as u64, MIB, "bob's output was cut by alice's");
     m.wait("alice", false, a.as_str()).await.unwrap();
     let (_, alice_used) = m.spill_used("alice");
-    assert!(alice_used <= MIB + TRUNCATED_MARKER.len() as u64, "{alice_used}");
+    assert!(
+        alice_used <= MIB + TRUNCATED_MARKER.len() as u64,
+        "{alice_used}"
+    );
 
     // Alice's next job needs spill: her finished job's is given up for it.
     let c = m.start("alice", write(MIB / 2)).await.unwrap();
@@ -184,7 +205,9 @@ async fn finished_jobs_are_remembered_per_user() {
         ..SandboxConfig::default()
     })
     .unwrap();
-    for who in ["bob", "bob", "alice", "alice", "alice", "alice", "alice", "alice"] {
+    for who in [
+        "bob", "bob", "alice", "alice", "alice", "alice", "alice", "alice",
+    ] {
         let id = m.start(who, sh("true")).await.unwrap();
         m.wait(who, false, id.as_str()).await.unwrap();
     }
