@@ -65,8 +65,8 @@ fn plain() -> Result<std::time::Duration> {
 pub async fn run(s: &Settings) -> Result<String> {
     let m = JobManager::new(SandboxConfig::default())
         .context("the sandbox needs root, namespaces and cgroups")?;
-    // The same sandbox made on demand at each start (no pre-started one waiting): shows what
-    // the default's pre-starting buys and what a burst beyond the pool costs.
+    // The same sandbox made on demand at each start (no warm one waiting): shows what the
+    // default's warm sandboxes buy and what a burst beyond the pool costs.
     let cold = JobManager::new(SandboxConfig {
         prewarm: 0,
         ..SandboxConfig::default()
@@ -101,7 +101,8 @@ pub async fn run(s: &Settings) -> Result<String> {
         ),
         Row::new(
             format!(
-                "sandboxed job (5 namespaces, cgroup {:?}, uid 65534, default prewarm {})",
+                "sandboxed job (5 namespaces, cgroup {:?}, seccomp, minimal root, uid 65534, \
+                 default prewarm {})",
                 m.cgroup_version(),
                 SandboxConfig::default().prewarm
             ),

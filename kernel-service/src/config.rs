@@ -99,6 +99,9 @@ pub struct Args {
     #[arg(long, env = "LEOTEST_SANDBOX_PREWARM", default_value_t = 2,
           value_parser = clap::value_parser!(u8).range(0..=64))]
     pub sandbox_prewarm: u8,
+    /// Sandbox limits (jobs, watchers, output), in total and per user.
+    #[command(flatten)]
+    pub sandbox: crate::sandbox::flags::SandboxArgs,
     /// Address of the /metrics and /healthz HTTP listener.
     #[arg(long, env = "LEOTEST_METRICS_LISTEN", default_value = "127.0.0.1:9100")]
     pub metrics_listen: SocketAddr,

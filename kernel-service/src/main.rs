@@ -45,10 +45,10 @@ async fn main() -> anyhow::Result<()> {
     let identity = DockerIdentity::start(a.leotest_net.clone(), netns)
         .await
         .context("docker")?;
-    let jobs = match JobManager::new(SandboxConfig {
+    let jobs = match JobManager::new(a.sandbox.apply(SandboxConfig {
         prewarm: a.sandbox_prewarm.into(),
         ..SandboxConfig::default()
-    }) {
+    })) {
         Ok(j) => Some(j),
         Err(e) => {
             tracing::warn!(error = %e, "sandbox unavailable: non-whitelisted commands get `unknown command`");

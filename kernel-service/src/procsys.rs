@@ -49,13 +49,7 @@ fn sysctl_path(name: &str) -> io::Result<PathBuf> {
 
 /// Gives the current thread its own mount namespace with a fresh procfs on `/proc`.
 fn private_proc() -> io::Result<()> {
-    let check = |rc: libc::c_int| {
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    };
+    let check = |rc: libc::c_int| crate::sys::cvt(rc).map(drop);
     let proc_ = CString::new("proc").map_err(io::Error::other)?;
     let target = CString::new("/proc").map_err(io::Error::other)?;
     let root = CString::new("/").map_err(io::Error::other)?;

@@ -1,4 +1,4 @@
-//! Pre-started sandboxes (needs root): a killed waiting sandbox does not fail the next job, and
+//! Warm sandboxes (needs root): a killed waiting sandbox does not fail the next job, and
 //! dropping the manager leaves no process or cgroup behind. Its own test binary, so every child
 //! of this process is one of this manager's sandboxes.
 

@@ -6,6 +6,18 @@ fn manager() -> JobManager {
     JobManager::new(SandboxConfig::default()).expect("sandbox needs root and cgroups")
 }
 
+/// `job.watch` over an in-memory connection whose client stays until the reply ends.
+async fn watch(m: &JobManager, who: &str, id: &str) -> (u64, Vec<u8>) {
+    let (mut conn, mut client) = tokio::io::duplex(1 << 20);
+    let n = wire::job_watch(m, who, false, id, &mut conn).await.unwrap();
+    drop(conn);
+    let mut out = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut client, &mut out)
+        .await
+        .unwrap();
+    (n, out)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oneshot_lines_reply_with_output_like_the_original() {
     let m = manager();
@@ -39,10 +51,7 @@ async fn job_commands_reply_in_text() {
     assert!(id.ends_with('\n') && id.trim().len() == 32, "{id}");
     let id = id.trim();
 
-    let mut out = Vec::new();
-    let n = wire::job_watch(&m, "alice", false, id, &mut out)
-        .await
-        .unwrap();
+    let (n, out) = watch(&m, "alice", id).await;
     assert_eq!((n, out.as_slice()), (3, &b"hi\n"[..]));
     m.wait("alice", false, id).await.unwrap();
 
@@ -59,9 +68,6 @@ async fn job_commands_reply_in_text() {
 
     let unknown = wire::job_status(&m, "bob", false, id);
     assert!(unknown.starts_with(b"error: unknown job id"));
-    let mut out = Vec::new();
-    wire::job_watch(&m, "bob", false, id, &mut out)
-        .await
-        .unwrap();
+    let (_, out) = watch(&m, "bob", id).await;
     assert!(out.starts_with(b"error: unknown job id"));
 }

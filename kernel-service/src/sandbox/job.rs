@@ -11,21 +11,7 @@ impl JobId {
     /// A fresh random id from the kernel's CSPRNG.
     pub fn random() -> std::io::Result<Self> {
         let mut buf = [0u8; 16];
-        let mut filled = 0;
-        while filled < buf.len() {
-            // SAFETY: writes at most the remaining length into our own buffer.
-            let n = unsafe {
-                libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0)
-            };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            filled += n as usize;
-        }
+        crate::sys::process::getrandom(&mut buf)?;
         Ok(JobId(buf.iter().map(|b| format!("{b:02x}")).collect()))
     }
 

@@ -1,34 +1,43 @@
-//! Sandboxed jobs: namespaces, cgroup limits, lifecycle and output streaming.
+//! Sandboxed jobs: namespaces, cgroup limits, seccomp, a minimal root, lifecycle and output.
 //!
 //! [`JobManager`] is the broker-facing API. Each job is cloned straight into new PID, mount,
-//! network, UTS and IPC namespaces, joins its own cgroup before its first instruction, sees the
-//! host filesystem read-only (nosuid) with a private tmpfs on `/tmp` as its working directory,
-//! a fresh `/proc`, hostname `sandbox`, only a loopback interface that is down, and runs as an
-//! unprivileged uid/gid with `no_new_privs` and a minimal environment.
+//! network, UTS and IPC namespaces, joins its own cgroup before its first instruction, sees a
+//! minimal read-only root (see [`rootfs`]: the host's program and library directories, a few
+//! files of `/etc`, a handful of devices) with a private tmpfs on `/tmp` as its working
+//! directory, a fresh `/proc`, hostname `sandbox`, only a loopback interface that is down, runs
+//! under seccomp filters (see [`seccomp`]) as an unprivileged uid/gid with `no_new_privs` and a
+//! minimal environment.
 //!
 //! The command itself is pid 1 of its namespace: when it exits, the kernel kills everything
 //! else in the job, and stopping a job is one SIGKILL through its pidfd. Background children
 //! it never reaps stay zombies (counted against `pids.max`) until the job ends.
 //!
-//! To keep the start of a job short, the spawner keeps [`SandboxConfig::prewarm`] sandboxes
-//! set up ahead of demand (cgroup made and joined, namespaces, mounts, hostname), each waiting
-//! for its command; a job start sends the command and the sandbox drops privileges and execs
-//! it (see [`spawn`]). Job cgroups left behind by a killed service are swept at start-up.
+//! Every resource a client can make the service hold is bounded in total and per user
+//! ([`SandboxConfig`]): running jobs, watchers (and watchers per job), remembered finished jobs,
+//! and spilled output ([`budget`]); one-shot replies are capped.
+//!
+//! To keep the start of a job short, the spawner keeps [`SandboxConfig::prewarm`] warm
+//! sandboxes set up ahead of demand, each waiting for its command (see [`pool`]). Job cgroups
+//! left behind by a killed service are swept at start-up.
 
+pub mod budget;
 pub mod cgroup;
+mod child;
+pub mod flags;
 pub mod job;
 pub mod output;
+mod pool;
+pub mod rootfs;
+pub mod seccomp;
 pub mod spawn;
 pub mod spec;
+mod table;
 pub mod wire;
 
-use std::collections::{HashMap, VecDeque};
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
-use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
 pub use cgroup::{CgroupError, CgroupVersion, JobCgroup, Layout};
@@ -37,7 +46,14 @@ pub use output::{forward, OutputLog, OutputStream};
 pub use spawn::SpawnError;
 pub use spec::{Limits, SandboxConfig};
 
+use crate::sys::pidfd::{AsyncPidfd, ChildExit};
+use crate::sys::process;
+use budget::SpillBudget;
+use output::LogLimits;
+use rootfs::RootPlan;
+use seccomp::Filters;
 use spawn::{Spawner, Started, Template};
+use table::{Job, Jobs, Quotas, Record, RunSlot};
 
 /// Errors of the job API; the `Display` text is safe to send to the client.
 #[derive(Debug, thiserror::Error)]
@@ -51,9 +67,20 @@ pub enum SandboxError {
     /// No such job, or not one the caller may see.
     #[error("unknown job id: {0}")]
     NotFound(String),
-    /// The concurrency limit is reached.
+    /// The node-wide concurrency limit is reached.
     #[error("too many running jobs (limit {0})")]
     TooManyJobs(usize),
+    /// The caller's own concurrency limit is reached.
+    #[error("too many running jobs for this user (limit {0})")]
+    TooManyUserJobs(usize),
+    /// A watcher limit is reached.
+    #[error("too many watchers {scope} (limit {limit})")]
+    TooManyWatchers {
+        /// Which limit: "in total", "for this user" or "on this job".
+        scope: &'static str,
+        /// Its value.
+        limit: usize,
+    },
     /// Creating or configuring the job cgroup failed.
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
@@ -70,65 +97,8 @@ pub enum SandboxError {
 pub struct OneshotOutput {
     /// Final status of the job.
     pub status: JobStatus,
-    /// Everything it wrote to stdout and stderr (bounded by `output_max`).
+    /// What it wrote to stdout and stderr (bounded by `oneshot_output_max`).
     pub output: Vec<u8>,
-}
-
-#[derive(Debug, Default)]
-struct Record {
-    state: Option<JobState>,
-    exit: Option<ExitInfo>,
-    reason: Option<String>,
-    final_stats: Option<JobStats>,
-    finished_at: Option<SystemTime>,
-    stop_requested: bool,
-}
-
-#[derive(Debug)]
-struct Job {
-    id: JobId,
-    owner: String,
-    argv: Vec<String>,
-    started_at: SystemTime,
-    output: Arc<OutputLog>,
-    cgroup: Option<Arc<dyn JobCgroup>>,
-    pidfd: Option<Arc<AsyncFd<OwnedFd>>>,
-    rec: Mutex<Record>,
-    done: watch::Sender<bool>,
-}
-
-impl Job {
-    fn rec(&self) -> MutexGuard<'_, Record> {
-        self.rec.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn status(&self) -> JobStatus {
-        let r = self.rec();
-        let state = r.state.unwrap_or(JobState::Running);
-        let stats = match (&r.final_stats, &self.cgroup) {
-            (Some(s), _) => *s,
-            (None, Some(cg)) if state == JobState::Running => cg.stats(),
-            _ => JobStats::default(),
-        };
-        JobStatus {
-            id: self.id.clone(),
-            owner: self.owner.clone(),
-            argv: self.argv.clone(),
-            state,
-            exit: r.exit,
-            reason: r.reason.clone(),
-            stats,
-            started_at: self.started_at,
-            finished_at: r.finished_at,
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Table {
-    jobs: HashMap<JobId, Arc<Job>>,
-    finished: VecDeque<JobId>,
-    running: usize,
 }
 
 #[derive(Debug)]
@@ -136,40 +106,8 @@ struct Inner {
     config: SandboxConfig,
     layout: Layout,
     spawner: Spawner,
-    table: Mutex<Table>,
-}
-
-impl Inner {
-    fn table(&self) -> MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Moves a job from the running count to the bounded list of finished jobs.
-    fn retire(&self, id: &JobId) {
-        let mut t = self.table();
-        t.running = t.running.saturating_sub(1);
-        t.finished.push_back(id.clone());
-        while t.finished.len() > self.config.max_finished {
-            if let Some(old) = t.finished.pop_front() {
-                t.jobs.remove(&old);
-            }
-        }
-    }
-}
-
-/// Releases a reserved running slot unless the job took it over.
-struct Slot<'a> {
-    inner: &'a Inner,
-    armed: bool,
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let mut t = self.inner.table();
-            t.running = t.running.saturating_sub(1);
-        }
-    }
+    jobs: Arc<Jobs>,
+    budget: Arc<SpillBudget>,
 }
 
 /// The broker-facing job API; cheap to clone.
@@ -179,16 +117,21 @@ pub struct JobManager {
 }
 
 impl JobManager {
-    /// Validates `config`, detects the cgroup layout and starts the spawner thread.
+    /// Validates `config`, detects the cgroup layout, plans the job root, compiles the seccomp
+    /// filters and starts the spawner thread.
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
         config.validate()?;
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if process::geteuid() != 0 {
             return Err(SandboxError::Config(
                 "the sandbox needs root to create namespaces and cgroups".into(),
             ));
         }
         let layout = cgroup::detect()?;
+        let workdir = Template::workdir_opts(config.workdir_bytes, config.uid, config.gid);
+        let root = RootPlan::detect(&workdir)
+            .map_err(|e| SandboxError::Config(format!("job root: {e}")))?;
+        let filters =
+            Filters::new().map_err(|e| SandboxError::Config(format!("seccomp filters: {e}")))?;
         let spawner = Spawner::new(Template {
             layout: layout.clone(),
             cgroup_parent: config.cgroup_parent.clone(),
@@ -196,17 +139,19 @@ impl JobManager {
             uid: config.uid,
             gid: config.gid,
             hostname: config.hostname.clone(),
-            workdir_bytes: config.workdir_bytes,
+            root,
+            filters,
             prewarm: config.prewarm,
         })
         .map_err(|e| SandboxError::Internal(e.to_string()))?;
         tracing::info!(cgroup = ?layout.version(), "sandbox ready");
         Ok(JobManager {
             inner: Arc::new(Inner {
+                jobs: Arc::new(Jobs::new(Quotas::from_config(&config))),
+                budget: SpillBudget::new(config.spill_max, config.spill_max_per_user),
                 config,
                 layout,
                 spawner,
-                table: Mutex::new(Table::default()),
             }),
         })
     }
@@ -214,6 +159,11 @@ impl JobManager {
     /// The cgroup API in use on this machine.
     pub fn cgroup_version(&self) -> CgroupVersion {
         self.inner.layout.version()
+    }
+
+    /// Spill bytes in use in total and by `owner`'s jobs.
+    pub fn spill_used(&self, owner: &str) -> (u64, u64) {
+        self.inner.budget.used(owner)
     }
 
     /// Starts `argv` as a sandboxed job owned by `owner` with the configured wall-clock limit.
@@ -229,22 +179,31 @@ impl JobManager {
         argv: Vec<String>,
         time_limit: Duration,
     ) -> Result<JobId, SandboxError> {
+        let max = self.inner.config.output_max;
+        self.start_job(owner, argv, time_limit, max).await
+    }
+
+    async fn start_job(
+        &self,
+        owner: &str,
+        argv: Vec<String>,
+        time_limit: Duration,
+        output_max: u64,
+    ) -> Result<JobId, SandboxError> {
         spec::validate_request(owner, &argv)?;
         let inner = &self.inner;
         let cfg = &inner.config;
-        {
-            let mut t = inner.table();
-            if t.running >= cfg.max_running {
-                return Err(SandboxError::TooManyJobs(cfg.max_running));
-            }
-            t.running += 1;
-        }
-        let mut slot = Slot { inner, armed: true };
-
-        let output = OutputLog::new(cfg.output_memory_cap, cfg.output_max, cfg.spill_dir.clone());
+        let slot = inner.jobs.reserve_run(owner)?;
+        let limits = LogLimits {
+            mem_cap: cfg.output_memory_cap,
+            max: output_max,
+            spill_dir: cfg.spill_dir.clone(),
+            budget: inner.budget.clone(),
+        };
+        let output = OutputLog::new(&limits, owner);
         let started_at = SystemTime::now();
         // The cgroup (limits applied) and the set-up sandbox usually exist already: the
-        // spawner keeps `prewarm` of them ready (see `spawn`).
+        // spawner keeps `prewarm` of them warm (see `pool`).
         let Started {
             id,
             cgroup: cg,
@@ -254,7 +213,7 @@ impl JobManager {
             Ok(s) => s,
             Err(SpawnError::Exec { program, source }) => {
                 // The user's command is at fault: record a FAILED job, as a start failure.
-                remove_cgroup(cg).await;
+                discard_cgroup(cg).await;
                 let msg = format!("leotest: cannot execute {program:?}: {source}\n");
                 let log = output.clone();
                 let _ = tokio::task::spawn_blocking(move || {
@@ -278,29 +237,22 @@ impl JobManager {
                     }),
                     done: watch::Sender::new(true),
                 });
-                inner.table().jobs.insert(id.clone(), job);
-                slot.armed = false;
-                inner.retire(&id);
+                inner.jobs.lock().jobs.insert(id.clone(), job);
+                inner.jobs.retire(slot, &id);
                 return Ok(id);
             }
             Err(e) => {
-                remove_cgroup(cg).await;
+                discard_cgroup(cg).await;
                 return Err(e.into());
             }
         };
 
-        // SAFETY: the OwnedFd is moved into the AsyncFd and stays open for its whole life.
-        let registered = unsafe {
-            AsyncFd::register_with_interest(spawned.pidfd, tokio::io::Interest::READABLE)
-        };
-        let pidfd = match registered {
+        let pidfd = match AsyncPidfd::register(spawned.pidfd) {
             Ok(fd) => Arc::new(fd),
-            Err(e) => {
-                let (fd, e) = e.into_parts();
+            Err((fd, e)) => {
                 // Cannot supervise it: kill it rather than leave it unmanaged.
-                spawn::kill(fd.as_fd());
-                cg.kill_all();
-                remove_cgroup(cg).await;
+                crate::sys::pidfd::kill(std::os::fd::AsFd::as_fd(&fd));
+                discard_cgroup(cg).await;
                 return Err(SandboxError::Internal(e.to_string()));
             }
         };
@@ -323,10 +275,9 @@ impl JobManager {
             }),
             done: watch::Sender::new(false),
         });
-        inner.table().jobs.insert(id.clone(), job.clone());
-        slot.armed = false;
+        inner.jobs.lock().jobs.insert(id.clone(), job.clone());
         tracing::info!(job = %id, owner, pid = spawned.pid, "job started");
-        tokio::spawn(supervise(self.inner.clone(), job, pump, time_limit));
+        tokio::spawn(supervise(self.inner.clone(), job, slot, pump, time_limit));
         Ok(id)
     }
 
@@ -335,7 +286,8 @@ impl JobManager {
         let jid = JobId::parse(id).ok_or_else(not_found)?;
         let job = self
             .inner
-            .table()
+            .jobs
+            .lock()
             .jobs
             .get(&jid)
             .cloned()
@@ -376,7 +328,7 @@ impl JobManager {
             r.stop_requested = true;
         }
         if let Some(fd) = &job.pidfd {
-            spawn::kill(fd.get_ref().as_fd());
+            fd.kill();
         }
         let mut done = job.done.subscribe();
         // The supervisor finishes within moments of the kill; never hang a client on it.
@@ -399,21 +351,29 @@ impl JobManager {
         Ok(job.status())
     }
 
-    /// All output from the job's start, then live output until it ends.
+    /// All output from the job's start, then live output until it ends. Takes one of the
+    /// caller's watcher slots (and one of the job's), held until the stream is dropped.
     pub fn watch(
         &self,
         caller: &str,
         is_admin: bool,
         id: &str,
     ) -> Result<OutputStream, SandboxError> {
-        Ok(self.lookup(caller, is_admin, id)?.output.watch())
+        let job = self.lookup(caller, is_admin, id)?;
+        let slot = self.inner.jobs.reserve_watch(caller, &job.id)?;
+        let stream = job.output.watch();
+        Ok(Box::pin(stream.map(move |chunk| {
+            let _held = &slot;
+            chunk
+        })))
     }
 
     /// The caller's jobs (every job for ADMIN), oldest first.
     pub fn list(&self, caller: &str, is_admin: bool) -> Vec<JobStatus> {
         let jobs: Vec<Arc<Job>> = self
             .inner
-            .table()
+            .jobs
+            .lock()
             .jobs
             .values()
             .filter(|j| is_admin || j.owner == caller)
@@ -425,16 +385,20 @@ impl JobManager {
     }
 
     /// Runs a command to completion in the sandbox (the original's "any other line"),
-    /// killing it after `time_limit`, and returns its whole output.
+    /// killing it after `time_limit`, and returns its output, cut at `oneshot_output_max`.
     pub async fn run_oneshot(
         &self,
         owner: &str,
         argv: Vec<String>,
         time_limit: Duration,
     ) -> Result<OneshotOutput, SandboxError> {
-        let id = self.start_with_limit(owner, argv, time_limit).await?;
-        let stream = self.watch(owner, true, id.as_str())?;
-        let output = stream
+        let max = self.inner.config.oneshot_output_max;
+        let id = self.start_job(owner, argv, time_limit, max).await?;
+        // The reply is this connection's own, not a watcher of the job: no watcher slot.
+        let job = self.lookup(owner, true, id.as_str())?;
+        let output = job
+            .output
+            .watch()
             .fold(Vec::new(), |mut acc, b| async move {
                 acc.extend_from_slice(&b);
                 acc
@@ -450,16 +414,19 @@ impl JobManager {
     }
 }
 
-async fn remove_cgroup(cg: Arc<dyn JobCgroup>) {
-    let res = tokio::task::spawn_blocking(move || {
-        cg.kill_all();
-        cg.remove()
-    })
-    .await;
-    match res {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "job cgroup cleanup failed"),
-        Err(e) => tracing::warn!(error = %e, "job cgroup cleanup task failed"),
+/// [`JobCgroup::discard`] off the async threads.
+async fn discard_cgroup(cg: Arc<dyn JobCgroup>) {
+    if let Err(e) = tokio::task::spawn_blocking(move || cg.discard()).await {
+        tracing::warn!(error = %e, "job cgroup cleanup task failed");
+    }
+}
+
+impl From<ChildExit> for ExitInfo {
+    fn from(e: ChildExit) -> Self {
+        match e {
+            ChildExit::Exited(c) => ExitInfo::Code(c),
+            ChildExit::Signaled(s) => ExitInfo::Signal(s),
+        }
     }
 }
 
@@ -467,6 +434,7 @@ async fn remove_cgroup(cg: Arc<dyn JobCgroup>) {
 async fn supervise(
     inner: Arc<Inner>,
     job: Arc<Job>,
+    slot: RunSlot,
     pump: tokio::task::JoinHandle<()>,
     time_limit: Duration,
 ) {
@@ -475,13 +443,14 @@ async fn supervise(
     };
     let mut timed_out = false;
     let exit = tokio::select! {
-        r = spawn::wait_exit(&pidfd) => r,
+        r = pidfd.wait() => r,
         _ = tokio::time::sleep(time_limit) => {
             timed_out = true;
-            spawn::kill(pidfd.get_ref().as_fd());
-            spawn::wait_exit(&pidfd).await
+            pidfd.kill();
+            pidfd.wait().await
         }
-    };
+    }
+    .map(ExitInfo::from);
     // The PID namespace dies with its init; sweep the cgroup anyway before accounting.
     let stats = {
         let cg = cg.clone();
@@ -499,7 +468,7 @@ async fn supervise(
         tracing::warn!(job = %job.id, "job output still open after exit");
     }
     job.output.close();
-    remove_cgroup(cg).await;
+    discard_cgroup(cg).await;
 
     // A job that exited on its own just before our kill landed keeps its own outcome.
     let killed = matches!(exit, Ok(ExitInfo::Signal(libc::SIGKILL)));
@@ -525,6 +494,7 @@ async fn supervise(
         r.finished_at = Some(SystemTime::now());
     }
     tracing::info!(job = %job.id, state = %state, "job finished");
-    inner.retire(&job.id);
+    inner.jobs.retire(slot, &job.id);
+    job.output.offer_spill();
     job.done.send_replace(true);
 }

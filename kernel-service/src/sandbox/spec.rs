@@ -76,12 +76,28 @@ pub struct SandboxConfig {
     pub output_memory_cap: usize,
     /// Output bytes kept per job in total; the rest is discarded with a marker.
     pub output_max: u64,
+    /// Output bytes a one-shot command's reply may carry; the rest is cut with a marker.
+    pub oneshot_output_max: u64,
     /// Directory for the (already unlinked) spill files.
     pub spill_dir: PathBuf,
-    /// Jobs allowed to run at the same time.
+    /// Spill bytes of all jobs together (finished jobs' spill is given up first).
+    pub spill_max: u64,
+    /// Spill bytes of one user's jobs together.
+    pub spill_max_per_user: u64,
+    /// Jobs allowed to run at the same time (one-shot commands included).
     pub max_running: usize,
+    /// Jobs one user may run at the same time.
+    pub max_running_per_user: usize,
+    /// `job.watch` streams open at the same time.
+    pub max_watchers: usize,
+    /// `job.watch` streams one user may have open.
+    pub max_watchers_per_user: usize,
+    /// `job.watch` streams open on one job.
+    pub max_watchers_per_job: usize,
     /// Finished jobs remembered for status/watch before the oldest are forgotten.
     pub max_finished: usize,
+    /// Finished jobs remembered per user.
+    pub max_finished_per_user: usize,
     /// Name of the cgroup directory created under the service's own cgroup.
     pub cgroup_parent: String,
     /// Time limit for the "any other line" one-shot commands.
@@ -100,11 +116,19 @@ impl Default for SandboxConfig {
             gid: 65534,
             hostname: "sandbox".to_string(),
             workdir_bytes: 64 * MIB,
-            output_memory_cap: MIB as usize,
+            output_memory_cap: 256 * 1024,
             output_max: 64 * MIB,
+            oneshot_output_max: MIB,
             spill_dir: std::env::temp_dir(),
+            spill_max: 512 * MIB,
+            spill_max_per_user: 128 * MIB,
             max_running: 16,
+            max_running_per_user: 4,
+            max_watchers: 256,
+            max_watchers_per_user: 16,
+            max_watchers_per_job: 8,
             max_finished: 256,
+            max_finished_per_user: 64,
             cgroup_parent: "leotest-jobs".to_string(),
             oneshot_time_limit: Duration::from_secs(30),
             prewarm: 2,
@@ -152,6 +176,19 @@ impl SandboxConfig {
         if self.output_memory_cap == 0 || self.max_running == 0 || self.workdir_bytes == 0 {
             return bad("output cap, max_running and workdir size must be > 0");
         }
+        let per_user = [
+            (self.max_running_per_user, self.max_running),
+            (self.max_watchers_per_user, self.max_watchers),
+            (self.max_watchers_per_job, self.max_watchers),
+            (self.max_finished_per_user, self.max_finished),
+        ];
+        // A per-user limit above its total acts as the total (see `table::Quotas`).
+        if per_user.iter().any(|(one, all)| *one == 0 || *all == 0) {
+            return bad("job, watcher and finished-job limits must be > 0");
+        }
+        if self.oneshot_output_max == 0 {
+            return bad("oneshot_output_max must be > 0");
+        }
         Ok(())
     }
 }
@@ -191,7 +228,13 @@ mod tests {
         assert_eq!((l.io_read_bps, l.io_write_bps), (10 * MIB, 5 * MIB));
         assert_eq!((l.io_read_iops, l.io_write_iops), (1000, 1000));
         assert_eq!(l.pids_max, 64);
-        assert!(SandboxConfig::default().validate().is_ok());
+        let c = SandboxConfig::default();
+        assert!(c.validate().is_ok());
+        // No single user can take a whole limit.
+        assert!(c.max_running_per_user < c.max_running);
+        assert!(c.max_watchers_per_user < c.max_watchers);
+        assert!(c.max_finished_per_user < c.max_finished);
+        assert!(c.spill_max_per_user < c.spill_max);
     }
 
     #[test]

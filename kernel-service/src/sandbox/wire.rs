@@ -3,7 +3,7 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{output, JobManager, SandboxError};
 
@@ -51,16 +51,17 @@ pub fn job_list(m: &JobManager, caller: &str, is_admin: bool) -> Vec<u8> {
 }
 
 /// `job.watch ID` → the job's output from its first byte, live until it ends or the client
-/// leaves or stalls. Errors (unknown id) are written as an `error:` line.
-pub async fn job_watch<W>(
+/// leaves (closes its side, or resets) or stalls. Errors (unknown id, a watcher limit) are
+/// written as an `error:` line.
+pub async fn job_watch<S>(
     m: &JobManager,
     caller: &str,
     is_admin: bool,
     id: &str,
-    out: &mut W,
+    out: &mut S,
 ) -> io::Result<u64>
 where
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     match m.watch(caller, is_admin, id) {
         Ok(stream) => output::forward(stream, out, WATCH_STALL).await,

@@ -138,7 +138,7 @@ impl Service {
 
     async fn run_command<S>(&self, cmd: &Command, caller: &Caller, out: &mut S) -> Vec<u8>
     where
-        S: AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Unpin,
     {
         let user = caller.userid.as_deref().unwrap_or_default();
         let res = match cmd {

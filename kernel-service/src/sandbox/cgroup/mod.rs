@@ -1,14 +1,21 @@
-//! Job cgroups: layout detection from /proc/self/mountinfo and v1/v2 drivers behind one trait.
+//! Job cgroups: layout detection from /proc/self/mountinfo and v1/v2 drivers ([`v1`], [`v2`])
+//! behind one trait.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::job::JobStats;
 use super::spec::Limits;
+
+pub mod v1;
+pub mod v2;
+
+pub use v1::V1Cgroup;
+pub use v2::V2Cgroup;
 
 /// Failure to detect, create, configure or remove a cgroup.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +35,10 @@ pub enum CgroupError {
     },
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
+pub(super) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> CgroupError + 'a {
     move |source| CgroupError::Io {
         op,
         path: path.to_path_buf(),
@@ -59,6 +69,15 @@ pub trait JobCgroup: Send + Sync + std::fmt::Debug {
     fn kill_all(&self);
     /// Removes the cgroup directories (blocking; retries while the kernel drains them).
     fn remove(&self) -> Result<(), CgroupError>;
+
+    /// The one cleanup of a job cgroup: kill whatever is left in it, then remove it (blocking;
+    /// a failure is logged, there is nothing else to do about it).
+    fn discard(&self) {
+        self.kill_all();
+        if let Err(e) = self.remove() {
+            tracing::warn!(error = %e, "job cgroup cleanup failed");
+        }
+    }
 }
 
 /// A mount line from /proc/self/mountinfo, reduced to what detection needs.
@@ -290,16 +309,16 @@ impl Layout {
     }
 }
 
-fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
+pub(super) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
     fs::write(path, value).map_err(io_err("write", path))
 }
 
-fn read_u64(path: &Path) -> Option<u64> {
+pub(super) fn read_u64(path: &Path) -> Option<u64> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// Value of `key` in a flat-keyed file such as `cpu.stat` or `memory.events`.
-fn read_key(path: &Path, key: &str) -> Option<u64> {
+pub(super) fn read_key(path: &Path, key: &str) -> Option<u64> {
     let text = fs::read_to_string(path).ok()?;
     text.lines().find_map(|l| {
         let (k, v) = l.split_once(' ')?;
@@ -308,7 +327,7 @@ fn read_key(path: &Path, key: &str) -> Option<u64> {
 }
 
 /// `MAJ:MIN` of every whole block device (throttling applies to whole disks only).
-fn block_devices() -> Vec<String> {
+pub(super) fn block_devices() -> Vec<String> {
     let Ok(rd) = fs::read_dir("/sys/block") else {
         return Vec::new();
     };
@@ -322,7 +341,7 @@ fn block_devices() -> Vec<String> {
     devs
 }
 
-fn remove_dir_retry(dir: &Path) -> Result<(), CgroupError> {
+pub(super) fn remove_dir_retry(dir: &Path) -> Result<(), CgroupError> {
     // The kernel may still be releasing the last exiting tasks right after the job ends.
     let mut last = None;
     for _ in 0..100 {
@@ -341,334 +360,11 @@ fn remove_dir_retry(dir: &Path) -> Result<(), CgroupError> {
     })))
 }
 
-fn kill_procs_in(procs: &Path) {
+pub(super) fn kill_procs_in(procs: &Path) {
     if let Ok(text) = fs::read_to_string(procs) {
         for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-            if pid > 0 {
-                // SAFETY: plain syscall; the pid was read from the job's own cgroup.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
+            crate::sys::process::kill_pid(pid);
         }
-    }
-}
-
-/// cgroup v1: one directory per mounted controller hierarchy.
-#[derive(Debug)]
-pub struct V1Cgroup {
-    dirs: BTreeMap<String, PathBuf>,
-}
-
-impl V1Cgroup {
-    fn create(
-        own: &BTreeMap<String, PathBuf>,
-        parent: &str,
-        name: &str,
-        limits: &Limits,
-    ) -> Result<Self, CgroupError> {
-        let mut dirs = BTreeMap::new();
-        for (ctrl, base) in own {
-            dirs.insert(ctrl.clone(), base.join(parent).join(name));
-        }
-        let cg = V1Cgroup { dirs };
-        let res = cg.make_dirs().and_then(|()| cg.apply(limits));
-        if let Err(e) = res {
-            let _ = cg.remove();
-            return Err(e);
-        }
-        Ok(cg)
-    }
-
-    fn unique_dirs(&self) -> Vec<&PathBuf> {
-        let mut v: Vec<&PathBuf> = self.dirs.values().collect();
-        v.sort();
-        v.dedup();
-        v
-    }
-
-    fn make_dirs(&self) -> Result<(), CgroupError> {
-        for d in self.unique_dirs() {
-            if let Some(p) = d.parent() {
-                fs::create_dir_all(p).map_err(io_err("mkdir", p))?;
-            }
-            fs::create_dir(d).map_err(io_err("mkdir", d))?;
-        }
-        Ok(())
-    }
-
-    fn dir(&self, ctrl: &str) -> Option<&PathBuf> {
-        self.dirs.get(ctrl)
-    }
-
-    fn apply(&self, l: &Limits) -> Result<(), CgroupError> {
-        if let Some(d) = self.dir("cpu") {
-            write_file(&d.join("cpu.cfs_period_us"), &l.cpu_period_us.to_string())?;
-            write_file(&d.join("cpu.cfs_quota_us"), &l.cpu_quota_us.to_string())?;
-        }
-        if let Some(d) = self.dir("memory") {
-            write_file(&d.join("memory.limit_in_bytes"), &l.memory_max.to_string())?;
-            let memsw = d.join("memory.memsw.limit_in_bytes");
-            if memsw.exists() {
-                let total = l.memory_max.saturating_add(l.swap_max);
-                write_file(&memsw, &total.to_string())?;
-            } else if l.swap_max == 0 {
-                // Without swap accounting the best v1 can do is never choose to swap.
-                write_file(&d.join("memory.swappiness"), "0")?;
-            }
-            write_file(
-                &d.join("memory.soft_limit_in_bytes"),
-                &l.memory_high.to_string(),
-            )?;
-        }
-        if let Some(d) = self.dir("pids") {
-            write_file(&d.join("pids.max"), &l.pids_max.to_string())?;
-        }
-        if let Some(d) = self.dir("blkio") {
-            let files = [
-                ("blkio.throttle.read_bps_device", l.io_read_bps),
-                ("blkio.throttle.write_bps_device", l.io_write_bps),
-                ("blkio.throttle.read_iops_device", l.io_read_iops),
-                ("blkio.throttle.write_iops_device", l.io_write_iops),
-            ];
-            let mut applied = 0usize;
-            let devs = block_devices();
-            for dev in &devs {
-                let mut ok = true;
-                for (file, v) in files {
-                    if fs::write(d.join(file), format!("{dev} {v}")).is_err() {
-                        ok = false;
-                    }
-                }
-                if ok {
-                    applied += 1;
-                } else {
-                    tracing::debug!(device = %dev, "blkio throttle not supported on device");
-                }
-            }
-            if applied == 0 && !devs.is_empty() {
-                return Err(CgroupError::Unsupported(
-                    "blkio throttling rejected for every block device".into(),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl JobCgroup for V1Cgroup {
-    fn version(&self) -> CgroupVersion {
-        CgroupVersion::V1
-    }
-
-    fn procs_files(&self) -> Vec<PathBuf> {
-        self.unique_dirs()
-            .into_iter()
-            .map(|d| d.join("cgroup.procs"))
-            .collect()
-    }
-
-    fn clone_fd(&self) -> Option<BorrowedFd<'_>> {
-        None
-    }
-
-    fn stats(&self) -> JobStats {
-        let mut s = JobStats::default();
-        if let Some(d) = self.dir("cpuacct") {
-            s.cpu_usage_usec = read_u64(&d.join("cpuacct.usage")).map(|ns| ns / 1000);
-        }
-        if let Some(d) = self.dir("cpu") {
-            s.cpu_throttled_periods = read_key(&d.join("cpu.stat"), "nr_throttled");
-        }
-        if let Some(d) = self.dir("memory") {
-            s.memory_current = read_u64(&d.join("memory.usage_in_bytes"));
-            s.memory_peak = read_u64(&d.join("memory.max_usage_in_bytes"));
-            s.oom_kills = read_key(&d.join("memory.oom_control"), "oom_kill");
-        }
-        if let Some(d) = self.dir("pids") {
-            s.pids_current = read_u64(&d.join("pids.current"));
-            s.pids_limit_hits = read_key(&d.join("pids.events"), "max");
-        }
-        if let Some(d) = self.dir("blkio") {
-            if let Ok(t) = fs::read_to_string(d.join("blkio.throttle.io_service_bytes_recursive")) {
-                let (mut r, mut w) = (0u64, 0u64);
-                for line in t.lines() {
-                    let f: Vec<&str> = line.split_whitespace().collect();
-                    if let [_, op, v] = f[..] {
-                        let v: u64 = v.parse().unwrap_or(0);
-                        match op {
-                            "Read" => r = r.saturating_add(v),
-                            "Write" => w = w.saturating_add(v),
-                            _ => {}
-                        }
-                    }
-                }
-                s.io_read_bytes = Some(r);
-                s.io_write_bytes = Some(w);
-            }
-        }
-        s
-    }
-
-    fn kill_all(&self) {
-        if let Some(d) = self.dir("pids").or_else(|| self.dir("memory")) {
-            kill_procs_in(&d.join("cgroup.procs"));
-        }
-    }
-
-    fn remove(&self) -> Result<(), CgroupError> {
-        let mut first = None;
-        for d in self.unique_dirs() {
-            if let Err(e) = remove_dir_retry(d) {
-                first.get_or_insert(e);
-            }
-        }
-        first.map_or(Ok(()), Err)
-    }
-}
-
-/// cgroup v2: one directory in the unified hierarchy, joined at clone time.
-#[derive(Debug)]
-pub struct V2Cgroup {
-    dir: PathBuf,
-    fd: Option<OwnedFd>,
-}
-
-fn enable_controllers(dir: &Path, io: bool) -> Result<(), CgroupError> {
-    let mut want = String::from("+cpu +memory +pids");
-    if io {
-        want.push_str(" +io");
-    }
-    write_file(&dir.join("cgroup.subtree_control"), &want)
-}
-
-impl V2Cgroup {
-    fn create(
-        own: &Path,
-        io: bool,
-        parent: &str,
-        name: &str,
-        limits: &Limits,
-    ) -> Result<Self, CgroupError> {
-        if let Err(e) = enable_controllers(own, io) {
-            // "No internal processes": a non-root cgroup holding our own process cannot
-            // delegate, so move the service into a leaf first (as container runtimes do).
-            let busy = matches!(&e, CgroupError::Io { source, .. } if source.raw_os_error() == Some(libc::EBUSY));
-            if !busy {
-                return Err(e);
-            }
-            let leaf = own.join(format!("{parent}-service"));
-            if !leaf.exists() {
-                fs::create_dir(&leaf).map_err(io_err("mkdir", &leaf))?;
-            }
-            write_file(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
-            enable_controllers(own, io)?;
-        }
-        let pdir = own.join(parent);
-        if !pdir.exists() {
-            fs::create_dir(&pdir).map_err(io_err("mkdir", &pdir))?;
-        }
-        enable_controllers(&pdir, io)?;
-        let dir = pdir.join(name);
-        fs::create_dir(&dir).map_err(io_err("mkdir", &dir))?;
-        let mut cg = V2Cgroup { dir, fd: None };
-        match cg.apply(limits, io).and_then(|()| cg.open_fd()) {
-            Ok(fd) => {
-                cg.fd = Some(fd);
-                Ok(cg)
-            }
-            Err(e) => {
-                let _ = cg.remove();
-                Err(e)
-            }
-        }
-    }
-
-    fn apply(&self, l: &Limits, io: bool) -> Result<(), CgroupError> {
-        let d = &self.dir;
-        write_file(
-            &d.join("cpu.max"),
-            &format!("{} {}", l.cpu_quota_us, l.cpu_period_us),
-        )?;
-        write_file(&d.join("memory.max"), &l.memory_max.to_string())?;
-        write_file(&d.join("memory.high"), &l.memory_high.to_string())?;
-        let swap = d.join("memory.swap.max");
-        if swap.exists() {
-            write_file(&swap, &l.swap_max.to_string())?;
-        }
-        write_file(&d.join("pids.max"), &l.pids_max.to_string())?;
-        if io {
-            for dev in block_devices() {
-                let v = format!(
-                    "{dev} rbps={} wbps={} riops={} wiops={}",
-                    l.io_read_bps, l.io_write_bps, l.io_read_iops, l.io_write_iops
-                );
-                if fs::write(d.join("io.max"), v).is_err() {
-                    tracing::debug!(device = %dev, "io.max not supported on device");
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn open_fd(&self) -> Result<OwnedFd, CgroupError> {
-        fs::File::open(&self.dir)
-            .map(OwnedFd::from)
-            .map_err(io_err("open", &self.dir))
-    }
-}
-
-impl JobCgroup for V2Cgroup {
-    fn version(&self) -> CgroupVersion {
-        CgroupVersion::V2
-    }
-
-    fn procs_files(&self) -> Vec<PathBuf> {
-        if self.fd.is_some() {
-            Vec::new()
-        } else {
-            vec![self.dir.join("cgroup.procs")]
-        }
-    }
-
-    fn clone_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.fd.as_ref().map(|f| f.as_fd())
-    }
-
-    fn stats(&self) -> JobStats {
-        let d = &self.dir;
-        let mut s = JobStats {
-            cpu_usage_usec: read_key(&d.join("cpu.stat"), "usage_usec"),
-            cpu_throttled_periods: read_key(&d.join("cpu.stat"), "nr_throttled"),
-            memory_current: read_u64(&d.join("memory.current")),
-            memory_peak: read_u64(&d.join("memory.peak")),
-            oom_kills: read_key(&d.join("memory.events"), "oom_kill"),
-            pids_current: read_u64(&d.join("pids.current")),
-            pids_limit_hits: read_key(&d.join("pids.events"), "max"),
-            ..JobStats::default()
-        };
-        if let Ok(t) = fs::read_to_string(d.join("io.stat")) {
-            let (mut r, mut w) = (0u64, 0u64);
-            for kv in t.split_whitespace() {
-                if let Some(v) = kv.strip_prefix("rbytes=") {
-                    r = r.saturating_add(v.parse().unwrap_or(0));
-                } else if let Some(v) = kv.strip_prefix("wbytes=") {
-                    w = w.saturating_add(v.parse().unwrap_or(0));
-                }
-            }
-            s.io_read_bytes = Some(r);
-            s.io_write_bytes = Some(w);
-        }
-        s
-    }
-
-    fn kill_all(&self) {
-        let kill = self.dir.join("cgroup.kill");
-        if fs::write(&kill, "1").is_err() {
-            kill_procs_in(&self.dir.join("cgroup.procs"));
-        }
-    }
-
-    fn remove(&self) -> Result<(), CgroupError> {
-        remove_dir_retry(&self.dir)
     }
 }
 
