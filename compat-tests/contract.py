@@ -144,7 +144,7 @@ def unknown_field_paths(message: Message, prefix: str = "") -> list[str]:
         if field.message_type is None:
             continue
         name = f"{prefix}.{field.name}" if prefix else field.name
-        if field.is_repeated:
+        if field.label == field.LABEL_REPEATED:  # (is_repeated is protobuf >= 6 only)
             for i, item in enumerate(value):
                 found.extend(unknown_field_paths(item, f"{name}[{i}]"))
         else:
