@@ -12,7 +12,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 if [ -z "${LEOTEST_TEST_MONGO_URI:-}" ]; then
     step "starting a MongoDB-wire server for the MongoDB backend tests"
-    LEOTEST_TEST_MONGO_URI=$(scripts/start-mongo-wire.sh)
+    # Not on 27017: scripts/dropin-test.sh runs the original compose file, which publishes 27017.
+    LEOTEST_TEST_MONGO_URI=$(PORT=${LEOTEST_TEST_MONGO_PORT:-27018} scripts/start-mongo-wire.sh)
     export LEOTEST_TEST_MONGO_URI
 fi
 echo "MongoDB backend tests use $LEOTEST_TEST_MONGO_URI"
