@@ -28,9 +28,8 @@ _TIME_FRACTION = re.compile(r"\d{2}:\d{2}:\d{2}(\.\d+)?")
 def _clock(value: str) -> str:
     m = _TIME_FRACTION.search(value)
     frac = m.group(1) if m else None
-    if not frac:
-        return "<server-clock, seconds>"
-    if frac.endswith("000"):
+    # MongoDB keeps milliseconds; Python prints none when they are 0: both are "milliseconds".
+    if not frac or frac.endswith("000"):
         return "<server-clock, milliseconds>"
     return "<server-clock, microseconds>"
 

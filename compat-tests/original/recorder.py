@@ -38,7 +38,8 @@ def present_fields(message: Message, prefix: str = "") -> list[str]:
     out: list[str] = []
     for fd, value in message.ListFields():
         path = f"{prefix}{fd.name}"
-        if fd.label == fd.LABEL_REPEATED:
+        repeated = getattr(fd, "is_repeated", None)
+        if repeated if repeated is not None else fd.label == fd.LABEL_REPEATED:
             if fd.message_type is not None:
                 for i, item in enumerate(value):
                     out.append(f"{path}[{i}]")
