@@ -39,7 +39,7 @@ import dropin_compose as dc  # noqa: E402
 import recorder  # noqa: E402
 from certs import make_original_cert  # noqa: E402
 from servers import probe  # noqa: E402
-from upstream import REPO_ROOT, upstream_dir  # noqa: E402
+from upstream import upstream_dir  # noqa: E402
 
 COMPOSE = os.environ.get("COMPOSE", "docker-compose")
 HOST_DATA_DIR = Path("/home/leotest/leoscope/mongodb")  # the compose file's datastore bind mount
