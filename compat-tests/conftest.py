@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from contract import ALL_PATHS, RPCS, enum_value, msg
-from leotest_client import RECORDER, LeotestClient
+from leotest_client import COMPAT_CLIENT, RECORDER, LeotestClient
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BINARY_NAME = "leotest-orchestrator"
@@ -381,6 +381,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(f"not covered: {', '.join(missing)}")
     if unimpl:
         tr.write_line(f"answered UNIMPLEMENTED: {', '.join(unimpl)}")
+    tr.write_line(f"compat: client = {COMPAT_CLIENT} (LEOTEST_COMPAT_CLIENT)")
     tr.write_line(f"compat: {len(covered)}/{len(ALL_PATHS)} RPCs covered")
     if _coverage_enforced(config) and len(covered) < len(ALL_PATHS):
         tr.write_line("compat: FAILED, every RPC of the original must answer")

@@ -135,6 +135,12 @@ def load_vectors() -> list[dict]:
         return json.load(f)
 
 
+def _repeated(field) -> bool:
+    """FieldDescriptor.is_repeated (protobuf >= 6; 4.x, the original's, has only .label)."""
+    flag = getattr(field, "is_repeated", None)
+    return flag if flag is not None else field.label == field.LABEL_REPEATED
+
+
 def unknown_field_paths(message: Message, prefix: str = "") -> list[str]:
     """Paths of every sub-message (including `message` itself) that carries unknown fields."""
     found = []
@@ -144,7 +150,7 @@ def unknown_field_paths(message: Message, prefix: str = "") -> list[str]:
         if field.message_type is None:
             continue
         name = f"{prefix}.{field.name}" if prefix else field.name
-        if field.is_repeated:
+        if _repeated(field):
             for i, item in enumerate(value):
                 found.extend(unknown_field_paths(item, f"{name}[{i}]"))
         else:

@@ -8,6 +8,8 @@ path called is recorded for the coverage report.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from dataclasses import dataclass, field
 
@@ -125,3 +127,15 @@ class LeotestClient:
         r = self.reply(rpc_name, request, **fields)
         assert r.code == grpc.StatusCode.OK, f"{rpc_name}: {r.code} {r.details!r}"
         return r.response
+
+
+# LEOTEST_COMPAT_CLIENT=original: the same suite with the ORIGINAL common/client.py underneath
+# (original/original_client.py; run it in compat-tests/.venv-original, as run.sh does).
+COMPAT_CLIENT = os.environ.get("LEOTEST_COMPAT_CLIENT", "ours")
+if COMPAT_CLIENT == "original":
+    sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "original"))
+    from original_client import make_client_class
+
+    LeotestClient = make_client_class(LeotestClient, RPCS, RECORDER, Reply)  # type: ignore[misc]
+elif COMPAT_CLIENT != "ours":
+    raise SystemExit(f"LEOTEST_COMPAT_CLIENT must be 'ours' or 'original', not {COMPAT_CLIENT!r}")

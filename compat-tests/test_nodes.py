@@ -79,7 +79,7 @@ def test_get_nodes_filters(users, admin, uid):
     assert [n.nodeid for n in by_prov] == [a.userid]
     by_name = admin.call("get_nodes", name=a.name).nodes
     assert [n.nodeid for n in by_name] == [a.userid]
-    assert admin.call("get_nodes", nodeid=f"nothing-{uid}").nodes == []
+    assert list(admin.call("get_nodes", nodeid=f"nothing-{uid}").nodes) == []
 
 
 # ---------------------------------------------------------------- heartbeat / active nodes
@@ -87,7 +87,7 @@ def test_get_nodes_filters(users, admin, uid):
 
 def test_heartbeat_from_the_node_marks_it_active(users, admin):
     node = users.register_node()
-    assert admin.call("get_nodes", nodeid=node.userid, active=True).nodes == []
+    assert list(admin.call("get_nodes", nodeid=node.userid, active=True).nodes) == []
     assert node.client.call("report_heartbeat", nodeid=node.userid).received is True
     active = admin.call("get_nodes", nodeid=node.userid, active=True, activeThres=600).nodes
     assert [n.nodeid for n in active] == [node.userid]
@@ -101,7 +101,7 @@ def test_heartbeat_for_another_id_is_not_received(users, admin):
     other = users.register_node()
     assert other.client.call("report_heartbeat", nodeid=node.userid).received is False
     assert admin.call("report_heartbeat", nodeid=node.userid).received is False
-    assert admin.call("get_nodes", nodeid=node.userid, active=True).nodes == []
+    assert list(admin.call("get_nodes", nodeid=node.userid, active=True).nodes) == []
 
 
 def test_heartbeat_compares_ids_only(users):

@@ -67,7 +67,7 @@ def test_update_run_upserts_by_runid(node, uid):
 
 
 def test_update_run_marks_the_node_active(node, admin, uid):
-    assert admin.call("get_nodes", nodeid=node.userid, active=True).nodes == []
+    assert list(admin.call("get_nodes", nodeid=node.userid, active=True).nodes) == []
     update(node.client, run(f"act-{uid}", f"j-{uid}", node.userid))
     assert len(admin.call("get_nodes", nodeid=node.userid, active=True).nodes) == 1
 
@@ -90,7 +90,7 @@ def test_get_runs_filters_and_limit(node, admin, uid):
                                        end="2030-01-15T12:00:00+00:00")  # fmt: skip
     in_window = admin.call("get_runs", jobid=f"job-{uid}", time_range=window).runs
     assert sorted(r.runid for r in in_window) == [f"f11-{uid}", f"f12-{uid}"]
-    assert admin.call("get_runs", runid=f"none-{uid}").runs == []
+    assert list(admin.call("get_runs", runid=f"none-{uid}").runs) == []
 
 
 # ---------------------------------------------------------------- tasks
@@ -146,7 +146,7 @@ def test_get_tasks_filters(users, admin, uid):
     assert [t.taskid for t in admin.call("get_tasks", runid=f"rb-{uid}").tasks] == [f"gb-{uid}"]
     by_job = admin.call("get_tasks", jobid=f"job-{uid}").tasks
     assert sorted(t.taskid for t in by_job) == [f"ga-{uid}", f"gb-{uid}"]
-    assert admin.call("get_tasks", taskid=f"nothing-{uid}").tasks == []
+    assert list(admin.call("get_tasks", taskid=f"nothing-{uid}").tasks) == []
 
 
 def test_expired_tasks_disappear(node, uid):

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of leotest-rs: Rust unit and integration tests (real orchestrator over TLS,
 # real Docker engine, embedded store and a MongoDB-wire server), the scale test (10 000 jobs
-# and 1 000 000 runs per store), the Python grpcio compatibility suite, the docker-compose
-# testbed end to end (embedded store, then the `mongo` profile), and a short benchmark smoke run.
+# and 1 000 000 runs per store), the README's command blocks, the Python grpcio compatibility
+# suite (with our client and with the original's common/client.py) and the harness that drives
+# us with the original's own code (its orchestrator, node agent, certificates), the
+# docker-compose testbed end to end (embedded store, then the `mongo` profile), the drop-in test
+# with the original's compose files, and a short benchmark smoke run.
 # Needs: cargo, python3, docker (as root); it starts the MongoDB-wire server it needs by itself.
 # LEOTEST_SKIP_DOCKER_TESTS=1 skips everything that needs the Docker engine.
 set -euo pipefail
@@ -12,7 +15,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 if [ -z "${LEOTEST_TEST_MONGO_URI:-}" ]; then
     step "starting a MongoDB-wire server for the MongoDB backend tests"
-    LEOTEST_TEST_MONGO_URI=$(scripts/start-mongo-wire.sh)
+    # Not on 27017: scripts/dropin-test.sh runs the original compose file, which publishes 27017.
+    LEOTEST_TEST_MONGO_URI=$(PORT=${LEOTEST_TEST_MONGO_PORT:-27018} scripts/start-mongo-wire.sh)
     export LEOTEST_TEST_MONGO_URI
 fi
 echo "MongoDB backend tests use $LEOTEST_TEST_MONGO_URI"
@@ -23,7 +27,10 @@ cargo test --workspace --locked
 step "scale test: 10 000 jobs and 1 000 000 runs in each store (release build)"
 cargo test --release --locked -p leotest-orchestrator --test scale_jobs -- --ignored --nocapture --test-threads 1
 
-step "Python grpcio compatibility suite"
+step "README examples, as written"
+scripts/readme-examples.sh
+
+step "Python grpcio compatibility suite (our client, the original's client) and the harness around the original's code"
 compat-tests/run.sh
 
 if [ "${LEOTEST_SKIP_DOCKER_TESTS:-}" = 1 ]; then
@@ -33,6 +40,9 @@ else
     scripts/e2e-testbed.sh
     step "docker-compose testbed end to end (mongo profile)"
     scripts/e2e-testbed.sh --mongo
+    step "drop-in: the original's docker-compose files, certificates and client against our images"
+    # The images the two runs above built (same tag); publishes host ports 50051 and 27017.
+    DROPIN_SKIP_BUILD=1 LEOTEST_IMAGE_TAG=${LEOTEST_IMAGE_TAG:-dev} scripts/dropin-test.sh
 fi
 
 step "benchmark smoke run"

@@ -1,0 +1,13 @@
+"""Fake docker.errors."""
+
+
+class DockerException(Exception):
+    pass
+
+
+class APIError(DockerException):
+    pass
+
+
+class NotFound(APIError):
+    pass

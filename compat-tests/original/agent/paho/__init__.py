@@ -1,0 +1,1 @@
+"""Fake paho (MQTT), imported by node/trigger.py."""

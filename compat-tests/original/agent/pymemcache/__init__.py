@@ -1,0 +1,1 @@
+"""Fake `pymemcache` for the original node agent."""

@@ -1,0 +1,1 @@
+"""Fake skyfield, imported by node/trigger.py (its satellite monitor is not run)."""
