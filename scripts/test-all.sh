@@ -2,7 +2,8 @@
 # Runs every test of leotest-rs: Rust unit and integration tests (real orchestrator over TLS,
 # real Docker engine, embedded store and a MongoDB-wire server), the scale test (10 000 jobs
 # and 1 000 000 runs per store), the Python grpcio compatibility suite, the docker-compose
-# testbed end to end (embedded store, then the `mongo` profile), and a short benchmark smoke run.
+# testbed end to end (embedded store, the `mongo` profile, then the `ha` failover test), and a
+# short benchmark smoke run.
 # Needs: cargo, python3, docker (as root); it starts the MongoDB-wire server it needs by itself.
 # LEOTEST_SKIP_DOCKER_TESTS=1 skips everything that needs the Docker engine.
 set -euo pipefail
@@ -33,6 +34,8 @@ else
     scripts/e2e-testbed.sh
     step "docker-compose testbed end to end (mongo profile)"
     scripts/e2e-testbed.sh --mongo
+    step "docker-compose testbed end to end (ha: two replicas behind HAProxy, one killed under load)"
+    scripts/e2e-ha.sh
 fi
 
 step "benchmark smoke run"
