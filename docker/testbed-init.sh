@@ -2,8 +2,18 @@
 # One-shot testbed initialisation (run by the `init` compose service): registers the node
 # and the two sample users, idempotently, and hands the node's token to the kernel service.
 set -eu
-lt() { leotest --grpc-host=orchestrator --grpc-port=50051 --ca-cert=/certs/server.crt \
+# ORCHESTRATOR_HOST: the orchestrator, or in the `ha` profile its load balancer.
+lt() { leotest --grpc-host="${ORCHESTRATOR_HOST:-orchestrator}" --grpc-port=50051 --ca-cert=/certs/server.crt \
     --userid=admin --access-token="$LEOTEST_ADMIN_TOKEN" "$@"; }
+
+# A load balancer may start, or see its first replica up, a moment after the replica's own
+# health check passes: wait for the admin to answer (60 s) before deciding anything.
+tries=0
+until lt user --action=get --id=admin >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 60 ] || { echo "orchestrator ${ORCHESTRATOR_HOST:-orchestrator} does not answer" >&2; exit 1; }
+    sleep 1
+done
 
 # Registers a user and prints the token its reply carries (the only place a token is ever
 # shown: tokens are random, nothing can compute them again). Prints nothing on failure.

@@ -2,14 +2,17 @@
 # Builds and runs the one-machine docker-compose testbed, entirely from local sources:
 # static binaries -> target/testbed/ -> FROM-scratch images (no registry is needed).
 #
-#   scripts/testbed.sh build [--mongo]   build binaries and images
-#   scripts/testbed.sh up [--mongo]      build, then start the testbed and wait until it is healthy
-#   scripts/testbed.sh down              stop it and remove its containers, network and volumes
-#   scripts/testbed.sh e2e [--mongo]     up, run the end-to-end checks, down (used by CI)
+#   scripts/testbed.sh build [--mongo|--ha]   build binaries and images
+#   scripts/testbed.sh up [--mongo|--ha]      build, then start the testbed and wait until it is healthy
+#   scripts/testbed.sh down                   stop it and remove its containers, network and volumes
+#   scripts/testbed.sh e2e [--mongo|--ha]     up, run the end-to-end checks, down (used by CI)
 #
 # --mongo adds the `mongo` profile (a MongoDB-wire server, nx-27017) and runs the orchestrator
 # on it (LEOTEST_STORE=mongo). Its image needs a Python base, made once with debootstrap from
 # the Debian mirror apt uses here (or DEBIAN_MIRROR) and `docker import` (leotest-rs/python-base:bookworm; kept between runs).
+# --ha is --mongo plus the `ha` profile: a second orchestrator replica and HAProxy in front of
+# both (127.0.0.1:$LEOTEST_LB_PORT, default 50052), which the kernel service and init use; its
+# image is made the same way (leotest-rs/haproxy-base:bookworm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +21,7 @@ STAGE=target/testbed
 COMPOSE=${COMPOSE:-$(command -v docker-compose >/dev/null && echo docker-compose || echo "docker compose")}
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-leotest-rs}
 PYTHON_BASE=leotest-rs/python-base:bookworm
+HAPROXY_BASE=leotest-rs/haproxy-base:bookworm
 NX_27017_VERSION=${NX_27017_VERSION:-0.8.1}
 
 log() { printf '[testbed] %s\n' "$*" >&2; }
@@ -75,21 +79,32 @@ debian_mirror() { # suite
     return 1
 }
 
-# Python 3.11 on a minimal Debian made here (no image can be pulled), imported once.
-python_base() {
-    docker image inspect "$PYTHON_BASE" >/dev/null 2>&1 && return 0
+# A minimal Debian (bookworm) with PACKAGES made here (no image can be pulled), imported once.
+debootstrap_image() { # image packages cmd-json
+    docker image inspect "$1" >/dev/null 2>&1 && return 0
     apt_install debootstrap
-    local root mirror
+    local root mirror security
     mirror=$(debian_mirror bookworm) || return 1
-    root=$(mktemp -d "${TMPDIR:-/tmp}/leotest-python-base.XXXXXX")
-    log "making $PYTHON_BASE with debootstrap (about a minute)"
-    debootstrap --variant=minbase --include=python3-minimal,libpython3.11-stdlib \
-        bookworm "$root" "$mirror" >"$root.log" 2>&1 || {
+    root=$(mktemp -d "${TMPDIR:-/tmp}/leotest-base.XXXXXX")
+    log "making $1 with debootstrap (about a minute)"
+    debootstrap --variant=minbase --include="$2" bookworm "$root" "$mirror" >"$root.log" 2>&1 || {
         tail -n 20 "$root.log" >&2; rm -rf "$root" "$root.log"; return 1; }
+    # Security updates as well, when this machine's apt knows where they come from.
+    if security=$(debian_mirror bookworm-security 2>/dev/null); then
+        echo "deb $security bookworm-security main" >"$root/etc/apt/sources.list.d/security.list"
+        { chroot "$root" apt-get update -qq && DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get upgrade -y -qq; } \
+            >>"$root.log" 2>&1 || log "security updates for $1 failed (see $root.log): continuing without"
+    fi
     rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/usr/share/{doc,man,locale}
-    tar -C "$root" -c . | docker import -c 'CMD ["python3"]' - "$PYTHON_BASE" >/dev/null
+    tar -C "$root" -c . | docker import -c "CMD $3" - "$1" >/dev/null
     rm -rf "$root" "$root.log"
 }
+
+# Python 3.11 for the `mongo` profile's server.
+python_base() { debootstrap_image "$PYTHON_BASE" python3-minimal,libpython3.11-stdlib '["python3"]'; }
+
+# HAProxy for the `ha` profile's load balancer.
+haproxy_base() { debootstrap_image "$HAPROXY_BASE" haproxy '["haproxy", "-v"]'; }
 
 # nx-27017 and its pure-Python/manylinux dependencies, for the base's CPython 3.11.
 stage_mongo() {
@@ -112,6 +127,7 @@ build() {
     done
     cp /bin/busybox "$STAGE/busybox"
     [ -n "${COMPOSE_PROFILES:-}" ] && stage_mongo
+    if ha; then haproxy_base; fi
     log "building images"
     $COMPOSE build
 }
@@ -119,6 +135,7 @@ build() {
 wait_healthy() {
     local deadline=$((SECONDS + ${1:-180})) svc id state services=(orchestrator kernel-service)
     [ -n "${COMPOSE_PROFILES:-}" ] && services=(mongo "${services[@]}")
+    if ha; then services=(mongo orchestrator orchestrator-2 orchestrator-lb kernel-service); fi
     for svc in "${services[@]}"; do
         while :; do
             id=$($COMPOSE ps -q "$svc" || true)
@@ -133,22 +150,29 @@ wait_healthy() {
     done
 }
 
-up() { build; admin_token; $COMPOSE up -d; wait_healthy 180; log "testbed is up (store: ${LEOTEST_STORE:-embedded}): see README for what to try"; }
-# Every profile, so that a mongo testbed is removed too.
-down() { COMPOSE_PROFILES=mongo $COMPOSE down -v --remove-orphans && rm -rf "$SECRETS"; }
+up() {
+    build; admin_token; $COMPOSE up -d; wait_healthy 180
+    if ha; then log "load balancer on 127.0.0.1:${LEOTEST_LB_PORT:-50052}"; fi
+    log "testbed is up (store: ${LEOTEST_STORE:-embedded}): see README for what to try"
+}
+# Every profile, so that a mongo or ha testbed is removed too.
+down() { COMPOSE_PROFILES=mongo,ha $COMPOSE down -v --remove-orphans && rm -rf "$SECRETS"; }
+ha() { [[ ",${COMPOSE_PROFILES:-}," == *,ha,* ]]; }
 
 cmd=${1:-up}
 [ $# -gt 0 ] && shift
 for arg in "$@"; do
     case "$arg" in
         --mongo) export COMPOSE_PROFILES=mongo LEOTEST_STORE=mongo ;;
-        *) echo "unknown option $arg; usage: $0 build|up|down|e2e [--mongo]" >&2; exit 2 ;;
+        # Replicas share the MongoDB-wire database; the kernel service and init use the balancer.
+        --ha) export COMPOSE_PROFILES=mongo,ha LEOTEST_STORE=mongo LEOTEST_ORCHESTRATOR_HOST=orchestrator-lb ;;
+        *) echo "unknown option $arg; usage: $0 build|up|down|e2e [--mongo|--ha]" >&2; exit 2 ;;
     esac
 done
 case "$cmd" in
     build) build ;;
     up) up ;;
     down) down ;;
-    e2e) exec "$(dirname "$0")/e2e-testbed.sh" ;;
-    *) echo "usage: $0 build|up|down|e2e [--mongo]" >&2; exit 2 ;;
+    e2e) if ha; then exec "$(dirname "$0")/e2e-ha.sh"; else exec "$(dirname "$0")/e2e-testbed.sh"; fi ;;
+    *) echo "usage: $0 build|up|down|e2e [--mongo|--ha]" >&2; exit 2 ;;
 esac

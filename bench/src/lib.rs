@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod docker_env;
+pub mod ha;
 pub mod kernel;
 pub mod load;
 pub mod orch;
