@@ -4,12 +4,12 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bollard::Docker;
+use leotest_kernel_service::sys::ns;
 use leotest_proto::unary::{MessageKernelAccess, ResponseState};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -33,17 +33,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,
 {
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
-        .with_context(|| format!("open /proc/{pid}/ns/net"))?;
-    std::thread::spawn(move || {
-        // SAFETY: setns on a valid namespace fd only changes this thread's network namespace.
-        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            bail!("setns: {}", std::io::Error::last_os_error());
-        }
-        f()
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("netns thread panicked"))?
+    ns::run_in_pid(pid, f).with_context(|| format!("enter the network namespace of {pid}"))?
 }
 
 /// One connection: connect, send `cca.check`, read the reply to EOF.
@@ -120,17 +110,7 @@ pub fn concurrent(pid: u32, addr: SocketAddr, n: usize) -> Result<(Samples, usiz
 
 /// Raises the open-file limit to its hard maximum (1 000 sockets at once).
 pub fn raise_nofile() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain getrlimit/setrlimit on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
+    let _ = leotest_kernel_service::sys::raise_nofile();
 }
 
 /// The original's identity method: inspect the network, inspect every container on it (as

@@ -82,50 +82,6 @@ impl ContainerMap {
     }
 }
 
-/// Parses one `/proc/net/tcp{,6}` address (`0100007F:1F90`) into a socket address.
-fn parse_proc_addr(field: &str) -> Option<SocketAddr> {
-    let (ip_hex, port_hex) = field.split_once(':')?;
-    let port = u16::from_str_radix(port_hex, 16).ok()?;
-    let ip = match ip_hex.len() {
-        8 => {
-            let w = u32::from_str_radix(ip_hex, 16).ok()?;
-            IpAddr::from(w.to_ne_bytes())
-        }
-        32 => {
-            let mut b = [0u8; 16];
-            for i in 0..4 {
-                let w = u32::from_str_radix(ip_hex.get(i * 8..i * 8 + 8)?, 16).ok()?;
-                b[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
-            }
-            IpAddr::from(b).to_canonical()
-        }
-        _ => return None,
-    };
-    Some(SocketAddr::new(ip, port))
-}
-
-/// Whether a `/proc/net/tcp` table lists a socket bound to `local` connected to `remote`.
-pub fn tcp_table_has(table: &str, local: SocketAddr, remote: SocketAddr) -> bool {
-    let norm = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
-    let (local, remote) = (norm(local), norm(remote));
-    table.lines().skip(1).any(|l| {
-        let mut f = l.split_whitespace().skip(1);
-        matches!(
-            (f.next().and_then(parse_proc_addr), f.next().and_then(parse_proc_addr)),
-            (Some(l), Some(r)) if l == local && r == remote
-        )
-    })
-}
-
-/// Checks the connection exists inside the namespace of `pid` (seen from there, reversed).
-pub fn socket_in_netns(pid: u32, peer: SocketAddr, local: SocketAddr) -> bool {
-    ["tcp", "tcp6"].iter().any(|t| {
-        std::fs::read_to_string(format!("/proc/{pid}/net/{t}"))
-            .map(|tab| tcp_table_has(&tab, peer, local))
-            .unwrap_or(false)
-    })
-}
-
 /// The Docker-backed identity source.
 pub struct DockerIdentity {
     docker: Docker,
@@ -358,7 +314,7 @@ impl IdentitySource for DockerIdentity {
             }
         };
         // Seen from inside the container the 4-tuple is reversed: its local end is our peer.
-        let fast = handles.as_ref().map(|h| h.socket_exists(peer, local));
+        let fast = handles.as_ref().map(|h| h.live_connection(peer, local));
         let ok = match fast {
             Some(Ok(found)) => found,
             // No handles, or no immediate answer: a one-off lookup from inside the namespace
@@ -368,10 +324,7 @@ impl IdentitySource for DockerIdentity {
                     tracing::debug!(error = %e, "cached sock_diag lookup failed");
                 }
                 tokio::task::spawn_blocking(move || {
-                    crate::sockdiag::socket_exists_in(pid, peer, local).unwrap_or_else(|e| {
-                        tracing::debug!(error = %e, "sock_diag lookup failed, reading /proc");
-                        socket_in_netns(pid, peer, local)
-                    })
+                    crate::sockdiag::live_connection_in(pid, peer, local)
                 })
                 .await
                 .unwrap_or(false)
@@ -416,41 +369,5 @@ mod tests {
         assert_eq!(m.get(&ip).unwrap().userid.as_deref(), Some("bob"));
         m.remove("new");
         assert!(m.get(&ip).is_none());
-    }
-
-    #[test]
-    fn proc_tcp_table_matches_the_four_tuple() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 05001EAC:A1B2 01001EAC:2328 01 00000000:00000000 00:00000000 00000000     0        0 1 1\n";
-        let peer: SocketAddr = "172.30.0.5:41394".parse().unwrap();
-        let local: SocketAddr = "172.30.0.1:9000".parse().unwrap();
-        assert!(tcp_table_has(table, peer, local));
-        assert!(!tcp_table_has(
-            table,
-            "172.30.0.6:41394".parse().unwrap(),
-            local
-        ));
-        assert!(!tcp_table_has(
-            table,
-            peer,
-            "172.30.0.1:9001".parse().unwrap()
-        ));
-    }
-
-    #[test]
-    fn own_socket_is_found_in_own_netns() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (_s, _) = l.accept().unwrap();
-        let pid = std::process::id();
-        assert!(socket_in_netns(
-            pid,
-            c.local_addr().unwrap(),
-            l.local_addr().unwrap()
-        ));
-        assert!(!socket_in_netns(
-            pid,
-            "127.0.0.1:1".parse().unwrap(),
-            l.local_addr().unwrap()
-        ));
     }
 }
