@@ -5,12 +5,16 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod caps;
 pub mod commands;
 pub mod config;
 pub mod identity;
+pub mod logsafe;
 pub mod metrics;
+pub mod misses;
 pub mod netns;
 pub mod oracle;
+pub mod preflight;
 pub mod procsys;
 pub mod protocol;
 // until the sandbox moves its FFI into sys

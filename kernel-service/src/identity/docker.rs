@@ -1,4 +1,6 @@
-//! Who is calling: peer IP → container → `userid` label, kept current from Docker events.
+//! The Docker-backed identity source: an IP → container map kept current from Docker events,
+//! the network's subnets, rate-limited lookups for unknown addresses and, in
+//! [`IdentityMode::Netns`], the 4-tuple check inside the container's network namespace.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -11,88 +13,47 @@ use bollard::models::{ContainerInspectResponse, EventMessage, EventMessageTypeEn
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use bollard::Docker;
 use futures::StreamExt;
-use thiserror::Error;
 
+use super::{Caller, ContainerMap, Entry, IdentityError, IdentityMode, IdentitySource};
+use crate::caps::CapSet;
+use crate::logsafe::Untrusted;
+use crate::metrics::Metrics;
+use crate::misses::{MissLimiter, Subnet};
 use crate::netns::{NetnsCache, NetnsRef};
 
-/// The container behind a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub container_id: String,
-    /// From the `userid` label only; `None` when unlabeled.
-    pub userid: Option<String>,
-    /// Host PID of the container's init (for its network namespace).
-    pub pid: u32,
-    /// Handles in the container's network namespace, checked to be the namespace `pid` is in
-    /// at resolve time (`None`: commands enter the namespace by `pid` themselves).
-    pub netns: Option<NetnsRef>,
-}
-
-/// Why a peer could not be resolved; every variant means deny.
-#[derive(Debug, Error)]
-pub enum IdentityError {
-    #[error("no running container owns {0}")]
-    Unknown(IpAddr),
-    #[error("connection not found in the container's network namespace")]
-    SocketMismatch,
-    #[error("docker: {0}")]
-    Docker(String),
-}
-
-/// Resolves a connection to its container.
-#[async_trait]
-pub trait IdentitySource: Send + Sync {
-    /// `peer` is the client's address, `local` ours, as seen on the accepted socket.
-    async fn resolve(&self, peer: SocketAddr, local: SocketAddr) -> Result<Caller, IdentityError>;
-    /// Changes whenever any container state changes (invalidates cached grants).
-    fn generation(&self) -> u64;
-}
-
-/// One map entry: keyed by IP, owned by a container id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub container_id: String,
-    pub userid: Option<String>,
-    pub pid: u32,
-}
-
-/// IP → container map where only the owning id can remove an entry.
-#[derive(Debug, Default)]
-pub struct ContainerMap {
-    by_ip: HashMap<IpAddr, Entry>,
-}
-
-impl ContainerMap {
-    /// Replaces everything known about `entry.container_id` with the given addresses.
-    pub fn upsert(&mut self, ips: &[IpAddr], entry: Entry) {
-        self.remove(&entry.container_id);
-        for ip in ips {
-            self.by_ip.insert(*ip, entry.clone());
-        }
-    }
-    /// Drops the entries of `container_id` only; an IP since taken by another container stays.
-    pub fn remove(&mut self, container_id: &str) {
-        self.by_ip.retain(|_, e| e.container_id != container_id);
-    }
-    pub fn get(&self, ip: &IpAddr) -> Option<&Entry> {
-        self.by_ip.get(ip)
-    }
-    pub fn clear(&mut self) {
-        self.by_ip.clear();
-    }
+/// How the Docker identity source works.
+#[derive(Debug, Clone)]
+pub struct IdentityOptions {
+    /// Docker network of the experiment containers.
+    pub network: String,
+    pub mode: IdentityMode,
+    /// Docker lookups per second for unknown addresses, per source and in total.
+    pub lookups_per_source: f64,
+    pub lookups_total: f64,
 }
 
 /// The Docker-backed identity source.
 pub struct DockerIdentity {
     docker: Docker,
-    network: String,
+    opts: IdentityOptions,
     map: RwLock<ContainerMap>,
+    subnets: RwLock<Vec<Subnet>>,
+    misses: MissLimiter,
     generation: AtomicU64,
     netns: Arc<NetnsCache>,
+    metrics: Arc<Metrics>,
 }
 
 fn docker_err(e: bollard::errors::Error) -> IdentityError {
     IdentityError::Docker(e.to_string())
+}
+
+/// Capabilities that let a container forge its identity on the bridge (see [`crate::caps`]).
+fn forging_caps() -> CapSet {
+    ["NET_ADMIN", "SYS_ADMIN"]
+        .iter()
+        .filter_map(|n| CapSet::bit(n))
+        .fold(CapSet::EMPTY, CapSet::union)
 }
 
 impl DockerIdentity {
@@ -101,16 +62,20 @@ impl DockerIdentity {
     /// `netns` keeps per-container namespace handles; entries of containers that stop are
     /// dropped here as the events arrive.
     pub async fn start(
-        network: String,
+        opts: IdentityOptions,
         netns: Arc<NetnsCache>,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, IdentityError> {
         let docker = Docker::connect_with_local_defaults().map_err(docker_err)?;
         let me = Arc::new(DockerIdentity {
             docker,
-            network,
+            misses: MissLimiter::new(opts.lookups_per_source, opts.lookups_total),
+            opts,
             map: RwLock::new(ContainerMap::default()),
+            subnets: RwLock::new(Vec::new()),
             generation: AtomicU64::new(0),
             netns,
+            metrics,
         });
         me.resync().await?;
         let follower = Arc::clone(&me);
@@ -118,15 +83,52 @@ impl DockerIdentity {
         Ok(me)
     }
 
+    /// The network's subnets as last read (empty: the network does not exist (yet)).
+    pub fn subnets(&self) -> Vec<Subnet> {
+        self.subnets.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Containers on the network now, with what they may hold (for the start-up report).
+    pub fn containers(&self) -> Vec<Entry> {
+        self.map
+            .read()
+            .map(|m| m.entries().into_iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn bump(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Re-reads the network's subnets (IPAM config); none when the network is missing.
+    async fn refresh_subnets(&self) {
+        Metrics::inc(&self.metrics.docker_lookups);
+        let subnets = match self.docker.inspect_network(&self.opts.network, None).await {
+            Ok(n) => n
+                .ipam
+                .and_then(|i| i.config)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|c| c.subnet?.parse::<Subnet>().ok())
+                .collect(),
+            Err(e) => {
+                tracing::warn!(network = %self.opts.network, error = %e,
+                    "docker network not found: every connection is denied until it exists");
+                Vec::new()
+            }
+        };
+        if let Ok(mut s) = self.subnets.write() {
+            *s = subnets;
+        }
+    }
+
     /// Rebuilds the whole map from the container list of the network.
     async fn resync(&self) -> Result<(), IdentityError> {
+        self.refresh_subnets().await;
         let ids = self.network_container_ids().await?;
         let mut fresh = ContainerMap::default();
         for id in ids {
+            Metrics::inc(&self.metrics.docker_lookups);
             if let Ok(info) = self.docker.inspect_container(&id, None).await {
                 if let Some((ips, e)) = self.entry_from(&info) {
                     fresh.upsert(&ips, e);
@@ -141,7 +143,8 @@ impl DockerIdentity {
     }
 
     async fn network_container_ids(&self) -> Result<Vec<String>, IdentityError> {
-        let filters = HashMap::from([("network".to_string(), vec![self.network.clone()])]);
+        Metrics::inc(&self.metrics.docker_lookups);
+        let filters = HashMap::from([("network".to_string(), vec![self.opts.network.clone()])]);
         let list = self
             .docker
             .list_containers(Some(ListContainersOptions {
@@ -166,7 +169,7 @@ impl DockerIdentity {
             .as_ref()?
             .networks
             .as_ref()?
-            .get(&self.network)?;
+            .get(&self.opts.network)?;
         let mut ips = Vec::new();
         for a in [&ep.ip_address, &ep.global_ipv6_address]
             .into_iter()
@@ -182,18 +185,35 @@ impl DockerIdentity {
             .and_then(|c| c.labels.as_ref())
             .and_then(|l| l.get("userid"))
             .cloned();
+        let hc = info.host_config.as_ref();
+        let caps = CapSet::of_container(
+            hc.and_then(|h| h.privileged).unwrap_or(false),
+            hc.and_then(|h| h.cap_add.as_deref()).unwrap_or_default(),
+            hc.and_then(|h| h.cap_drop.as_deref()).unwrap_or_default(),
+        );
+        let forging = caps.intersect(forging_caps());
+        if !forging.is_empty() {
+            tracing::warn!(
+                container = %Untrusted(id.get(..12).unwrap_or(&id)),
+                caps = %forging,
+                "a container on the network holds capabilities that can forge another's \
+                 network identity; callers holding them are refused by default (--refuse-caps)"
+            );
+        }
         Some((
             ips,
             Entry {
                 container_id: id,
                 userid,
                 pid,
+                caps,
             },
         ))
     }
 
     /// Re-reads one container and updates (or drops) its entries.
     async fn refresh(&self, id: &str) {
+        Metrics::inc(&self.metrics.docker_lookups);
         let entry = match self.docker.inspect_container(id, None).await {
             Ok(info) => self.entry_from(&info),
             Err(_) => None,
@@ -210,12 +230,18 @@ impl DockerIdentity {
         self.bump();
     }
 
-    fn event_container(ev: &EventMessage) -> Option<String> {
+    /// The container an event is about, or `None` (after handling network-level events).
+    async fn event_container(&self, ev: &EventMessage) -> Option<String> {
         let actor = ev.actor.as_ref()?;
         match ev.typ {
             Some(EventMessageTypeEnum::CONTAINER) => actor.id.clone(),
             Some(EventMessageTypeEnum::NETWORK) => {
-                actor.attributes.as_ref()?.get("container").cloned()
+                let attrs = actor.attributes.as_ref()?;
+                if attrs.get("name") == Some(&self.opts.network) {
+                    // Created, destroyed or (re)connected: its subnets may have changed.
+                    self.refresh_subnets().await;
+                }
+                attrs.get("container").cloned()
             }
             _ => None,
         }
@@ -240,6 +266,7 @@ impl DockerIdentity {
                         "unpause",
                         "connect",
                         "disconnect",
+                        "create",
                     ]
                     .iter()
                     .map(|s| s.to_string())
@@ -253,7 +280,7 @@ impl DockerIdentity {
             while let Some(ev) = events.next().await {
                 match ev {
                     Ok(ev) => {
-                        if let Some(id) = Self::event_container(&ev) {
+                        if let Some(id) = self.event_container(&ev).await {
                             self.refresh(&id).await;
                         }
                     }
@@ -279,30 +306,46 @@ impl DockerIdentity {
     fn lookup(&self, ip: &IpAddr) -> Option<Entry> {
         self.map.read().ok().and_then(|m| m.get(ip).cloned())
     }
-}
 
-#[async_trait]
-impl IdentitySource for DockerIdentity {
-    async fn resolve(&self, peer: SocketAddr, local: SocketAddr) -> Result<Caller, IdentityError> {
-        let ip = peer.ip().to_canonical();
-        let entry = match self.lookup(&ip) {
-            Some(e) => e,
-            None => {
-                // A container may have started before its event arrived: one list, one inspect.
-                let ids = self.network_container_ids().await?;
-                for id in ids {
-                    let known = self
-                        .map
-                        .read()
-                        .map(|m| m.by_ip.values().any(|e| e.container_id == id))
-                        .unwrap_or(true);
-                    if !known {
-                        self.refresh(&id).await;
-                    }
-                }
-                self.lookup(&ip).ok_or(IdentityError::Unknown(ip))?
+    /// An address the map does not know: ask Docker, unless it cannot be on the network or its
+    /// source (or everyone) has asked too often.
+    async fn lookup_miss(&self, ip: IpAddr) -> Result<Entry, IdentityError> {
+        let on_network = self
+            .subnets
+            .read()
+            .map(|s| s.iter().any(|n| n.contains(ip)))
+            .unwrap_or(false);
+        if !on_network {
+            Metrics::inc(&self.metrics.lookups_refused);
+            return Err(IdentityError::OffNetwork(ip));
+        }
+        if !self.misses.allow(ip) {
+            Metrics::inc(&self.metrics.lookups_refused);
+            return Err(IdentityError::RateLimited);
+        }
+        // A container may have started before its event arrived: one list, one inspect.
+        let ids = self.network_container_ids().await?;
+        for id in ids {
+            let known = self
+                .map
+                .read()
+                .map(|m| m.contains_container(&id))
+                .unwrap_or(true);
+            if !known {
+                self.refresh(&id).await;
             }
-        };
+        }
+        self.lookup(&ip).ok_or(IdentityError::Unknown(ip))
+    }
+
+    /// Whether `peer` → `local` is a live socket inside the container's network namespace;
+    /// returns the namespace handles to reuse for the command.
+    async fn check_socket(
+        &self,
+        entry: &Entry,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> Result<Option<NetnsRef>, IdentityError> {
         let pid = entry.pid;
         // Fast path: the container's own sock_diag socket, opened once (see `crate::netns`),
         // queried from this worker without a thread hop.
@@ -333,41 +376,35 @@ impl IdentitySource for DockerIdentity {
         if !ok {
             return Err(IdentityError::SocketMismatch);
         }
+        Ok(handles.map(NetnsRef))
+    }
+}
+
+#[async_trait]
+impl IdentitySource for DockerIdentity {
+    async fn resolve(&self, peer: SocketAddr, local: SocketAddr) -> Result<Caller, IdentityError> {
+        if self.opts.mode == IdentityMode::DenyAll {
+            return Err(IdentityError::Unverifiable);
+        }
+        let ip = peer.ip().to_canonical();
+        let entry = match self.lookup(&ip) {
+            Some(e) => e,
+            None => self.lookup_miss(ip).await?,
+        };
+        let netns = match self.opts.mode {
+            IdentityMode::Netns => self.check_socket(&entry, peer, local).await?,
+            IdentityMode::SourceIp | IdentityMode::DenyAll => None,
+        };
         Ok(Caller {
             container_id: entry.container_id,
             userid: entry.userid,
-            pid,
-            netns: handles.map(NetnsRef),
+            pid: entry.pid,
+            netns,
+            caps: entry.caps,
         })
     }
 
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn e(id: &str, user: &str) -> Entry {
-        Entry {
-            container_id: id.into(),
-            userid: Some(user.into()),
-            pid: 1,
-        }
-    }
-
-    #[test]
-    fn ip_reuse_never_returns_the_old_owner() {
-        let ip: IpAddr = "172.30.0.5".parse().unwrap();
-        let mut m = ContainerMap::default();
-        m.upsert(&[ip], e("old", "alice"));
-        // New container takes the IP before the old one's destroy event is processed.
-        m.upsert(&[ip], e("new", "bob"));
-        m.remove("old");
-        assert_eq!(m.get(&ip).unwrap().userid.as_deref(), Some("bob"));
-        m.remove("new");
-        assert!(m.get(&ip).is_none());
     }
 }
