@@ -181,9 +181,16 @@ impl fmt::Display for CapSet {
         if *self == CapSet::ALL {
             return f.write_str("ALL");
         }
+        // A nearly full set (root on the host) reads better by what it lacks.
+        let (set, prefix) = if self.0.count_ones() > NAMES.len() as u32 / 2 {
+            (CapSet::ALL.without(*self), "ALL except ")
+        } else {
+            (*self, "")
+        };
+        f.write_str(prefix)?;
         let mut first = true;
         for (i, n) in NAMES.iter().enumerate() {
-            if self.0 & (1 << i) != 0 {
+            if set.0 & (1 << i) != 0 {
                 if !first {
                     f.write_str(",")?;
                 }
@@ -233,6 +240,8 @@ mod tests {
             "CAP_NET_ADMIN,CAP_NET_RAW"
         );
         assert_eq!(CapSet::from_status(status, "CapBnd").unwrap(), CapSet::ALL);
+        let most = CapSet::ALL.without(CapSet::bit("SYS_RESOURCE").unwrap());
+        assert_eq!(most.to_string(), "ALL except CAP_SYS_RESOURCE");
         assert!(CapSet::effective_of_self().is_some());
     }
 }

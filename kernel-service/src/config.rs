@@ -80,6 +80,11 @@ pub struct Args {
     /// Address of the command listener.
     #[arg(long, env = "LEOTEST_LISTEN", default_value = "0.0.0.0:9000")]
     pub listen: SocketAddr,
+    /// Accept backlog of the command listener (capped by net.core.somaxconn): connections
+    /// arriving at once beyond it wait a second for the kernel's SYN-ACK retransmission.
+    #[arg(long, env = "LEOTEST_LISTEN_BACKLOG", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub listen_backlog: u32,
     /// CA certificate of the orchestrator.
     #[arg(long, env = "LEOTEST_CA_CERT", default_value = "certs/server.crt")]
     pub ca_cert: PathBuf,

@@ -117,8 +117,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", a.metrics_listen))?;
     tokio::spawn(metrics::serve(mlisten, metrics));
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
+    let listener = server::listen(a.listen, a.listen_backlog)
         .with_context(|| format!("binding {}", a.listen))?;
     tracing::info!(listen = %a.listen, network = %a.leotest_net,
         max_connections = a.max_connections, max_per_source, max_per_user,

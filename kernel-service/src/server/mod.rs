@@ -167,7 +167,7 @@ impl Service {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %Untrusted(&e), "orchestrator check failed");
+                tracing::warn!(error = %e, "orchestrator check failed");
                 Decision::Denied("orchestrator error", Some(caller))
             }
         }
@@ -325,6 +325,23 @@ fn audit(
         reason,
         latency_ms = t0.elapsed().as_millis() as u64,
     );
+}
+
+/// Binds the command listener with an accept backlog of `backlog` (the kernel caps it at
+/// `net.core.somaxconn`).
+///
+/// `tokio::net::TcpListener::bind` listens with std's backlog of 128: 1 000 clients connecting
+/// at once overflowed it, the kernel dropped their handshakes' last ACK and they waited for the
+/// one-second SYN-ACK retransmission — that, not the decision, was the p99 of a burst.
+pub fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog.max(1))
 }
 
 /// Accepts until `shutdown` resolves, then drains in-flight connections (bounded).
