@@ -82,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("docker")?;
-    let forging = forging_neighbours(&identity);
+    let forging = forging_neighbours(&identity, env.container_id.as_deref());
     let subnets: Vec<String> = identity.subnets().iter().map(|s| s.to_string()).collect();
     preflight::report(&plan, &env, &subnets, &forging);
     let jobs = match JobManager::new(SandboxConfig {
@@ -132,14 +132,15 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Containers on the network that can forge a source address (CAP_NET_RAW or more).
-fn forging_neighbours(identity: &DockerIdentity) -> Vec<(String, String)> {
+/// Containers on the network, other than this service's own, that can forge a source address
+/// (CAP_NET_RAW or more).
+fn forging_neighbours(identity: &DockerIdentity, own: Option<&str>) -> Vec<(String, String)> {
     let raw = leotest_kernel_service::caps::CapSet::parse_list("NET_RAW,NET_ADMIN,SYS_ADMIN")
         .unwrap_or_default();
     identity
         .containers()
         .into_iter()
-        .filter(|e| !e.caps.intersect(raw).is_empty())
+        .filter(|e| Some(e.container_id.as_str()) != own && !e.caps.intersect(raw).is_empty())
         .map(|e| {
             let id = e
                 .container_id

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub bad_requests: AtomicU64,
     /// Docker API requests made for identity (list, inspect).
     pub docker_lookups: AtomicU64,
+    /// Docker container lists made because a connection came from an unknown address.
+    pub unknown_peer_lookups: AtomicU64,
     /// Unknown addresses denied without asking Docker (off the network, or rate-limited).
     pub lookups_refused: AtomicU64,
     /// Connections refused by the per-source or per-user limit.
@@ -40,6 +42,10 @@ impl Metrics {
             ("leotest_kernel_command_errors_total", &self.commands_failed),
             ("leotest_kernel_bad_requests_total", &self.bad_requests),
             ("leotest_kernel_docker_lookups_total", &self.docker_lookups),
+            (
+                "leotest_kernel_unknown_peer_lookups_total",
+                &self.unknown_peer_lookups,
+            ),
             (
                 "leotest_kernel_lookups_refused_total",
                 &self.lookups_refused,

@@ -324,6 +324,7 @@ impl DockerIdentity {
             return Err(IdentityError::RateLimited);
         }
         // A container may have started before its event arrived: one list, one inspect.
+        Metrics::inc(&self.metrics.unknown_peer_lookups);
         let ids = self.network_container_ids().await?;
         for id in ids {
             let known = self
