@@ -7,5 +7,8 @@ RUN ["/bin/busybox", "--install", "-s", "/bin"]
 COPY empty/ /tmp/
 COPY leotest-kernel-service /usr/local/bin/leotest-kernel-service
 COPY leotest /usr/local/bin/leotest
+# The original image ran from /leotest with its certificate baked in at certs/server.crt, the
+# default --ca-cert: mounting the same certs at /leotest/certs makes its compose file work as is.
+WORKDIR /leotest
 EXPOSE 9000
 ENTRYPOINT ["/usr/local/bin/leotest-kernel-service"]

@@ -4,12 +4,12 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bollard::Docker;
+use leotest_kernel_service::sys::ns;
 use leotest_proto::unary::{MessageKernelAccess, ResponseState};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -33,17 +33,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,
 {
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
-        .with_context(|| format!("open /proc/{pid}/ns/net"))?;
-    std::thread::spawn(move || {
-        // SAFETY: setns on a valid namespace fd only changes this thread's network namespace.
-        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            bail!("setns: {}", std::io::Error::last_os_error());
-        }
-        f()
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("netns thread panicked"))?
+    ns::run_in_pid(pid, f).with_context(|| format!("enter the network namespace of {pid}"))?
 }
 
 /// One connection: connect, send `cca.check`, read the reply to EOF.
@@ -78,60 +68,86 @@ pub fn sequential(pid: u32, addr: SocketAddr, n: usize) -> Result<Samples> {
 
 /// `n` connections opened at once from the container's netns; returns latencies of the
 /// answered ones and the number answered.
+///
+/// The burst is split over one thread per CPU, each in the container's namespace with its own
+/// runtime, released together: on a veth pair the sending thread also runs the receiving
+/// side's TCP stack, so a single generator thread was itself the ceiling of a 1 000-burst.
 pub fn concurrent(pid: u32, addr: SocketAddr, n: usize) -> Result<(Samples, usize)> {
-    in_netns(pid, move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async move {
-            let start = tokio::sync::Barrier::new(n);
-            let start = std::sync::Arc::new(start);
-            let mut tasks = Vec::with_capacity(n);
-            for _ in 0..n {
-                let start = start.clone();
-                tasks.push(tokio::spawn(async move {
-                    start.wait().await;
-                    let t0 = Instant::now();
-                    let fut = async {
-                        let mut s = tokio::net::TcpStream::connect(addr).await?;
-                        s.write_all(b"cca.check\n").await?;
-                        let mut reply = Vec::with_capacity(64);
-                        s.read_to_end(&mut reply).await?;
-                        Ok::<_, std::io::Error>(reply)
-                    };
-                    match tokio::time::timeout(Duration::from_secs(60), fut).await {
-                        Ok(Ok(r)) if r.starts_with(CCA_PREFIX.as_bytes()) => Some(t0.elapsed()),
-                        _ => None,
-                    }
-                }));
-            }
-            let mut s = Samples::with_capacity(n);
-            let mut answered = 0;
-            for t in tasks {
-                if let Ok(Some(d)) = t.await {
-                    answered += 1;
-                    s.push(d);
-                }
-            }
-            Ok((s, answered))
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |p| p.get())
+        .clamp(1, 8)
+        .min(n.max(1));
+    let start = std::sync::Arc::new(std::sync::Barrier::new(threads));
+    let workers: Vec<_> = (0..threads)
+        .map(|i| {
+            let share = n / threads + usize::from(i < n % threads);
+            let start = start.clone();
+            std::thread::spawn(move || in_netns(pid, move || burst(addr, share, &start)))
         })
+        .collect();
+    let mut all = Samples::with_capacity(n);
+    let mut answered = 0;
+    for w in workers {
+        let (s, ok) = w
+            .join()
+            .map_err(|_| anyhow::anyhow!("generator thread panicked"))??;
+        all.extend(s);
+        answered += ok;
+    }
+    Ok((all, answered))
+}
+
+/// One generator thread's share of a burst: all its connections are spawned before any runs.
+fn burst(addr: SocketAddr, n: usize, start: &std::sync::Barrier) -> Result<(Samples, usize)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    start.wait();
+    rt.block_on(async move {
+        let mut tasks = Vec::with_capacity(n);
+        for _ in 0..n {
+            tasks.push(tokio::spawn(async move {
+                let t0 = Instant::now();
+                let fut = async {
+                    let mut s = tokio::net::TcpStream::connect(addr).await?;
+                    s.write_all(b"cca.check\n").await?;
+                    let mut reply = Vec::with_capacity(64);
+                    s.read_to_end(&mut reply).await?;
+                    Ok::<_, std::io::Error>(reply)
+                };
+                match tokio::time::timeout(Duration::from_secs(60), fut).await {
+                    Ok(Ok(r)) if r.starts_with(CCA_PREFIX.as_bytes()) => Some(t0.elapsed()),
+                    _ => None,
+                }
+            }));
+        }
+        let mut s = Samples::with_capacity(n);
+        let mut answered = 0;
+        for t in tasks {
+            if let Ok(Some(d)) = t.await {
+                answered += 1;
+                s.push(d);
+            }
+        }
+        Ok((s, answered))
     })
 }
 
 /// Raises the open-file limit to its hard maximum (1 000 sockets at once).
 pub fn raise_nofile() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain getrlimit/setrlimit on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
+    let _ = leotest_kernel_service::sys::raise_nofile();
 }
+
+/// A listener with the kernel service's accept backlog, so the baseline and the floor queue
+/// connections exactly as the service does (std's 128 would put a one-second SYN-ACK
+/// retransmission into their burst figures).
+fn listen(port: u16) -> Result<TcpListener> {
+    let addr = SocketAddr::from(([0, 0, 0, 0], port));
+    Ok(leotest_kernel_service::server::listen(addr, BACKLOG)?)
+}
+
+/// The kernel service's default `--listen-backlog`.
+const BACKLOG: u32 = 4096;
 
 /// The original's identity method: inspect the network, inspect every container on it (as
 /// docker-py's `network.containers` does), and match the peer IP; `userid` label or None.
@@ -199,7 +215,7 @@ async fn baseline_conn(
 
 /// Starts the baseline broker on `0.0.0.0:port`; it lives as long as the runtime.
 async fn start_baseline(port: u16, d: Docker, network: String, orch: AuthedClient) -> Result<()> {
-    let l = TcpListener::bind(("0.0.0.0", port)).await?;
+    let l = listen(port)?;
     tokio::spawn(async move {
         loop {
             let Ok((sock, peer)) = l.accept().await else {
@@ -217,7 +233,7 @@ async fn start_baseline(port: u16, d: Docker, network: String, orch: AuthedClien
 /// A broker with no identity lookup and no orchestrator call: the floor of any design
 /// (connection set-up from the container netns, one line in, one line out).
 async fn start_floor(port: u16) -> Result<()> {
-    let l = TcpListener::bind(("0.0.0.0", port)).await?;
+    let l = listen(port)?;
     tokio::spawn(async move {
         loop {
             let Ok((mut sock, _)) = l.accept().await else {
@@ -385,6 +401,9 @@ async fn measure(s: &Settings, o: &Orchestrator, scene: &Scene) -> Result<String
         }
     }
 
+    // The generator's own ceiling: the same burst against the floor broker.
+    let (mut floor_c, floor_ok) =
+        tokio::task::spawn_blocking(move || concurrent(pid, floor_addr, concurrent_n)).await??;
     let (mut base_c, base_ok) =
         tokio::task::spawn_blocking(move || concurrent(pid, base_addr, concurrent_n)).await??;
     let mut rows = vec![Row::new(
@@ -402,6 +421,11 @@ async fn measure(s: &Settings, o: &Orchestrator, scene: &Scene) -> Result<String
         &mut base_c,
         None,
     )];
+    let floor_conc_row = Row::new(
+        format!("floor (generator + TCP ceiling): {concurrent_n} concurrent, {floor_ok} answered"),
+        &mut floor_c,
+        None,
+    );
     let mut out = String::new();
     let mut ks_loaded: Option<Memory> = None;
     match &ours {
@@ -434,7 +458,11 @@ async fn measure(s: &Settings, o: &Orchestrator, scene: &Scene) -> Result<String
     );
     text.push_str(&table(
         "kernel service: concurrent connections (all opened at once)",
-        &conc_rows,
+        &conc_rows
+            .iter()
+            .cloned()
+            .chain([floor_conc_row])
+            .collect::<Vec<_>>(),
     ));
     if rows.len() == 2 {
         text.push_str(&ratio_line(

@@ -1,7 +1,5 @@
 //! The whitelisted kernel commands: congestion control (per netns) and bbr2 module parameters.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use sysctl::Sysctl;
@@ -10,6 +8,7 @@ use thiserror::Error;
 use crate::config::CcaScope;
 use crate::netns::NetnsHandles;
 use crate::procsys;
+use crate::sys::ns;
 
 const CCA: &str = "net.ipv4.tcp_congestion_control";
 const CCA_AVAILABLE: &str = "net.ipv4.tcp_available_congestion_control";
@@ -57,35 +56,15 @@ fn change(alg: &str) -> Result<Vec<u8>, CommandError> {
     Ok(format!("{CCA} = {}\n", read(CCA)?).into_bytes())
 }
 
-/// Runs `f` on a fresh OS thread that first joins the network namespace of `pid`.
-///
-/// A dedicated thread because setns changes the calling thread for good; it exits afterwards.
+/// Runs `f` in the network namespace of `pid` (on a thread of its own, see [`ns::run_in`]).
 async fn in_netns<T, F>(pid: u32, f: F) -> Result<T, CommandError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, CommandError> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("netns".into())
-        .spawn(move || {
-            let r = File::open(format!("/proc/{pid}/ns/net"))
-                .map_err(|e| CommandError::Netns(e.to_string()))
-                .and_then(|ns| {
-                    // SAFETY: `ns` is an open namespace fd that outlives the call.
-                    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                    if rc != 0 {
-                        return Err(CommandError::Netns(
-                            std::io::Error::last_os_error().to_string(),
-                        ));
-                    }
-                    f()
-                });
-            let _ = tx.send(r);
-        })
-        .map_err(|e| CommandError::Netns(e.to_string()))?;
-    rx.await
-        .map_err(|_| CommandError::Netns("namespace thread died".into()))?
+    ns::run_in_pid_async(pid, f)
+        .await
+        .map_err(|e| CommandError::Netns(e.to_string()))?
 }
 
 /// `cca.check`, in the scope's namespace.

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::caps::CapSet;
+
 /// Which network namespace `cca.*` commands act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CcaScope {
@@ -13,6 +15,17 @@ pub enum CcaScope {
     Container,
     /// The kernel service's own namespace (the original behaviour).
     Node,
+}
+
+/// What to do when callers' network namespaces cannot be entered (no `pid: host`, no
+/// CAP_SYS_ADMIN), so the 4-tuple check is impossible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IdentityFallback {
+    /// Identify callers by source IP only, as the original did (warned at start: forgeable by
+    /// any container with CAP_NET_RAW).
+    SourceIp,
+    /// Refuse every connection.
+    Deny,
 }
 
 /// LeoTest kernel service: brokers kernel settings for experiment containers on TCP 9000.
@@ -44,7 +57,8 @@ pub struct Args {
     /// Orchestrator port.
     #[arg(long, env = "LEOTEST_GRPC_PORT", default_value_t = 50051)]
     pub grpc_port: u16,
-    /// Node access token (prefer --access-token-file: flags are visible in `ps`).
+    /// Node access token (prefer --access-token-file or the variable: flags are visible in
+    /// `ps`; accepted on the command line because the original's compose file passes it there).
     #[arg(
         long,
         env = "LEOTEST_ACCESS_TOKEN",
@@ -66,6 +80,11 @@ pub struct Args {
     /// Address of the command listener.
     #[arg(long, env = "LEOTEST_LISTEN", default_value = "0.0.0.0:9000")]
     pub listen: SocketAddr,
+    /// Accept backlog of the command listener (capped by net.core.somaxconn): connections
+    /// arriving at once beyond it wait a second for the kernel's SYN-ACK retransmission.
+    #[arg(long, env = "LEOTEST_LISTEN_BACKLOG", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub listen_backlog: u32,
     /// Certificates (PEM) trusted for the orchestrator: its own (pinned) or its CA.
     #[arg(long, env = "LEOTEST_CA_CERT", default_value = "certs/server.crt")]
     pub ca_cert: PathBuf,
@@ -78,9 +97,41 @@ pub struct Args {
     /// How long a grant may be reused for the same container and user (0 = ask every time).
     #[arg(long, env = "LEOTEST_GRANT_CACHE_TTL", default_value = "0s", value_parser = parse_duration)]
     pub grant_cache_ttl: Duration,
+    /// How long a denial is reused for the same container and user (0 = ask every time); a
+    /// refused container reconnecting in a loop then costs one orchestrator call per period.
+    #[arg(long, env = "LEOTEST_DENY_CACHE_TTL", default_value = "1s", value_parser = parse_duration)]
+    pub deny_cache_ttl: Duration,
     /// Most connections served at once; more wait in the accept backlog.
-    #[arg(long, env = "LEOTEST_MAX_CONNECTIONS", default_value_t = 4096)]
-    pub max_connections: usize,
+    #[arg(long, env = "LEOTEST_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// Most connections one source address holds at once; more are answered with an error
+    /// line (default: a quarter of --max-connections).
+    #[arg(long, env = "LEOTEST_MAX_CONNECTIONS_PER_SOURCE",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_source: Option<u32>,
+    /// Most connections one user holds at once over all its containers; more are answered with
+    /// an error line (default: half of --max-connections).
+    #[arg(long, env = "LEOTEST_MAX_CONNECTIONS_PER_USER",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_user: Option<u32>,
+    /// Docker lookups per second for addresses not in the container map, per source address
+    /// (bursts of five seconds' worth); addresses off the network's subnets are never looked up.
+    #[arg(long, env = "LEOTEST_LOOKUPS_PER_SOURCE", default_value_t = 1.0)]
+    pub lookups_per_source: f64,
+    /// Docker lookups per second for unknown addresses, all sources together.
+    #[arg(long, env = "LEOTEST_LOOKUPS_TOTAL", default_value_t = 20.0)]
+    pub lookups_total: f64,
+    /// Refuse callers whose container may hold any of these capabilities (comma-separated,
+    /// `privileged` holds all; empty = refuse none). Add NET_RAW where experiments drop it.
+    #[arg(long, env = "LEOTEST_REFUSE_CAPS", default_value = "NET_ADMIN,SYS_ADMIN",
+          value_parser = parse_caps)]
+    pub refuse_caps: CapSet,
+    /// When callers' network namespaces cannot be entered (no `pid: host` or no
+    /// CAP_SYS_ADMIN): identify by source IP as the original did, or deny everyone.
+    #[arg(long, env = "LEOTEST_IDENTITY_FALLBACK", value_enum,
+          default_value_t = IdentityFallback::SourceIp)]
+    pub identity_fallback: IdentityFallback,
     /// Network namespace that cca.check / cca.change act on.
     #[arg(long, env = "LEOTEST_CCA_SCOPE", value_enum, default_value_t = CcaScope::Container)]
     pub cca_scope: CcaScope,
@@ -107,6 +158,10 @@ pub struct Args {
     pub metrics_listen: SocketAddr,
 }
 
+fn parse_caps(s: &str) -> Result<CapSet, String> {
+    CapSet::parse_list(s)
+}
+
 /// Parses `250ms`, `3s`, `2m` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -128,7 +183,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("duration {s:?} too large"))
 }
 
+/// Whether the node token was given as a command-line flag (visible to every local user in
+/// `ps` and `/proc/PID/cmdline`), as the original's compose file does.
+pub fn token_on_command_line<I: IntoIterator<Item = String>>(argv: I) -> bool {
+    argv.into_iter()
+        .any(|a| a == "--access-token" || a.starts_with("--access-token="))
+}
+
 impl Args {
+    /// Per-source and per-user connection limits (defaults relative to --max-connections).
+    pub fn connection_limits(&self) -> (usize, usize) {
+        let total = self.max_connections as usize;
+        let (src, user) = crate::server::default_limits(total);
+        (
+            self.max_connections_per_source.map_or(src, |v| v as usize),
+            self.max_connections_per_user.map_or(user, |v| v as usize),
+        )
+    }
+
     /// The node token: from --access-token-file when given (trailing newline stripped).
     pub fn node_token(&self) -> std::io::Result<String> {
         match &self.access_token_file {
@@ -151,6 +223,13 @@ mod tests {
         assert_eq!(cli.args.decision_deadline, Duration::from_secs(3));
         assert_eq!(cli.args.grant_cache_ttl, Duration::ZERO);
         assert_eq!(cli.args.cca_scope, CcaScope::Container);
+        assert_eq!(cli.args.connection_limits(), (1024, 2048));
+        assert_eq!(cli.args.deny_cache_ttl, Duration::from_secs(1));
+        assert_eq!(cli.args.identity_fallback, IdentityFallback::SourceIp);
+        assert_eq!(
+            cli.args.refuse_caps.to_string(),
+            "CAP_NET_ADMIN,CAP_SYS_ADMIN"
+        );
         assert!(matches!(
             Cli::try_parse_from(["x", "healthcheck"]).unwrap().command,
             Some(Sub::Healthcheck)
@@ -164,6 +243,38 @@ mod tests {
         let p = f.path().to_str().unwrap();
         let cli = Cli::try_parse_from(["x", "--access-token-file", p]).unwrap();
         assert_eq!(cli.args.node_token().unwrap(), "s3cret");
+    }
+
+    /// The kernel section of the original's `docker-compose-node.yaml`, as written there.
+    #[test]
+    fn the_original_node_compose_arguments_parse() {
+        let argv = [
+            "x",
+            "--nodeid=<node id>",
+            "--grpc-hostname=<grpc host ipaddr/name>",
+            "--grpc-port=50051",
+            "--access-token=<node access token>",
+            "--leotest-net=global-testbed_leotest-net",
+        ];
+        let cli = Cli::try_parse_from(argv).unwrap();
+        assert_eq!(cli.args.node_token().unwrap(), "<node access token>");
+        assert_eq!(cli.args.leotest_net, "global-testbed_leotest-net");
+        assert!(token_on_command_line(argv.iter().map(|s| s.to_string())));
+        assert!(!token_on_command_line(
+            ["x", "--access-token-file=/t"]
+                .iter()
+                .map(|s| s.to_string())
+        ));
+        let limits = Cli::try_parse_from([
+            "x",
+            "--max-connections=64",
+            "--max-connections-per-user=8",
+            "--refuse-caps=",
+        ])
+        .unwrap();
+        assert_eq!(limits.args.connection_limits(), (16, 8));
+        assert!(limits.args.refuse_caps.is_empty());
+        assert!(Cli::try_parse_from(["x", "--refuse-caps=NET_WIZARD"]).is_err());
     }
 
     #[test]

@@ -16,6 +16,16 @@ pub struct Metrics {
     pub denied: AtomicU64,
     pub commands_failed: AtomicU64,
     pub bad_requests: AtomicU64,
+    /// Docker API requests made for identity (list, inspect).
+    pub docker_lookups: AtomicU64,
+    /// Docker container lists made because a connection came from an unknown address.
+    pub unknown_peer_lookups: AtomicU64,
+    /// Unknown addresses denied without asking Docker (off the network, or rate-limited).
+    pub lookups_refused: AtomicU64,
+    /// Connections refused by the per-source or per-user limit.
+    pub over_limit: AtomicU64,
+    /// `kernel_access` calls sent to the orchestrator.
+    pub oracle_calls: AtomicU64,
 }
 
 impl Metrics {
@@ -31,6 +41,20 @@ impl Metrics {
             ("leotest_kernel_denied_total", &self.denied),
             ("leotest_kernel_command_errors_total", &self.commands_failed),
             ("leotest_kernel_bad_requests_total", &self.bad_requests),
+            ("leotest_kernel_docker_lookups_total", &self.docker_lookups),
+            (
+                "leotest_kernel_unknown_peer_lookups_total",
+                &self.unknown_peer_lookups,
+            ),
+            (
+                "leotest_kernel_lookups_refused_total",
+                &self.lookups_refused,
+            ),
+            ("leotest_kernel_over_limit_total", &self.over_limit),
+            (
+                "leotest_kernel_orchestrator_calls_total",
+                &self.oracle_calls,
+            ),
         ];
         rows.iter()
             .map(|(n, v)| format!("# TYPE {n} counter\n{n} {}\n", v.load(Ordering::Relaxed)))

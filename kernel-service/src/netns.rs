@@ -25,10 +25,12 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use crate::sys::ns;
 
 /// Most containers whose handles are kept at once (each costs three file descriptors).
 pub const MAX_ENTRIES: usize = 1024;
@@ -42,13 +44,9 @@ struct NsId {
     ino: u64,
 }
 
-fn ns_path(pid: u32) -> String {
-    format!("/proc/{pid}/ns/net")
-}
-
 /// The current network namespace of process `pid` (follows the magic link, like setns would).
 fn current_ns(pid: u32) -> io::Result<NsId> {
-    let m = std::fs::metadata(ns_path(pid))?;
+    let m = std::fs::metadata(ns::net_path(pid))?;
     Ok(NsId {
         dev: m.dev(),
         ino: m.ino(),
@@ -70,26 +68,16 @@ pub struct NetnsHandles {
 impl NetnsHandles {
     /// Opens the handles inside the network namespace of `pid` (blocking: one short thread).
     pub fn open(pid: u32) -> io::Result<Self> {
-        let ns = File::open(ns_path(pid))?;
+        let ns = ns::open_net(pid)?;
         let m = ns.metadata()?;
         let id = NsId {
             dev: m.dev(),
             ino: m.ino(),
         };
-        let raw = ns.as_raw_fd();
-        let (diag, cca) = std::thread::scope(|s| {
-            s.spawn(move || -> io::Result<(OwnedFd, Option<File>)> {
-                // SAFETY: `raw` belongs to `ns`, which outlives this scoped thread; setns only
-                // changes this thread, which exits right after.
-                if unsafe { libc::setns(raw, libc::CLONE_NEWNET) } != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                let diag = crate::sockdiag::open_socket()?;
-                Ok((diag, File::open(CCA_FILE).ok()))
-            })
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("netns thread panicked")))
-        })?;
+        let (diag, cca) = ns::run_in(&ns, || -> io::Result<(OwnedFd, Option<File>)> {
+            let diag = crate::sockdiag::open_socket()?;
+            Ok((diag, File::open(CCA_FILE).ok()))
+        })??;
         Ok(NetnsHandles {
             _ns: ns,
             id,
@@ -98,9 +86,10 @@ impl NetnsHandles {
         })
     }
 
-    /// Whether the connection `local` → `remote` exists in this namespace; never blocks
-    /// (`WouldBlock` when the kernel's reply is not there at once).
-    pub fn socket_exists(
+    /// Whether the live connection `local` → `remote` exists in this namespace (see
+    /// [`crate::sockdiag::is_live_client`]); never blocks (`WouldBlock` when the kernel's reply
+    /// is not there at once).
+    pub fn live_connection(
         &self,
         local: std::net::SocketAddr,
         remote: std::net::SocketAddr,
@@ -109,7 +98,7 @@ impl NetnsHandles {
             .diag
             .lock()
             .map_err(|_| io::Error::other("sock_diag lock poisoned"))?;
-        crate::sockdiag::socket_exists_on(&fd, local, remote)
+        crate::sockdiag::live_connection_on(&fd, local, remote)
     }
 
     /// The namespace's congestion control, read now.
@@ -253,8 +242,10 @@ mod tests {
         let pid = std::process::id();
         assert!(cache.cached("self", pid).is_none());
         let h = cache.open("self", pid).unwrap();
-        assert!(h.socket_exists(cl, sl).unwrap());
-        assert!(!h.socket_exists(sl, "127.0.0.1:1".parse().unwrap()).unwrap());
+        assert!(h.live_connection(cl, sl).unwrap());
+        assert!(!h
+            .live_connection(sl, "127.0.0.1:1".parse().unwrap())
+            .unwrap());
         assert_eq!(
             h.read_cca().unwrap(),
             std::fs::read_to_string(CCA_FILE).unwrap().trim()
@@ -273,8 +264,7 @@ mod tests {
 
     #[test]
     fn a_different_namespace_behind_the_same_pid_is_not_reused() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if !crate::sys::is_root() {
             eprintln!("skipped: needs root (unshare CLONE_NEWNET)");
             return;
         }
@@ -285,12 +275,10 @@ mod tests {
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let t = std::thread::spawn(move || {
-            // SAFETY: gettid has no preconditions.
-            let tid = unsafe { libc::gettid() } as u32;
+            let tid = crate::sys::gettid();
             tx.send(tid).unwrap();
             go_rx.recv().unwrap();
-            // SAFETY: only this thread's network namespace changes.
-            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+            ns::unshare_net().unwrap();
             done_tx.send(()).unwrap();
             let _ = go_rx.recv();
         });

@@ -1,10 +1,13 @@
-//! Access decision: ask the orchestrator `kernel_access(userid)`, fail closed, optional grant cache.
+//! Access decision: ask the orchestrator `kernel_access(userid)`, fail closed; a short decision
+//! cache and one call in flight per user.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::future::{BoxFuture, FutureExt, Shared};
 use leotest_client::leotest_proto::unary::ResponseState;
 use leotest_client::{ClientConfig, Credentials, LeotestClient, RetryPolicy};
 use thiserror::Error;
@@ -70,37 +73,53 @@ impl AccessOracle for ClientOracle {
     }
 }
 
-/// Remembers grants (never denials) for a short TTL, keyed by container and user.
-pub struct GrantCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<(String, String), (Instant, u64)>>,
+/// Remembers decisions for a short time, keyed by container and user: grants for the grant TTL
+/// (default 0: never), denials for the deny TTL (default 1 s, so a refused container that
+/// reconnects in a loop costs the orchestrator one call per second, not one per connection).
+/// Any container event invalidates everything (the generation changes).
+pub struct DecisionCache {
+    grant_ttl: Duration,
+    deny_ttl: Duration,
+    entries: Mutex<HashMap<(String, String), Remembered>>,
 }
 
-/// Upper bound on cached grants, so a churn of containers cannot grow memory without limit.
+/// When a decision was made, the identity generation it was made in, and whether it granted.
+type Remembered = (Instant, u64, bool);
+
+/// Upper bound on cached decisions, so a churn of containers cannot grow memory without limit.
 const CACHE_MAX: usize = 10_000;
 
-impl GrantCache {
-    pub fn new(ttl: Duration) -> Self {
-        GrantCache {
-            ttl,
+impl DecisionCache {
+    pub fn new(grant_ttl: Duration, deny_ttl: Duration) -> Self {
+        DecisionCache {
+            grant_ttl,
+            deny_ttl,
             entries: Mutex::new(HashMap::new()),
         }
     }
 
-    /// A grant for this pair is still valid: younger than the TTL and no container event since.
-    pub fn hit(&self, container: &str, userid: &str, generation: u64) -> bool {
-        if self.ttl.is_zero() {
-            return false;
+    /// A still valid decision for this pair: younger than its TTL and no container event since.
+    pub fn hit(&self, container: &str, userid: &str, generation: u64) -> Option<bool> {
+        if self.grant_ttl.is_zero() && self.deny_ttl.is_zero() {
+            return None;
         }
-        let Ok(map) = self.entries.lock() else {
-            return false;
+        let map = self.entries.lock().ok()?;
+        let (at, gen, granted) = map.get(&(container.to_string(), userid.to_string()))?;
+        let ttl = if *granted {
+            self.grant_ttl
+        } else {
+            self.deny_ttl
         };
-        matches!(map.get(&(container.to_string(), userid.to_string())),
-            Some((at, gen)) if *gen == generation && at.elapsed() < self.ttl)
+        (*gen == generation && at.elapsed() < ttl).then_some(*granted)
     }
 
-    pub fn insert(&self, container: &str, userid: &str, generation: u64) {
-        if self.ttl.is_zero() {
+    pub fn insert(&self, container: &str, userid: &str, generation: u64, granted: bool) {
+        let ttl = if granted {
+            self.grant_ttl
+        } else {
+            self.deny_ttl
+        };
+        if ttl.is_zero() {
             return;
         }
         if let Ok(mut map) = self.entries.lock() {
@@ -109,29 +128,142 @@ impl GrantCache {
             }
             map.insert(
                 (container.to_string(), userid.to_string()),
-                (Instant::now(), generation),
+                (Instant::now(), generation, granted),
             );
         }
+    }
+}
+
+type SharedAnswer = Shared<BoxFuture<'static, Result<bool, String>>>;
+
+/// One `kernel_access` call in flight per user, shared by every connection of that user that
+/// arrives while it is on its way: a burst of 1 000 connections costs the orchestrator one
+/// call, not 1 000. The answer is never older than the call itself (it is not cached after it
+/// returns), so a connection may only see an answer asked up to one round trip before it came.
+#[derive(Default)]
+pub struct InFlight {
+    next: AtomicU64,
+    calls: Arc<Mutex<HashMap<String, (u64, SharedAnswer)>>>,
+}
+
+impl InFlight {
+    /// Asks `oracle` about `userid`, joining a call already in flight for that user. `asked`
+    /// is called once per call actually sent.
+    pub async fn kernel_access(
+        &self,
+        oracle: &Arc<dyn AccessOracle>,
+        userid: &str,
+        asked: impl FnOnce(),
+    ) -> Result<bool, String> {
+        let fut = {
+            let Ok(mut calls) = self.calls.lock() else {
+                return Err("in-flight table poisoned".into());
+            };
+            match calls.get(userid) {
+                Some((_, f)) => f.clone(),
+                None => {
+                    asked();
+                    let id = self.next.fetch_add(1, Ordering::Relaxed);
+                    let (oracle, key, table) = (
+                        Arc::clone(oracle),
+                        userid.to_string(),
+                        Arc::clone(&self.calls),
+                    );
+                    let fut = async move {
+                        let r = oracle.kernel_access(&key).await.map_err(|e| e.to_string());
+                        if let Ok(mut t) = table.lock() {
+                            if t.get(&key).map(|(i, _)| *i) == Some(id) {
+                                t.remove(&key);
+                            }
+                        }
+                        r
+                    }
+                    .boxed()
+                    .shared();
+                    calls.insert(userid.to_string(), (id, fut.clone()));
+                    fut
+                }
+            }
+        };
+        fut.await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
-    fn zero_ttl_never_caches() {
-        let c = GrantCache::new(Duration::ZERO);
-        c.insert("c1", "u", 0);
-        assert!(!c.hit("c1", "u", 0));
+    fn zero_ttls_never_cache() {
+        let c = DecisionCache::new(Duration::ZERO, Duration::ZERO);
+        c.insert("c1", "u", 0, true);
+        c.insert("c2", "u", 0, false);
+        assert_eq!(c.hit("c1", "u", 0), None);
+        assert_eq!(c.hit("c2", "u", 0), None);
     }
 
     #[test]
-    fn container_event_invalidates_a_grant() {
-        let c = GrantCache::new(Duration::from_secs(3600));
-        c.insert("c1", "u", 7);
-        assert!(c.hit("c1", "u", 7));
-        assert!(!c.hit("c1", "other", 7));
-        assert!(!c.hit("c1", "u", 8));
+    fn container_event_invalidates_a_decision() {
+        let c = DecisionCache::new(Duration::from_secs(3600), Duration::from_secs(3600));
+        c.insert("c1", "u", 7, true);
+        c.insert("c2", "v", 7, false);
+        assert_eq!(c.hit("c1", "u", 7), Some(true));
+        assert_eq!(c.hit("c2", "v", 7), Some(false));
+        assert_eq!(c.hit("c1", "other", 7), None);
+        assert_eq!(c.hit("c1", "u", 8), None);
+    }
+
+    #[test]
+    fn denials_only_by_default() {
+        let c = DecisionCache::new(Duration::ZERO, Duration::from_secs(3600));
+        c.insert("c1", "u", 1, true);
+        c.insert("c1", "v", 1, false);
+        assert_eq!(c.hit("c1", "u", 1), None, "grants are asked every time");
+        assert_eq!(c.hit("c1", "v", 1), Some(false));
+    }
+
+    struct Slow(AtomicUsize);
+
+    #[async_trait]
+    impl AccessOracle for Slow {
+        async fn kernel_access(&self, userid: &str) -> Result<bool, OracleError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(userid == "alice")
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_asks_for_one_user_share_one_call() {
+        let slow = Arc::new(Slow(AtomicUsize::new(0)));
+        let oracle: Arc<dyn AccessOracle> = slow.clone();
+        let flights = Arc::new(InFlight::default());
+        let sent = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let (o, f, s) = (oracle.clone(), flights.clone(), sent.clone());
+            let user = if i % 2 == 0 { "alice" } else { "bob" };
+            tasks.push(tokio::spawn(async move {
+                let r = f
+                    .kernel_access(&o, user, || {
+                        s.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .await;
+                (user, r)
+            }));
+        }
+        for t in tasks {
+            let (user, r) = t.await.unwrap();
+            assert_eq!(r, Ok(user == "alice"));
+        }
+        assert_eq!(slow.0.load(Ordering::SeqCst), 2, "one call per user");
+        assert_eq!(sent.load(Ordering::SeqCst), 2);
+        // Finished calls are not reused: the next ask is a new call.
+        flights
+            .kernel_access(&oracle, "alice", || {})
+            .await
+            .unwrap();
+        assert_eq!(slow.0.load(Ordering::SeqCst), 3);
     }
 }

@@ -9,7 +9,6 @@
 //! helper thread inherits from its caller. When the thread exits its mount namespace goes away
 //! with it: nothing is left mounted and no path outside procfs is touched.
 
-use std::ffi::CString;
 use std::io;
 use std::path::PathBuf;
 
@@ -24,7 +23,7 @@ pub fn write_private(name: &str, value: &str) -> io::Result<()> {
     // thread) but gets its own fs/mount namespace, so the caller's view never changes.
     std::thread::scope(|s| {
         s.spawn(move || -> io::Result<()> {
-            private_proc()?;
+            crate::sys::ns::private_procfs()?;
             std::fs::write(&path, value.as_bytes())
         })
         .join()
@@ -47,34 +46,6 @@ fn sysctl_path(name: &str) -> io::Result<PathBuf> {
     Ok(PathBuf::from("/proc/sys").join(name.replace('.', "/")))
 }
 
-/// Gives the current thread its own mount namespace with a fresh procfs on `/proc`.
-fn private_proc() -> io::Result<()> {
-    let check = |rc: libc::c_int| crate::sys::cvt(rc).map(drop);
-    let proc_ = CString::new("proc").map_err(io::Error::other)?;
-    let target = CString::new("/proc").map_err(io::Error::other)?;
-    let root = CString::new("/").map_err(io::Error::other)?;
-    // SAFETY: plain system calls on this thread with valid NUL-terminated strings; CLONE_FS is
-    // unshared together with the mount namespace, which a thread of a multi-threaded process may do.
-    unsafe {
-        check(libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS))?;
-        // Keep the new mount from propagating back into the container's (or host's) namespace.
-        check(libc::mount(
-            std::ptr::null(),
-            root.as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ))?;
-        check(libc::mount(
-            proc_.as_ptr(),
-            target.as_ptr(),
-            proc_.as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            std::ptr::null(),
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,8 +62,7 @@ mod tests {
     }
 
     fn is_root() -> bool {
-        // SAFETY: geteuid has no preconditions.
-        unsafe { libc::geteuid() == 0 }
+        crate::sys::is_root()
     }
 
     fn read_cca() -> String {
@@ -112,43 +82,7 @@ mod tests {
         }
         let host_before = read_cca();
         let inside = std::thread::spawn(|| {
-            let bind_ro = |p: &str| {
-                let p = CString::new(p).unwrap();
-                // SAFETY: system calls on this test thread with valid strings.
-                unsafe {
-                    assert_eq!(
-                        libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS | libc::CLONE_NEWNET),
-                        0
-                    );
-                    let root = CString::new("/").unwrap();
-                    let none = std::ptr::null();
-                    assert_eq!(
-                        libc::mount(
-                            none,
-                            root.as_ptr(),
-                            none,
-                            libc::MS_REC | libc::MS_PRIVATE,
-                            none.cast()
-                        ),
-                        0
-                    );
-                    assert_eq!(
-                        libc::mount(p.as_ptr(), p.as_ptr(), none, libc::MS_BIND, none.cast()),
-                        0
-                    );
-                    assert_eq!(
-                        libc::mount(
-                            none,
-                            p.as_ptr(),
-                            none,
-                            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-                            none.cast()
-                        ),
-                        0
-                    );
-                }
-            };
-            bind_ro("/proc/sys");
+            crate::sys::ns::readonly_view_in_private_ns(std::path::Path::new("/proc/sys")).unwrap();
             let before = read_cca();
             let target = if before == "reno" { "cubic" } else { "reno" };
             let direct = std::fs::write("/proc/sys/net/ipv4/tcp_congestion_control", target);

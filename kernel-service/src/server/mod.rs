@@ -1,4 +1,8 @@
-//! Accept loop and per-connection flow: identify, decide, read one line, run it, reply, close.
+//! Accept loop and per-connection flow: limit, identify, decide, read one command, run it,
+//! reply, close.
+
+mod framing;
+mod limits;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -6,16 +10,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub use framing::{read_command, LineError, ORIGINAL_RECV};
+pub use limits::{default_limits, ConnLimits, Slot};
+
+use crate::caps::CapSet;
 use crate::commands;
 use crate::config::CcaScope;
 use crate::identity::{Caller, IdentitySource};
+use crate::logsafe::Untrusted;
 use crate::metrics::Metrics;
-use crate::oracle::{AccessOracle, GrantCache};
-use crate::protocol::{self, Command, MAX_LINE};
+use crate::oracle::{AccessOracle, DecisionCache, InFlight};
+use crate::protocol::{self, Command};
 use crate::sandbox::{wire, JobManager};
 
 /// The original's reply to a refused caller (no newline, kept byte-for-byte).
@@ -24,6 +33,8 @@ pub const ACCESS_DENIED: &[u8] = b"access_denied";
 pub const UNKNOWN_COMMAND: &[u8] = b"error: unknown command\n";
 /// How long shutdown waits for in-flight connections.
 const DRAIN: Duration = Duration::from_secs(10);
+/// Longest `userid` label passed on to the orchestrator (its own limit for ids).
+const MAX_USERID: usize = 256;
 
 /// Tunables of the per-connection flow.
 #[derive(Debug, Clone)]
@@ -32,17 +43,26 @@ pub struct ServiceConfig {
     pub decision_deadline: Duration,
     pub cca_scope: CcaScope,
     pub bbr2_param_dir: PathBuf,
+    /// Connections served at once, in total; more wait in the accept backlog.
     pub max_connections: usize,
+    /// Connections one source address may hold at once; more are answered with an error.
+    pub max_per_source: usize,
+    /// Connections one user may hold at once (over all its containers).
+    pub max_per_user: usize,
+    /// Callers whose container may hold any of these are refused.
+    pub refuse_caps: CapSet,
 }
 
 /// Everything a connection needs.
 pub struct Service {
-    pub identity: Arc<dyn IdentitySource>,
-    pub oracle: Arc<dyn AccessOracle>,
-    pub cache: GrantCache,
-    pub jobs: Option<JobManager>,
-    pub cfg: ServiceConfig,
-    pub metrics: Arc<Metrics>,
+    identity: Arc<dyn IdentitySource>,
+    oracle: Arc<dyn AccessOracle>,
+    cache: DecisionCache,
+    flights: InFlight,
+    limits: ConnLimits,
+    jobs: Option<JobManager>,
+    cfg: ServiceConfig,
+    metrics: Arc<Metrics>,
 }
 
 /// Outcome of the access check.
@@ -53,52 +73,44 @@ pub enum Decision {
     Denied(&'static str, Option<Caller>),
 }
 
-enum LineError {
-    Timeout,
-    TooLong,
-    Io,
-}
-
-/// Reads up to a newline or EOF within one total deadline (a slow sender gets no extension).
-/// On time-out, bytes already received count as the line: the original used a single recv.
-async fn read_line<R: AsyncRead + Unpin>(
-    r: &mut R,
-    timeout: Duration,
-) -> Result<Vec<u8>, LineError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut buf = Vec::with_capacity(256);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = match tokio::time::timeout_at(deadline, r.read(&mut chunk)).await {
-            Err(_) if buf.is_empty() => return Err(LineError::Timeout),
-            Err(_) => return Ok(buf),
-            Ok(Err(_)) => return Err(LineError::Io),
-            Ok(Ok(n)) => n,
-        };
-        if n == 0 {
-            return Ok(buf);
-        }
-        let data = &chunk[..n];
-        if let Some(pos) = data.iter().position(|b| *b == b'\n') {
-            buf.extend_from_slice(&data[..=pos]);
-            return if buf.len() > MAX_LINE + 1 {
-                Err(LineError::TooLong)
-            } else {
-                Ok(buf)
-            };
-        }
-        buf.extend_from_slice(data);
-        if buf.len() > MAX_LINE {
-            return Err(LineError::TooLong);
-        }
-    }
-}
-
 fn error_reply(e: impl std::fmt::Display) -> Vec<u8> {
     format!("error: {e}\n").into_bytes()
 }
 
+/// A `userid` label the orchestrator can be asked about: bounded, no control characters.
+fn plausible_userid(u: &str) -> bool {
+    !u.is_empty() && u.len() <= MAX_USERID && !u.chars().any(char::is_control)
+}
+
 impl Service {
+    pub fn new(
+        identity: Arc<dyn IdentitySource>,
+        oracle: Arc<dyn AccessOracle>,
+        cache: DecisionCache,
+        jobs: Option<JobManager>,
+        cfg: ServiceConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Service {
+            identity,
+            oracle,
+            cache,
+            flights: InFlight::default(),
+            limits: ConnLimits::new(cfg.max_per_source, cfg.max_per_user),
+            jobs,
+            cfg,
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn limits(&self) -> &ConnLimits {
+        &self.limits
+    }
+
     /// Identity, label, orchestrator; every failure or time-out denies.
     pub async fn decide(&self, peer: SocketAddr, local: SocketAddr) -> Decision {
         match tokio::time::timeout(self.cfg.decision_deadline, self.decide_inner(peer, local)).await
@@ -114,21 +126,46 @@ impl Service {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(error = %e, "identity");
-                return Decision::Denied("unknown peer", None);
+                return Decision::Denied(e.reason(), None);
             }
         };
         let Some(userid) = caller.userid.clone() else {
             return Decision::Denied("no userid label", Some(caller));
         };
-        if self.cache.hit(&caller.container_id, &userid, generation) {
-            return Decision::Granted(caller);
+        if !plausible_userid(&userid) {
+            return Decision::Denied("invalid userid label", Some(caller));
         }
-        match self.oracle.kernel_access(&userid).await {
-            Ok(true) => {
-                self.cache.insert(&caller.container_id, &userid, generation);
-                Decision::Granted(caller)
+        let refused = caller.caps.intersect(self.cfg.refuse_caps);
+        if !refused.is_empty() {
+            tracing::warn!(
+                container = %Untrusted(caller.container_id.get(..12).unwrap_or(&caller.container_id)),
+                caps = %refused,
+                "refused: the caller's container holds capabilities outside the identity model"
+            );
+            return Decision::Denied("caller holds a refused capability", Some(caller));
+        }
+        match self.cache.hit(&caller.container_id, &userid, generation) {
+            Some(true) => return Decision::Granted(caller),
+            Some(false) => return Decision::Denied("not permitted (cached)", Some(caller)),
+            None => {}
+        }
+        let metrics = &self.metrics;
+        let answer = self
+            .flights
+            .kernel_access(&self.oracle, &userid, || {
+                Metrics::inc(&metrics.oracle_calls)
+            })
+            .await;
+        match answer {
+            Ok(granted) => {
+                self.cache
+                    .insert(&caller.container_id, &userid, generation, granted);
+                if granted {
+                    Decision::Granted(caller)
+                } else {
+                    Decision::Denied("not permitted", Some(caller))
+                }
             }
-            Ok(false) => Decision::Denied("not permitted", Some(caller)),
             Err(e) => {
                 tracing::warn!(error = %e, "orchestrator check failed");
                 Decision::Denied("orchestrator error", Some(caller))
@@ -177,6 +214,19 @@ impl Service {
         })
     }
 
+    /// Refuses a connection over a limit: an error line, then close.
+    async fn over_limit<S>(&self, stream: &mut S, what: &str, limit: usize)
+    where
+        S: AsyncWrite + Unpin,
+    {
+        Metrics::inc(&self.metrics.over_limit);
+        let msg = error_reply(format!(
+            "too many connections from this {what} (limit {limit})"
+        ));
+        let _ = tokio::time::timeout(self.cfg.read_timeout, stream.write_all(&msg)).await;
+        let _ = stream.shutdown().await;
+    }
+
     /// Serves one connection to completion.
     pub async fn handle<S>(&self, mut stream: S, peer: SocketAddr, local: SocketAddr)
     where
@@ -184,19 +234,49 @@ impl Service {
     {
         let t0 = Instant::now();
         Metrics::inc(&self.metrics.connections);
+        // Before anything else: a source over its limit costs no lookup and no orchestrator call.
+        let Some(_source_slot) = self.limits.source(peer.ip()) else {
+            audit(
+                peer,
+                None,
+                "-",
+                "limited",
+                "per-source connection limit",
+                t0,
+            );
+            self.over_limit(&mut stream, "address", self.limits.per_source())
+                .await;
+            return;
+        };
         let decision = self.decide(peer, local).await;
-        let caller = match &decision {
-            Decision::Granted(c) => c.clone(),
+        let caller = match decision {
+            Decision::Granted(c) => c,
             Decision::Denied(reason, who) => {
                 Metrics::inc(&self.metrics.denied);
                 audit(peer, who.as_ref(), "-", "denied", reason, t0);
-                let _ = stream.write_all(ACCESS_DENIED).await;
+                let _ =
+                    tokio::time::timeout(self.cfg.read_timeout, stream.write_all(ACCESS_DENIED))
+                        .await;
                 let _ = stream.shutdown().await;
                 return;
             }
         };
+        let user = caller.userid.as_deref().unwrap_or_default();
+        let Some(_user_slot) = self.limits.user(user) else {
+            audit(
+                peer,
+                Some(&caller),
+                "-",
+                "limited",
+                "per-user connection limit",
+                t0,
+            );
+            self.over_limit(&mut stream, "user", self.limits.per_user())
+                .await;
+            return;
+        };
         Metrics::inc(&self.metrics.granted);
-        let (kind, reply) = match read_line(&mut stream, self.cfg.read_timeout).await {
+        let (kind, reply) = match read_command(&mut stream, self.cfg.read_timeout).await {
             Err(LineError::Timeout) | Err(LineError::Io) => ("none", Vec::new()),
             Err(LineError::TooLong) => {
                 Metrics::inc(&self.metrics.bad_requests);
@@ -221,6 +301,8 @@ impl Service {
     }
 }
 
+/// One audit line per connection; caller-supplied values (the `userid` label) are escaped and
+/// cut, the command is only its kind (never its arguments).
 fn audit(
     peer: SocketAddr,
     caller: Option<&Caller>,
@@ -236,13 +318,30 @@ fn audit(
     tracing::info!(
         target: "audit",
         peer = %peer.ip(),
-        container,
-        userid,
+        container = %Untrusted(container),
+        userid = %Untrusted(userid),
         command,
         decision,
         reason,
         latency_ms = t0.elapsed().as_millis() as u64,
     );
+}
+
+/// Binds the command listener with an accept backlog of `backlog` (the kernel caps it at
+/// `net.core.somaxconn`).
+///
+/// `tokio::net::TcpListener::bind` listens with std's backlog of 128: 1 000 clients connecting
+/// at once overflowed it, the kernel dropped their handshakes' last ACK and they waited for the
+/// one-second SYN-ACK retransmission — that, not the decision, was the p99 of a burst.
+pub fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog.max(1))
 }
 
 /// Accepts until `shutdown` resolves, then drains in-flight connections (bounded).

@@ -11,6 +11,7 @@ use tokio::io::duplex;
 use super::*;
 use crate::identity::{ContainerMap, Entry, IdentityError};
 use crate::oracle::OracleError;
+use tokio::io::AsyncReadExt;
 
 #[derive(Default)]
 struct FakeIdentity {
@@ -20,6 +21,9 @@ struct FakeIdentity {
 
 impl FakeIdentity {
     fn add(&self, ip: &str, id: &str, user: Option<&str>) {
+        self.add_with_caps(ip, id, user, CapSet::docker_default());
+    }
+    fn add_with_caps(&self, ip: &str, id: &str, user: Option<&str>, caps: CapSet) {
         let ip: IpAddr = ip.parse().unwrap();
         self.map.lock().unwrap().upsert(
             &[ip],
@@ -27,6 +31,7 @@ impl FakeIdentity {
                 container_id: id.into(),
                 userid: user.map(str::to_string),
                 pid: std::process::id(),
+                caps,
             },
         );
         self.gen.fetch_add(1, Ordering::SeqCst);
@@ -47,6 +52,7 @@ impl IdentitySource for FakeIdentity {
             userid: e.userid.clone(),
             pid: e.pid,
             netns: None,
+            caps: e.caps,
         })
     }
     fn generation(&self) -> u64 {
@@ -80,31 +86,47 @@ impl AccessOracle for FakeOracle {
     }
 }
 
+fn config(bbr2_dir: PathBuf) -> ServiceConfig {
+    ServiceConfig {
+        read_timeout: Duration::from_millis(200),
+        decision_deadline: Duration::from_millis(200),
+        cca_scope: CcaScope::Node,
+        bbr2_param_dir: bbr2_dir,
+        max_connections: 16,
+        max_per_source: 4,
+        max_per_user: 8,
+        refuse_caps: CapSet::parse_list("NET_ADMIN,SYS_ADMIN").unwrap(),
+    }
+}
+
 fn service(ttl: Duration, bbr2_dir: PathBuf) -> (Arc<FakeIdentity>, Arc<FakeOracle>, Arc<Service>) {
+    service_with(ttl, Duration::ZERO, config(bbr2_dir))
+}
+
+fn service_with(
+    ttl: Duration,
+    deny_ttl: Duration,
+    cfg: ServiceConfig,
+) -> (Arc<FakeIdentity>, Arc<FakeOracle>, Arc<Service>) {
     let identity = Arc::new(FakeIdentity::default());
     let oracle = Arc::new(FakeOracle {
         users: HashMap::from([
             ("priv", Answer::Yes),
+            ("priv2", Answer::Yes),
             ("plain", Answer::No),
             ("broken", Answer::Fail),
             ("slow", Answer::Hang),
         ]),
         calls: AtomicUsize::new(0),
     });
-    let svc = Arc::new(Service {
-        identity: identity.clone(),
-        oracle: oracle.clone(),
-        cache: GrantCache::new(ttl),
-        jobs: None,
-        cfg: ServiceConfig {
-            read_timeout: Duration::from_millis(200),
-            decision_deadline: Duration::from_millis(200),
-            cca_scope: CcaScope::Node,
-            bbr2_param_dir: bbr2_dir,
-            max_connections: 16,
-        },
-        metrics: Arc::new(Metrics::default()),
-    });
+    let svc = Arc::new(Service::new(
+        identity.clone(),
+        oracle.clone(),
+        DecisionCache::new(ttl, deny_ttl),
+        None,
+        cfg,
+        Arc::new(Metrics::default()),
+    ));
     (identity, oracle, svc)
 }
 
@@ -160,7 +182,7 @@ async fn every_refusal_says_access_denied() {
             "{ip}"
         );
     }
-    assert_eq!(svc.metrics.denied.load(Ordering::Relaxed), 5);
+    assert_eq!(svc.metrics().denied.load(Ordering::Relaxed), 5);
 }
 
 #[tokio::test]
@@ -281,4 +303,162 @@ async fn listener_keeps_serving_after_junk_and_stops_on_shutdown() {
     stop_tx.send(()).unwrap();
     server.await.unwrap();
     assert!(tokio::net::TcpStream::connect(at).await.is_err());
+}
+
+/// Starts `run` on a loopback listener; returns its address and the shutdown trigger.
+async fn serve(svc: Arc<Service>) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = l.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(run(l, svc, async {
+        let _ = stop_rx.await;
+    }));
+    (at, stop_tx)
+}
+
+/// The original's clients: `s.sendall(b"cca.check")`, no newline, no EOF, then wait for the
+/// answer. It must come at once, not when the read time-out expires.
+#[tokio::test]
+async fn a_command_without_newline_is_answered_before_the_read_timeout() {
+    let mut cfg = config("/nonexistent".into());
+    cfg.read_timeout = Duration::from_secs(30);
+    let (id, _, svc) = service_with(Duration::ZERO, Duration::ZERO, cfg);
+    id.add("127.0.0.1", "c-priv", Some("priv"));
+    let (at, _stop) = serve(svc).await;
+    let mut s = tokio::net::TcpStream::connect(at).await.unwrap();
+    s.write_all(b"cca.check").await.unwrap();
+    let mut buf = [0u8; 1024];
+    // Well inside the 30 s read time-out, where the old framing would still be waiting.
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("answered before the read time-out")
+        .unwrap();
+    let out = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        out.starts_with("net.ipv4.tcp_congestion_control = "),
+        "{out}"
+    );
+}
+
+/// Idle clients stay idle for the whole test (an hour-long read time-out).
+fn idle_config() -> ServiceConfig {
+    let mut cfg = config("/nonexistent".into());
+    cfg.read_timeout = Duration::from_secs(3600);
+    cfg
+}
+
+/// Idle connections from one source hold its slots only: another source is served at once.
+#[tokio::test]
+async fn idle_connections_from_one_source_do_not_block_another() {
+    let (id, _, svc) = service_with(Duration::ZERO, Duration::ZERO, idle_config());
+    id.add("172.30.0.2", "c-flood", Some("priv"));
+    id.add("172.30.0.3", "c-other", Some("priv2"));
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let (client, server) = duplex(1024);
+        let svc = svc.clone();
+        idle.push(client);
+        tokio::spawn(async move {
+            svc.handle(server, addr("172.30.0.2"), LOCAL.parse().unwrap())
+                .await
+        });
+    }
+    // Let the four reach their read of the command (they hold a source slot each).
+    while svc.limits().held_by_source("172.30.0.2".parse().unwrap()) < 4 {
+        tokio::task::yield_now().await;
+    }
+    let out = String::from_utf8(exchange(&svc, "172.30.0.2", b"cca.check\n").await).unwrap();
+    assert_eq!(
+        out,
+        "error: too many connections from this address (limit 4)\n"
+    );
+    let out = exchange(&svc, "172.30.0.3", b"cca.check\n").await;
+    assert!(out.starts_with(b"net.ipv4.tcp_congestion_control = "));
+    assert_eq!(svc.metrics().over_limit.load(Ordering::Relaxed), 1);
+    drop(idle);
+}
+
+/// One user's containers together are bounded too.
+#[tokio::test]
+async fn one_user_cannot_take_every_slot() {
+    let (id, _, svc) = service_with(Duration::ZERO, Duration::ZERO, idle_config());
+    for i in 0..3 {
+        id.add(&format!("172.30.1.{i}"), &format!("c{i}"), Some("priv"));
+    }
+    id.add("172.30.2.1", "c-other", Some("priv2"));
+    let mut idle = Vec::new();
+    for i in 0..8 {
+        let (client, server) = duplex(1024);
+        let svc = svc.clone();
+        idle.push(client);
+        let ip = format!("172.30.1.{}", i % 3);
+        tokio::spawn(async move { svc.handle(server, addr(&ip), LOCAL.parse().unwrap()).await });
+    }
+    while svc.limits().held_by_user("priv") < 8 {
+        tokio::task::yield_now().await;
+    }
+    let out = String::from_utf8(exchange(&svc, "172.30.1.0", b"cca.check\n").await).unwrap();
+    assert_eq!(
+        out,
+        "error: too many connections from this user (limit 8)\n"
+    );
+    let out = exchange(&svc, "172.30.2.1", b"cca.check\n").await;
+    assert!(out.starts_with(b"net.ipv4.tcp_congestion_control = "));
+    drop(idle);
+}
+
+/// A caller whose container holds NET_ADMIN (or SYS_ADMIN, or is privileged) is refused even
+/// when its user may use the service.
+#[tokio::test]
+async fn callers_with_forging_capabilities_are_refused() {
+    let (id, oracle, svc) = service(Duration::ZERO, "/nonexistent".into());
+    let with = |c: &str| CapSet::docker_default().union(CapSet::parse_list(c).unwrap());
+    id.add_with_caps("172.30.0.2", "c-netadmin", Some("priv"), with("NET_ADMIN"));
+    id.add_with_caps("172.30.0.3", "c-privileged", Some("priv"), CapSet::ALL);
+    id.add_with_caps("172.30.0.4", "c-netraw", Some("priv"), with("NET_RAW"));
+    assert_eq!(
+        exchange(&svc, "172.30.0.2", b"cca.check\n").await,
+        ACCESS_DENIED
+    );
+    assert_eq!(
+        exchange(&svc, "172.30.0.3", b"cca.check\n").await,
+        ACCESS_DENIED
+    );
+    assert_eq!(
+        oracle.calls.load(Ordering::SeqCst),
+        0,
+        "refused before asking"
+    );
+    // Docker's default set (with NET_RAW) is served: the 4-tuple check covers forgery there.
+    assert_ne!(
+        exchange(&svc, "172.30.0.4", b"cca.check\n").await,
+        ACCESS_DENIED
+    );
+}
+
+/// A refused container that reconnects in a loop costs the orchestrator one call per deny
+/// period, and an implausible label none at all.
+#[tokio::test]
+async fn denials_are_remembered_briefly_and_bad_labels_never_asked() {
+    let cfg = config("/nonexistent".into());
+    let (id, oracle, svc) = service_with(Duration::ZERO, Duration::from_secs(3600), cfg);
+    id.add("172.30.0.3", "c-plain", Some("plain"));
+    for _ in 0..20 {
+        assert_eq!(
+            exchange(&svc, "172.30.0.3", b"cca.check\n").await,
+            ACCESS_DENIED
+        );
+    }
+    assert_eq!(oracle.calls.load(Ordering::SeqCst), 1);
+    id.add("172.30.0.5", "c-long", Some(&"u".repeat(8192)));
+    id.add("172.30.0.6", "c-ctl", Some("priv\nforged"));
+    assert_eq!(
+        exchange(&svc, "172.30.0.5", b"cca.check\n").await,
+        ACCESS_DENIED
+    );
+    assert_eq!(
+        exchange(&svc, "172.30.0.6", b"cca.check\n").await,
+        ACCESS_DENIED
+    );
+    assert_eq!(oracle.calls.load(Ordering::SeqCst), 1);
 }
