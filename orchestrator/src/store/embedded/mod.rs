@@ -4,139 +4,26 @@
 //! connections so they never queue behind writes. Users are also held in memory (loaded at
 //! open, updated under the writer lock) because every authenticated request looks one up.
 
+mod rows;
+mod schema;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::types::{Type, Value};
-use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::model::*;
 use super::{Store, StoreError, StoreResult};
-
-/// File name of the database inside the data directory.
-pub const DB_FILE: &str = "leotest.sqlite3";
+use rows::*;
+pub use schema::DB_FILE;
+use schema::*;
 
 /// Read connections kept open between requests.
 const READ_POOL_SIZE: usize = 4;
-
-const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS config (
-    id INTEGER PRIMARY KEY CHECK (id = 0),
-    has_datastore INTEGER NOT NULL,
-    has_blob INTEGER NOT NULL,
-    blob_connection_string TEXT NOT NULL,
-    blob_container TEXT NOT NULL,
-    blob_artifact_path TEXT NOT NULL,
-    has_weather INTEGER NOT NULL,
-    weather_apikey TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    role INTEGER NOT NULL,
-    team TEXT NOT NULL,
-    static_access_token TEXT NOT NULL,
-    access_token TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS nodes (
-    nodeid TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    description TEXT NOT NULL,
-    last_active INTEGER NOT NULL,
-    coords TEXT NOT NULL,
-    location TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    jobs TEXT NOT NULL,
-    scavenger_mode_active INTEGER NOT NULL,
-    public_ip TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS nodes_last_active ON nodes (last_active);
-CREATE INDEX IF NOT EXISTS nodes_location ON nodes (location);
-CREATE INDEX IF NOT EXISTS nodes_provider ON nodes (provider);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    nodeid TEXT NOT NULL,
-    userid TEXT NOT NULL,
-    type TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    deploy TEXT NOT NULL,
-    execute TEXT NOT NULL,
-    finish TEXT NOT NULL,
-    cron_minute TEXT,
-    cron_hour TEXT,
-    cron_day_of_month TEXT,
-    cron_month TEXT,
-    cron_day_of_week TEXT,
-    start_date TEXT NOT NULL,
-    end_date TEXT NOT NULL,
-    length_secs INTEGER NOT NULL,
-    overhead INTEGER NOT NULL,
-    server TEXT,
-    trigger TEXT,
-    config TEXT,
-    expire_at INTEGER
-);
-CREATE INDEX IF NOT EXISTS jobs_nodeid ON jobs (nodeid);
-CREATE INDEX IF NOT EXISTS jobs_server ON jobs (server);
-CREATE INDEX IF NOT EXISTS jobs_userid ON jobs (userid);
-CREATE INDEX IF NOT EXISTS jobs_expire_at ON jobs (expire_at);
-CREATE TABLE IF NOT EXISTS runs (
-    runid TEXT PRIMARY KEY,
-    jobid TEXT NOT NULL,
-    nodeid TEXT NOT NULL,
-    userid TEXT NOT NULL,
-    start_time INTEGER NOT NULL,
-    end_time INTEGER NOT NULL,
-    last_updated INTEGER NOT NULL,
-    blob_url TEXT NOT NULL,
-    status TEXT NOT NULL,
-    status_message TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_start_time ON runs (start_time DESC);
-CREATE INDEX IF NOT EXISTS runs_jobid ON runs (jobid, start_time DESC);
-CREATE INDEX IF NOT EXISTS runs_nodeid ON runs (nodeid, start_time DESC);
-CREATE INDEX IF NOT EXISTS runs_userid ON runs (userid, start_time DESC);
-CREATE TABLE IF NOT EXISTS tasks (
-    taskid TEXT PRIMARY KEY,
-    runid TEXT NOT NULL,
-    jobid TEXT NOT NULL,
-    nodeid TEXT NOT NULL,
-    task_type INTEGER NOT NULL,
-    status INTEGER NOT NULL,
-    ttl_secs INTEGER NOT NULL,
-    expire_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tasks_expire_at ON tasks (expire_at);
-CREATE INDEX IF NOT EXISTS tasks_nodeid ON tasks (nodeid);
-CREATE INDEX IF NOT EXISTS tasks_runid ON tasks (runid);
-CREATE INDEX IF NOT EXISTS tasks_jobid ON tasks (jobid);
-"#;
-
-const USER_COLS: &str = "id, name, role, team, static_access_token, access_token";
-const NODE_COLS: &str = "nodeid, name, description, last_active, coords, location, provider, \
-                         jobs, scavenger_mode_active, public_ip";
-const JOB_COLS: &str = "id, nodeid, userid, type, mode, deploy, execute, finish, cron_minute, \
-                        cron_hour, cron_day_of_month, cron_month, cron_day_of_week, start_date, \
-                        end_date, length_secs, overhead, server, trigger, config, expire_at";
-const RUN_COLS: &str = "runid, jobid, nodeid, userid, start_time, end_time, last_updated, \
-                        blob_url, status, status_message";
-const TASK_COLS: &str = "taskid, runid, jobid, nodeid, task_type, status, ttl_secs, expire_at";
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        match e {
-            rusqlite::Error::FromSqlConversionFailure(_, _, inner) => {
-                StoreError::Corrupt(inner.to_string())
-            }
-            other => StoreError::Backend(other.to_string()),
-        }
-    }
-}
 
 /// The embedded SQLite backend. Cheap to clone.
 #[derive(Clone)]
@@ -155,165 +42,6 @@ fn lock_err<T>(_: T) -> StoreError {
     StoreError::Backend("store lock poisoned".to_string())
 }
 
-fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-fn time_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
-    let v: i64 = row.get(idx)?;
-    DateTime::from_timestamp_micros(v).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            idx,
-            Type::Integer,
-            "timestamp out of range".into(),
-        )
-    })
-}
-
-fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
-    let role: i32 = row.get(2)?;
-    Ok(User {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        role: Role::from_i32(role).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(2, Type::Integer, "unknown role".into())
-        })?,
-        team: row.get(3)?,
-        static_access_token: row.get(4)?,
-        access_token: row.get(5)?,
-    })
-}
-
-fn node_from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
-    Ok(Node {
-        nodeid: row.get(0)?,
-        name: row.get(1)?,
-        description: row.get(2)?,
-        last_active: time_at(row, 3)?,
-        coords: row.get(4)?,
-        location: row.get(5)?,
-        provider: row.get(6)?,
-        jobs: row.get(7)?,
-        scavenger_mode_active: row.get(8)?,
-        public_ip: row.get(9)?,
-    })
-}
-
-fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
-    let kind: String = row.get(3)?;
-    let kind = JobKind::parse(&kind).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(3, Type::Text, "unknown job type".into())
-    })?;
-    let minute: Option<String> = row.get(8)?;
-    let schedule = match minute {
-        Some(minute) => Some(CronSchedule {
-            minute,
-            hour: row.get::<_, Option<String>>(9)?.unwrap_or_default(),
-            day_of_month: row.get::<_, Option<String>>(10)?.unwrap_or_default(),
-            month: row.get::<_, Option<String>>(11)?.unwrap_or_default(),
-            day_of_week: row.get::<_, Option<String>>(12)?.unwrap_or_default(),
-        }),
-        None => None,
-    };
-    let expire_at: Option<i64> = row.get(20)?;
-    Ok(Job {
-        id: row.get(0)?,
-        nodeid: row.get(1)?,
-        userid: row.get(2)?,
-        kind,
-        params: JobParams {
-            mode: row.get(4)?,
-            deploy: row.get(5)?,
-            execute: row.get(6)?,
-            finish: row.get(7)?,
-        },
-        schedule,
-        start_date: row.get(13)?,
-        end_date: row.get(14)?,
-        length_secs: row.get(15)?,
-        overhead: row.get(16)?,
-        server: row.get(17)?,
-        trigger: row.get(18)?,
-        config: row.get(19)?,
-        expire_at: expire_at.and_then(DateTime::from_timestamp_micros),
-    })
-}
-
-fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
-    Ok(Run {
-        runid: row.get(0)?,
-        jobid: row.get(1)?,
-        nodeid: row.get(2)?,
-        userid: row.get(3)?,
-        start_time: time_at(row, 4)?,
-        end_time: time_at(row, 5)?,
-        last_updated: time_at(row, 6)?,
-        blob_url: row.get(7)?,
-        status: row.get(8)?,
-        status_message: row.get(9)?,
-    })
-}
-
-fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
-    Ok(Task {
-        taskid: row.get(0)?,
-        runid: row.get(1)?,
-        jobid: row.get(2)?,
-        nodeid: row.get(3)?,
-        task_type: row.get(4)?,
-        status: row.get(5)?,
-        ttl_secs: row.get(6)?,
-        expire_at: time_at(row, 7)?,
-    })
-}
-
-/// Collects `column = ?` conditions for the filters that are set and non-empty.
-#[derive(Default)]
-struct Conditions {
-    clauses: Vec<String>,
-    values: Vec<Value>,
-}
-
-impl Conditions {
-    fn eq_text(&mut self, column: &str, value: &Option<String>) {
-        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-            self.clauses.push(format!("{column} = ?"));
-            self.values.push(Value::Text(v.to_string()));
-        }
-    }
-
-    fn push(&mut self, clause: &str, value: Value) {
-        self.clauses.push(clause.to_string());
-        self.values.push(value);
-    }
-
-    fn where_sql(&self) -> String {
-        if self.clauses.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", self.clauses.join(" AND "))
-        }
-    }
-}
-
-fn now_micros() -> i64 {
-    micros(Utc::now())
-}
-
-fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
-    let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    };
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    Ok(conn)
-}
-
 impl EmbeddedStore {
     /// Opens (creating if needed) the database in `data_dir`.
     pub fn open(data_dir: &Path) -> StoreResult<EmbeddedStore> {
@@ -326,19 +54,7 @@ impl EmbeddedStore {
             let _ = std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700));
         }
         let path = data_dir.join(DB_FILE);
-        let writer = open_connection(&path, false)?;
-        writer.pragma_update(None, "journal_mode", "WAL")?;
-        // FULL: a committed write survives power loss, not only a process crash.
-        writer.pragma_update(None, "synchronous", "FULL")?;
-        writer.execute_batch(SCHEMA)?;
-        let version: i64 = writer.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Unavailable(format!(
-                "{} has schema version {version}, this build knows {SCHEMA_VERSION}",
-                path.display()
-            )));
-        }
-        writer.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        let writer = open_writer(&path)?;
 
         let mut users = HashMap::new();
         {
@@ -402,85 +118,6 @@ impl EmbeddedStore {
     }
 }
 
-fn insert_user(conn: &Connection, user: &User, replace: bool) -> rusqlite::Result<usize> {
-    let verb = if replace {
-        "INSERT OR REPLACE"
-    } else {
-        "INSERT OR IGNORE"
-    };
-    conn.execute(
-        &format!("{verb} INTO users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-        params![
-            user.id,
-            user.name,
-            user.role.as_i32(),
-            user.team,
-            user.static_access_token,
-            user.access_token
-        ],
-    )
-}
-
-/// Placeholders for [`RUN_COLS`], in [`exec_run`]'s order.
-const RUN_PARAMS: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10";
-
-/// Executes an insert of [`RUN_COLS`] / [`RUN_PARAMS`] for one run.
-fn exec_run(st: &mut rusqlite::Statement<'_>, r: &Run) -> rusqlite::Result<usize> {
-    st.execute(params![
-        r.runid,
-        r.jobid,
-        r.nodeid,
-        r.userid,
-        micros(r.start_time),
-        micros(r.end_time),
-        micros(r.last_updated),
-        r.blob_url,
-        r.status,
-        r.status_message
-    ])
-}
-
-fn job_values(job: &Job) -> Vec<Value> {
-    let text = |s: &str| Value::Text(s.to_string());
-    let opt = |s: &Option<String>| match s {
-        Some(v) => Value::Text(v.clone()),
-        None => Value::Null,
-    };
-    let cron = |f: fn(&CronSchedule) -> &String| match &job.schedule {
-        Some(s) => Value::Text(f(s).clone()),
-        None => Value::Null,
-    };
-    vec![
-        text(&job.id),
-        text(&job.nodeid),
-        text(&job.userid),
-        text(job.kind.as_str()),
-        text(&job.params.mode),
-        text(&job.params.deploy),
-        text(&job.params.execute),
-        text(&job.params.finish),
-        cron(|s| &s.minute),
-        cron(|s| &s.hour),
-        cron(|s| &s.day_of_month),
-        cron(|s| &s.month),
-        cron(|s| &s.day_of_week),
-        text(&job.start_date),
-        text(&job.end_date),
-        Value::Integer(job.length_secs),
-        Value::Integer(i64::from(job.overhead)),
-        opt(&job.server),
-        opt(&job.trigger),
-        opt(&job.config),
-        match job.expire_at {
-            Some(t) => Value::Integer(micros(t)),
-            None => Value::Null,
-        },
-    ]
-}
-
-/// SQL condition that a job row is still alive.
-const JOB_LIVE: &str = "(expire_at IS NULL OR expire_at > ?)";
-
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn update_config(&self, config: &GlobalConfig) -> StoreResult<()> {
@@ -521,36 +158,9 @@ impl Store for EmbeddedStore {
         self.read(|conn| {
             let row = conn
                 .query_row(
-                    "SELECT has_datastore, has_blob, blob_connection_string, blob_container, \
-                     blob_artifact_path, has_weather, weather_apikey FROM config WHERE id = 0",
+                    &format!("SELECT {CONFIG_COLS} FROM config WHERE id = 0"),
                     [],
-                    |r| {
-                        let has_ds: bool = r.get(0)?;
-                        let has_blob: bool = r.get(1)?;
-                        let has_weather: bool = r.get(5)?;
-                        Ok(GlobalConfig {
-                            datastore: if has_ds {
-                                Some(DatastoreConfig {
-                                    blob: if has_blob {
-                                        Some(BlobConfig {
-                                            connection_string: r.get(2)?,
-                                            container: r.get(3)?,
-                                            artifact_path: r.get(4)?,
-                                        })
-                                    } else {
-                                        None
-                                    },
-                                })
-                            } else {
-                                None
-                            },
-                            weather: if has_weather {
-                                Some(WeatherConfig { apikey: r.get(6)? })
-                            } else {
-                                None
-                            },
-                        })
-                    },
+                    config_from_row,
                 )
                 .optional()?;
             Ok(row)
@@ -628,22 +238,8 @@ impl Store for EmbeddedStore {
         let n = node.clone();
         self.write(move |conn, _| {
             let inserted = conn.execute(
-                &format!(
-                    "INSERT OR IGNORE INTO nodes ({NODE_COLS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-                ),
-                params![
-                    n.nodeid,
-                    n.name,
-                    n.description,
-                    micros(n.last_active),
-                    n.coords,
-                    n.location,
-                    n.provider,
-                    n.jobs,
-                    n.scavenger_mode_active,
-                    n.public_ip
-                ],
+                &format!("INSERT OR IGNORE INTO nodes ({NODE_COLS}) VALUES ({NODE_PARAMS})"),
+                params_from_iter(node_values(&n)),
             )?;
             Ok(inserted == 1)
         })
