@@ -2,6 +2,7 @@
 //!
 //! Handlers only see this trait and the records in [`model`]; no BSON or SQL leaks out.
 
+pub mod booking;
 pub mod embedded;
 pub mod model;
 pub mod mongo;
@@ -9,11 +10,12 @@ pub mod mongo;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use booking::{Booked, BookingWrite, Decide};
 pub use model::*;
 
 /// Failure of the storage backend itself. "Not found" and "already exists" are not errors:
 /// they are ordinary outcomes returned as `Option` / `bool` by the trait methods.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached or opened.
     #[error("store unavailable: {0}")]
@@ -117,6 +119,16 @@ pub trait Store: Send + Sync {
 
     /// Deletes a job; `false` if absent.
     async fn delete_job(&self, id: &str) -> StoreResult<bool>;
+
+    /// Deletes a job only if `userid` owns it, in one step (no window in which the id could
+    /// be freed and taken by someone else's job); `false` if absent or owned by another user.
+    async fn delete_job_of(&self, id: &str, userid: &str) -> StoreResult<bool>;
+
+    /// Books time on nodes atomically: while `decide` looks at the live jobs of each of
+    /// `nodes` and picks a write, and until that write is applied, no other booking touching
+    /// any of these nodes runs, in this process or in any other process sharing the store.
+    /// Every write that books time on a node (schedule, reschedule) goes through here.
+    async fn book(&self, nodes: &[String], decide: &mut Decide<'_>) -> StoreResult<Booked>;
 
     /// Deletes the jobs whose `nodeid` is this node (not `server`); returns how many.
     async fn delete_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<u64>;

@@ -16,7 +16,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
+use super::booking::{lock_order, KeyedLocks};
 use super::model::*;
+use super::{Booked, BookingWrite, Decide};
 use super::{Store, StoreError, StoreResult};
 use rows::*;
 pub use schema::DB_FILE;
@@ -36,6 +38,8 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     users: RwLock<HashMap<String, User>>,
+    /// Per-node booking locks (one process per data dir, so in-process locks suffice).
+    booking: KeyedLocks,
 }
 
 fn lock_err<T>(_: T) -> StoreError {
@@ -71,6 +75,7 @@ impl EmbeddedStore {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 users: RwLock::new(users),
+                booking: KeyedLocks::default(),
             }),
         })
     }
@@ -487,6 +492,55 @@ impl Store for EmbeddedStore {
             Ok(live)
         })
         .await
+    }
+
+    async fn delete_job_of(&self, id: &str, userid: &str) -> StoreResult<bool> {
+        let (id, userid) = (id.to_string(), userid.to_string());
+        self.write(move |conn, _| {
+            Ok(conn.execute(
+                &format!("DELETE FROM jobs WHERE id = ? AND userid = ? AND {JOB_LIVE}"),
+                params![id, userid, now_micros()],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn book(&self, nodes: &[String], decide: &mut Decide<'_>) -> StoreResult<Booked> {
+        // Every write that books time goes through here under these locks, and reads taken
+        // after a commit see it (WAL): the decision always sees the previous booking.
+        let _held = self.inner.booking.lock(&lock_order(nodes)).await;
+        let mut lists = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            lists.push(self.get_jobs_by_nodeid(node).await?);
+        }
+        match decide(&lists) {
+            None => Ok(Booked::Refused),
+            Some(BookingWrite::Insert(job)) => Ok(if self.add_job(&job).await? {
+                Booked::Written
+            } else {
+                Booked::IdTaken
+            }),
+            Some(BookingWrite::SetDates {
+                id,
+                start_date,
+                end_date,
+                was_start,
+                was_end,
+            }) => {
+                let moved = self
+                    .write(move |conn, _| {
+                        Ok(conn.execute(
+                            &format!(
+                                "UPDATE jobs SET start_date = ?, end_date = ? WHERE id = ? \
+                                 AND start_date = ? AND end_date = ? AND {JOB_LIVE}"
+                            ),
+                            params![start_date, end_date, id, was_start, was_end, now_micros()],
+                        )? == 1)
+                    })
+                    .await?;
+                Ok(if moved { Booked::Written } else { Booked::Gone })
+            }
+        }
     }
 
     async fn delete_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<u64> {
