@@ -185,7 +185,9 @@ pub async fn schedule_job(
             .store
             .book(&nodes, &mut |lists| {
                 refusal = admit(&new, &job, lists, ctx.overlap, offset).err();
-                refusal.is_none().then(|| BookingWrite::Insert(Box::new(job.clone())))
+                refusal
+                    .is_none()
+                    .then(|| BookingWrite::Insert(Box::new(job.clone())))
             })
             .await?;
         if booked == Booked::Refused {

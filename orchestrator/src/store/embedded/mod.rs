@@ -4,6 +4,7 @@
 //! connections so they never queue behind writes. Users are also held in memory (loaded at
 //! open, updated under the writer lock) because every authenticated request looks one up.
 
+mod lock;
 mod rows;
 mod schema;
 
@@ -20,6 +21,7 @@ use super::booking::{lock_order, KeyedLocks};
 use super::model::*;
 use super::{Booked, BookingWrite, Decide};
 use super::{Store, StoreError, StoreResult};
+pub use lock::LOCK_FILE;
 use rows::*;
 pub use schema::DB_FILE;
 use schema::*;
@@ -40,6 +42,8 @@ struct Inner {
     users: RwLock<HashMap<String, User>>,
     /// Per-node booking locks (one process per data dir, so in-process locks suffice).
     booking: KeyedLocks,
+    /// Held for as long as the store is open: one process per data directory.
+    _dir_lock: lock::DirLock,
 }
 
 fn lock_err<T>(_: T) -> StoreError {
@@ -57,6 +61,7 @@ impl EmbeddedStore {
             // The database holds access tokens: keep the directory private.
             let _ = std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700));
         }
+        let dir_lock = lock::DirLock::acquire(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let writer = open_writer(&path)?;
 
@@ -76,6 +81,7 @@ impl EmbeddedStore {
                 readers: Mutex::new(Vec::new()),
                 users: RwLock::new(users),
                 booking: KeyedLocks::default(),
+                _dir_lock: dir_lock,
             }),
         })
     }
@@ -276,7 +282,7 @@ impl Store for EmbeddedStore {
         }
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {NODE_COLS} FROM nodes{} ORDER BY nodeid",
+                "SELECT {NODE_COLS} FROM nodes{} ORDER BY rowid",
                 c.where_sql()
             );
             let mut stmt = conn.prepare(&sql)?;
@@ -432,12 +438,12 @@ impl Store for EmbeddedStore {
             let (sql, values) = match userid {
                 Some(u) => (
                     format!(
-                        "SELECT {JOB_COLS} FROM jobs WHERE userid = ? AND {JOB_LIVE} ORDER BY id"
+                        "SELECT {JOB_COLS} FROM jobs WHERE userid = ? AND {JOB_LIVE} ORDER BY rowid"
                     ),
                     vec![Value::Text(u), Value::Integer(now)],
                 ),
                 None => (
-                    format!("SELECT {JOB_COLS} FROM jobs WHERE {JOB_LIVE} ORDER BY id"),
+                    format!("SELECT {JOB_COLS} FROM jobs WHERE {JOB_LIVE} ORDER BY rowid"),
                     vec![Value::Integer(now)],
                 ),
             };
@@ -453,7 +459,7 @@ impl Store for EmbeddedStore {
         self.read(move |conn| {
             let sql = format!(
                 "SELECT {JOB_COLS} FROM jobs WHERE (nodeid = ?1 OR server = ?1) \
-                 AND (expire_at IS NULL OR expire_at > ?2) ORDER BY id"
+                 AND (expire_at IS NULL OR expire_at > ?2) ORDER BY rowid"
             );
             let mut stmt = conn.prepare(&sql)?;
             let rows = stmt.query_map(params![nodeid, now_micros()], job_from_row)?;
@@ -562,7 +568,8 @@ impl Store for EmbeddedStore {
         let r = run.clone();
         self.write(move |conn, _| {
             let mut st = conn.prepare_cached(&format!(
-                "INSERT OR REPLACE INTO runs ({RUN_COLS}) VALUES ({RUN_PARAMS})"
+                "INSERT INTO runs ({RUN_COLS}) VALUES ({RUN_PARAMS}) ON CONFLICT (runid) DO UPDATE \
+                 SET {RUN_UPDATE}"
             ))?;
             exec_run(&mut st, &r)?;
             Ok(())
@@ -628,7 +635,7 @@ impl Store for EmbeddedStore {
         };
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {RUN_COLS} FROM runs{} ORDER BY start_time DESC, runid{limit}",
+                "SELECT {RUN_COLS} FROM runs{} ORDER BY rowid{limit}",
                 c.where_sql()
             );
             let mut stmt = conn.prepare(&sql)?;
@@ -683,7 +690,7 @@ impl Store for EmbeddedStore {
         }
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {TASK_COLS} FROM tasks{} ORDER BY taskid",
+                "SELECT {TASK_COLS} FROM tasks{} ORDER BY rowid",
                 c.where_sql()
             );
             let mut stmt = conn.prepare(&sql)?;

@@ -22,13 +22,21 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// A time as stored: microseconds since the epoch, cut to whole milliseconds, the precision
+/// of MongoDB's dates. The original prints what its database gives back, so a time sent as
+/// `00:10:32.910943` reads back as `00:10:32.910000` in both stores.
 pub(super) fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
+    t.timestamp_millis().saturating_mul(1000)
+}
+
+/// A stored time back (rows written before the cut to milliseconds are cut on read).
+fn from_stored(v: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(v.div_euclid(1000))
 }
 
 pub(super) fn time_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
     let v: i64 = row.get(idx)?;
-    DateTime::from_timestamp_micros(v).ok_or_else(|| {
+    from_stored(v).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
             idx,
             Type::Integer,
@@ -102,7 +110,7 @@ pub(super) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         server: row.get(17)?,
         trigger: row.get(18)?,
         config: row.get(19)?,
-        expire_at: expire_at.and_then(DateTime::from_timestamp_micros),
+        expire_at: expire_at.and_then(from_stored),
     })
 }
 
@@ -172,13 +180,18 @@ pub(super) fn insert_user(
     user: &User,
     replace: bool,
 ) -> rusqlite::Result<usize> {
-    let verb = if replace {
-        "INSERT OR REPLACE"
+    // Replace in place (keeps the row), like MongoDB's replace_one.
+    let sql = if replace {
+        format!(
+            "INSERT INTO users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (id) DO UPDATE SET name = ?2, role = ?3, team = ?4, \
+             static_access_token = ?5, access_token = ?6"
+        )
     } else {
-        "INSERT OR IGNORE"
+        format!("INSERT OR IGNORE INTO users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
     };
     conn.execute(
-        &format!("{verb} INTO users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        &sql,
         params![
             user.id,
             user.name,

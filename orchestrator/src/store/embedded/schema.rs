@@ -1,5 +1,8 @@
 //! Embedded store schema: the SQLite tables, their column lists and how a connection is opened.
 //!
+//! Lists come back in insertion order (`ORDER BY rowid`), the original's natural order; rows
+//! are updated in place (never deleted and re-inserted) so they keep their place, and the
+//! single-column indexes keep equal keys in rowid order, so no list needs a sort step.
 //! Times are INTEGER microseconds since the epoch (values are kept at MongoDB's millisecond
 //! precision, see `rows::micros`); the column lists here are the order `rows` reads and writes.
 
@@ -87,10 +90,13 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL,
     status_message TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS runs_start_time ON runs (start_time DESC);
-CREATE INDEX IF NOT EXISTS runs_jobid ON runs (jobid, start_time DESC);
-CREATE INDEX IF NOT EXISTS runs_nodeid ON runs (nodeid, start_time DESC);
-CREATE INDEX IF NOT EXISTS runs_userid ON runs (userid, start_time DESC);
+DROP INDEX IF EXISTS runs_start_time;
+DROP INDEX IF EXISTS runs_jobid;
+DROP INDEX IF EXISTS runs_nodeid;
+DROP INDEX IF EXISTS runs_userid;
+CREATE INDEX IF NOT EXISTS runs_by_job ON runs (jobid);
+CREATE INDEX IF NOT EXISTS runs_by_node ON runs (nodeid);
+CREATE INDEX IF NOT EXISTS runs_by_user ON runs (userid);
 CREATE TABLE IF NOT EXISTS tasks (
     taskid TEXT PRIMARY KEY,
     runid TEXT NOT NULL,
@@ -122,6 +128,10 @@ pub(super) const CONFIG_COLS: &str = "has_datastore, has_blob, blob_connection_s
                                       blob_container, blob_artifact_path, has_weather, \
                                       weather_apikey";
 pub(super) const NODE_PARAMS: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10";
+/// `update_run`'s SET clause: every column but the key, from [`RUN_PARAMS`].
+pub(super) const RUN_UPDATE: &str = "jobid = ?2, nodeid = ?3, userid = ?4, start_time = ?5, \
+                                     end_time = ?6, last_updated = ?7, blob_url = ?8, \
+                                     status = ?9, status_message = ?10";
 pub(super) const TASK_COLS: &str =
     "taskid, runid, jobid, nodeid, task_type, status, ttl_secs, expire_at";
 
