@@ -3,6 +3,7 @@
 //! Handlers only see this trait and the records in [`model`]; no BSON or SQL leaks out.
 
 pub mod booking;
+pub mod cached;
 pub mod embedded;
 pub mod model;
 pub mod mongo;
