@@ -4,6 +4,7 @@
 //! connections so they never queue behind writes. Users are also held in memory (loaded at
 //! open, updated under the writer lock) because every authenticated request looks one up.
 
+mod jobs;
 mod lock;
 mod rows;
 mod schema;
@@ -17,9 +18,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use super::booking::{lock_order, KeyedLocks};
+use super::booking::KeyedLocks;
 use super::model::*;
-use super::{Booked, BookingWrite, Decide};
+use super::{Booked, Decide};
 use super::{Store, StoreError, StoreResult};
 pub use lock::LOCK_FILE;
 use rows::*;
@@ -375,97 +376,23 @@ impl Store for EmbeddedStore {
     }
 
     async fn add_job(&self, job: &Job) -> StoreResult<bool> {
-        let values = job_values(job);
-        let id = job.id.clone();
-        self.write(move |conn, _| {
-            let tx = conn.transaction()?;
-            // An expired job is gone for readers; let its id be reused.
-            tx.execute(
-                "DELETE FROM jobs WHERE id = ?1 AND expire_at IS NOT NULL AND expire_at <= ?2",
-                params![id, now_micros()],
-            )?;
-            let n = tx.execute(
-                &format!(
-                    "INSERT OR IGNORE INTO jobs ({JOB_COLS}) VALUES ({})",
-                    vec!["?"; 21].join(", ")
-                ),
-                params_from_iter(values.iter()),
-            )?;
-            tx.commit()?;
-            Ok(n == 1)
-        })
-        .await
+        EmbeddedStore::add_job(self, job).await
     }
 
     async fn replace_job(&self, job: &Job) -> StoreResult<bool> {
-        let mut values = job_values(job);
-        let id = values.remove(0);
-        values.push(id);
-        values.push(Value::Integer(now_micros()));
-        self.write(move |conn, _| {
-            let cols: Vec<String> = JOB_COLS
-                .split(',')
-                .skip(1)
-                .map(|c| format!("{} = ?", c.trim()))
-                .collect();
-            let sql = format!(
-                "UPDATE jobs SET {} WHERE id = ? AND {JOB_LIVE}",
-                cols.join(", ")
-            );
-            Ok(conn.execute(&sql, params_from_iter(values.iter()))? == 1)
-        })
-        .await
+        EmbeddedStore::replace_job(self, job).await
     }
 
     async fn get_job(&self, id: &str) -> StoreResult<Option<Job>> {
-        let id = id.to_string();
-        self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1 AND {JOB_LIVE}"),
-                    params![id, now_micros()],
-                    job_from_row,
-                )
-                .optional()?)
-        })
-        .await
+        EmbeddedStore::get_job(self, id).await
     }
 
     async fn get_jobs_by_userid(&self, userid: Option<&str>) -> StoreResult<Vec<Job>> {
-        let userid = userid.map(str::to_string);
-        self.read(move |conn| {
-            let now = now_micros();
-            let (sql, values) = match userid {
-                Some(u) => (
-                    format!(
-                        "SELECT {JOB_COLS} FROM jobs WHERE userid = ? AND {JOB_LIVE} ORDER BY rowid"
-                    ),
-                    vec![Value::Text(u), Value::Integer(now)],
-                ),
-                None => (
-                    format!("SELECT {JOB_COLS} FROM jobs WHERE {JOB_LIVE} ORDER BY rowid"),
-                    vec![Value::Integer(now)],
-                ),
-            };
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params_from_iter(values.iter()), job_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        EmbeddedStore::get_jobs_by_userid(self, userid).await
     }
 
     async fn get_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<Vec<Job>> {
-        let nodeid = nodeid.to_string();
-        self.read(move |conn| {
-            let sql = format!(
-                "SELECT {JOB_COLS} FROM jobs WHERE (nodeid = ?1 OR server = ?1) \
-                 AND (expire_at IS NULL OR expire_at > ?2) ORDER BY rowid"
-            );
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params![nodeid, now_micros()], job_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        EmbeddedStore::get_jobs_by_nodeid(self, nodeid).await
     }
 
     async fn update_job_dates(
@@ -474,94 +401,23 @@ impl Store for EmbeddedStore {
         start_date: &str,
         end_date: &str,
     ) -> StoreResult<bool> {
-        let (id, start, end) = (id.to_string(), start_date.to_string(), end_date.to_string());
-        self.write(move |conn, _| {
-            Ok(conn.execute(
-                "UPDATE jobs SET start_date = ?2, end_date = ?3 \
-                 WHERE id = ?1 AND (expire_at IS NULL OR expire_at > ?4)",
-                params![id, start, end, now_micros()],
-            )? == 1)
-        })
-        .await
+        EmbeddedStore::update_job_dates(self, id, start_date, end_date).await
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
-        let id = id.to_string();
-        self.write(move |conn, _| {
-            let tx = conn.transaction()?;
-            let live = tx.execute(
-                "DELETE FROM jobs WHERE id = ?1 AND (expire_at IS NULL OR expire_at > ?2)",
-                params![id, now_micros()],
-            )? == 1;
-            tx.execute("DELETE FROM jobs WHERE id = ?1", params![id])?;
-            tx.commit()?;
-            Ok(live)
-        })
-        .await
+        EmbeddedStore::delete_job(self, id).await
     }
 
     async fn delete_job_of(&self, id: &str, userid: &str) -> StoreResult<bool> {
-        let (id, userid) = (id.to_string(), userid.to_string());
-        self.write(move |conn, _| {
-            Ok(conn.execute(
-                &format!("DELETE FROM jobs WHERE id = ? AND userid = ? AND {JOB_LIVE}"),
-                params![id, userid, now_micros()],
-            )? == 1)
-        })
-        .await
+        EmbeddedStore::delete_job_of(self, id, userid).await
     }
 
     async fn book(&self, nodes: &[String], decide: &mut Decide<'_>) -> StoreResult<Booked> {
-        // Every write that books time goes through here under these locks, and reads taken
-        // after a commit see it (WAL): the decision always sees the previous booking.
-        let _held = self.inner.booking.lock(&lock_order(nodes)).await;
-        let mut lists = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            lists.push(self.get_jobs_by_nodeid(node).await?);
-        }
-        match decide(&lists) {
-            None => Ok(Booked::Refused),
-            Some(BookingWrite::Insert(job)) => Ok(if self.add_job(&job).await? {
-                Booked::Written
-            } else {
-                Booked::IdTaken
-            }),
-            Some(BookingWrite::SetDates {
-                id,
-                start_date,
-                end_date,
-                was_start,
-                was_end,
-            }) => {
-                let moved = self
-                    .write(move |conn, _| {
-                        Ok(conn.execute(
-                            &format!(
-                                "UPDATE jobs SET start_date = ?, end_date = ? WHERE id = ? \
-                                 AND start_date = ? AND end_date = ? AND {JOB_LIVE}"
-                            ),
-                            params![start_date, end_date, id, was_start, was_end, now_micros()],
-                        )? == 1)
-                    })
-                    .await?;
-                Ok(if moved { Booked::Written } else { Booked::Gone })
-            }
-        }
+        EmbeddedStore::book(self, nodes, decide).await
     }
 
     async fn delete_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<u64> {
-        let nodeid = nodeid.to_string();
-        self.write(move |conn, _| {
-            let tx = conn.transaction()?;
-            let live = tx.execute(
-                "DELETE FROM jobs WHERE nodeid = ?1 AND (expire_at IS NULL OR expire_at > ?2)",
-                params![nodeid, now_micros()],
-            )?;
-            tx.execute("DELETE FROM jobs WHERE nodeid = ?1", params![nodeid])?;
-            tx.commit()?;
-            Ok(live as u64)
-        })
-        .await
+        EmbeddedStore::delete_jobs_by_nodeid(self, nodeid).await
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
@@ -578,23 +434,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn insert_jobs(&self, jobs: &[Job]) -> StoreResult<u64> {
-        let rows: Vec<Vec<Value>> = jobs.iter().map(job_values).collect();
-        self.write(move |conn, _| {
-            let tx = conn.transaction()?;
-            let mut inserted = 0u64;
-            {
-                let mut st = tx.prepare(&format!(
-                    "INSERT OR IGNORE INTO jobs ({JOB_COLS}) VALUES ({})",
-                    vec!["?"; 21].join(", ")
-                ))?;
-                for values in &rows {
-                    inserted += st.execute(params_from_iter(values.iter()))? as u64;
-                }
-            }
-            tx.commit()?;
-            Ok(inserted)
-        })
-        .await
+        EmbeddedStore::insert_jobs(self, jobs).await
     }
 
     async fn insert_runs(&self, runs: &[Run]) -> StoreResult<u64> {

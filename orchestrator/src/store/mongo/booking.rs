@@ -16,7 +16,7 @@ use bson::{doc, Bson};
 use super::codec::{self, date};
 use super::{backend, live_job, MongoStore};
 use crate::store::booking::lock_order;
-use crate::store::{Booked, BookingWrite, Decide, Store, StoreError, StoreResult};
+use crate::store::{Booked, BookingWrite, Decide, StoreError, StoreResult};
 
 /// Decisions per booking before giving up (each retry follows a lost lease).
 const ATTEMPTS: usize = 3;
