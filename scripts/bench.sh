@@ -5,7 +5,10 @@
 #   scripts/bench.sh            full run, release build: the figures in BENCHMARKS.md
 #   scripts/bench.sh --smoke    a few seconds per benchmark (debug build), so CI notices rot
 #   scripts/bench.sh [--smoke] SUBCOMMAND [ARGS...]   one benchmark (orchestrator, kernel,
-#                               sandbox, runs, all), extra args go to leotest-bench
+#                               sandbox, runs, schedule, all), extra args go to leotest-bench
+#   scripts/bench.sh --baseline-rev REV [SUBCOMMAND]   also builds the orchestrator at git
+#                               revision REV (e.g. the commit before atomic bookings) and passes
+#                               it as the `schedule` baseline (LEOTEST_BENCH_BASELINE_BIN)
 #
 # The MongoDB-wire figures need LEOTEST_TEST_MONGO_URI; a full run starts a local server with
 # scripts/start-mongo-wire.sh when it is unset (LEOTEST_BENCH_NO_MONGO=1 skips that).
@@ -14,10 +17,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 smoke=0
-if [ "${1:-}" = "--smoke" ]; then
-    smoke=1
-    shift
-fi
+baseline_rev=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --smoke) smoke=1; shift ;;
+        --baseline-rev)
+            [ $# -ge 2 ] || { echo "bench.sh: --baseline-rev needs a revision" >&2; exit 2; }
+            baseline_rev=$2
+            shift 2
+            ;;
+        *) break ;;
+    esac
+done
 cmd=${1:-all}
 [ $# -gt 0 ] && shift
 
@@ -27,6 +38,24 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 crates=(-p leotest-orchestrator -p leotest-kernel-service -p leotest-bench)
+
+# The orchestrator as of another revision, built from a clean export of it (not this tree).
+# It shares target/ (dependencies are reused); its binary is copied out before ours is built.
+if [ -n "$baseline_rev" ]; then
+    rev=$(git rev-parse --short "$baseline_rev^{commit}")
+    src="target/bench/baseline-src-$rev"
+    rm -rf "$src"
+    mkdir -p "$src"
+    git archive "$rev" | tar -x -C "$src"
+    profile=release out_dir=release
+    [ "$smoke" = 1 ] && profile=dev out_dir=debug
+    echo "bench.sh: building the baseline orchestrator at $rev ($profile)" >&2
+    cargo build --quiet --profile "$profile" -p leotest-orchestrator \
+        --manifest-path "$src/Cargo.toml" --target-dir target
+    mkdir -p "target/bench/baseline-$rev"
+    cp "target/$out_dir/leotest-orchestrator" "target/bench/baseline-$rev/leotest-orchestrator"
+    export LEOTEST_BENCH_BASELINE_BIN="$PWD/target/bench/baseline-$rev/leotest-orchestrator"
+fi
 if [ "$smoke" = 1 ]; then
     cargo build --quiet "${crates[@]}"
     exec target/debug/leotest-bench "$cmd" --smoke --bin-dir target/debug "$@"

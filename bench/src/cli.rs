@@ -48,6 +48,11 @@ struct Cli {
     /// MongoDB-wire server for the second orchestrator run (skipped when unset).
     #[arg(long, global = true, env = "LEOTEST_TEST_MONGO_URI")]
     mongo_uri: Option<String>,
+
+    /// `schedule`: an orchestrator binary built before atomic bookings, measured in the same
+    /// run as the baseline of the ratios (`scripts/bench.sh --baseline-rev REV` builds one).
+    #[arg(long, global = true, env = "LEOTEST_BENCH_BASELINE_BIN")]
+    baseline_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +67,9 @@ enum Cmd {
     Rss,
     /// get_runs over 1 000 000 runs vs 1 000 runs; get_scheduled_runs busy vs quiet node.
     Runs,
+    /// schedule_job throughput and p99, one node vs many, one process vs two replicas, vs a
+    /// baseline binary (--baseline-bin); overlapping bookings accepted under contention.
+    Schedule,
     /// Every benchmark in turn (what BENCHMARKS.md reports).
     All,
 }
@@ -142,6 +150,10 @@ async fn dispatch(cli: &Cli, s: &Settings) -> anyhow::Result<()> {
             print!("{}", crate::runs::run(s, cli.mongo_uri.as_deref()).await?);
             Ok(())
         }
+        Cmd::Schedule => {
+            print!("{}", schedule(cli, s).await?);
+            Ok(())
+        }
         Cmd::Sandbox => {
             print!("{}", crate::sandbox::run(s).await?);
             Ok(())
@@ -153,7 +165,12 @@ async fn dispatch(cli: &Cli, s: &Settings) -> anyhow::Result<()> {
             print!("\n### memory\n\n{}", crate::orch::memory(s).await?);
             print!("{}", crate::kernel::memory(s).await?);
             print!("{}", crate::runs::run(s, cli.mongo_uri.as_deref()).await?);
+            print!("{}", schedule(cli, s).await?);
             Ok(())
         }
     }
+}
+
+async fn schedule(cli: &Cli, s: &Settings) -> anyhow::Result<String> {
+    crate::schedule::run(s, cli.mongo_uri.as_deref(), cli.baseline_bin.as_deref()).await
 }

@@ -9,6 +9,7 @@ pub mod orch;
 pub mod procs;
 pub mod runs;
 pub mod sandbox;
+pub mod schedule;
 pub mod stats;
 
 use std::path::PathBuf;

@@ -75,6 +75,10 @@ pub struct Orchestrator {
     pub node_token: String,
     pub priv_id: String,
     pub priv_token: String,
+    pub admin_token: String,
+    backend: Backend,
+    /// The MongoDB database, shared by replicas.
+    db_name: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -113,9 +117,56 @@ impl Orchestrator {
         backend: &Backend,
     ) -> Result<Self> {
         let bin = binary(bin_dir, "leotest-orchestrator")?;
+        Self::start_bin_in(dir, &bin, backend).await
+    }
+
+    /// Like [`start`](Self::start) with the orchestrator binary at `bin` (e.g. a baseline
+    /// build).
+    pub async fn start_bin(bin: &Path, backend: &Backend) -> Result<Self> {
+        Self::start_bin_in(scratch_dir()?, bin, backend).await
+    }
+
+    async fn start_bin_in(dir: tempfile::TempDir, bin: &Path, backend: &Backend) -> Result<Self> {
+        let db_name = match backend {
+            Backend::Embedded => None,
+            Backend::Mongo(_) => Some(format!("leotest_bench_{}", random_hex(4)?)),
+        };
+        let mut o = Self::spawn(dir, bin, backend, db_name, random_hex(16)?).await?;
+        let admin = o.client(&o.channel().await?, "admin", &o.admin_token)?;
+        o.node_token = register(&admin, &o.node_id, UserRoles::Node).await?;
+        o.priv_token = register(&admin, &o.priv_id, UserRoles::UserPriv).await?;
+        Ok(o)
+    }
+
+    /// A second process of the binary at `bin` on the same MongoDB database (a replica),
+    /// with the same users.
+    pub async fn replica(&self, bin: &Path) -> Result<Self> {
+        let Backend::Mongo(_) = &self.backend else {
+            bail!("replicas need the MongoDB store");
+        };
+        let mut o = Self::spawn(
+            scratch_dir()?,
+            bin,
+            &self.backend,
+            self.db_name.clone(),
+            self.admin_token.clone(),
+        )
+        .await?;
+        o.node_token = self.node_token.clone();
+        o.priv_token = self.priv_token.clone();
+        Ok(o)
+    }
+
+    async fn spawn(
+        dir: tempfile::TempDir,
+        bin: &Path,
+        backend: &Backend,
+        db_name: Option<String>,
+        admin_token: String,
+    ) -> Result<Self> {
         let cert = dir.path().join("server.crt");
         let key = dir.path().join("server.key");
-        let status = std::process::Command::new(&bin)
+        let status = std::process::Command::new(bin)
             .arg("gen-cert")
             .arg("--cert")
             .arg(&cert)
@@ -129,7 +180,6 @@ impl Orchestrator {
             bail!("gen-cert failed: {status}");
         }
         let port = free_port()?;
-        let admin_token = random_hex(16)?;
         let mut args: Vec<String> = vec![
             "--listen".into(),
             format!("127.0.0.1:{port}"),
@@ -150,17 +200,17 @@ impl Orchestrator {
                 "--db-server".into(),
                 uri.clone(),
                 "--db-name".into(),
-                format!("leotest_bench_{}", random_hex(4)?),
+                db_name.clone().unwrap_or_default(),
             ]),
         }
-        let mut proc = Proc::spawn(&bin, &args, &dir.path().join("orchestrator.log"))?;
+        let mut proc = Proc::spawn(bin, &args, &dir.path().join("orchestrator.log"))?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         if let Err(e) = wait_for_port(&mut proc, addr, Duration::from_secs(30)) {
             let log =
                 std::fs::read_to_string(dir.path().join("orchestrator.log")).unwrap_or_default();
             bail!("{e}\n{log}");
         }
-        let mut o = Orchestrator {
+        Ok(Orchestrator {
             proc,
             addr,
             cert,
@@ -168,12 +218,11 @@ impl Orchestrator {
             node_token: String::new(),
             priv_id: "bench-priv".into(),
             priv_token: String::new(),
+            admin_token,
+            backend: backend.clone(),
+            db_name,
             _dir: dir,
-        };
-        let admin = o.client(&o.channel().await?, "admin", &admin_token)?;
-        o.node_token = register(&admin, &o.node_id, UserRoles::Node).await?;
-        o.priv_token = register(&admin, &o.priv_id, UserRoles::UserPriv).await?;
-        Ok(o)
+        })
     }
 
     /// A new HTTP/2 connection over TLS, trusting the fresh certificate, name `localhost`.

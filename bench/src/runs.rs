@@ -185,21 +185,21 @@ fn queries(runs: usize) -> Vec<(&'static str, MessageGetRuns)> {
             },
         ),
         (
-            "newest 100 of a node",
+            "first 100 of a node",
             MessageGetRuns {
                 nodeid: "node-3".into(),
                 ..q(LIMIT)
             },
         ),
         (
-            "newest 100 of a job",
+            "first 100 of a job",
             MessageGetRuns {
                 jobid: "job-0".into(),
                 ..q(LIMIT)
             },
         ),
         (
-            "newest 100 in a 24 h window",
+            "first 100 in a 24 h window",
             MessageGetRuns {
                 time_range: Some(MessageTimeRange {
                     start: iso(mid - chrono::Duration::hours(12)),
@@ -208,7 +208,7 @@ fn queries(runs: usize) -> Vec<(&'static str, MessageGetRuns)> {
                 ..q(LIMIT)
             },
         ),
-        ("newest 100 overall", q(LIMIT)),
+        ("first 100 overall", q(LIMIT)),
     ]
 }
 

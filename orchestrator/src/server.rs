@@ -58,7 +58,9 @@ async fn connect_mongo(uri: &str, db_name: &str) -> Result<Arc<dyn Store>, Serve
     // The URI may carry credentials: log only the database name.
     tracing::info!(db = db_name, "connecting to MongoDB");
     let store = crate::store::mongo::MongoStore::connect(uri, db_name).await?;
-    Ok(Arc::new(store))
+    // Users answered from memory for at most 0.5 s (store::cached): authentication without a
+    // round trip per request, revocation seen by every replica within a second.
+    Ok(crate::store::cached::CachedUsers::shared(store))
 }
 
 /// Re-creates the `admin` user with the configured token, as the original does at start

@@ -440,7 +440,8 @@ async fn scenario(s: &TestServer) {
         .into_inner();
     assert_eq!(
         mine.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
-        ["a1", "c1"]
+        ["c1", "a1"],
+        "insertion order, as the original"
     );
     let theirs = c
         .get_jobs_by_userid(req(
@@ -543,7 +544,7 @@ async fn scenario(s: &TestServer) {
         (false, "only jobs of type 'atq' can be rescheduled.")
     );
 
-    // Runs: upsert by runid, filters, newest first.
+    // Runs: upsert by runid (in place), filters, insertion order as the original.
     for (runid, h, status) in [
         ("r1", 10, "running"),
         ("r2", 11, "done"),
@@ -593,9 +594,61 @@ async fn scenario(s: &TestServer) {
     assert_eq!(
         seen,
         [
-            ("r2", "done", "2030-01-15 11:00:00"),
-            ("r1", "done", "2030-01-15 10:00:00")
+            ("r1", "done", "2030-01-15 10:00:00"),
+            ("r2", "done", "2030-01-15 11:00:00")
         ]
+    );
+    // Times come back at the precision of the original's database (MongoDB: milliseconds).
+    let r = c
+        .update_run(req(
+            MessageUpdateRun {
+                run: Some(RunInstance {
+                    runid: "r-precise".into(),
+                    jobid: "c9".into(),
+                    nodeid: "n1".into(),
+                    userid: "alice".into(),
+                    start_time: "2030-01-01 00:10:00.000123".into(),
+                    end_time: "2030-01-01 00:10:32.910943".into(),
+                    last_updated: "2030-01-01 00:10:32.910943".into(),
+                    status: "done".into(),
+                    ..Default::default()
+                }),
+            },
+            &node,
+        ))
+        .await
+        .expect("update_run")
+        .into_inner();
+    assert_eq!(r.state, OK, "{}", r.message);
+    let got = c
+        .get_runs(req(
+            MessageGetRuns {
+                runid: "r-precise".into(),
+                ..Default::default()
+            },
+            &alice,
+        ))
+        .await
+        .expect("get_runs")
+        .into_inner();
+    let times: Vec<(&str, &str, &str)> = got
+        .runs
+        .iter()
+        .map(|r| {
+            (
+                r.start_time.as_str(),
+                r.end_time.as_str(),
+                r.last_updated.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        times,
+        [(
+            "2030-01-01 00:10:00",
+            "2030-01-01 00:10:32.910000",
+            "2030-01-01 00:10:32.910000"
+        )]
     );
     let bad = c
         .update_run(req(

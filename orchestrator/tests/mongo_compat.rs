@@ -313,7 +313,11 @@ async fn serves_a_database_written_by_the_python_orchestrator() {
         .into_iter()
         .map(|j| j.id)
         .collect();
-    assert_eq!(on_node1, ["job-atq", "job-cron"], "nodeid or server");
+    assert_eq!(
+        on_node1,
+        ["job-cron", "job-atq"],
+        "nodeid or server, in the order the original inserted them"
+    );
 
     let runs = s.get_runs(&RunFilter::default()).await.expect("runs");
     assert_eq!(runs.len(), 1);

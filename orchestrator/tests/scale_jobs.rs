@@ -271,11 +271,14 @@ async fn check(s: &TestServer, runs: usize) -> String {
 #[ignore = "scale test: run explicitly (see the file's header)"]
 async fn scale_embedded() {
     let runs = runs_total();
-    let s = TestServer::start(&[]).await;
-    // The server only reads these tables; the test process writes them through its own
-    // handle on the same SQLite file (WAL allows that).
+    let mut s = TestServer::start(&[]).await;
+    // The embedded store serves one process at a time (a lock on the data dir): load while
+    // the server is stopped, then start it on the loaded data.
+    s.stop();
     let store = EmbeddedStore::open(&s.data_dir()).expect("open");
     let (jobs_secs, runs_secs) = load(&store, runs).await;
+    drop(store);
+    s.launch().await;
     let checks = check(&s, runs).await;
     println!(
         "[embedded] load {JOBS} jobs {jobs_secs:.1} s, {runs} runs {runs_secs:.1} s; {checks}"

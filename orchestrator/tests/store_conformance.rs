@@ -408,31 +408,33 @@ async fn expired_jobs_are_invisible(s: &dyn Store) {
 }
 
 async fn runs(s: &dyn Store) {
+    // Inserted out of start_time order: lists come back as inserted (the original never
+    // sorts, MongoDB returns natural order).
     let runs = [
         run("r1", "j1", "n1", "alice", 0),
         run("r2", "j1", "n1", "alice", 100),
-        run("r3", "j2", "n2", "bob", 200),
         run("r4", "j1", "n2", "alice", 300),
+        run("r3", "j2", "n2", "bob", 200),
     ];
     for r in &runs {
         s.update_run(r).await.expect("insert");
     }
     let ids = |v: Vec<Run>| v.into_iter().map(|r| r.runid).collect::<Vec<_>>();
     let all = s.get_runs(&RunFilter::default()).await.expect("all");
-    assert_eq!(ids(all), ["r4", "r3", "r2", "r1"], "newest first");
+    assert_eq!(ids(all), ["r1", "r2", "r4", "r3"], "insertion order");
 
     let f = RunFilter {
         jobid: Some("j1".into()),
         ..Default::default()
     };
-    assert_eq!(ids(s.get_runs(&f).await.expect("job")), ["r4", "r2", "r1"]);
+    assert_eq!(ids(s.get_runs(&f).await.expect("job")), ["r1", "r2", "r4"]);
     let f = RunFilter {
         jobid: Some("j1".into()),
         nodeid: Some("n1".into()),
         limit: Some(1),
         ..Default::default()
     };
-    assert_eq!(ids(s.get_runs(&f).await.expect("job+node+limit")), ["r2"]);
+    assert_eq!(ids(s.get_runs(&f).await.expect("job+node+limit")), ["r1"]);
     let f = RunFilter {
         userid: Some("bob".into()),
         ..Default::default()
@@ -443,7 +445,7 @@ async fn runs(s: &dyn Store) {
         start_to: Some(t(200)),
         ..Default::default()
     };
-    assert_eq!(ids(s.get_runs(&f).await.expect("range")), ["r3", "r2"]);
+    assert_eq!(ids(s.get_runs(&f).await.expect("range")), ["r2", "r3"]);
     let f = RunFilter {
         runid: Some("r1".into()),
         limit: Some(0),
@@ -461,9 +463,11 @@ async fn runs(s: &dyn Store) {
         ..Default::default()
     };
     assert_eq!(s.get_runs(&f).await.expect("runid"), vec![r1]);
+    let all = s.get_runs(&RunFilter::default()).await.expect("all");
     assert_eq!(
-        s.get_runs(&RunFilter::default()).await.expect("all").len(),
-        4
+        ids(all),
+        ["r1", "r2", "r4", "r3"],
+        "an updated run keeps its place"
     );
 }
 
@@ -510,8 +514,8 @@ async fn bulk_load(s: &dyn Store) {
     };
     assert_eq!(
         s.get_runs(&f).await.expect("by job"),
-        vec![runs[298].clone(), runs[295].clone()],
-        "newest first, as update_run's records"
+        vec![runs[1].clone(), runs[4].clone()],
+        "insertion order, as update_run's records"
     );
     assert_eq!(
         s.get_runs(&RunFilter::default()).await.expect("all").len(),
@@ -575,6 +579,148 @@ async fn expired_tasks_are_invisible_and_purged(s: &dyn Store) {
         .expect("reuse id"));
 }
 
+/// Every list comes back in insertion order, not sorted by id (issue 14 item 5).
+async fn lists_keep_insertion_order(s: &dyn Store) {
+    for id in ["n3", "n1", "n2"] {
+        assert!(s
+            .register_node(&node(id, "loc", "prov", t(0)))
+            .await
+            .expect("node"));
+    }
+    let nodes: Vec<String> = s
+        .get_nodes(&NodeFilter::default())
+        .await
+        .expect("nodes")
+        .into_iter()
+        .map(|n| n.nodeid)
+        .collect();
+    assert_eq!(nodes, ["n3", "n1", "n2"]);
+
+    // A job on the node and one where it is only the server, interleaved by insertion.
+    for (id, nodeid, server) in [
+        ("jc", "n1", None),
+        ("ja", "n2", Some("n1")),
+        ("jb", "n1", None),
+    ] {
+        assert!(s
+            .add_job(&job(id, nodeid, "alice", server))
+            .await
+            .expect("job"));
+    }
+    let ids = |v: Vec<Job>| v.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.get_jobs_by_nodeid("n1").await.expect("by node")),
+        ["jc", "ja", "jb"]
+    );
+    assert_eq!(
+        ids(s.get_jobs_by_userid(Some("alice")).await.expect("by user")),
+        ["jc", "ja", "jb"]
+    );
+    assert_eq!(
+        ids(s.get_jobs_by_userid(None).await.expect("all")),
+        ["jc", "ja", "jb"]
+    );
+    // Moving a job keeps its place.
+    assert!(s
+        .update_job_dates("jc", "2030-01-05 10:00:00", "2030-01-05 11:00:00")
+        .await
+        .expect("move"));
+    assert_eq!(
+        ids(s.get_jobs_by_nodeid("n1").await.expect("by node")),
+        ["jc", "ja", "jb"]
+    );
+
+    for id in ["t9", "t1", "t5"] {
+        assert!(s.schedule_task(&task(id, "n1", 300)).await.expect("task"));
+    }
+    let tasks: Vec<String> = s
+        .get_tasks(&TaskFilter::default())
+        .await
+        .expect("tasks")
+        .into_iter()
+        .map(|t| t.taskid)
+        .collect();
+    assert_eq!(tasks, ["t9", "t1", "t5"]);
+}
+
+/// Times are kept at MongoDB's millisecond precision in every store (issue 14 item 10).
+async fn times_have_millisecond_precision(s: &dyn Store) {
+    let at = |micros: i64| {
+        Utc.timestamp_opt(1_893_456_000, 0).single().expect("valid")
+            + Duration::microseconds(micros)
+    };
+    let mut r = run("rt", "j", "n", "u", 0);
+    r.start_time = at(123); // 2030-01-01 00:00:00.000123
+    r.end_time = at(32_910_943);
+    r.last_updated = at(-1); // just before the second: cut toward the past
+    s.update_run(&r).await.expect("run");
+    let got = s.get_runs(&RunFilter::default()).await.expect("runs");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].start_time, at(0));
+    assert_eq!(got[0].end_time, at(32_910_000));
+    assert_eq!(got[0].last_updated, at(-1000));
+
+    let mut n = node("nt", "l", "p", at(999));
+    assert!(s.register_node(&n).await.expect("node"));
+    assert!(s.mark_node("nt", at(1_500)).await.expect("mark"));
+    n.last_active = at(1_000);
+    assert_eq!(s.get_node("nt").await.expect("get"), Some(n));
+}
+
+/// `book` applies its decision's write and reports refusals and taken ids.
+async fn booking_outcomes(s: &dyn Store) {
+    let nodes = vec!["bn".to_string(), "bs".to_string()];
+    let j = job("bj", "bn", "alice", Some("bs"));
+    let mut seen = Vec::new();
+    let r = s
+        .book(&nodes, &mut |lists| {
+            seen = lists.iter().map(Vec::len).collect();
+            Some(BookingWrite::Insert(Box::new(j.clone())))
+        })
+        .await
+        .expect("book");
+    assert_eq!(r, Booked::Written);
+    assert_eq!(seen, [0, 0]);
+    let r = s
+        .book(&nodes, &mut |lists| {
+            seen = lists.iter().map(Vec::len).collect();
+            Some(BookingWrite::Insert(Box::new(j.clone())))
+        })
+        .await
+        .expect("book");
+    assert_eq!(r, Booked::IdTaken);
+    assert_eq!(seen, [1, 1], "the job is seen from its node and its server");
+    let r = s.book(&nodes, &mut |_| None).await.expect("refuse");
+    assert_eq!(r, Booked::Refused);
+    let set = |was: &str| BookingWrite::SetDates {
+        id: "bj".into(),
+        start_date: "2030-02-01 00:00:00".into(),
+        end_date: "2030-02-01 01:00:00".into(),
+        was_start: was.into(),
+        was_end: j.end_date.clone(),
+    };
+    let r = s
+        .book(&nodes, &mut |_| Some(set("not the stored start")))
+        .await
+        .expect("stale move");
+    assert_eq!(
+        r,
+        Booked::Gone,
+        "a move from dates the job no longer has is refused"
+    );
+    let r = s
+        .book(&nodes, &mut |_| Some(set(&j.start_date)))
+        .await
+        .expect("move");
+    assert_eq!(r, Booked::Written);
+    let moved = s.get_job("bj").await.expect("get").expect("job");
+    assert_eq!(moved.start_date, "2030-02-01 00:00:00");
+    // Deleting someone else's job by id is refused; the owner's delete works.
+    assert!(!s.delete_job_of("bj", "mallory").await.expect("not owner"));
+    assert!(s.delete_job_of("bj", "alice").await.expect("owner"));
+    assert_eq!(s.get_job("bj").await.expect("get"), None);
+}
+
 async fn ping(s: &dyn Store) {
     s.ping().await.expect("ping");
 }
@@ -606,6 +752,9 @@ macro_rules! suite {
             case!(tasks);
             case!(expired_tasks_are_invisible_and_purged);
             case!(ping);
+            case!(lists_keep_insertion_order);
+            case!(times_have_millisecond_precision);
+            case!(booking_outcomes);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_registration_has_one_winner() {

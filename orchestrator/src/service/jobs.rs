@@ -14,7 +14,7 @@ use crate::policy;
 use crate::schedule::cron::{secs, Cron};
 use crate::schedule::overlap::{self, Sched};
 use crate::schedule::{offset_of, pystr, slot, trigger};
-use crate::store::{CronSchedule, Job, JobKind};
+use crate::store::{Booked, BookingWrite, CronSchedule, Job, JobKind};
 use crate::timefmt::parse_datetime;
 
 fn opt(s: String) -> Option<String> {
@@ -99,47 +99,18 @@ pub async fn schedule_job(
     let server = opt(req.server);
     let trigger = opt(req.trigger);
 
-    // Only overhead jobs conflict, and only with other overhead jobs, under both overlap rule
-    // sets: a no-overhead job is a passive measurement the original lets run alongside
-    // anything (its node agent also exempts it from scavenger mode).
-    if req.overhead {
-        let mut existing = ctx.store.get_jobs_by_nodeid(&req.nodeid).await?;
-        if let Some(server) = &server {
-            existing.extend(ctx.store.get_jobs_by_nodeid(server).await?);
-        }
-        let mut scheds = Vec::new();
-        for job in existing.iter().filter(|j| j.overhead) {
-            match sched_of(job) {
-                Ok(s) => scheds.push(s),
-                Err(e) => {
-                    tracing::warn!(jobid = %untrusted(&job.id), "skipping unreadable job: {e}")
-                }
-            }
-        }
-        let new = Sched {
-            id: req.id.clone(),
-            kind,
-            cron,
-            cron_text: req.schedule.clone(),
-            start,
-            end,
-            start_text: req.start_date.clone(),
-            end_text: req.end_date.clone(),
-            length: req.length_secs.into(),
-        };
-        match overlap::conflicts(&new, &scheds, ctx.overlap) {
-            Ok(c) if !c.is_empty() => {
-                return Ok(failed(overlap::message(&c, offset_of(&req.start_date))))
-            }
-            Ok(_) => {}
-            Err(e) => return Ok(failed(e.to_string())),
-        }
-    }
-    if let Some(t) = &trigger {
-        if let Err(msg) = trigger::verify(t) {
-            return Ok(failed(msg));
-        }
-    }
+    let new = Sched {
+        id: req.id.clone(),
+        kind,
+        cron,
+        cron_text: req.schedule.clone(),
+        start,
+        end,
+        start_text: req.start_date.clone(),
+        end_text: req.end_date.clone(),
+        length: req.length_secs.into(),
+    };
+    let offset = offset_of(&req.start_date);
     let job = Job {
         id: req.id,
         nodeid: req.nodeid,
@@ -156,14 +127,76 @@ pub async fn schedule_job(
         config: Some(req.config),
         expire_at: Some(end),
     };
-    Ok(if ctx.store.add_job(&job).await? {
-        MessageScheduleJobResponse {
+    let booked = if job.overhead {
+        // Check and insert as one booking of the node (and of the server): two requests for
+        // one window cannot both pass the check, in this process or another replica.
+        let nodes: Vec<String> = std::iter::once(job.nodeid.clone())
+            .chain(job.server.clone())
+            .collect();
+        let mut refusal = None;
+        let booked = ctx
+            .store
+            .book(&nodes, &mut |lists| {
+                refusal = admit(&new, &job, lists, ctx.overlap, offset).err();
+                refusal
+                    .is_none()
+                    .then(|| BookingWrite::Insert(Box::new(job.clone())))
+            })
+            .await?;
+        if booked == Booked::Refused {
+            return Ok(failed(refusal.unwrap_or_else(|| "unknown error".into())));
+        }
+        booked
+    } else {
+        // Only overhead jobs conflict, and only with other overhead jobs, under both overlap
+        // rule sets: a no-overhead job is a passive measurement the original lets run
+        // alongside anything (its node agent also exempts it from scavenger mode), so it
+        // needs no booking.
+        if let Err(msg) = admit(&new, &job, &[], ctx.overlap, offset) {
+            return Ok(failed(msg));
+        }
+        if ctx.store.add_job(&job).await? {
+            Booked::Written
+        } else {
+            Booked::IdTaken
+        }
+    };
+    Ok(match booked {
+        Booked::Written => MessageScheduleJobResponse {
             state: state(true),
             message: "job successfully scheduled".into(),
-        }
-    } else {
-        failed("job with the given id exists".into())
+        },
+        _ => failed("job with the given id exists".into()),
     })
+}
+
+/// Whether `job` may be scheduled next to the live jobs of its node and server (`lists`):
+/// the overlap check among overhead jobs, then the trigger; `Err` is the refusal message.
+fn admit(
+    new: &Sched,
+    job: &Job,
+    lists: &[Vec<Job>],
+    rules: crate::schedule::OverlapRules,
+    offset: Option<chrono::FixedOffset>,
+) -> Result<(), String> {
+    let mut scheds = Vec::new();
+    for other in lists.iter().flatten().filter(|j| j.overhead) {
+        match sched_of(other) {
+            Ok(s) => scheds.push(s),
+            Err(e) => tracing::warn!(jobid = %untrusted(&other.id), "skipping unreadable job: {e}"),
+        }
+    }
+    if job.overhead {
+        match overlap::conflicts(new, &scheds, rules) {
+            Ok(c) if !c.is_empty() => return Err(overlap::message(&c, offset)),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    match &job.trigger {
+        Some(t) => trigger::verify(t),
+        None => Ok(()),
+    }
 }
 
 pub async fn get_job_by_id(
@@ -256,8 +289,54 @@ pub async fn reschedule_job_nearest(
             "only jobs of type 'atq' can be rescheduled.".into(),
         ));
     }
-    let node_jobs = ctx.store.get_jobs_by_nodeid(&job.nodeid).await?;
+    // Search and move as one booking of the job's node (and server), so two moves into one
+    // free slot cannot both find it free.
     let off = offset_of(&req.starttime);
+    let nodes: Vec<String> = std::iter::once(job.nodeid.clone())
+        .chain(job.server.clone())
+        .collect();
+    let mut planned: Result<String, String> = Err(NOT_FOUND.into());
+    let booked = ctx
+        .store
+        .book(&nodes, &mut |lists| {
+            let node_jobs = lists.first().map(Vec::as_slice).unwrap_or_default();
+            match plan_move(&job.id, start, end, off, node_jobs, ctx.overlap) {
+                Ok((write, next)) => {
+                    planned = Ok(next);
+                    Some(write)
+                }
+                Err(message) => {
+                    planned = Err(message);
+                    None
+                }
+            }
+        })
+        .await?;
+    Ok(match (booked, planned) {
+        (Booked::Written, Ok(next)) => rescheduled(
+            true,
+            format!("updated job schedule successfully; next_slot={next}"),
+        ),
+        (Booked::Refused, Err(message)) => rescheduled(false, message),
+        _ => rescheduled(false, NOT_FOUND.into()),
+    })
+}
+
+const NOT_FOUND: &str = "job with the given id not found.";
+
+/// The nearest free slot for job `id` among the live jobs of its node, as the move to write
+/// and the slot's text; `Err` is the refusal message.
+fn plan_move(
+    id: &str,
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+    off: Option<chrono::FixedOffset>,
+    node_jobs: &[Job],
+    rules: crate::schedule::OverlapRules,
+) -> Result<(BookingWrite, String), String> {
+    let Some(job) = node_jobs.iter().find(|j| j.id == id) else {
+        return Err(NOT_FOUND.into());
+    };
     let next = if node_jobs.is_empty() {
         Some(start + chrono::Duration::minutes(10))
     } else {
@@ -270,41 +349,27 @@ pub async fn reschedule_job_nearest(
                 }
             }
         }
-        match slot::find_empty_slot(start, end, job.length_secs, &scheds, ctx.overlap) {
-            Ok(n) => n,
-            Err(e) => return Ok(rescheduled(false, e.to_string())),
-        }
+        slot::find_empty_slot(start, end, job.length_secs, &scheds, rules)
+            .map_err(|e| e.to_string())?
     };
     let Some(next) = next else {
-        return Ok(rescheduled(
-            false,
-            format!(
-                "empty slot not found with the given constraints:start_time={} end_time={}",
-                pystr(start, off),
-                pystr(end, off)
-            ),
+        return Err(format!(
+            "empty slot not found with the given constraints:start_time={} end_time={}",
+            pystr(start, off),
+            pystr(end, off)
         ));
     };
     // The original wrote end_date = next_slot, leaving a zero-length window that is never
     // scheduled again; the run's own end is kept instead (docs/compatibility.md).
     let new_end = next + secs(job.length_secs);
-    let found = ctx
-        .store
-        .update_job_dates(&job.id, &pystr(next, off), &pystr(new_end, off))
-        .await?;
-    if !found {
-        return Ok(rescheduled(
-            false,
-            "job with the given id not found.".into(),
-        ));
-    }
-    Ok(rescheduled(
-        true,
-        format!(
-            "updated job schedule successfully; next_slot={}",
-            pystr(next, off)
-        ),
-    ))
+    let write = BookingWrite::SetDates {
+        id: job.id.clone(),
+        start_date: pystr(next, off),
+        end_date: pystr(new_end, off),
+        was_start: job.start_date.clone(),
+        was_end: job.end_date.clone(),
+    };
+    Ok((write, pystr(next, off)))
 }
 
 pub async fn modify_job(
@@ -337,7 +402,14 @@ pub async fn delete_job_by_id(
             Some(_) => {}
         }
     }
-    Ok(if ctx.store.delete_job(&req.jobid).await? {
+    // Delete only what the check saw: a job that was deleted and re-created by someone else
+    // in between is not ours to delete.
+    let deleted = if policy::is_admin(caller) {
+        ctx.store.delete_job(&req.jobid).await?
+    } else {
+        ctx.store.delete_job_of(&req.jobid, &caller.userid).await?
+    };
+    Ok(if deleted {
         reply(true, "deleted job successfully".into())
     } else {
         reply(false, "job with given jobid does not exist".into())

@@ -2,6 +2,8 @@
 //!
 //! Handlers only see this trait and the records in [`model`]; no BSON or SQL leaks out.
 
+pub mod booking;
+pub mod cached;
 pub mod embedded;
 pub mod model;
 pub mod mongo;
@@ -9,11 +11,12 @@ pub mod mongo;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use booking::{Booked, BookingWrite, Decide};
 pub use model::*;
 
 /// Failure of the storage backend itself. "Not found" and "already exists" are not errors:
 /// they are ordinary outcomes returned as `Option` / `bool` by the trait methods.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached or opened.
     #[error("store unavailable: {0}")]
@@ -35,7 +38,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// * string arguments are compared exactly (case-sensitive);
 /// * records with an `expire_at` in the past (tasks, jobs) are invisible to every read and
 ///   update, even before a backend's TTL purge has removed them;
-/// * timestamps round-trip with at least millisecond precision (MongoDB dates);
+/// * lists come back in insertion order, the original's (MongoDB's natural order: it never
+///   sorts);
+/// * timestamps are kept at millisecond precision, cut toward the past (MongoDB dates), so
+///   `00:10:32.910943` reads back as `00:10:32.910`;
 /// * `bool` results mean "a record matched" (insert: "was inserted", i.e. the id was free).
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -75,7 +81,7 @@ pub trait Store: Send + Sync {
     /// The node with this id.
     async fn get_node(&self, nodeid: &str) -> StoreResult<Option<Node>>;
 
-    /// Nodes matching every given filter, ordered by nodeid.
+    /// Nodes matching every given filter, in insertion order.
     async fn get_nodes(&self, filter: &NodeFilter) -> StoreResult<Vec<Node>>;
 
     /// Applies the `Some` fields of `update`; `false` if the node is absent.
@@ -104,10 +110,11 @@ pub trait Store: Send + Sync {
     /// The job with this id.
     async fn get_job(&self, id: &str) -> StoreResult<Option<Job>>;
 
-    /// Jobs of a user, or all jobs when `userid` is `None`; ordered by id.
+    /// Jobs of a user, or all jobs when `userid` is `None`; in insertion order.
     async fn get_jobs_by_userid(&self, userid: Option<&str>) -> StoreResult<Vec<Job>>;
 
-    /// Jobs whose `nodeid` OR `server` is this node (as the original's `$or`); ordered by id.
+    /// Jobs whose `nodeid` OR `server` is this node (as the original's `$or`); in insertion
+    /// order.
     async fn get_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<Vec<Job>>;
 
     /// Sets `start_date` / `end_date` (strings, as the original) of a job; `false` if absent.
@@ -121,6 +128,16 @@ pub trait Store: Send + Sync {
     /// Deletes a job; `false` if absent.
     async fn delete_job(&self, id: &str) -> StoreResult<bool>;
 
+    /// Deletes a job only if `userid` owns it, in one step (no window in which the id could
+    /// be freed and taken by someone else's job); `false` if absent or owned by another user.
+    async fn delete_job_of(&self, id: &str, userid: &str) -> StoreResult<bool>;
+
+    /// Books time on nodes atomically: while `decide` looks at the live jobs of each of
+    /// `nodes` and picks a write, and until that write is applied, no other booking touching
+    /// any of these nodes runs, in this process or in any other process sharing the store.
+    /// Every write that books time on a node (schedule, reschedule) goes through here.
+    async fn book(&self, nodes: &[String], decide: &mut Decide<'_>) -> StoreResult<Booked>;
+
     /// Deletes the jobs whose `nodeid` is this node (not `server`); returns how many.
     async fn delete_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<u64>;
 
@@ -129,7 +146,8 @@ pub trait Store: Send + Sync {
     /// Inserts or replaces the run with `run.runid`.
     async fn update_run(&self, run: &Run) -> StoreResult<()>;
 
-    /// Runs matching every filter, newest `start_time` first, at most `limit`.
+    /// Runs matching every filter, in insertion order (an updated run keeps its place), the
+    /// first `limit` of them.
     async fn get_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>>;
 
     // ---- bulk load -----------------------------------------------------------------------
@@ -150,7 +168,7 @@ pub trait Store: Send + Sync {
     /// Inserts a task; `false` (and no change) if a live task has this taskid.
     async fn schedule_task(&self, task: &Task) -> StoreResult<bool>;
 
-    /// Live (unexpired) tasks matching every filter, ordered by taskid.
+    /// Live (unexpired) tasks matching every filter, in insertion order.
     async fn get_tasks(&self, filter: &TaskFilter) -> StoreResult<Vec<Task>>;
 
     /// Sets the status of a live task; `false` if absent or expired.

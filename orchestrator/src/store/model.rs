@@ -209,7 +209,7 @@ pub struct Run {
     pub status_message: String,
 }
 
-/// Filters of `get_runs`; results are newest first by `start_time`.
+/// Filters of `get_runs`; results are in insertion order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunFilter {
     pub runid: Option<String>,

@@ -5,8 +5,15 @@
 //! original did as find-then-insert are done as one upsert with `$setOnInsert`, so "is the id
 //! free?" and "insert" cannot interleave with another writer.
 
+mod booking;
 mod codec;
+mod indexes;
+mod jobs;
+mod lease;
+mod write;
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,12 +21,15 @@ use bson::{doc, Bson, Document};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, IndexOptions};
-use mongodb::{Client, Collection, Database, IndexModel};
+use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
+use mongodb::{Client, Collection, Database};
 
 use super::model::*;
-use super::{Store, StoreError, StoreResult};
+use super::{Booked, Decide, Store, StoreError, StoreResult};
 use codec::{date, CONFIG, JOBS, NODES, RUNS, TASKS, USERS};
+use lease::Leases;
+pub use lease::LOCKS;
+use write::UpsertWith;
 
 /// Server selection and connect timeout unless the connection string sets its own, so a
 /// missing server fails start-up in seconds instead of the driver's 30 s.
@@ -38,6 +48,10 @@ pub struct MongoStore {
     jobs: Collection<Document>,
     runs: Collection<Document>,
     tasks: Collection<Document>,
+    /// Leases of node bookings and of guarded inserts (`lease`).
+    leases: Arc<Leases>,
+    /// Collections whose unique key index is missing (see `indexes`).
+    guarded: Arc<HashSet<&'static str>>,
 }
 
 impl std::fmt::Debug for MongoStore {
@@ -154,6 +168,17 @@ impl MongoStore {
         if opts.connect_timeout.is_none() {
             opts.connect_timeout = Some(DEFAULT_TIMEOUT);
         }
+        if opts.write_concern.is_none() {
+            // Acknowledged means on a majority of the replica set and in its journal, so an
+            // acknowledged booking survives a failover (README, "Running more than one
+            // orchestrator"); a standalone server treats this as w: 1 with the journal.
+            opts.write_concern = Some(
+                WriteConcern::builder()
+                    .w(Acknowledgment::Majority)
+                    .journal(true)
+                    .build(),
+            );
+        }
         if opts.app_name.is_none() {
             opts.app_name = Some("leotest-orchestrator".to_string());
         }
@@ -165,14 +190,14 @@ impl MongoStore {
             .join(",");
         let client = Client::with_options(opts)
             .map_err(|e| StoreError::Unavailable(scrub(e.to_string(), secret)))?;
-        let store = MongoStore::with_database(client.database(db_name));
+        let mut store = MongoStore::with_database(client.database(db_name));
         store.ping().await.map_err(|e| {
             StoreError::Unavailable(scrub(
                 format!("cannot reach MongoDB at {hosts}: {e}"),
                 secret,
             ))
         })?;
-        store.create_indexes().await?;
+        store.guarded = Arc::new(store.create_indexes().await?);
         Ok(store)
     }
 
@@ -184,6 +209,8 @@ impl MongoStore {
             jobs: db.collection(JOBS),
             runs: db.collection(RUNS),
             tasks: db.collection(TASKS),
+            leases: Arc::new(Leases::new(db.collection(LOCKS))),
+            guarded: Arc::new(HashSet::new()),
             db,
         }
     }
@@ -193,78 +220,19 @@ impl MongoStore {
         self.db.name()
     }
 
-    async fn create_indexes(&self) -> StoreResult<()> {
-        let ttl = || {
-            IndexModel::builder()
-                .keys(doc! { "expire_at": 1 })
-                .options(
-                    IndexOptions::builder()
-                        .expire_after(Duration::from_secs(0))
-                        .build(),
-                )
-                .build()
-        };
-        let named = |keys: Document, name: &str| {
-            IndexModel::builder()
-                .keys(keys)
-                .options(IndexOptions::builder().name(name.to_string()).build())
-                .build()
-        };
-        // Exactly the original's indexes: same keys, names and options, so creating them on
-        // a database the Python orchestrator made is a no-op.
-        let original = [
-            (&self.jobs, ttl()),
-            (
-                &self.runs,
-                named(
-                    doc! { "jobid": 1, "nodeid": 1, "start_time": -1 },
-                    "run_query_index",
-                ),
-            ),
-            (
-                &self.nodes,
-                named(doc! { "nodeid": 1, "last_active": -1 }, "node_query_index"),
-            ),
-            (&self.tasks, ttl()),
-        ];
-        for (coll, index) in original {
-            coll.create_index(index).await.map_err(|e| {
-                StoreError::Backend(format!("creating index on {}: {e}", coll.name()))
-            })?;
-        }
-        // Indexes the original lacks (it scans). The unique ones make "insert unless the id
-        // exists" atomic across concurrent writers; on a database where the original left
-        // duplicates they cannot be built, so all of these are best effort.
-        let extra = [
-            (&self.users, doc! { "id": 1 }, true),
-            (&self.nodes, doc! { "nodeid": 1 }, true),
-            (&self.jobs, doc! { "id": 1 }, true),
-            (&self.runs, doc! { "runid": 1 }, true),
-            (&self.tasks, doc! { "taskid": 1 }, true),
-            (&self.jobs, doc! { "nodeid": 1 }, false),
-            (&self.jobs, doc! { "server": 1 }, false),
-            (&self.jobs, doc! { "userid": 1 }, false),
-            (&self.runs, doc! { "start_time": -1 }, false),
-        ];
-        for (coll, keys, unique) in extra {
-            let index = IndexModel::builder()
-                .keys(keys)
-                .options(IndexOptions::builder().unique(unique).build())
-                .build();
-            if let Err(e) = coll.create_index(index).await {
-                tracing::warn!(collection = coll.name(), error = %e, "extra index not created");
-            }
-        }
-        Ok(())
-    }
-
+    /// Every document matching `filter`, in insertion order, at most `limit`.
+    ///
+    /// The original sends its queries without a sort, so it answers in the order the server
+    /// finds the documents: insertion order for a collection scan (and on nx-27017 always).
+    /// Our extra indexes and expiry filters would change the plan and so that order; sorting
+    /// on `_id` restores it, since ObjectIds grow with insertion time (exactly within one
+    /// writing process, to the second across processes).
     async fn find_all(
         coll: &Collection<Document>,
         filter: Document,
-        sort: Document,
         limit: Option<i64>,
     ) -> StoreResult<Vec<Document>> {
-        let mut find = coll.find(filter).sort(sort);
+        let mut find = coll.find(filter).sort(doc! { "_id": 1 });
         if let Some(n) = limit {
             find = find.limit(n);
         }
@@ -274,88 +242,17 @@ impl MongoStore {
             .await
             .map_err(backend)
     }
-
-    /// `insert_many`, unordered, of the documents whose `key` is not stored yet (nor repeated
-    /// earlier in `docs`); returns how many were inserted. The stored keys are looked up
-    /// first because the unique indexes are best effort (a legacy database, or a MongoDB-wire
-    /// server, may not enforce them); a concurrent writer that wins the race is still caught
-    /// by the index where there is one (E11000, skipped).
-    async fn insert_many_new(
-        coll: &Collection<Document>,
-        key: &str,
-        docs: Vec<Document>,
-    ) -> StoreResult<u64> {
-        // Both callers' keys are strings (ids as the codec writes them).
-        let keys: Vec<&str> = docs.iter().filter_map(|d| d.get_str(key).ok()).collect();
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        let stored: Vec<Document> = coll
-            .find(doc! { key: { "$in": keys } })
-            .projection(doc! { key: 1, "_id": 0 })
-            .await
-            .map_err(backend)?
-            .try_collect()
-            .await
-            .map_err(backend)?;
-        let mut taken: std::collections::HashSet<String> = stored
-            .iter()
-            .filter_map(|d| d.get_str(key).ok().map(str::to_string))
-            .collect();
-        let fresh: Vec<Document> = docs
-            .into_iter()
-            .filter(|d| d.get_str(key).is_ok_and(|k| taken.insert(k.to_string())))
-            .collect();
-        if fresh.is_empty() {
-            return Ok(0);
-        }
-        let total = fresh.len() as u64;
-        match coll.insert_many(fresh).ordered(false).await {
-            Ok(res) => Ok(res.inserted_ids.len() as u64),
-            Err(e) => match &*e.kind {
-                ErrorKind::InsertMany(failure)
-                    if failure.write_concern_error.is_none()
-                        && failure
-                            .write_errors
-                            .as_ref()
-                            .is_some_and(|errs| errs.iter().all(|w| w.code == DUPLICATE_KEY)) =>
-                {
-                    let dups = failure.write_errors.as_ref().map_or(0, Vec::len) as u64;
-                    Ok(total.saturating_sub(dups))
-                }
-                _ => Err(backend(e)),
-            },
-        }
-    }
-
-    /// Inserts `document` unless a document matches `key`; `true` if inserted.
-    async fn insert_if_absent(
-        coll: &Collection<Document>,
-        key: Document,
-        document: Document,
-    ) -> StoreResult<bool> {
-        match coll
-            .update_one(key, doc! { "$setOnInsert": document })
-            .upsert(true)
-            .await
-        {
-            Ok(res) => Ok(res.upserted_id.is_some()),
-            // A concurrent writer inserted the same id first (unique index).
-            Err(e) if is_duplicate_key(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
-        }
-    }
 }
 
 #[async_trait]
 impl Store for MongoStore {
     async fn update_config(&self, config: &GlobalConfig) -> StoreResult<()> {
-        self.config
-            .update_one(doc! { "id": 0 }, doc! { "$set": codec::config_set(config) })
-            .upsert(true)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.upsert(
+            &self.config,
+            doc! { "id": 0 },
+            UpsertWith::Set(codec::config_set(config)),
+        )
+        .await
     }
 
     async fn get_config(&self) -> StoreResult<Option<GlobalConfig>> {
@@ -368,17 +265,21 @@ impl Store for MongoStore {
     }
 
     async fn add_user(&self, user: &User) -> StoreResult<bool> {
-        Self::insert_if_absent(&self.users, doc! { "id": &user.id }, codec::user_doc(user)).await
+        Ok(self
+            .insert_if_absent(&self.users, doc! { "id": &user.id }, codec::user_doc(user))
+            .await?
+            .is_some())
     }
 
     async fn put_user(&self, user: &User) -> StoreResult<()> {
-        // Like the original's delete + insert of the admin, but one atomic write.
-        self.users
-            .replace_one(doc! { "id": &user.id }, codec::user_doc(user))
-            .upsert(true)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        // Like the original's delete + insert of the admin, but one atomic write, so two
+        // replicas starting at once leave one admin.
+        self.upsert(
+            &self.users,
+            doc! { "id": &user.id },
+            UpsertWith::Replace(codec::user_doc(user)),
+        )
+        .await
     }
 
     async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
@@ -413,17 +314,21 @@ impl Store for MongoStore {
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let docs = Self::find_all(&self.users, Document::new(), doc! { "id": 1 }, None).await?;
-        Ok(decode_all(USERS, docs, codec::user_from))
+        let docs = Self::find_all(&self.users, Document::new(), None).await?;
+        let mut users = decode_all(USERS, docs, codec::user_from);
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(users)
     }
 
     async fn register_node(&self, node: &Node) -> StoreResult<bool> {
-        Self::insert_if_absent(
-            &self.nodes,
-            doc! { "nodeid": &node.nodeid },
-            codec::node_doc(node),
-        )
-        .await
+        Ok(self
+            .insert_if_absent(
+                &self.nodes,
+                doc! { "nodeid": &node.nodeid },
+                codec::node_doc(node),
+            )
+            .await?
+            .is_some())
     }
 
     async fn get_node(&self, nodeid: &str) -> StoreResult<Option<Node>> {
@@ -444,7 +349,7 @@ impl Store for MongoStore {
         if let Some(since) = filter.active_since {
             q.insert("last_active", doc! { "$gte": date(since) });
         }
-        let docs = Self::find_all(&self.nodes, q, doc! { "nodeid": 1 }, None).await?;
+        let docs = Self::find_all(&self.nodes, q, None).await?;
         Ok(decode_all(NODES, docs, codec::node_from))
     }
 
@@ -512,56 +417,23 @@ impl Store for MongoStore {
     }
 
     async fn add_job(&self, job: &Job) -> StoreResult<bool> {
-        // An expired job is gone for readers; let its id be reused before the TTL monitor runs.
-        self.jobs
-            .delete_many(doc! { "id": &job.id, "expire_at": { "$lte": date(Utc::now()) } })
-            .await
-            .map_err(backend)?;
-        Self::insert_if_absent(&self.jobs, doc! { "id": &job.id }, codec::job_doc(job)).await
+        MongoStore::add_job(self, job).await
     }
 
     async fn replace_job(&self, job: &Job) -> StoreResult<bool> {
-        let mut set = codec::job_doc(job);
-        set.remove("id");
-        let mut update = doc! { "$set": set };
-        if job.expire_at.is_none() {
-            update.insert("$unset", doc! { "expire_at": "" });
-        }
-        let mut filter = live_job(Utc::now());
-        filter.insert("id", &job.id);
-        let res = self
-            .jobs
-            .update_one(filter, update)
-            .await
-            .map_err(backend)?;
-        Ok(res.matched_count > 0)
+        MongoStore::replace_job(self, job).await
     }
 
     async fn get_job(&self, id: &str) -> StoreResult<Option<Job>> {
-        let mut filter = live_job(Utc::now());
-        filter.insert("id", id);
-        let found = self.jobs.find_one(filter).await.map_err(backend)?;
-        found.as_ref().map(codec::job_from).transpose()
+        MongoStore::get_job(self, id).await
     }
 
     async fn get_jobs_by_userid(&self, userid: Option<&str>) -> StoreResult<Vec<Job>> {
-        let mut filter = live_job(Utc::now());
-        if let Some(u) = userid {
-            filter.insert("userid", u);
-        }
-        let docs = Self::find_all(&self.jobs, filter, doc! { "id": 1 }, None).await?;
-        Ok(decode_all(JOBS, docs, codec::job_from))
+        MongoStore::get_jobs_by_userid(self, userid).await
     }
 
     async fn get_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<Vec<Job>> {
-        let filter = doc! {
-            "$and": [
-                { "$or": [ { "nodeid": nodeid }, { "server": nodeid } ] },
-                live_job(Utc::now()),
-            ]
-        };
-        let docs = Self::find_all(&self.jobs, filter, doc! { "id": 1 }, None).await?;
-        Ok(decode_all(JOBS, docs, codec::job_from))
+        MongoStore::get_jobs_by_nodeid(self, nodeid).await
     }
 
     async fn update_job_dates(
@@ -570,56 +442,38 @@ impl Store for MongoStore {
         start_date: &str,
         end_date: &str,
     ) -> StoreResult<bool> {
-        let mut filter = live_job(Utc::now());
-        filter.insert("id", id);
-        let res = self
-            .jobs
-            .update_one(
-                filter,
-                doc! { "$set": { "start_date": start_date, "end_date": end_date } },
-            )
-            .await
-            .map_err(backend)?;
-        Ok(res.matched_count > 0)
+        MongoStore::update_job_dates(self, id, start_date, end_date).await
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
-        let mut live = live_job(Utc::now());
-        live.insert("id", id);
-        let deleted = self.jobs.delete_many(live).await.map_err(backend)?;
-        // Expired leftovers go too; they were already invisible.
-        self.jobs
-            .delete_many(doc! { "id": id })
-            .await
-            .map_err(backend)?;
-        Ok(deleted.deleted_count > 0)
+        MongoStore::delete_job(self, id).await
+    }
+
+    async fn delete_job_of(&self, id: &str, userid: &str) -> StoreResult<bool> {
+        MongoStore::delete_job_of(self, id, userid).await
+    }
+
+    async fn book(&self, nodes: &[String], decide: &mut Decide<'_>) -> StoreResult<Booked> {
+        MongoStore::book(self, nodes, decide).await
     }
 
     async fn delete_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<u64> {
-        let mut live = live_job(Utc::now());
-        live.insert("nodeid", nodeid);
-        let deleted = self.jobs.delete_many(live).await.map_err(backend)?;
-        self.jobs
-            .delete_many(doc! { "nodeid": nodeid })
-            .await
-            .map_err(backend)?;
-        Ok(deleted.deleted_count)
+        MongoStore::delete_jobs_by_nodeid(self, nodeid).await
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
-        self.runs
-            .update_one(
-                doc! { "runid": &run.runid },
-                doc! { "$set": codec::run_doc(run) },
-            )
-            .upsert(true)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        // `$set` keeps a run that exists where it is (the original's upsert), so lists keep
+        // their order.
+        self.upsert(
+            &self.runs,
+            doc! { "runid": &run.runid },
+            UpsertWith::Set(codec::run_doc(run)),
+        )
+        .await
     }
 
     async fn insert_jobs(&self, jobs: &[Job]) -> StoreResult<u64> {
-        Self::insert_many_new(&self.jobs, "id", jobs.iter().map(codec::job_doc).collect()).await
+        MongoStore::insert_jobs(self, jobs).await
     }
 
     async fn insert_runs(&self, runs: &[Run]) -> StoreResult<u64> {
@@ -648,8 +502,7 @@ impl Store for MongoStore {
             q.insert("start_time", range);
         }
         let limit = filter.limit.filter(|n| *n > 0).map(i64::from);
-        let docs =
-            Self::find_all(&self.runs, q, doc! { "start_time": -1, "runid": 1 }, limit).await?;
+        let docs = Self::find_all(&self.runs, q, limit).await?;
         Ok(decode_all(RUNS, docs, codec::run_from))
     }
 
@@ -658,12 +511,14 @@ impl Store for MongoStore {
             .delete_many(doc! { "taskid": &task.taskid, "expire_at": { "$lte": date(Utc::now()) } })
             .await
             .map_err(backend)?;
-        Self::insert_if_absent(
-            &self.tasks,
-            doc! { "taskid": &task.taskid },
-            codec::task_doc(task),
-        )
-        .await
+        Ok(self
+            .insert_if_absent(
+                &self.tasks,
+                doc! { "taskid": &task.taskid },
+                codec::task_doc(task),
+            )
+            .await?
+            .is_some())
     }
 
     async fn get_tasks(&self, filter: &TaskFilter) -> StoreResult<Vec<Task>> {
@@ -678,7 +533,7 @@ impl Store for MongoStore {
         if let Some(s) = filter.status {
             q.insert("status", s);
         }
-        let docs = Self::find_all(&self.tasks, q, doc! { "taskid": 1 }, None).await?;
+        let docs = Self::find_all(&self.tasks, q, None).await?;
         Ok(decode_all(TASKS, docs, codec::task_from))
     }
 
@@ -704,7 +559,9 @@ impl Store for MongoStore {
             .await
             .map_err(backend)?;
         let j = self.jobs.delete_many(expired).await.map_err(backend)?;
-        Ok(t.deleted_count + j.deleted_count)
+        // Idempotent deletes: several replicas purging at once is harmless.
+        let l = self.leases.purge().await?;
+        Ok(t.deleted_count + j.deleted_count + l)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -1,0 +1,174 @@
+//! `Store::book` on MongoDB: lease the nodes, read, decide, write, release with a fencing check.
+//!
+//! Why this is enough, on every deployment (standalone, replica set, nx-27017), without
+//! transactions: every booking of a node holds that node's lease from before it reads the
+//! node's jobs until after its write is acknowledged. If booking A released a lease it still
+//! held, nobody took that lease in between, so a later booking B of the node took it after
+//! A's release, hence after A's write was acknowledged, and B's read (on the primary, issued
+//! after B's own acknowledged lease write) sees A's job. Writes are `w: majority` with the
+//! journal (see `MongoStore::connect`), so an acknowledged job survives a failover and the new
+//! primary serves it to B. A holder that stalls past its lease may have been overtaken: its
+//! release then finds the lease gone, it undoes its own write (by `_id`, or moving the job
+//! back only if it still has our dates) and decides again.
+
+use bson::{doc, Bson};
+
+use super::codec::{self, date};
+use super::{backend, live_job, MongoStore};
+use crate::store::booking::lock_order;
+use crate::store::{Booked, BookingWrite, Decide, StoreError, StoreResult};
+
+/// Decisions per booking before giving up (each retry follows a lost lease).
+const ATTEMPTS: usize = 3;
+
+/// How to take a write back after the lease turned out to be lost.
+enum Undo {
+    Nothing,
+    Delete(Bson),
+    MoveBack {
+        id: String,
+        start_date: String,
+        end_date: String,
+        was_start: String,
+        was_end: String,
+    },
+}
+
+impl MongoStore {
+    pub(super) async fn book_nodes(
+        &self,
+        nodes: &[String],
+        decide: &mut Decide<'_>,
+    ) -> StoreResult<Booked> {
+        let keys: Vec<String> = lock_order(nodes)
+            .into_iter()
+            .map(|n| format!("node:{n}"))
+            .collect();
+        for _ in 0..ATTEMPTS {
+            let held = self.leases.acquire(&keys).await?;
+            let outcome = self.decide_and_write(nodes, decide).await;
+            let kept = held.release().await;
+            let (booked, undo) = outcome?;
+            match kept {
+                Ok(true) => return Ok(booked),
+                Ok(false) => {
+                    tracing::warn!(?nodes, "booking outlived its lease: undone, deciding again");
+                    self.undo(undo).await?;
+                }
+                Err(e) => {
+                    // Unknown whether someone overtook us: take the write back and let the
+                    // client retry the whole request.
+                    self.undo(undo).await?;
+                    return Err(e);
+                }
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "booking of {nodes:?} lost its lease {ATTEMPTS} times"
+        )))
+    }
+
+    async fn decide_and_write(
+        &self,
+        nodes: &[String],
+        decide: &mut Decide<'_>,
+    ) -> StoreResult<(Booked, Undo)> {
+        let mut lists = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            lists.push(self.get_jobs_by_nodeid(node).await?);
+        }
+        match decide(&lists) {
+            None => Ok((Booked::Refused, Undo::Nothing)),
+            Some(BookingWrite::Insert(job)) => {
+                self.delete_expired_job(&job.id).await?;
+                let inserted = self
+                    .insert_if_absent(&self.jobs, doc! { "id": &job.id }, codec::job_doc(&job))
+                    .await?;
+                Ok(match inserted {
+                    Some(oid) => (Booked::Written, Undo::Delete(oid)),
+                    None => (Booked::IdTaken, Undo::Nothing),
+                })
+            }
+            Some(BookingWrite::SetDates {
+                id,
+                start_date,
+                end_date,
+                was_start,
+                was_end,
+            }) => {
+                let moved = self
+                    .set_dates_if(&id, &was_start, &was_end, &start_date, &end_date)
+                    .await?;
+                Ok(if moved {
+                    let undo = Undo::MoveBack {
+                        id,
+                        start_date,
+                        end_date,
+                        was_start,
+                        was_end,
+                    };
+                    (Booked::Written, undo)
+                } else {
+                    (Booked::Gone, Undo::Nothing)
+                })
+            }
+        }
+    }
+
+    /// Sets a live job's dates if they are still `was_*`; `true` if it did.
+    async fn set_dates_if(
+        &self,
+        id: &str,
+        was_start: &str,
+        was_end: &str,
+        start_date: &str,
+        end_date: &str,
+    ) -> StoreResult<bool> {
+        let mut filter = live_job(chrono::Utc::now());
+        filter.insert("id", id);
+        filter.insert("start_date", was_start);
+        filter.insert("end_date", was_end);
+        let res = self
+            .jobs
+            .update_one(
+                filter,
+                doc! { "$set": { "start_date": start_date, "end_date": end_date } },
+            )
+            .await
+            .map_err(backend)?;
+        Ok(res.matched_count > 0)
+    }
+
+    async fn undo(&self, undo: Undo) -> StoreResult<()> {
+        match undo {
+            Undo::Nothing => Ok(()),
+            Undo::Delete(oid) => {
+                self.jobs
+                    .delete_one(doc! { "_id": oid })
+                    .await
+                    .map_err(backend)?;
+                Ok(())
+            }
+            Undo::MoveBack {
+                id,
+                start_date,
+                end_date,
+                was_start,
+                was_end,
+            } => {
+                self.set_dates_if(&id, &start_date, &end_date, &was_start, &was_end)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes expired copies of a job id so it can be reused before the TTL monitor runs.
+    pub(super) async fn delete_expired_job(&self, id: &str) -> StoreResult<()> {
+        self.jobs
+            .delete_many(doc! { "id": id, "expire_at": { "$lte": date(chrono::Utc::now()) } })
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}

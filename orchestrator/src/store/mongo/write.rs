@@ -1,0 +1,150 @@
+//! Writes that must stay correct with several writers: bulk inserts of new keys, "insert
+//! unless the key exists", and upserts by a unique key.
+
+use bson::{doc, Bson, Document};
+use futures::TryStreamExt;
+use mongodb::error::ErrorKind;
+use mongodb::Collection;
+
+use super::{backend, is_duplicate_key, MongoStore, DUPLICATE_KEY};
+use crate::store::StoreResult;
+
+impl MongoStore {
+    /// `insert_many`, unordered, of the documents whose `key` is not stored yet (nor repeated
+    /// earlier in `docs`); returns how many were inserted. The stored keys are looked up
+    /// first because the unique indexes are best effort (a legacy database, or a MongoDB-wire
+    /// server, may not enforce them); a concurrent writer that wins the race is still caught
+    /// by the index where there is one (E11000, skipped).
+    pub(super) async fn insert_many_new(
+        coll: &Collection<Document>,
+        key: &str,
+        docs: Vec<Document>,
+    ) -> StoreResult<u64> {
+        // Both callers' keys are strings (ids as the codec writes them).
+        let keys: Vec<&str> = docs.iter().filter_map(|d| d.get_str(key).ok()).collect();
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let stored: Vec<Document> = coll
+            .find(doc! { key: { "$in": keys } })
+            .projection(doc! { key: 1, "_id": 0 })
+            .await
+            .map_err(backend)?
+            .try_collect()
+            .await
+            .map_err(backend)?;
+        let mut taken: std::collections::HashSet<String> = stored
+            .iter()
+            .filter_map(|d| d.get_str(key).ok().map(str::to_string))
+            .collect();
+        let fresh: Vec<Document> = docs
+            .into_iter()
+            .filter(|d| d.get_str(key).is_ok_and(|k| taken.insert(k.to_string())))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let total = fresh.len() as u64;
+        match coll.insert_many(fresh).ordered(false).await {
+            Ok(res) => Ok(res.inserted_ids.len() as u64),
+            Err(e) => match &*e.kind {
+                ErrorKind::InsertMany(failure)
+                    if failure.write_concern_error.is_none()
+                        && failure
+                            .write_errors
+                            .as_ref()
+                            .is_some_and(|errs| errs.iter().all(|w| w.code == DUPLICATE_KEY)) =>
+                {
+                    let dups = failure.write_errors.as_ref().map_or(0, Vec::len) as u64;
+                    Ok(total.saturating_sub(dups))
+                }
+                _ => Err(backend(e)),
+            },
+        }
+    }
+
+    /// Inserts `document` unless a document matches `key` (one upsert with `$setOnInsert`);
+    /// the `_id` of the inserted document, `None` if the key was taken. Where the unique
+    /// index of the collection could not be built, the upsert runs under a lease on the key,
+    /// since MongoDB's upsert alone may then insert twice.
+    pub(super) async fn insert_if_absent(
+        &self,
+        coll: &Collection<Document>,
+        key: Document,
+        document: Document,
+    ) -> StoreResult<Option<Bson>> {
+        let held = match self.guarded.contains(coll.name()) {
+            true => Some(self.leases.acquire(&[guard_key(coll.name(), &key)]).await?),
+            false => None,
+        };
+        let res = match coll
+            .update_one(key, doc! { "$setOnInsert": document })
+            .upsert(true)
+            .await
+        {
+            Ok(res) => Ok(res.upserted_id),
+            // A concurrent writer inserted the same id first (unique index).
+            Err(e) if is_duplicate_key(&e) => Ok(None),
+            Err(e) => Err(backend(e)),
+        };
+        if let Some(held) = held {
+            held.release().await?;
+        }
+        res
+    }
+
+    /// `update_one(key, update)` with upsert, where the key is unique: a concurrent upsert of
+    /// the same key that inserted first makes ours fail with E11000 (servers before 4.2 and
+    /// some MongoDB-wire servers do not retry it themselves), so retry it as the update it
+    /// has become. Guarded by a lease like [`Self::insert_if_absent`] where the unique index
+    /// is missing.
+    pub(super) async fn upsert(
+        &self,
+        coll: &Collection<Document>,
+        key: Document,
+        update: UpsertWith,
+    ) -> StoreResult<()> {
+        let held = match self.guarded.contains(coll.name()) {
+            true => Some(self.leases.acquire(&[guard_key(coll.name(), &key)]).await?),
+            false => None,
+        };
+        let mut res = Ok(());
+        for attempt in 0..3 {
+            let r = match &update {
+                UpsertWith::Set(set) => coll
+                    .update_one(key.clone(), doc! { "$set": set.clone() })
+                    .upsert(true)
+                    .await
+                    .map(|_| ()),
+                UpsertWith::Replace(doc) => coll
+                    .replace_one(key.clone(), doc.clone())
+                    .upsert(true)
+                    .await
+                    .map(|_| ()),
+            };
+            res = match r {
+                Ok(()) => Ok(()),
+                Err(e) if is_duplicate_key(&e) && attempt < 2 => continue,
+                Err(e) => Err(backend(e)),
+            };
+            break;
+        }
+        if let Some(held) = held {
+            held.release().await?;
+        }
+        res
+    }
+}
+
+/// What [`MongoStore::upsert`] writes.
+pub(super) enum UpsertWith {
+    /// `$set` of these fields.
+    Set(Document),
+    /// The whole document.
+    Replace(Document),
+}
+
+/// Lease key guarding inserts of one key of one collection.
+fn guard_key(collection: &str, key: &Document) -> String {
+    format!("{collection}:{key}")
+}
