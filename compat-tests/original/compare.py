@@ -34,6 +34,20 @@ def _clock(value: str) -> str:
     return "<server-clock, microseconds>"
 
 
+# Tokens handed out in replies (and passed on by the node agent) are random in ours, derived
+# from the user's fields in the original (issue 15 item 1): the same place, another value.
+_TOKEN = re.compile(r"(access_token=|access-token=)[0-9a-f]{64}")
+_TOKEN_BYTES = re.compile(rb"(access_token=|access-token=)[0-9a-f]{64}")
+
+
+def _scrub_hex(value: str) -> str:
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        return value
+    return _TOKEN_BYTES.sub(rb"\1<token>", raw).hex()
+
+
 def _scrub(value, subs: list[tuple[re.Pattern, str]]):
     if isinstance(value, str):
         for pattern, repl in subs:
@@ -44,7 +58,12 @@ def _scrub(value, subs: list[tuple[re.Pattern, str]]):
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
-            out[k] = _clock(v) if k == "lastActive" and isinstance(v, str) else _scrub(v, subs)
+            if k == "lastActive" and isinstance(v, str):
+                out[k] = _clock(v)
+            elif k.endswith("_hex") and isinstance(v, str):
+                out[k] = _scrub_hex(v)
+            else:
+                out[k] = _scrub(v, subs)
         return out
     return value
 
@@ -54,7 +73,8 @@ def load(run_dir: Path) -> dict[str, list[dict]]:
     run_dir = Path(run_dir).resolve()
     meta = json.loads((run_dir / "scenario.json").read_text()) if (run_dir / "scenario.json").exists() else {}
     subs = [(re.compile(re.escape(str(run_dir))), "<run>"),
-            (re.compile(r"--grpc-port=\d+"), "--grpc-port=<port>")]  # fmt: skip
+            (re.compile(r"--grpc-port=\d+"), "--grpc-port=<port>"),
+            (_TOKEN, r"\1<token>")]  # fmt: skip
     roles: dict[str, list[dict]] = {}
     for f in sorted((run_dir / "records").glob("*.jsonl")):
         for line in f.read_text().splitlines():
