@@ -26,7 +26,7 @@ pub const CONTAINERS: usize = 9;
 const REQUEST: &[u8] = b"cca.check";
 const REPLY_PREFIX: &[u8] = b"net.ipv4.tcp_congestion_control";
 /// Interleaved rounds, so both services see the same machine state.
-const ROUNDS: usize = 10;
+pub const ROUNDS: usize = 10;
 
 /// One exchange as a container's client makes it.
 fn exchange(addr: SocketAddr) -> Result<Duration> {

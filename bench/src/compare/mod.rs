@@ -9,6 +9,7 @@ mod dataset;
 mod decision;
 mod harness;
 mod report;
+mod summary;
 mod sysstat;
 mod target;
 
@@ -26,12 +27,11 @@ use leotest_proto::unary::{
 
 use crate::orch::{data_dir, random_hex, register, scratch_dir, Backend, Orchestrator};
 use crate::procs::{binary, Memory};
-use crate::stats::{table as detail_table, Row};
 use crate::Settings;
 use dataset::Dataset;
 use harness::{load_original, Harness, MongoWire, OriginalOrchestrator};
-use report::{Figure, Unit};
-use target::{answer_size, check, client, connect, measure, Phase, Requests, Rpc, Shape, Target};
+use summary::RpcResult;
+use target::{answer_size, check, client, connect, measure, Requests, Rpc, Shape, Target};
 
 /// The users `Orchestrator::start` registers on ours; the original gets the same ones.
 const NODE: &str = "bench-node";
@@ -207,15 +207,6 @@ async fn start_servers(
     })
 }
 
-/// One RPC's phases on every target (same order as `Servers::targets`).
-struct RpcResult {
-    rpc: Rpc,
-    streams: usize,
-    rate: f64,
-    closed: Vec<Phase>,
-    open: Vec<Phase>,
-}
-
 async fn drive_rpcs(
     s: &Settings,
     o: &Options,
@@ -260,84 +251,6 @@ async fn drive_rpcs(
         });
     }
     Ok(out)
-}
-
-/// Which column a target's values go in.
-fn by_target<T: Clone>(sv: &Servers, f: impl Fn(usize) -> Option<T>) -> [Option<T>; 3] {
-    let mongo = if sv.targets.len() > 2 { f(2) } else { None };
-    [f(1), mongo, f(0)]
-}
-
-fn figure(name: String, unit: Unit, v: [Option<Vec<f64>>; 3]) -> Figure {
-    let [embedded, mongo, original] = v;
-    Figure {
-        name,
-        unit,
-        embedded,
-        mongo,
-        original,
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn mib(m: &Memory) -> (f64, f64) {
-    (m.rss_kib as f64 / 1024.0, m.hwm_kib as f64 / 1024.0)
-}
-
-/// The summary figures of the orchestrator part.
-fn rpc_figures(sv: &Servers, results: &mut [RpcResult], sizes: &[String]) -> Vec<Figure> {
-    let mut figs = Vec::new();
-    for (r, size) in results.iter_mut().zip(sizes) {
-        let name = r.rpc.label();
-        figs.push(figure(
-            format!("`{name}`{size} req/s, {} streams", r.streams),
-            Unit::ReqPerSec,
-            by_target(sv, |i| r.closed.get(i).map(|p| vec![p.load.rps()])),
-        ));
-        let lat: Vec<Option<Vec<f64>>> = r
-            .open
-            .iter_mut()
-            .map(|p| {
-                Some(vec![
-                    ms(p.load.samples.percentile(50.0)),
-                    ms(p.load.samples.percentile(99.0)),
-                ])
-            })
-            .collect();
-        figs.push(figure(
-            format!("`{name}` p50 / p99 at {:.1} calls/s (open loop)", r.rate),
-            Unit::Millis,
-            by_target(sv, |i| lat.get(i).cloned().flatten()),
-        ));
-    }
-    for r in results.iter() {
-        let per = |p: &Phase, with_db: bool| {
-            let cpu = p.cpu.server
-                + if with_db {
-                    p.cpu.database.unwrap_or(0.0)
-                } else {
-                    0.0
-                };
-            sysstat::per_10k(cpu, p.load.ok).map(|v| vec![v])
-        };
-        figs.push(figure(
-            format!("CPU s per 10 000 `{}`: server", r.rpc.label()),
-            Unit::Seconds,
-            by_target(sv, |i| r.closed.get(i).and_then(|p| per(p, false))),
-        ));
-        figs.push(figure(
-            format!(
-                "CPU s per 10 000 `{}`: server + its database",
-                r.rpc.label()
-            ),
-            Unit::Seconds,
-            by_target(sv, |i| r.closed.get(i).and_then(|p| per(p, true))),
-        ));
-    }
-    figs
 }
 
 /// The `compare-original` subcommand.
@@ -419,62 +332,10 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
             dataset::WINDOW_DAYS
         ),
     ];
-    let mut figs = rpc_figures(&sv, &mut results, &sizes);
-    figs.push(figure(
-        "orchestrator VmRSS idle / VmHWM after load".into(),
-        Unit::MiB,
-        by_target(&sv, |i| Some(vec![mib(&idle[i]).0, mib(&loaded[i]).1])),
-    ));
-    let dec = |f: &mut decision::ServiceFigures| {
-        vec![
-            ms(f.samples.percentile(50.0)),
-            ms(f.samples.percentile(99.0)),
-        ]
-    };
-    let n = kernel.ours.samples.len() as u64;
-    let n_orig = kernel.original.samples.len() as u64;
-    figs.push(Figure {
-        name: format!(
-            "kernel decision connect → `cca.check` p50 / p99 ({} containers on the network)",
-            decision::CONTAINERS
-        ),
-        unit: Unit::Millis,
-        embedded: Some(dec(&mut kernel.ours)),
-        mongo: None,
-        original: Some(dec(&mut kernel.original)),
-    });
-    figs.push(Figure {
-        name: "CPU s per 10 000 kernel decisions: kernel service, children included".into(),
-        unit: Unit::Seconds,
-        embedded: sysstat::per_10k(kernel.ours.cpu, n).map(|v| vec![v]),
-        mongo: None,
-        original: sysstat::per_10k(kernel.original.cpu, n_orig).map(|v| vec![v]),
-    });
-    figs.push(Figure {
-        name: "CPU s per 10 000 kernel decisions: Docker engine (shared)".into(),
-        unit: Unit::Seconds,
-        embedded: kernel
-            .ours
-            .dockerd_cpu
-            .and_then(|c| sysstat::per_10k(c, n))
-            .map(|v| vec![v]),
-        mongo: None,
-        original: kernel
-            .original
-            .dockerd_cpu
-            .and_then(|c| sysstat::per_10k(c, n_orig))
-            .map(|v| vec![v]),
-    });
-    figs.push(Figure {
-        name: "kernel service VmRSS idle / VmHWM after the decisions".into(),
-        unit: Unit::MiB,
-        embedded: Some(vec![mib(&kernel.ours.idle).0, mib(&kernel.ours.loaded).1]),
-        mongo: None,
-        original: Some(vec![
-            mib(&kernel.original.idle).0,
-            mib(&kernel.original.loaded).1,
-        ]),
-    });
+    let n = sv.targets.len();
+    let mut figs = summary::rpc_figures(n, &mut results, &sizes);
+    figs.push(summary::memory_figure(n, &idle, &loaded));
+    figs.extend(summary::kernel_figures(&mut kernel));
 
     let mut out = report::table("leotest-rs vs the Python original, same run", &figs);
     let _ = writeln!(
@@ -486,7 +347,7 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
         s.conns,
         s.duration,
         s.duration / 5,
-        10
+        decision::ROUNDS
     );
     out.push_str("\nSame answers (checked before timing):\n");
     out.push_str(&answers);
@@ -498,60 +359,8 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
         "- the original runs with the harness's shims, all listed in compat-tests/original/README.md \
          (listen address and port, nx-27017's `explain()` statistics)\n",
     );
-    out.push_str(&details(&sv, &mut results));
-    let rows = [
-        Row::new(
-            "leotest-kernel-service (event-driven identity cache)",
-            &mut kernel.ours.samples,
-            None,
-        ),
-        Row::new(
-            "Python original: services.kernel (network scan per connection)",
-            &mut kernel.original.samples,
-            None,
-        ),
-    ];
-    out.push_str(&detail_table(
-        &format!(
-            "compare-original: kernel decision from a container, {} containers on the network",
-            decision::CONTAINERS
-        ),
-        &rows,
-    ));
+    let names: Vec<&str> = sv.targets.iter().map(|t| t.name).collect();
+    out.push_str(&summary::details(&names, &mut results));
+    out.push_str(&summary::kernel_details(&mut kernel));
     Ok(out)
-}
-
-/// Per-target tables with every phase (the summary's sources).
-fn details(sv: &Servers, results: &mut [RpcResult]) -> String {
-    let mut out = String::new();
-    for r in results.iter_mut() {
-        let mut rows = Vec::new();
-        for (i, t) in sv.targets.iter().enumerate() {
-            let c = &mut r.closed[i];
-            let rps = c.load.rps();
-            rows.push(Row::new(
-                format!(
-                    "{}: {} streams, closed loop ({} failed)",
-                    t.name, r.streams, c.load.errors
-                ),
-                &mut c.load.samples,
-                Some(rps),
-            ));
-            let p = &mut r.open[i];
-            let rps = p.load.rps();
-            rows.push(Row::new(
-                format!(
-                    "{}: {:.1}/s open loop ({} failed)",
-                    t.name, r.rate, p.load.errors
-                ),
-                &mut p.load.samples,
-                Some(rps),
-            ));
-        }
-        out.push_str(&detail_table(
-            &format!("compare-original: {}", r.rpc.label()),
-            &rows,
-        ));
-    }
-    out
 }
