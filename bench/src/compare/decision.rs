@@ -143,6 +143,15 @@ async fn measure(
     let ours_log = work.join("kernel-service.log");
     let mut ours_proc =
         start_kernel_service(&s.bin_dir, ours, &scene.network, ours_port, &ours_log)?;
+    // The original answers `cca.check` by running `sysctl`; without it, it never replies.
+    let sysctl = std::process::Command::new("sysctl")
+        .arg("net.ipv4.tcp_congestion_control")
+        .output();
+    if !sysctl.is_ok_and(|o| o.status.success()) {
+        bail!(
+            "the original kernel service runs `sysctl`, which is missing (apt-get install procps)"
+        );
+    }
     let orig_port = free_port()?;
     let orig_addr = SocketAddr::new(scene.gateway.into(), orig_port);
     let (mut orig_proc, orig_log) = start_original_kernel(
