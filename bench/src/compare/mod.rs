@@ -31,7 +31,7 @@ use crate::Settings;
 use dataset::Dataset;
 use harness::{load_original, Harness, MongoWire, OriginalOrchestrator};
 use summary::RpcResult;
-use target::{answer_size, check, client, connect, measure, Requests, Rpc, Shape, Target};
+use target::{answers, check, client, connect, measure, Answers, Requests, Rpc, Shape, Target};
 
 /// The users `Orchestrator::start` registers on ours; the original gets the same ones.
 const NODE: &str = "bench-node";
@@ -253,6 +253,29 @@ async fn drive_rpcs(
     Ok(out)
 }
 
+/// Whether every server answered the same rows, in the same order, and the same events.
+fn describe_answers(seen: &[(&str, Answers)]) -> String {
+    let mut out = String::new();
+    for (name, a) in seen {
+        let _ = writeln!(
+            out,
+            "- {name}: get_runs {} runs ({} .. {}), get_scheduled_runs {} events",
+            a.runids.len(),
+            a.runids.first().map_or("-", String::as_str),
+            a.runids.last().map_or("-", String::as_str),
+            a.events
+        );
+    }
+    let same = seen.windows(2).all(|w| w[0].1 == w[1].1);
+    out.push_str(if same {
+        "- every server answered the same runs in the same order and as many events\n"
+    } else {
+        "- the servers' answers differ (above): the original applies `limit` to its \
+         natural order; see docs/compatibility.md\n"
+    });
+    out
+}
+
 /// The `compare-original` subcommand.
 pub async fn run(s: &Settings, o: &Options) -> Result<String> {
     let work = tempfile::Builder::new()
@@ -283,20 +306,15 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
     });
 
     // Every RPC must succeed on every server before anything is timed.
-    let mut answers = String::new();
+    let mut seen: Vec<(&str, Answers)> = Vec::new();
     for t in &sv.targets {
         let c = t.node_clients(1).await?.remove(0);
         for rpc in Rpc::ALL {
             check(t, &c, &q, rpc).await?;
         }
-        let runs = answer_size(Rpc::GetRuns, &c, &q).await?;
-        let events = answer_size(Rpc::GetScheduledRuns, &c, &q).await?;
-        let _ = writeln!(
-            answers,
-            "- {}: get_runs answers {runs} runs, get_scheduled_runs {events} events",
-            t.name
-        );
+        seen.push((t.name, answers(&c, &q).await?));
     }
+    let answered = describe_answers(&seen);
     let idle: Vec<Memory> = sv
         .targets
         .iter()
@@ -325,7 +343,7 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
     let sizes = [
         String::new(),
         String::new(),
-        format!(" (newest {} of a job with {} runs)", dataset::LIMIT, o.runs),
+        format!(" (limit {} of a job with {} runs)", dataset::LIMIT, o.runs),
         format!(
             " (node with {} hourly cron jobs, {}-day window)",
             dataset::BUSY_JOBS,
@@ -349,12 +367,8 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
         s.duration / 5,
         decision::ROUNDS
     );
-    out.push_str("\nSame answers (checked before timing):\n");
-    out.push_str(&answers);
-    out.push_str(
-        "- the original's get_runs applies `limit` without a sort (the first rows stored); \
-         leotest-rs answers the newest (docs/compatibility.md)\n",
-    );
+    out.push_str("\nAnswers (checked before timing):\n");
+    out.push_str(&answered);
     out.push_str(
         "- the original runs with the harness's shims, all listed in compat-tests/original/README.md \
          (listen address and port, nx-27017's `explain()` statistics)\n",
@@ -363,4 +377,27 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
     out.push_str(&summary::details(&names, &mut results));
     out.push_str(&summary::kernel_details(&mut kernel));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(ids: &[&str], events: usize) -> Answers {
+        Answers {
+            runids: ids.iter().map(|s| s.to_string()).collect(),
+            events,
+        }
+    }
+
+    #[test]
+    fn answers_are_compared_row_by_row() {
+        let same = describe_answers(&[("x", a(&["r1", "r2"], 3)), ("y", a(&["r1", "r2"], 3))]);
+        assert!(same.contains("- x: get_runs 2 runs (r1 .. r2), get_scheduled_runs 3 events"));
+        assert!(same.contains("every server answered the same"), "{same}");
+        let order = describe_answers(&[("x", a(&["r1", "r2"], 3)), ("y", a(&["r2", "r1"], 3))]);
+        assert!(order.contains("answers differ"), "{order}");
+        let events = describe_answers(&[("x", a(&["r1"], 3)), ("y", a(&["r1"], 4))]);
+        assert!(events.contains("answers differ"), "{events}");
+    }
 }

@@ -177,20 +177,27 @@ async fn call(rpc: Rpc, c: &AuthedClient, q: &Requests) -> bool {
         .unwrap_or(false)
 }
 
-/// Size of the answer the server gives (rows or events), to show both did the same work.
-pub async fn answer_size(rpc: Rpc, c: &AuthedClient, q: &Requests) -> Result<usize> {
+/// What a server answers to the checked RPCs, to show every server did the same work: the
+/// runids `get_runs` returns (in its order) and the number of `get_scheduled_runs` events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answers {
+    pub runids: Vec<String>,
+    pub events: usize,
+}
+
+pub async fn answers(c: &AuthedClient, q: &Requests) -> Result<Answers> {
     let mut c = c.clone();
-    Ok(match rpc {
-        Rpc::GetRuns => c.get_runs(q.get_runs.clone()).await?.get_ref().runs.len(),
-        Rpc::GetScheduledRuns => {
-            let r = c.get_scheduled_runs(q.get_scheduled_runs.clone()).await?;
-            let r = r.get_ref();
-            if r.state != ResponseState::Success as i32 {
-                bail!("get_scheduled_runs answered {:?}", r.message);
-            }
-            r.events.len()
-        }
-        Rpc::KernelAccess | Rpc::GetUser => usize::from(call(rpc, &c, q).await),
+    let runs = c.get_runs(q.get_runs.clone()).await?.into_inner().runs;
+    let r = c
+        .get_scheduled_runs(q.get_scheduled_runs.clone())
+        .await?
+        .into_inner();
+    if r.state != ResponseState::Success as i32 {
+        bail!("get_scheduled_runs answered {:?}", r.message);
+    }
+    Ok(Answers {
+        runids: runs.into_iter().map(|r| r.runid).collect(),
+        events: r.events.len(),
     })
 }
 
