@@ -53,9 +53,9 @@ pub struct Options {
     #[arg(long)]
     pub rate: Option<f64>,
 
-    /// Runs of the job get_runs reads (newest 100 are asked for).
-    #[arg(long, default_value_t = 10_000)]
-    pub runs: usize,
+    /// Runs of the job get_runs reads (`limit 100` is asked for) [default: 10000, smoke 2000].
+    #[arg(long)]
+    pub runs: Option<usize>,
 
     /// Sequential kernel decisions per kernel service [default: 300, smoke 20].
     #[arg(long)]
@@ -233,11 +233,14 @@ async fn drive_rpcs(
             _ => orig_rps / 2.0,
         }
         .max(0.5);
-        // At least ~20 scheduled calls, at most three phase lengths.
-        let open_d = s
-            .duration
-            .max(Duration::from_secs_f64(20.0 / rate))
-            .min(s.duration * 3);
+        // At least ~20 scheduled calls, at most three phase lengths (smoke: one).
+        let open_d = if s.smoke {
+            s.duration
+        } else {
+            s.duration
+                .max(Duration::from_secs_f64(20.0 / rate))
+                .min(s.duration * 3)
+        };
         let mut open = Vec::new();
         for (t, c) in sv.targets.iter().zip(&clients) {
             open.push(measure(t, c, q, rpc, streams, Shape::Open(rate), open_d).await?);
@@ -282,7 +285,8 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
         .prefix("leotest-bench-compare")
         .tempdir()?;
     let h = Harness::prepare(&o.orig, o.harness.as_deref())?;
-    let data = Dataset::new(NODE, PRIV, o.runs);
+    let runs = o.runs.unwrap_or(if s.smoke { 2_000 } else { 10_000 });
+    let data = Dataset::new(NODE, PRIV, runs);
     let sv = start_servers(s, o, &h, work.path(), &data).await?;
     let (start, end) = data.window();
     let q = Arc::new(Requests {
@@ -297,7 +301,7 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
             limit: dataset::LIMIT as i32,
             ..Default::default()
         },
-        runs_expected: dataset::LIMIT.min(o.runs),
+        runs_expected: dataset::LIMIT.min(runs),
         get_scheduled_runs: MessageGetScheduledRuns {
             nodeid: dataset::BUSY_NODE.into(),
             start,
@@ -343,7 +347,7 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
     let sizes = [
         String::new(),
         String::new(),
-        format!(" (limit {} of a job with {} runs)", dataset::LIMIT, o.runs),
+        format!(" (limit {} of a job with {runs} runs)", dataset::LIMIT),
         format!(
             " (node with {} hourly cron jobs, {}-day window)",
             dataset::BUSY_JOBS,
