@@ -9,6 +9,12 @@
 #   scripts/bench.sh --baseline-rev REV [SUBCOMMAND]   also builds the orchestrator at git
 #                               revision REV (e.g. the commit before atomic bookings) and passes
 #                               it as the `schedule` baseline (LEOTEST_BENCH_BASELINE_BIN)
+#   scripts/bench.sh [--smoke] --orig DIR [ARGS...]   leotest-rs vs the Python original in one
+#                               run (leotest-bench compare-original --orig DIR): DIR is a checkout
+#                               of leoscope-testbed/global-testbed (here ../shared/upstream/
+#                               global-testbed); its orchestrator and kernel service are started
+#                               from it with compat-tests/original's venv (PyPI) and shims, on an
+#                               nx-27017 server of their own
 #
 # The MongoDB-wire figures need LEOTEST_TEST_MONGO_URI; a full run starts a local server with
 # scripts/start-mongo-wire.sh when it is unset (LEOTEST_BENCH_NO_MONGO=1 skips that).
@@ -18,6 +24,7 @@ cd "$(dirname "$0")/.."
 
 smoke=0
 baseline_rev=
+orig=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) smoke=1; shift ;;
@@ -26,9 +33,20 @@ while [ $# -gt 0 ]; do
             baseline_rev=$2
             shift 2
             ;;
+        --orig)
+            [ $# -ge 2 ] || { echo "bench.sh: --orig needs a directory" >&2; exit 2; }
+            orig=$2
+            shift 2
+            ;;
+        --orig=*) orig=${1#--orig=}; shift ;;
         *) break ;;
     esac
 done
+if [ -n "$orig" ]; then
+    # Relative to where the script was called from (it runs from the repository root).
+    case "$orig" in /*) ;; *) orig="$OLDPWD/$orig" ;; esac
+    set -- compare-original --orig "$orig" "$@"
+fi
 cmd=${1:-all}
 [ $# -gt 0 ] && shift
 
@@ -62,7 +80,9 @@ if [ "$smoke" = 1 ]; then
 fi
 
 cargo build --quiet --release "${crates[@]}"
-if [ -z "${LEOTEST_TEST_MONGO_URI:-}" ] && [ "${LEOTEST_BENCH_NO_MONGO:-0}" != 1 ]; then
+# compare-original starts the nx-27017 server it shares with the original by itself.
+if [ "$cmd" != compare-original ] && [ -z "${LEOTEST_TEST_MONGO_URI:-}" ] &&
+    [ "${LEOTEST_BENCH_NO_MONGO:-0}" != 1 ]; then
     if uri=$(PORT=${MONGO_WIRE_PORT:-27019} scripts/start-mongo-wire.sh); then
         export LEOTEST_TEST_MONGO_URI=$uri
     else

@@ -6,7 +6,7 @@
 # us with the original's own code (its orchestrator, node agent, certificates), the
 # docker-compose testbed end to end (embedded store, the `mongo` profile, then the `ha`
 # failover test), the drop-in test with the original's compose files, and a short benchmark
-# smoke run.
+# smoke run (with the Python original side by side: scripts/bench.sh --smoke --orig).
 # Needs: cargo, python3, docker (as root); it starts the MongoDB-wire server it needs by itself.
 # LEOTEST_SKIP_DOCKER_TESTS=1 skips everything that needs the Docker engine.
 set -euo pipefail
@@ -51,3 +51,14 @@ fi
 step "benchmark smoke run"
 scripts/bench.sh --smoke orchestrator
 scripts/bench.sh --smoke sandbox
+upstream=${LEOTEST_UPSTREAM:-$PWD/../shared/upstream/global-testbed}
+if [ "${LEOTEST_SKIP_DOCKER_TESTS:-}" = 1 ]; then
+    echo "compare-original smoke run: skipped (LEOTEST_SKIP_DOCKER_TESTS=1)"
+elif [ -f "$upstream/services/kernel/__main__.py" ]; then
+    scripts/bench.sh --smoke --orig "$upstream"
+elif [ "${CI:-}" = true ]; then
+    echo "compare-original: the original's reference copy is missing at $upstream (CI=true)" >&2
+    exit 1
+else
+    echo "compare-original smoke run: SKIPPED, no reference copy of the original at $upstream"
+fi

@@ -72,6 +72,8 @@ enum Cmd {
     Schedule,
     /// Every benchmark in turn (what BENCHMARKS.md reports).
     All,
+    /// leotest-rs next to the Python original (its orchestrator and kernel service), one run.
+    CompareOriginal(crate::compare::Options),
 }
 
 /// Entry point of the binary.
@@ -135,7 +137,11 @@ async fn orchestrator(cli: &Cli, s: &Settings) -> anyhow::Result<()> {
 
 async fn dispatch(cli: &Cli, s: &Settings) -> anyhow::Result<()> {
     header(s);
-    match cli.command {
+    match &cli.command {
+        Cmd::CompareOriginal(o) => {
+            print!("{}", crate::compare::run(s, o).await?);
+            Ok(())
+        }
         Cmd::Orchestrator => orchestrator(cli, s).await,
         Cmd::Kernel => {
             print!("{}", crate::kernel::run(s).await?);

@@ -259,7 +259,7 @@ async fn start_floor(port: u16) -> Result<()> {
 }
 
 /// Starts the real kernel service binary for the bench network and node credentials.
-fn start_kernel_service(
+pub fn start_kernel_service(
     bin_dir: &Path,
     o: &Orchestrator,
     network: &str,

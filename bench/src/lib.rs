@@ -1,6 +1,7 @@
 //! leotest-rs benchmarks: every figure is measured next to a baseline in the same run.
 
 pub mod cli;
+pub mod compare;
 pub mod docker_env;
 pub mod ha;
 pub mod kernel;

@@ -265,7 +265,8 @@ impl Orchestrator {
     }
 }
 
-async fn register(admin: &AuthedClient, id: &str, role: UserRoles) -> Result<String> {
+/// Registers `id` with `role` through an ADMIN client; the token from the reply.
+pub async fn register(admin: &AuthedClient, id: &str, role: UserRoles) -> Result<String> {
     let reply = admin
         .clone()
         .register_user(MessageRegisterUser {
