@@ -6,7 +6,7 @@
 # Details and what is (not) changed: compat-tests/original/README.md; the logic is
 # compat-tests/original/dropin.py. Prints "dropin: N passed, M failed"; exit 1 on any failure.
 #
-#   scripts/dropin-test.sh              build images (tag $LEOTEST_IMAGE_TAG, default harness), run
+#   scripts/dropin-test.sh              build images (tag $LEOTEST_IMAGE_TAG, default dev, the testbed's), run
 #   DROPIN_SKIP_BUILD=1 scripts/dropin-test.sh    reuse images already built with that tag
 #   scripts/dropin-test.sh --mask 2     diagnostic only: look past issue 14 item 2
 #
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export LEOTEST_IMAGE_TAG=${LEOTEST_IMAGE_TAG:-harness}
+export LEOTEST_IMAGE_TAG=${LEOTEST_IMAGE_TAG:-dev}
 upstream=${LEOTEST_UPSTREAM:-$PWD/../shared/upstream/global-testbed}
 if [ ! -f "$upstream/docker-compose-orchestrator.yaml" ]; then
     if [ "${CI:-}" = true ]; then

@@ -383,7 +383,7 @@ class Dropin:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tag", default=os.environ.get("LEOTEST_IMAGE_TAG", "harness"))
+    p.add_argument("--tag", default=os.environ.get("LEOTEST_IMAGE_TAG", "dev"))
     p.add_argument("--project", default=os.environ.get("DROPIN_PROJECT", "leotest-harness-dropin"))
     p.add_argument("--wait", type=float, default=90, help="seconds for the orchestrator to answer")
     p.add_argument("--answer-within", type=float, default=5,
