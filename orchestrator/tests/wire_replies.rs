@@ -722,7 +722,20 @@ fn silent_node_entry(id: &str, jobs: &str) -> Vec<u8> {
 /// branches (a filter set to `""` filters nothing, a present `activeThres` of 0 is 0 s).
 #[tokio::test]
 async fn optional_fields_carry_presence_as_the_original() {
-    let s = TestServer::start(&[]).await;
+    presence_scenario(&[]).await;
+}
+
+/// The same on the MongoDB backend: `""` and null (Python `None`) stay apart in the documents.
+#[tokio::test]
+async fn optional_fields_carry_presence_as_the_original_on_mongodb() {
+    let Some(db) = common::mongo::TestMongo::fresh("presence") else {
+        return;
+    };
+    presence_scenario(&db.server_args()).await;
+}
+
+async fn presence_scenario(server_args: &[&str]) {
+    let s = TestServer::start(server_args).await;
     let mut c = s.client().await;
     let admin = Creds::admin();
     let alice = user(&s, "alice", UserRoles::User).await;
@@ -855,17 +868,22 @@ async fn optional_fields_carry_presence_as_the_original() {
         active_thres: Some(0),
     };
     assert_eq!(nodes(&mut c, &admin, empty_filters).await, all);
-    // `activeThres` absent is 600 s; present 0 is 0 s (nothing is active "since now").
-    let hb = c
-        .report_heartbeat(req(
-            MessageHeartbeat {
+    // `activeThres` absent is 600 s; present 0 is 0 s. n1 was last active 5 minutes ago: in
+    // the middle of the default window (the margin either side is minutes, not a race), and
+    // before "now" whatever the backend's date precision.
+    let five_minutes_ago = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let r = c
+        .update_node(req(
+            MessageUpdateNode {
                 nodeid: "n1".into(),
+                last_active: Some(five_minutes_ago.format("%Y-%m-%d %H:%M:%S").to_string()),
+                ..Default::default()
             },
             &n1,
         ))
         .await
-        .expect("hb");
-    assert!(hb.get_ref().received);
+        .expect("un");
+    assert_eq!(r.get_ref().state, ResponseState::Success as i32);
     let active = |thres: Option<i32>| MessageGetNodes {
         active: Some(true),
         active_thres: thres,
