@@ -172,29 +172,30 @@ async fn prepared(
 /// The get_runs queries, each returning `LIMIT` rows (one row for the runid lookup).
 fn queries(runs: usize) -> Vec<(&'static str, MessageGetRuns)> {
     let mid = epoch() + chrono::Duration::minutes(runs as i64 / 2);
-    let q = |limit| MessageGetRuns {
-        limit,
+    // Filters are set only when used, as the original client sends them.
+    let q = |limit: i32| MessageGetRuns {
+        limit: (limit > 0).then_some(limit),
         ..Default::default()
     };
     vec![
         (
             "runid point lookup",
             MessageGetRuns {
-                runid: format!("run-{:08}", runs / 2),
+                runid: Some(format!("run-{:08}", runs / 2)),
                 ..q(0)
             },
         ),
         (
             "first 100 of a node",
             MessageGetRuns {
-                nodeid: "node-3".into(),
+                nodeid: Some("node-3".into()),
                 ..q(LIMIT)
             },
         ),
         (
             "first 100 of a job",
             MessageGetRuns {
-                jobid: "job-0".into(),
+                jobid: Some("job-0".into()),
                 ..q(LIMIT)
             },
         ),

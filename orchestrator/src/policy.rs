@@ -59,8 +59,7 @@ pub fn job_access(caller: &Caller, job: &Job) -> JobAccess {
         JobAccess::Admin
     } else if caller.userid == job.userid {
         JobAccess::Owner
-    } else if is_node(caller, &job.nodeid)
-        || job.server.as_deref().is_some_and(|s| is_node(caller, s))
+    } else if is_node(caller, &job.nodeid) || job.server_node().is_some_and(|s| is_node(caller, s))
     {
         JobAccess::Node
     } else {

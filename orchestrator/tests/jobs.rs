@@ -221,14 +221,14 @@ async fn invalid_dates_crontabs_and_triggers_fail_with_a_message() {
         (cron("d6", &"9".repeat(100_000)), "invalid crontab"),
         (
             MessageScheduleJob {
-                trigger: "weather_temp >> 3".into(),
+                trigger: Some("weather_temp >> 3".into()),
                 ..atq("d7", "2030-01-01", "2030-01-02")
             },
             "trigger",
         ),
         (
             MessageScheduleJob {
-                trigger: "(weather_temp > 3".into(),
+                trigger: Some("(weather_temp > 3".into()),
                 ..atq("d8", "2030-01-01", "2030-01-02")
             },
             "trigger",
@@ -243,7 +243,7 @@ async fn invalid_dates_crontabs_and_triggers_fail_with_a_message() {
     let good = schedule(
         &mut c,
         MessageScheduleJob {
-            trigger: "(weather_temp > 20) & !(currently_obstructed == 1)".into(),
+            trigger: Some("(weather_temp > 20) & !(currently_obstructed == 1)".into()),
             ..atq(
                 "t1",
                 "2030-01-01T10:00:00+05:30",
@@ -402,13 +402,13 @@ async fn scenario(s: &TestServer) {
         )
     );
     let mut t = job_req("x5", "n1", JobType::Atq, "", "2030-01-15 12:30:00", d1, 120);
-    t.trigger = "weather_temp >".into();
+    t.trigger = Some("weather_temp >".into());
     assert_eq!(
         schedule_as(s, &alice, t).await,
         (FAILED, "trigger: syntax error at end of input".into())
     );
     let mut t = job_req("a1", "n1", JobType::Atq, "", "2030-01-15 12:30:00", d1, 120);
-    t.trigger = "weather_temp > 20 & !(currently_obstructed == 1)".into();
+    t.trigger = Some("weather_temp > 20 & !(currently_obstructed == 1)".into());
     assert_eq!(schedule_as(s, &alice, t).await, scheduled());
 
     // Reads and role rules: another user's job reads as unknown.
@@ -578,7 +578,7 @@ async fn scenario(s: &TestServer) {
     let got = c
         .get_runs(req(
             MessageGetRuns {
-                jobid: "c1".into(),
+                jobid: Some("c1".into()),
                 ..Default::default()
             },
             &alice,
@@ -623,7 +623,7 @@ async fn scenario(s: &TestServer) {
     let got = c
         .get_runs(req(
             MessageGetRuns {
-                runid: "r-precise".into(),
+                runid: Some("r-precise".into()),
                 ..Default::default()
             },
             &alice,
@@ -720,7 +720,7 @@ async fn scenario(s: &TestServer) {
     let tasks = c
         .get_tasks(req(
             MessageGetTasks {
-                nodeid: "n1".into(),
+                nodeid: Some("n1".into()),
                 ..Default::default()
             },
             &node,

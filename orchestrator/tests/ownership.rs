@@ -147,7 +147,7 @@ async fn forged_runs_are_refused_and_do_not_mark_a_node_alive() {
                 &mut c,
                 &Creds::admin(),
                 MessageGetNodes {
-                    active: true,
+                    active: Some(true),
                     ..Default::default()
                 },
             )
@@ -192,7 +192,7 @@ async fn forged_runs_are_refused_and_do_not_mark_a_node_alive() {
         &mut c,
         &alice,
         MessageGetRuns {
-            runid: "alice-run".into(),
+            runid: Some("alice-run".into()),
             ..Default::default()
         },
     )
@@ -226,7 +226,7 @@ async fn the_original_node_agent_flow_passes() {
         &mut c,
         &Creds::admin(),
         MessageGetNodes {
-            active: true,
+            active: Some(true),
             ..Default::default()
         },
     )
@@ -245,7 +245,7 @@ async fn the_original_node_agent_flow_passes() {
         &mut c,
         &n1,
         MessageGetTasks {
-            taskid: "t1".into(),
+            taskid: Some("t1".into()),
             ..Default::default()
         },
     )
@@ -258,7 +258,7 @@ async fn the_original_node_agent_flow_passes() {
         &mut c,
         &n2,
         MessageGetTasks {
-            nodeid: "n2".into(),
+            nodeid: Some("n2".into()),
             ..Default::default()
         },
     )
@@ -268,7 +268,7 @@ async fn the_original_node_agent_flow_passes() {
         &mut c,
         &n2,
         MessageGetRuns {
-            runid: "r1".into(),
+            runid: Some("r1".into()),
             ..Default::default()
         },
     )
@@ -286,7 +286,7 @@ async fn the_original_node_agent_flow_passes() {
         &mut c,
         &alice,
         MessageGetRuns {
-            jobid: "aj".into(),
+            jobid: Some("aj".into()),
             ..Default::default()
         },
     )
@@ -301,7 +301,7 @@ async fn the_original_node_agent_flow_passes() {
         &mut c,
         &bob,
         MessageGetRuns {
-            userid: "alice".into(),
+            userid: Some("alice".into()),
             ..Default::default()
         }
     )
@@ -365,7 +365,7 @@ async fn tasks_on_another_users_node_are_refused() {
             &mut c,
             who,
             MessageGetTasks {
-                taskid: "t-own".into(),
+                taskid: Some("t-own".into()),
                 ..Default::default()
             },
         )
@@ -383,7 +383,7 @@ async fn tasks_on_another_users_node_are_refused() {
         &mut c,
         &Creds::admin(),
         MessageGetTasks {
-            taskid: "t-own".into(),
+            taskid: Some("t-own".into()),
             ..Default::default()
         },
     )
@@ -463,7 +463,7 @@ async fn runs_of_a_job_that_is_gone_can_still_be_finished_by_its_node() {
         &mut c,
         &alice,
         MessageGetRuns {
-            runid: "late".into(),
+            runid: Some("late".into()),
             ..Default::default()
         },
     )

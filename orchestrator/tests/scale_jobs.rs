@@ -126,8 +126,8 @@ async fn check(s: &TestServer, runs: usize) -> String {
     let got = c
         .get_runs(req(
             MessageGetRuns {
-                jobid: format!("job-{jobno:05}"),
-                limit: 10,
+                jobid: Some(format!("job-{jobno:05}")),
+                limit: Some(10),
                 ..Default::default()
             },
             &admin,
@@ -144,7 +144,7 @@ async fn check(s: &TestServer, runs: usize) -> String {
     let all = c
         .get_runs(req(
             MessageGetRuns {
-                jobid: format!("job-{jobno:05}"),
+                jobid: Some(format!("job-{jobno:05}")),
                 ..Default::default()
             },
             &admin,
@@ -159,8 +159,8 @@ async fn check(s: &TestServer, runs: usize) -> String {
     let got = c
         .get_runs(req(
             MessageGetRuns {
-                nodeid: nodeid(NODE),
-                limit: 50,
+                nodeid: Some(nodeid(NODE)),
+                limit: Some(50),
                 ..Default::default()
             },
             &admin,

@@ -79,7 +79,7 @@ async fn mongo_backend_serves_users_nodes_and_survives_restart() {
     let active = c
         .get_nodes(req(
             MessageGetNodes {
-                active: true,
+                active: Some(true),
                 ..Default::default()
             },
             &alice,

@@ -360,13 +360,13 @@ async fn nodes_heartbeat_update_scavenger_and_delete() {
     assert_eq!(dup.message, "node with the given id exists");
 
     // Nobody is active until a heartbeat arrives (registration default 2020-01-01).
-    let active = |thres: i32| MessageGetNodes {
-        active: true,
+    let active = |thres: Option<i32>| MessageGetNodes {
+        active: Some(true),
         active_thres: thres,
         ..Default::default()
     };
     let r = c
-        .get_nodes(req(active(0), &admin))
+        .get_nodes(req(active(None), &admin))
         .await
         .expect("get_nodes")
         .into_inner();
@@ -396,7 +396,7 @@ async fn nodes_heartbeat_update_scavenger_and_delete() {
         .into_inner();
     assert!(hb.received);
     let r = c
-        .get_nodes(req(active(0), &n2))
+        .get_nodes(req(active(None), &n2))
         .await
         .expect("get_nodes")
         .into_inner();
@@ -405,8 +405,12 @@ async fn nodes_heartbeat_update_scavenger_and_delete() {
     assert_eq!(node.nodeid, "node-1");
     assert_eq!(node.description, "roof");
     assert_eq!(node.location, "bangalore");
-    assert_eq!(node.jobs, "");
-    assert_ne!(node.last_active, "2020-01-01 00:00:00");
+    assert_eq!(
+        node.jobs.as_deref(),
+        Some(""),
+        "present and empty, as the original"
+    );
+    assert_ne!(node.last_active.as_deref(), Some("2020-01-01 00:00:00"));
 
     // Filters.
     let all = c
@@ -416,11 +420,11 @@ async fn nodes_heartbeat_update_scavenger_and_delete() {
         .into_inner();
     assert_eq!(all.nodes.len(), 2);
     let node2 = all.nodes.iter().find(|n| n.nodeid == "node-2").expect("n2");
-    assert_eq!(node2.last_active, "2020-01-01 00:00:00");
+    assert_eq!(node2.last_active.as_deref(), Some("2020-01-01 00:00:00"));
     let by_name = c
         .get_nodes(req(
             MessageGetNodes {
-                name: "node-2-name".into(),
+                name: Some("node-2-name".into()),
                 ..Default::default()
             },
             &admin,
@@ -432,7 +436,7 @@ async fn nodes_heartbeat_update_scavenger_and_delete() {
     let none = c
         .get_nodes(req(
             MessageGetNodes {
-                location: "mars".into(),
+                location: Some("mars".into()),
                 ..Default::default()
             },
             &admin,
@@ -445,8 +449,8 @@ async fn nodes_heartbeat_update_scavenger_and_delete() {
     // update_node: the node itself or ADMIN.
     let upd = |nodeid: &str| MessageUpdateNode {
         nodeid: nodeid.into(),
-        public_ip: "10.1.2.3".into(),
-        coords: "1,1".into(),
+        public_ip: Some("10.1.2.3".into()),
+        coords: Some("1,1".into()),
         ..Default::default()
     };
     let r = c
@@ -473,7 +477,7 @@ async fn nodes_heartbeat_update_scavenger_and_delete() {
     let got = c
         .get_nodes(req(
             MessageGetNodes {
-                nodeid: "node-1".into(),
+                nodeid: Some("node-1".into()),
                 ..Default::default()
             },
             &admin,
@@ -994,7 +998,7 @@ async fn hostile_input_is_refused_without_crashing() {
             MessageRegisterNode {
                 node: Some(Node {
                     nodeid: "n".into(),
-                    last_active: "not a date".into(),
+                    last_active: Some("not a date".into()),
                     ..Default::default()
                 }),
             },
@@ -1008,7 +1012,7 @@ async fn hostile_input_is_refused_without_crashing() {
         .update_node(req(
             MessageUpdateNode {
                 nodeid: big.clone(),
-                location: big.clone(),
+                location: Some(big.clone()),
                 ..Default::default()
             },
             &admin,
@@ -1020,9 +1024,9 @@ async fn hostile_input_is_refused_without_crashing() {
     let r = c
         .get_nodes(req(
             MessageGetNodes {
-                nodeid: big.clone(),
-                active: true,
-                active_thres: i32::MIN,
+                nodeid: Some(big.clone()),
+                active: Some(true),
+                active_thres: Some(i32::MIN),
                 ..Default::default()
             },
             &admin,
@@ -1193,7 +1197,7 @@ async fn role_table_for_every_non_admin_role() {
             .update_node(req(
                 MessageUpdateNode {
                     nodeid: "victim-node".into(),
-                    name: "pwned".into(),
+                    name: Some("pwned".into()),
                     ..Default::default()
                 },
                 creds,

@@ -363,7 +363,7 @@ async fn every_rpc_answers_the_originals_bytes() {
         &mut c,
         &alice,
         MessageGetRuns {
-            runid: "none".into(),
+            runid: Some("none".into()),
             ..Default::default()
         },
     )
@@ -372,7 +372,7 @@ async fn every_rpc_answers_the_originals_bytes() {
     let r = c
         .get_runs(req(
             MessageGetRuns {
-                runid: "r1".into(),
+                runid: Some("r1".into()),
                 ..Default::default()
             },
             &alice,
@@ -446,7 +446,7 @@ async fn every_rpc_answers_the_originals_bytes() {
         .update_node(req(
             MessageUpdateNode {
                 nodeid: "n1".into(),
-                public_ip: "192.0.2.1".into(),
+                public_ip: Some("192.0.2.1".into()),
                 ..Default::default()
             },
             &n1,
@@ -515,7 +515,7 @@ async fn every_rpc_answers_the_originals_bytes() {
     let r = c
         .get_tasks(req(
             MessageGetTasks {
-                taskid: "t1".into(),
+                taskid: Some("t1".into()),
                 ..Default::default()
             },
             &n1,
@@ -665,7 +665,7 @@ async fn free_text_takes_anything_up_to_the_message_limit_ids_stay_bounded() {
         .update_node(req(
             MessageUpdateNode {
                 nodeid: "n1".into(),
-                description: big.clone(),
+                description: Some(big.clone()),
                 ..Default::default()
             },
             &n1,
@@ -684,7 +684,7 @@ async fn free_text_takes_anything_up_to_the_message_limit_ids_stay_bounded() {
         &mut c,
         &alice,
         MessageGetNodes {
-            nodeid: "n1".into(),
+            nodeid: Some("n1".into()),
             ..Default::default()
         },
     )
@@ -699,4 +699,254 @@ async fn free_text_takes_anything_up_to_the_message_limit_ids_stay_bounded() {
             "invalid id: longer than 256 bytes"
         )
     );
+}
+
+/// The `get_nodes` entry of a node registered by `node_record` and never heard from.
+fn silent_node_entry(id: &str, jobs: &str) -> Vec<u8> {
+    [
+        wire::text(1, id),
+        wire::text(2, &format!("{id}-name")),
+        wire::text(3, "roof"),
+        wire::text(4, "2020-01-01 00:00:00"),
+        wire::text(5, "12.9,77.5"),
+        wire::text(6, "bangalore"),
+        wire::text(7, "starlink"),
+        wire::text(8, jobs),
+    ]
+    .concat()
+}
+
+/// proto3 `optional` (explicit presence) as the original has it: replies set `_node.jobs` and
+/// `last_active` always (`jobs` empty for a node without jobs), a job's `server`/`trigger`
+/// exactly when stored (`""` included); requests are read with the original's `HasField`
+/// branches (a filter set to `""` filters nothing, a present `activeThres` of 0 is 0 s).
+#[tokio::test]
+async fn optional_fields_carry_presence_as_the_original() {
+    presence_scenario(&[]).await;
+}
+
+/// The same on the MongoDB backend: `""` and null (Python `None`) stay apart in the documents.
+#[tokio::test]
+async fn optional_fields_carry_presence_as_the_original_on_mongodb() {
+    let Some(db) = common::mongo::TestMongo::fresh("presence") else {
+        return;
+    };
+    presence_scenario(&db.server_args()).await;
+}
+
+async fn presence_scenario(server_args: &[&str]) {
+    let s = TestServer::start(server_args).await;
+    let mut c = s.client().await;
+    let admin = Creds::admin();
+    let alice = user(&s, "alice", UserRoles::User).await;
+    let n1 = node(&s, "n1").await;
+    node(&s, "n2").await;
+
+    // A node without jobs: `jobs` is on the wire, empty (tag 8, length 0).
+    let by_id = |id: &str| MessageGetNodes {
+        nodeid: Some(id.into()),
+        ..Default::default()
+    };
+    let listed = nodes(&mut c, &admin, by_id("n2")).await;
+    assert_eq!(listed.len(), 1);
+    row(
+        "get_nodes without jobs",
+        &listed[0],
+        silent_node_entry("n2", ""),
+    );
+
+    // schedule_job with `server` and `trigger` set explicitly empty: the empty trigger is
+    // validated (and valid), the empty server names no server.
+    let mut ej = atq_job("ej", "n1", "");
+    ej.overhead = true;
+    ej.server = Some(String::new());
+    ej.trigger = Some(String::new());
+    let r = schedule(&mut c, &alice, ej).await;
+    row(
+        "schedule_job empty server/trigger",
+        &r,
+        wire::ok("job successfully scheduled"),
+    );
+    // Another overhead job in the same window, on another node, also with an empty server:
+    // the original's `if server:` books no node "" (so no conflict through it).
+    let mut ej2 = atq_job("ej2", "n2", "");
+    ej2.overhead = true;
+    ej2.server = Some(String::new());
+    let r = schedule(&mut c, &alice, ej2).await;
+    row(
+        "schedule_job empty server, other node, same window",
+        &r,
+        wire::ok("job successfully scheduled"),
+    );
+    let r = schedule(&mut c, &alice, atq_job("pj", "n1", "")).await;
+    row(
+        "schedule_job plain",
+        &r,
+        wire::ok("job successfully scheduled"),
+    );
+
+    // Listed back: `server`/`trigger` present and empty for ej, absent for pj.
+    let params = [
+        wire::text(1, "docker"),
+        wire::text(2, "image=x"),
+        wire::text(3, "run"),
+    ]
+    .concat();
+    let entry = |id: &str, overhead: bool, empty_opts: bool| {
+        let mut e = [
+            wire::text(1, id),
+            wire::text(2, "n1"),
+            wire::int(3, 1),
+            wire::bytes(4, &params),
+            wire::text(6, "2030-03-01 10:00:00"),
+            wire::text(7, "2030-03-02 10:00:00"),
+            wire::int(8, 600),
+        ]
+        .concat();
+        if overhead {
+            e.extend(wire::int(9, 1));
+        }
+        if empty_opts {
+            e.extend([wire::text(10, ""), wire::text(11, "")].concat());
+        }
+        e.extend(wire::text(12, "alice"));
+        e
+    };
+    let jobs = [
+        wire::int(1, 1),
+        wire::bytes(2, &entry("ej", true, true)),
+        wire::bytes(2, &entry("pj", false, false)),
+    ]
+    .concat();
+    let r = c
+        .get_jobs_by_nodeid(req(
+            MessageGetJobsByNodeid {
+                nodeid: "n1".into(),
+            },
+            &alice,
+        ))
+        .await
+        .expect("bynode");
+    row("get_jobs_by_nodeid empty server/trigger", r.get_ref(), jobs);
+    let r = c
+        .get_jobs_by_userid(req(
+            MessageGetJobsByUserid {
+                userid: "alice".into(),
+            },
+            &alice,
+        ))
+        .await
+        .expect("byuser");
+    let ej_entry = r.get_ref().jobs.iter().find(|j| j.id == "ej").expect("ej");
+    row(
+        "get_jobs_by_userid empty server/trigger",
+        ej_entry,
+        entry("ej", true, true),
+    );
+    // The node's summary prints `str("")` for them, `None` for absent ones.
+    let listed = nodes(&mut c, &admin, by_id("n1")).await;
+    let summary = "<jobid=ej userid=alice type=atq start=2030-03-01 10:00:00 \
+                   end=2030-03-02 10:00:00 length=600 schedule= overhead=True server= \
+                   trigger=><jobid=pj userid=alice type=atq start=2030-03-01 10:00:00 \
+                   end=2030-03-02 10:00:00 length=600 schedule= overhead=False server=None \
+                   trigger=None>";
+    row(
+        "get_nodes with jobs",
+        &listed[0],
+        silent_node_entry("n1", summary),
+    );
+
+    // get_nodes: filters set to "" filter nothing; `active` set false is not active.
+    let all = nodes(&mut c, &admin, MessageGetNodes::default()).await;
+    assert_eq!(all.len(), 2);
+    let empty_filters = MessageGetNodes {
+        nodeid: Some(String::new()),
+        location: Some(String::new()),
+        name: Some(String::new()),
+        provider: Some(String::new()),
+        active: Some(false),
+        active_thres: Some(0),
+    };
+    assert_eq!(nodes(&mut c, &admin, empty_filters).await, all);
+    // `activeThres` absent is 600 s; present 0 is 0 s. n1 was last active 5 minutes ago: in
+    // the middle of the default window (the margin either side is minutes, not a race), and
+    // before "now" whatever the backend's date precision.
+    let five_minutes_ago = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let r = c
+        .update_node(req(
+            MessageUpdateNode {
+                nodeid: "n1".into(),
+                last_active: Some(five_minutes_ago.format("%Y-%m-%d %H:%M:%S").to_string()),
+                ..Default::default()
+            },
+            &n1,
+        ))
+        .await
+        .expect("un");
+    assert_eq!(r.get_ref().state, ResponseState::Success as i32);
+    let active = |thres: Option<i32>| MessageGetNodes {
+        active: Some(true),
+        active_thres: thres,
+        ..Default::default()
+    };
+    let ids = |v: Vec<Node>| v.into_iter().map(|n| n.nodeid).collect::<Vec<_>>();
+    assert_eq!(ids(nodes(&mut c, &admin, active(None)).await), ["n1"]);
+    assert!(nodes(&mut c, &admin, active(Some(0))).await.is_empty());
+
+    // get_runs: filters set to "" and a limit set to 0 filter nothing.
+    let r = update_run(&mut c, &n1, run("r1", "ej", "n1", "alice")).await;
+    assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
+    let r = update_run(&mut c, &n1, run("r2", "pj", "n1", "alice")).await;
+    assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
+    let all = get_runs(&mut c, &admin, MessageGetRuns::default()).await;
+    assert_eq!(all.len(), 2);
+    let empty_filters = MessageGetRuns {
+        runid: Some(String::new()),
+        jobid: Some(String::new()),
+        nodeid: Some(String::new()),
+        userid: Some(String::new()),
+        time_range: None,
+        limit: Some(0),
+    };
+    assert_eq!(get_runs(&mut c, &admin, empty_filters).await, all);
+
+    // get_tasks: "" filters nothing; `type` and `status` are ignored, as the original.
+    let r = schedule_task(&mut c, &n1, task("t1", "r1", "ej", "n1")).await;
+    assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
+    let all = get_tasks(&mut c, &admin, MessageGetTasks::default()).await;
+    assert_eq!(all.len(), 1);
+    let odd_filters = MessageGetTasks {
+        r#type: Some(TaskType::ServerStop as i32),
+        taskid: Some(String::new()),
+        runid: Some(String::new()),
+        jobid: Some(String::new()),
+        nodeid: Some(String::new()),
+        status: Some(TaskStatus::TaskComplete as i32),
+    };
+    assert_eq!(get_tasks(&mut c, &admin, odd_filters).await, all);
+
+    // update_node: fields set to "" leave the node as it was.
+    let before = nodes(&mut c, &admin, by_id("n2")).await;
+    let r = c
+        .update_node(req(
+            MessageUpdateNode {
+                nodeid: "n2".into(),
+                name: Some(String::new()),
+                description: Some(String::new()),
+                last_active: Some(String::new()),
+                coords: Some(String::new()),
+                location: Some(String::new()),
+                provider: Some(String::new()),
+                public_ip: Some(String::new()),
+            },
+            &admin,
+        ))
+        .await
+        .expect("un");
+    row(
+        "update_node all empty",
+        r.get_ref(),
+        wire::ok("updated node successfully"),
+    );
+    assert_eq!(nodes(&mut c, &admin, by_id("n2")).await, before);
 }

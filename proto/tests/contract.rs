@@ -90,7 +90,44 @@ fn enums_match() {
     assert_eq!(ours, theirs);
 }
 
+/// name, number, type, label, type name, proto3 `optional` (explicit presence).
 type Field = (String, i32, String, String, String, bool);
+
+/// The original declares no `oneof`; its proto3 `optional` fields each make a
+/// synthetic one: named `_<field>`, holding that field alone. Anything else (a
+/// real oneof, a shared or misnamed one) changes the generated types and the
+/// JSON mapping, so it fails here.
+fn assert_only_synthetic_oneofs(m: &prost_types::DescriptorProto) {
+    let mut owners: Vec<Vec<&str>> = vec![Vec::new(); m.oneof_decl.len()];
+    for fd in &m.field {
+        match (fd.proto3_optional(), fd.oneof_index) {
+            (true, Some(i)) => {
+                let slot = owners
+                    .get_mut(usize::try_from(i).expect("oneof index"))
+                    .unwrap_or_else(|| panic!("{}.{}: oneof index {i}", m.name(), fd.name()));
+                slot.push(fd.name());
+            }
+            (true, None) => panic!("{}.{} is optional without a oneof", m.name(), fd.name()),
+            (false, Some(_)) => panic!("{}.{} is in a real oneof", m.name(), fd.name()),
+            (false, None) => {}
+        }
+    }
+    for (decl, fields) in m.oneof_decl.iter().zip(&owners) {
+        assert_eq!(
+            fields.len(),
+            1,
+            "{}: oneof {} must hold exactly one optional field",
+            m.name(),
+            decl.name()
+        );
+        assert_eq!(
+            decl.name(),
+            format!("_{}", fields[0]),
+            "{}: synthetic oneof name",
+            m.name()
+        );
+    }
+}
 
 #[test]
 fn messages_match_field_by_field() {
@@ -105,11 +142,7 @@ fn messages_match_field_by_field() {
                 "{} has nested types",
                 m.name()
             );
-            assert!(
-                m.oneof_decl.is_empty(),
-                "{} has a oneof (proto3 `optional`?)",
-                m.name()
-            );
+            assert_only_synthetic_oneofs(m);
             let fields = m
                 .field
                 .iter()
@@ -148,13 +181,20 @@ fn messages_match_field_by_field() {
                         } else {
                             format!(".{tn}")
                         },
-                        false,
+                        fd.get("optional").and_then(Value::as_bool).unwrap_or(false),
                     )
                 })
                 .collect();
             (m["name"].as_str().unwrap().to_string(), fields)
         })
         .collect();
+    let explicit = |m: &BTreeMap<String, Vec<Field>>| m.values().flatten().filter(|f| f.5).count();
+    assert_eq!(
+        explicit(&theirs),
+        31,
+        "the original has 31 `optional` fields"
+    );
+    assert_eq!(explicit(&ours), 31, "fields with explicit presence");
     assert_eq!(ours.len(), theirs.len(), "message count");
     for (name, fields) in &theirs {
         assert_eq!(ours.get(name), Some(fields), "message {name}");

@@ -178,7 +178,7 @@ async fn get_runs(sh: &Shared, seq: u64) -> Result<(), String> {
     let res = sh
         .client(seq)
         .get_runs(MessageGetRuns {
-            runid: runid.clone(),
+            runid: Some(runid.clone()),
             ..Default::default()
         })
         .await
@@ -253,7 +253,7 @@ async fn verify(sh: &Shared) -> Writes {
     let acked = sh.acked.lock().map(|a| a.clone()).unwrap_or_default();
     let res = match sh.clients[0]
         .get_runs(MessageGetRuns {
-            jobid: sh.job.clone(),
+            jobid: Some(sh.job.clone()),
             ..Default::default()
         })
         .await

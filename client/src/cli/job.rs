@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use leotest_client::leotest_proto::unary;
 
-use super::{read_small_file, CliError, CliResult, Global, Output};
+use super::{given, read_small_file, CliError, CliResult, Global, Output};
 
 /// Experiment config read when --exp-config is not given.
 const DEFAULT_EXP_CONFIG: &str = "experiment-config.yaml";
@@ -137,8 +137,10 @@ impl JobArgs {
             end_date: self.end_date.clone().unwrap_or_default(),
             length_secs: self.length.unwrap_or(0),
             overhead: !self.no_overhead,
-            server: self.server.clone().unwrap_or_default(),
-            trigger: self.trigger.clone().unwrap_or_default(),
+            // As the original client: `server` only when non-empty, `trigger` whenever given
+            // (an explicitly empty trigger is sent, and stored, as `""`).
+            server: given(&self.server),
+            trigger: self.trigger.clone(),
             userid: String::new(),
             config: self.experiment_config()?,
         })

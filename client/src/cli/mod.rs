@@ -207,6 +207,12 @@ impl CliError {
 
 pub type CliResult = Result<Outcome, CliError>;
 
+/// A request filter (a proto3 `optional` field) from an option: set only when the user gave a
+/// non-empty value, as the original client's `if nodeid: message.nodeid = nodeid`.
+pub fn given(v: &Option<String>) -> Option<String> {
+    v.clone().filter(|s| !s.is_empty())
+}
+
 /// Reads a small local file (configs); bounded so a wrong path cannot eat memory.
 pub fn read_small_file(path: &std::path::Path) -> Result<String, CliError> {
     const MAX: u64 = 4 * 1024 * 1024;

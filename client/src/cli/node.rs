@@ -3,7 +3,7 @@
 use clap::{Args, ValueEnum};
 use leotest_client::leotest_proto::unary;
 
-use super::{CliError, CliResult, Global, Output};
+use super::{given, CliError, CliResult, Global, Output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NodeAction {
@@ -54,7 +54,7 @@ pub struct NodeArgs {
     /// get: all nodes (default)
     #[arg(long)]
     pub no_active: bool,
-    /// Active threshold in seconds
+    /// Active threshold in seconds (sent as given, 0 included)
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(i32).range(0..))]
     pub active_thres: i32,
     /// delete: also delete the node's jobs
@@ -75,6 +75,33 @@ impl NodeArgs {
             .clone()
             .filter(|n| !n.is_empty())
             .ok_or_else(|| CliError::Usage("this node action needs --nodeid".into()))
+    }
+
+    /// `get_nodes`: the filters the user gave, as the original client (`--active` only when
+    /// set; `--active-thres` always, its default 600 included, as the original CLI sends it).
+    pub(super) fn get_request(&self) -> unary::MessageGetNodes {
+        unary::MessageGetNodes {
+            nodeid: given(&self.nodeid),
+            location: given(&self.location),
+            name: given(&self.name),
+            provider: given(&self.provider),
+            active: self.active.then_some(true),
+            active_thres: Some(self.active_thres),
+        }
+    }
+
+    /// `update_node`: only the fields the user gave; the others stay as they are.
+    pub(super) fn update_request(&self) -> Result<unary::MessageUpdateNode, CliError> {
+        Ok(unary::MessageUpdateNode {
+            nodeid: self.require_nodeid()?,
+            name: given(&self.name),
+            description: given(&self.description),
+            last_active: given(&self.last_active),
+            coords: given(&self.coords),
+            location: given(&self.location),
+            provider: given(&self.provider),
+            public_ip: given(&self.public_ip),
+        })
     }
 }
 
@@ -98,29 +125,11 @@ pub async fn run(global: &Global, out: &Output, args: NodeArgs) -> CliResult {
         }
         NodeAction::Get => {
             let client = global.connect().await?;
-            let reply = client
-                .get_nodes(unary::MessageGetNodes {
-                    nodeid: opt(&args.nodeid),
-                    location: opt(&args.location),
-                    name: opt(&args.name),
-                    provider: opt(&args.provider),
-                    active: args.active,
-                    active_thres: args.active_thres,
-                })
-                .await?;
+            let reply = client.get_nodes(args.get_request()).await?;
             out.reply(&reply, "message_get_nodes_response")
         }
         NodeAction::Update => {
-            let request = unary::MessageUpdateNode {
-                nodeid: args.require_nodeid()?,
-                name: opt(&args.name),
-                description: opt(&args.description),
-                last_active: opt(&args.last_active),
-                coords: opt(&args.coords),
-                location: opt(&args.location),
-                provider: opt(&args.provider),
-                public_ip: opt(&args.public_ip),
-            };
+            let request = args.update_request()?;
             let client = global.connect().await?;
             let reply = client.update_node(request).await?;
             out.reply(&reply, "message_update_node_response")

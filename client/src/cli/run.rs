@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use leotest_client::leotest_proto::unary;
 
-use super::{CliError, CliResult, Global, Output};
+use super::{given, CliError, CliResult, Global, Output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RunAction {
@@ -62,23 +62,28 @@ pub fn parse_time_range(text: &str) -> Result<TimeRange, String> {
     }
 }
 
+impl RunArgs {
+    /// `get_runs`: the filters the user gave, as the original client (`--limit 0`: none).
+    pub(super) fn get_request(&self) -> unary::MessageGetRuns {
+        unary::MessageGetRuns {
+            runid: given(&self.runid),
+            jobid: given(&self.jobid),
+            nodeid: given(&self.nodeid),
+            userid: None,
+            time_range: self.time_range.clone().map(|t| unary::MessageTimeRange {
+                start: t.start,
+                end: t.end,
+            }),
+            limit: (self.limit > 0).then_some(self.limit),
+        }
+    }
+}
+
 pub async fn run(global: &Global, out: &Output, args: RunArgs) -> CliResult {
     match args.action {
         RunAction::Get => {
             let client = global.connect().await?;
-            let reply = client
-                .get_runs(unary::MessageGetRuns {
-                    runid: args.runid.unwrap_or_default(),
-                    jobid: args.jobid.unwrap_or_default(),
-                    nodeid: args.nodeid.unwrap_or_default(),
-                    userid: String::new(),
-                    time_range: args.time_range.map(|t| unary::MessageTimeRange {
-                        start: t.start,
-                        end: t.end,
-                    }),
-                    limit: args.limit,
-                })
-                .await?;
+            let reply = client.get_runs(args.get_request()).await?;
             out.reply(&reply, "message_get_runs_response")
         }
         RunAction::GetScheduled => {

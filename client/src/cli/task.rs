@@ -3,7 +3,7 @@
 use clap::{Args, ValueEnum};
 use leotest_client::leotest_proto::unary;
 
-use super::{CliError, CliResult, Global, Output};
+use super::{given, CliError, CliResult, Global, Output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TaskAction {
@@ -81,6 +81,21 @@ fn need(v: &Option<String>, what: &str) -> Result<String, CliError> {
         .ok_or_else(|| CliError::Usage(format!("this task action needs --{what}")))
 }
 
+impl TaskArgs {
+    /// `get_tasks`: the filters the user gave (the server ignores `type` and `status`, as
+    /// the original did; they are sent when given, the original client never sent them).
+    pub(super) fn get_request(&self) -> unary::MessageGetTasks {
+        unary::MessageGetTasks {
+            r#type: self.kind.map(|k| unary::TaskType::from(k) as i32),
+            taskid: given(&self.taskid),
+            runid: given(&self.runid),
+            jobid: given(&self.jobid),
+            nodeid: given(&self.nodeid),
+            status: self.status.map(|s| unary::TaskStatus::from(s) as i32),
+        }
+    }
+}
+
 pub async fn run(global: &Global, out: &Output, args: TaskArgs) -> CliResult {
     match args.action {
         TaskAction::Schedule => {
@@ -104,22 +119,7 @@ pub async fn run(global: &Global, out: &Output, args: TaskArgs) -> CliResult {
         }
         TaskAction::Get => {
             let client = global.connect().await?;
-            let reply = client
-                .get_tasks(unary::MessageGetTasks {
-                    r#type: args
-                        .kind
-                        .map(|k| unary::TaskType::from(k) as i32)
-                        .unwrap_or(0),
-                    taskid: args.taskid.unwrap_or_default(),
-                    runid: args.runid.unwrap_or_default(),
-                    jobid: args.jobid.unwrap_or_default(),
-                    nodeid: args.nodeid.unwrap_or_default(),
-                    status: args
-                        .status
-                        .map(|s| unary::TaskStatus::from(s) as i32)
-                        .unwrap_or(0),
-                })
-                .await?;
+            let reply = client.get_tasks(args.get_request()).await?;
             out.reply(&reply, "message_get_tasks_response")
         }
         TaskAction::Update => {

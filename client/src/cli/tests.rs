@@ -1,6 +1,7 @@
 //! Argument-parsing tests: the original CLI's command lines must parse to the same requests.
 
 use clap::Parser;
+use leotest_client::leotest_proto::unary;
 
 use super::*;
 
@@ -249,7 +250,6 @@ fn exit_codes_follow_the_error_kind() {
 
 #[test]
 fn reply_outcome_reads_state_and_found_flags() {
-    use leotest_client::leotest_proto::unary;
     let failed = unary::MessageRegisterUserResponse {
         state: unary::ResponseState::Failed as i32,
         message: "exists".into(),
@@ -268,7 +268,6 @@ fn reply_outcome_reads_state_and_found_flags() {
 
 #[test]
 fn table_lists_repeated_messages_and_drops_empty_columns() {
-    use leotest_client::leotest_proto::unary;
     let reply = unary::MessageGetNodesResponse {
         nodes: vec![unary::Node {
             nodeid: "n1".into(),
@@ -290,7 +289,6 @@ fn table_lists_repeated_messages_and_drops_empty_columns() {
 
 #[test]
 fn config_json_is_parsed_and_unknown_fields_are_refused() {
-    use leotest_client::leotest_proto::unary;
     let settings: unary::Settings = output::from_json(
         r#"{"datastore":{"blob":{"connectionString":"cs","artifactPath":"p"}},"weather":{"apikey":"k"}}"#,
         "settings",
@@ -302,4 +300,130 @@ fn config_json_is_parsed_and_unknown_fields_are_refused() {
     assert_eq!(err.exit_code(), EXIT_USAGE);
     let err = output::from_json::<unary::Settings>("{} trailing", "settings").unwrap_err();
     assert_eq!(err.exit_code(), EXIT_USAGE);
+}
+
+// Filters are proto3 `optional`: like the original client, a request carries only what the
+// user gave (non-empty), so the server's `HasField` branches see what the original's saw.
+
+#[test]
+fn job_schedule_sends_server_only_when_non_empty_and_trigger_whenever_given() {
+    let schedule = |extra: &[&str]| {
+        let mut argv = vec![
+            "job",
+            "--action=schedule",
+            "--jobid=j",
+            "--nodeid=n",
+            "--exp-config=/dev/null",
+        ];
+        argv.extend_from_slice(extra);
+        let Command::Job(args) = parse(&argv).command else {
+            panic!("not a job command");
+        };
+        let req = args.schedule_request().unwrap();
+        (req.server, req.trigger)
+    };
+    assert_eq!(schedule(&[]), (None, None));
+    assert_eq!(
+        schedule(&["--server=", "--trigger="]),
+        (None, Some(String::new()))
+    );
+    assert_eq!(
+        schedule(&["--server=s1", "--trigger=weather_temp > 3"]),
+        (Some("s1".into()), Some("weather_temp > 3".into()))
+    );
+}
+
+#[test]
+fn node_get_and_update_send_only_the_given_fields() {
+    let node = |argv: &[&str]| {
+        let Command::Node(args) = parse(argv).command else {
+            panic!("not a node command");
+        };
+        args
+    };
+    // As the original CLI: `activeThres` carries its default, `active` only when set.
+    let get = node(&["node", "--action=get"]).get_request();
+    assert_eq!(
+        get,
+        unary::MessageGetNodes {
+            active_thres: Some(600),
+            ..Default::default()
+        }
+    );
+    let get = node(&[
+        "node",
+        "--action=get",
+        "--nodeid=n1",
+        "--name=",
+        "--active",
+        "--active-thres=0",
+    ])
+    .get_request();
+    assert_eq!(
+        get,
+        unary::MessageGetNodes {
+            nodeid: Some("n1".into()),
+            active: Some(true),
+            active_thres: Some(0),
+            ..Default::default()
+        }
+    );
+    let update = node(&[
+        "node",
+        "--action=update",
+        "--nodeid=n1",
+        "--public-ip=192.0.2.1",
+        "--name=",
+    ])
+    .update_request()
+    .unwrap();
+    assert_eq!(
+        update,
+        unary::MessageUpdateNode {
+            nodeid: "n1".into(),
+            public_ip: Some("192.0.2.1".into()),
+            ..Default::default()
+        }
+    );
+}
+
+#[test]
+fn run_and_task_get_send_only_the_given_filters() {
+    let Command::Run(args) = parse(&["run", "--action=get"]).command else {
+        panic!("not a run command");
+    };
+    // The original CLI's default limit (3) is sent, as it sends it.
+    assert_eq!(
+        args.get_request(),
+        unary::MessageGetRuns {
+            limit: Some(3),
+            ..Default::default()
+        }
+    );
+    let Command::Run(args) = parse(&["run", "--action=get", "--jobid=j1", "--limit=0"]).command
+    else {
+        panic!("not a run command");
+    };
+    assert_eq!(
+        args.get_request(),
+        unary::MessageGetRuns {
+            jobid: Some("j1".into()),
+            ..Default::default()
+        }
+    );
+    let Command::Task(args) = parse(&["task", "--action=get"]).command else {
+        panic!("not a task command");
+    };
+    assert_eq!(args.get_request(), unary::MessageGetTasks::default());
+    let Command::Task(args) = parse(&["task", "--action=get", "--nodeid=n1", "--taskid="]).command
+    else {
+        panic!("not a task command");
+    };
+    assert_eq!(
+        args.get_request(),
+        unary::MessageGetTasks {
+            nodeid: Some("n1".into()),
+            ..Default::default()
+        }
+    );
 }

@@ -72,8 +72,10 @@ pub fn job_to_wire(job: &Job) -> pb::Job {
         end_date: job.end_date.clone(),
         length_secs: clamp_i32(job.length_secs),
         overhead: job.overhead,
-        server: job.server.clone().unwrap_or_default(),
-        trigger: job.trigger.clone().unwrap_or_default(),
+        // Present exactly when stored (`""` included), absent when null: the original passes
+        // `job.server` / `job.trigger` (None or a string) to these `optional` fields.
+        server: job.server.clone(),
+        trigger: job.trigger.clone(),
         config: String::new(),
     }
 }
@@ -143,9 +145,10 @@ pub fn task_to_wire(t: Task) -> pb::Task {
 
 /// A `get_nodes` entry; `jobs` is the summary the original computes from the node's jobs.
 pub fn node_to_wire(n: Node, jobs: String) -> pb::Node {
+    // The original sets both always (`jobs` is `""` for a node without jobs): present.
     pb::Node {
-        jobs,
-        last_active: format_python(n.last_active),
+        jobs: Some(jobs),
+        last_active: Some(format_python(n.last_active)),
         nodeid: n.nodeid,
         name: n.name,
         description: n.description,

@@ -17,10 +17,6 @@ use crate::schedule::{offset_of, pystr, slot, trigger};
 use crate::store::{Booked, BookingWrite, CronSchedule, Job, JobKind};
 use crate::timefmt::parse_datetime;
 
-fn opt(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
-}
-
 fn date(field: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     parse_datetime(value).ok_or_else(|| {
         format!(
@@ -71,7 +67,7 @@ pub async fn schedule_job(
     // Params, config (a whole experiment YAML) and trigger are free text.
     let checks = validate::id("id", &req.id)
         .and_then(|_| validate::id("nodeid", &req.nodeid))
-        .and_then(|_| validate::id_ref("server", &req.server));
+        .and_then(|_| validate::id_ref("server", req.server.as_deref().unwrap_or_default()));
     if let Err(msg) = checks {
         return Ok(failed(msg));
     }
@@ -96,8 +92,11 @@ pub async fn schedule_job(
         },
         JobKind::Atq => (None, None),
     };
-    let server = opt(req.server);
-    let trigger = opt(req.trigger);
+    // Kept as sent, presence included (the original's `HasField`): an explicitly empty
+    // `server` names no server (its `if server:`) but is stored `""` and echoed present; an
+    // explicitly empty `trigger` is validated (the empty expression is valid) and stored `""`.
+    let server = req.server;
+    let trigger = req.trigger;
 
     let new = Sched {
         id: req.id.clone(),
@@ -131,7 +130,7 @@ pub async fn schedule_job(
         // Check and insert as one booking of the node (and of the server): two requests for
         // one window cannot both pass the check, in this process or another replica.
         let nodes: Vec<String> = std::iter::once(job.nodeid.clone())
-            .chain(job.server.clone())
+            .chain(job.server_node().map(str::to_string))
             .collect();
         let mut refusal = None;
         let booked = ctx
@@ -293,7 +292,7 @@ pub async fn reschedule_job_nearest(
     // free slot cannot both find it free.
     let off = offset_of(&req.starttime);
     let nodes: Vec<String> = std::iter::once(job.nodeid.clone())
-        .chain(job.server.clone())
+        .chain(job.server_node().map(str::to_string))
         .collect();
     let mut planned: Result<String, String> = Err(NOT_FOUND.into());
     let booked = ctx

@@ -14,7 +14,8 @@ use crate::store::{Node, NodeFilter, NodeUpdate, Role, User};
 use crate::timefmt::parse_datetime;
 use crate::tokens;
 
-/// `activeThres` used when the request leaves it at 0 (the original's default).
+/// `activeThres` used when the request leaves it out (the original's default; a present 0
+/// is 0 seconds, as its `HasField`).
 const DEFAULT_ACTIVE_THRES_SECS: i64 = 600;
 /// The original's defaults for fields a registration leaves empty.
 const DEFAULT_DESCRIPTION: &str = "Leopard Node";
@@ -45,15 +46,17 @@ fn non_empty(s: String) -> Option<String> {
     }
 }
 
+/// A field the request set (proto3 `optional`) to a non-empty value: the original tests
+/// `HasField` and then the value's truthiness, so a field set to `""` counts as not given.
+fn given(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
+}
+
 /// The node record of a registration; the text fields are free text.
 fn node_from_registration(n: pb::Node) -> Result<Node, String> {
     validate::id("nodeid", &n.nodeid)?;
-    let last_active_text = if n.last_active.is_empty() {
-        DEFAULT_LAST_ACTIVE
-    } else {
-        &n.last_active
-    };
-    let last_active = parse_datetime(last_active_text)
+    let last_active_text = given(n.last_active);
+    let last_active = parse_datetime(last_active_text.as_deref().unwrap_or(DEFAULT_LAST_ACTIVE))
         .ok_or_else(|| "invalid last_active: not a date".to_string())?;
     Ok(Node {
         nodeid: n.nodeid,
@@ -63,8 +66,9 @@ fn node_from_registration(n: pb::Node) -> Result<Node, String> {
         coords: n.coords,
         location: n.location,
         provider: non_empty(n.provider).unwrap_or_else(|| DEFAULT_PROVIDER.into()),
-        // The original stores `str(jobs)`, i.e. "None" when absent.
-        jobs: non_empty(n.jobs).unwrap_or_else(|| "None".into()),
+        // The original stores `str(jobs)`: "None" when absent, as sent when present. (Never
+        // read back: get_nodes computes `jobs` from the node's jobs.)
+        jobs: n.jobs.unwrap_or_else(|| "None".into()),
         scavenger_mode_active: n.scavenger_mode_active,
         public_ip: n.public_ip,
     })
@@ -125,15 +129,17 @@ pub async fn register_node(
     ))
 }
 
-fn active_since(active: bool, thres_secs: i32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    if !active {
+/// The `last_active` bound of `get_nodes`: `active` absent is false; `activeThres` absent is
+/// 600 s, present is taken as is (0 included), as the original's `HasField` branches.
+fn active_since(
+    active: Option<bool>,
+    thres_secs: Option<i32>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if !active.unwrap_or(false) {
         return None;
     }
-    let secs = if thres_secs == 0 {
-        DEFAULT_ACTIVE_THRES_SECS
-    } else {
-        i64::from(thres_secs)
-    };
+    let secs = thres_secs.map_or(DEFAULT_ACTIVE_THRES_SECS, i64::from);
     now.checked_sub_signed(Duration::seconds(secs))
 }
 
@@ -143,10 +149,10 @@ pub async fn get_nodes(
     req: MessageGetNodes,
 ) -> ServiceResult<MessageGetNodesResponse> {
     let filter = NodeFilter {
-        nodeid: non_empty(req.nodeid),
-        location: non_empty(req.location),
-        name: non_empty(req.name),
-        provider: non_empty(req.provider),
+        nodeid: given(req.nodeid),
+        location: given(req.location),
+        name: given(req.name),
+        provider: given(req.provider),
         active_since: active_since(req.active, req.active_thres, Utc::now()),
     };
     let mut nodes = Vec::new();
@@ -158,7 +164,7 @@ pub async fn get_nodes(
 }
 
 fn node_update(req: MessageUpdateNode) -> Result<NodeUpdate, String> {
-    let last_active = match non_empty(req.last_active) {
+    let last_active = match given(req.last_active) {
         Some(text) => Some(
             parse_datetime(&text).ok_or_else(|| "invalid last_active: not a date".to_string())?,
         ),
@@ -166,13 +172,13 @@ fn node_update(req: MessageUpdateNode) -> Result<NodeUpdate, String> {
     };
     // Empty strings mean "leave unchanged", as in the original.
     Ok(NodeUpdate {
-        name: non_empty(req.name),
-        description: non_empty(req.description),
+        name: given(req.name),
+        description: given(req.description),
         last_active,
-        coords: non_empty(req.coords),
-        location: non_empty(req.location),
-        provider: non_empty(req.provider),
-        public_ip: non_empty(req.public_ip),
+        coords: given(req.coords),
+        location: given(req.location),
+        provider: given(req.provider),
+        public_ip: given(req.public_ip),
     })
 }
 
@@ -275,15 +281,17 @@ mod tests {
     use crate::timefmt::format_python;
 
     #[test]
-    fn active_threshold_defaults_to_600_seconds() {
+    fn active_threshold_defaults_to_600_seconds_only_when_absent() {
         let now = Utc::now();
-        assert_eq!(active_since(false, 5, now), None);
+        assert_eq!(active_since(None, Some(5), now), None);
+        assert_eq!(active_since(Some(false), Some(5), now), None);
         assert_eq!(
-            active_since(true, 0, now),
+            active_since(Some(true), None, now),
             Some(now - Duration::seconds(600))
         );
+        assert_eq!(active_since(Some(true), Some(0), now), Some(now));
         assert_eq!(
-            active_since(true, 30, now),
+            active_since(Some(true), Some(30), now),
             Some(now - Duration::seconds(30))
         );
     }

@@ -17,8 +17,10 @@ use crate::schedule::cron::{secs, MAX_RUNS};
 use crate::store::{JobKind, Run, RunFilter};
 use crate::timefmt::parse_datetime;
 
-fn opt(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
+/// A filter the request set (proto3 `optional`) to a non-empty value: the original tests
+/// `HasField` and then the value's truthiness, so a filter set to `""` filters nothing.
+fn opt(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
 }
 
 /// Whether `caller` may write `run`; `Err` is the refusal message.
@@ -50,7 +52,7 @@ async fn may_report(ctx: &Ctx, caller: &Caller, run: &Run) -> ServiceResult<Resu
             Some(job) => {
                 policy::job_access(caller, &job).any()
                     && run.userid == job.userid
-                    && (run.nodeid == job.nodeid || job.server.as_deref() == Some(&run.nodeid))
+                    && (run.nodeid == job.nodeid || job.server_node() == Some(run.nodeid.as_str()))
             }
             None => {
                 policy::is_node(caller, &run.nodeid)
@@ -148,7 +150,11 @@ pub async fn get_runs(
         userid: opt(req.userid),
         start_from,
         start_to,
-        limit: u32::try_from(req.limit).ok().filter(|l| *l > 0),
+        // `limit` set to 0 means no limit, as the original's `if limit:`.
+        limit: req
+            .limit
+            .and_then(|l| u32::try_from(l).ok())
+            .filter(|l| *l > 0),
     };
     // People see their own runs (blob URLs open the artifacts): asking the store for exactly
     // those keeps `limit` exact. Nodes see runs on themselves and of the jobs they serve.

@@ -18,8 +18,10 @@ use crate::store::{Task, TaskFilter};
 /// Longest task lifetime accepted (one week).
 const MAX_TTL_SECS: i32 = 7 * 24 * 3600;
 
-fn opt(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
+/// A filter the request set (proto3 `optional`) to a non-empty value: the original tests
+/// `HasField` and then the value's truthiness, so a filter set to `""` filters nothing.
+fn opt(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
 }
 
 /// Whether `caller` may put a task for node `nodeid` under job `jobid`: ADMIN; a node for
@@ -36,7 +38,7 @@ async fn may_schedule(
     Ok(match ctx.store.get_job(jobid).await? {
         Some(job) => {
             policy::job_access(caller, &job).any()
-                && (job.nodeid == nodeid || job.server.as_deref() == Some(nodeid))
+                && (job.nodeid == nodeid || job.server_node() == Some(nodeid))
         }
         None => false,
     })

@@ -194,6 +194,15 @@ pub struct Job {
     pub expire_at: Option<DateTime<Utc>>,
 }
 
+impl Job {
+    /// The server node the job names, if any: `server` stored as `""` (a client that set it
+    /// explicitly empty; the original stores that too) names none, as the original's
+    /// `if server:` read it.
+    pub fn server_node(&self) -> Option<&str> {
+        self.server.as_deref().filter(|s| !s.is_empty())
+    }
+}
+
 /// One execution of a job on a node (`runs` collection).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {

@@ -73,7 +73,7 @@ pub async fn node(s: &TestServer, id: &str) -> Creds {
     Creds::token(id, &token_from_message(&r.message))
 }
 
-/// An atq job on `nodeid` (optionally with a server node), far in the future.
+/// An atq job on `nodeid` (with a server node unless `server` is empty), far in the future.
 pub fn atq_job(id: &str, nodeid: &str, server: &str) -> MessageScheduleJob {
     MessageScheduleJob {
         id: id.into(),
@@ -89,7 +89,8 @@ pub fn atq_job(id: &str, nodeid: &str, server: &str) -> MessageScheduleJob {
         end_date: "2030-03-02 10:00:00".into(),
         length_secs: 600,
         overhead: false,
-        server: server.into(),
+        // As the original client: `server` only when non-empty.
+        server: (!server.is_empty()).then(|| server.into()),
         config: format!("secret: config of {id}\n"),
         ..Default::default()
     }
