@@ -82,9 +82,9 @@ def test_get_runs_filters_and_limit(node, admin, uid):
     assert sorted(r.runid for r in by_job) == sorted(f"f{h}-{uid}" for h in (10, 11, 12, 13))
     assert len(admin.call("get_runs", nodeid=node.userid).runs) == 5
     assert len(admin.call("get_runs", userid=f"us-{uid}").runs) == 4
-    # deviation (docs/compatibility.md): newest start_time first, so `limit` keeps the newest
-    newest = admin.call("get_runs", jobid=f"job-{uid}", limit=2).runs
-    assert [r.runid for r in newest] == [f"f13-{uid}", f"f12-{uid}"]
+    # as the original: insertion (natural) order, so `limit` keeps the first runs stored
+    first = admin.call("get_runs", jobid=f"job-{uid}", limit=2).runs
+    assert [r.runid for r in first] == [f"f10-{uid}", f"f11-{uid}"]
 
     window = msg("message_time_range")(start="2030-01-15T10:30:00+00:00",
                                        end="2030-01-15T12:00:00+00:00")  # fmt: skip

@@ -297,8 +297,8 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
             userid: PRIV.into(),
         },
         get_runs: MessageGetRuns {
-            jobid: dataset::RUNS_JOB.into(),
-            limit: dataset::LIMIT as i32,
+            jobid: Some(dataset::RUNS_JOB.into()),
+            limit: Some(dataset::LIMIT as i32),
             ..Default::default()
         },
         runs_expected: dataset::LIMIT.min(runs),
