@@ -280,4 +280,47 @@ mod tests {
             assert!(out.contains(line), "{line:?} not in:\n{out}");
         }
     }
+
+    /// Every family with one observation, as a busy service exposes them.
+    fn busy() -> String {
+        let m = Metrics::default();
+        let _c = m.connection();
+        m.decided("granted", None, Instant::now());
+        m.decided("denied", Some("unknown peer"), Instant::now());
+        m.over_limit.get_or_create(&Limit { limit: "user" }).inc();
+        m.commands
+            .get_or_create(&CommandKind {
+                command: "cca.check",
+            })
+            .inc();
+        m.docker_lookup("list_containers", Instant::now());
+        m.oracle_seconds
+            .get_or_create(&CallResult { result: "granted" })
+            .observe(0.001);
+        let mut r = m.registry();
+        // The two scrape-time families main.rs adds.
+        r.register_collector(leotest_metrics::Sampled::counter(
+            "leotest_kernel_orchestrator_retries",
+            "-",
+            || 0,
+        ));
+        r.register_collector(leotest_metrics::Sampled::gauge(
+            "leotest_kernel_jobs_active",
+            "-",
+            || 0,
+        ));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &r).expect("encode");
+        out
+    }
+
+    #[test]
+    fn the_dashboard_uses_only_exposed_names() {
+        let dashboard = include_str!("../../docs/grafana-dashboard.json");
+        let used = leotest_metrics::names::names_with_prefix(dashboard, "leotest_kernel_");
+        assert!(used.len() >= 10, "{used:?}");
+        let exposed = leotest_metrics::names::sample_names(&busy());
+        let missing: Vec<_> = used.difference(&exposed).collect();
+        assert!(missing.is_empty(), "not exposed: {missing:?}\n{exposed:?}");
+    }
 }

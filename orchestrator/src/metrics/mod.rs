@@ -305,4 +305,24 @@ mod tests {
         assert_eq!(code_label(b"17"), "Unknown");
         assert_eq!(code_label(b"secret-token"), "Unknown");
     }
+
+    #[test]
+    fn the_dashboard_uses_only_exposed_names() {
+        let m = Metrics::default();
+        m.rpc("get_user", "OK", Instant::now());
+        m.auth_failure(AuthFailure::BadToken);
+        m.store_op("get_user", Instant::now(), true);
+        m.connections.inc();
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &m.registry()).expect("encode");
+        let dashboard = include_str!("../../../docs/grafana-dashboard.json");
+        let used = leotest_metrics::names::names_with_prefix(dashboard, "leotest_orchestrator_");
+        assert!(used.len() >= 7, "{used:?}");
+        let exposed = leotest_metrics::names::sample_names(&out);
+        let missing: Vec<_> = used.difference(&exposed).collect();
+        assert!(missing.is_empty(), "not exposed: {missing:?}\n{exposed:?}");
+        // The dashboard is JSON Grafana can import: panels with Prometheus queries.
+        let d: serde_json::Value = serde_json::from_str(dashboard).expect("dashboard JSON");
+        assert!(d["panels"].as_array().is_some_and(|p| p.len() > 10));
+    }
 }
