@@ -121,6 +121,18 @@ fn decisions_latencies_and_jobs_are_exposed() {
     assert_eq!(v("leotest_kernel_orchestrator_retries_total"), 0.0);
     assert!(v("leotest_kernel_docker_lookups_total") >= 1.0);
     assert!(v("leotest_kernel_docker_lookup_seconds_count{op=\"list_containers\"}") >= 1.0);
+    // Every series the dashboard queries is in this real scrape (no connection limit was hit).
+    let dashboard = include_str!("../../docs/grafana-dashboard.json");
+    let used = leotest_metrics::names::names_with_prefix(dashboard, "leotest_kernel_");
+    let exposed = leotest_metrics::names::sample_names(&m);
+    let missing: Vec<_> = used
+        .difference(&exposed)
+        .filter(|n| *n != "leotest_kernel_over_limit_total")
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "dashboard names not scraped: {missing:?}"
+    );
     for secret in ["alice-m", "bob-m", env.admin_token.as_str(), job] {
         assert!(!m.contains(secret), "{secret:?} in /metrics:\n{m}");
     }

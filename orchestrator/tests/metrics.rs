@@ -149,6 +149,18 @@ async fn rpcs_and_refusals_are_counted_without_secrets() {
     assert!(value(&m, "leotest_orchestrator_connections_active") >= 1.0);
     assert!(value(&m, "leotest_orchestrator_connections_total") >= 1.0);
 
+    // Every series the dashboard queries is in this real scrape (store errors: none here).
+    let dashboard = include_str!("../../docs/grafana-dashboard.json");
+    let used = leotest_metrics::names::names_with_prefix(dashboard, "leotest_orchestrator_");
+    let exposed = leotest_metrics::names::sample_names(&m);
+    let missing: Vec<_> = used
+        .difference(&exposed)
+        .filter(|n| *n != "leotest_orchestrator_store_errors_total")
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "dashboard names not scraped: {missing:?}"
+    );
     for secret in [
         ADMIN_TOKEN,
         alice_token.as_str(),
