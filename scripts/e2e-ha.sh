@@ -19,7 +19,9 @@ export LEOTEST_NETWORK=${LEOTEST_NETWORK:-$COMPOSE_PROJECT_NAME-net}
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 LEOTEST_HOST_PORT=${LEOTEST_HOST_PORT:-$(free_port)}
 LEOTEST_LB_PORT=${LEOTEST_LB_PORT:-$(free_port)}
-export LEOTEST_HOST_PORT LEOTEST_LB_PORT
+LEOTEST_ORCH_METRICS_PORT=${LEOTEST_ORCH_METRICS_PORT:-$(free_port)}
+LEOTEST_KERNEL_METRICS_PORT=${LEOTEST_KERNEL_METRICS_PORT:-$(free_port)}
+export LEOTEST_HOST_PORT LEOTEST_LB_PORT LEOTEST_ORCH_METRICS_PORT LEOTEST_KERNEL_METRICS_PORT
 # What `testbed.sh --ha` sets, for the compose commands of this script.
 export COMPOSE_PROFILES=mongo,ha LEOTEST_STORE=mongo LEOTEST_ORCHESTRATOR_HOST=orchestrator-lb
 COMPOSE=${COMPOSE:-$(command -v docker-compose >/dev/null && echo docker-compose || echo "docker compose")}

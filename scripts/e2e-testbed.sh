@@ -63,6 +63,17 @@ for c in experiment-priv experiment-user; do
     check "$c has no CAP_NET_RAW" "net_raw=0" \
         "$(in_ctr "$c" 'b=$(grep CapBnd /proc/self/status | cut -f2); echo net_raw=$(( (0x$b >> 13) & 1 ))')"
 done
+# Both metrics endpoints, published on the host's loopback (README, "Metrics").
+scrape() { curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" 2>&1 || true; }
+kmetrics=$(scrape "${LEOTEST_KERNEL_METRICS_PORT:-9100}")
+check "kernel service metrics: decisions counted" 'leotest_kernel_decisions_total{outcome="granted"}' "$kmetrics"
+check "kernel service metrics: sandbox start timed" 'leotest_kernel_sandbox_start_seconds_count' "$kmetrics"
+ometrics=$(scrape "${LEOTEST_ORCH_METRICS_PORT:-9101}")
+check "orchestrator metrics: kernel_access counted" 'leotest_orchestrator_rpc_requests_total{method="kernel_access",code="OK"}' "$ometrics"
+check "orchestrator metrics: store timed" 'leotest_orchestrator_store_operation_seconds_count{op="get_user"}' "$ometrics"
+check_empty "orchestrator metrics carry no user id" "$(grep -E 'alice|bob|node-1' <<<"$ometrics$kmetrics" || true)"
+check "orchestrator /healthz" "ok" "$(curl -fsS --max-time 5 "http://127.0.0.1:${LEOTEST_ORCH_METRICS_PORT:-9101}/healthz" 2>&1 || true)"
+
 if [ "${LEOTEST_STORE:-}" = mongo ]; then
     users=$(in_ctr mongo "python3 -c \"import pymongo; c = pymongo.MongoClient('mongodb://127.0.0.1:27017'); print(sorted(u['id'] for u in c.leotest.users.find() if u['id'] in ('alice', 'bob', 'node-1')))\"")
     check "the orchestrator keeps its users in MongoDB" "['alice', 'bob', 'node-1']" "$users"

@@ -14,6 +14,8 @@ pub mod tls;
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use leotest_proto::unary;
@@ -146,6 +148,8 @@ pub struct LeotestClient {
     auth: AuthMetadata,
     timeout: Duration,
     retry: RetryPolicy,
+    /// Attempts after the first, over every call of this client and its clones.
+    retries: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for LeotestClient {
@@ -249,7 +253,13 @@ impl LeotestClient {
             auth,
             timeout: cfg.timeout,
             retry: cfg.retry,
+            retries: Arc::default(),
         })
+    }
+
+    /// Retries made after transient errors by this client and its clones, since it was made.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -267,7 +277,7 @@ impl LeotestClient {
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
         let timeout = self.timeout;
-        retry::with_retry(&self.retry, || {
+        retry::with_retry_counted(&self.retry, &self.retries, || {
             let fut = rpc(self.grpc.clone(), self.request(message.clone()));
             async move {
                 match tokio::time::timeout(timeout, fut).await {

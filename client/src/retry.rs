@@ -4,7 +4,7 @@
 //! swapping it touches nothing else.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::ClientError;
@@ -62,6 +62,19 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, ClientError>>,
 {
+    with_retry_counted(policy, &AtomicU64::new(0), op).await
+}
+
+/// [`with_retry`], adding one to `retries` for every attempt after the first.
+pub async fn with_retry_counted<T, F, Fut>(
+    policy: &RetryPolicy,
+    retries: &AtomicU64,
+    op: F,
+) -> Result<T, ClientError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, ClientError>>,
+{
     let schedule = backoff::ExponentialBackoffBuilder::new()
         .with_initial_interval(policy.initial_backoff)
         .with_max_interval(policy.max_elapsed.max(policy.initial_backoff))
@@ -70,6 +83,9 @@ where
     let attempts = AtomicU32::new(0);
     backoff::future::retry(schedule, || {
         let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+        if attempt > 1 {
+            retries.fetch_add(1, Ordering::Relaxed);
+        }
         let fut = op();
         async move {
             fut.await
@@ -152,6 +168,21 @@ mod tests {
         .await;
         assert!(matches!(result, Err(ClientError::Unavailable(_))));
         assert_eq!(calls.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn retries_are_counted() {
+        let retries = AtomicU64::new(0);
+        let result: Result<(), _> = with_retry_counted(&policy(3), &retries, || async {
+            Err(ClientError::Unavailable("down".into()))
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(
+            retries.load(Ordering::Relaxed),
+            2,
+            "3 attempts are 2 retries"
+        );
     }
 
     #[tokio::test]

@@ -7,12 +7,13 @@ use anyhow::Context;
 use clap::Parser;
 use leotest_kernel_service::config::{token_on_command_line, Cli, Sub};
 use leotest_kernel_service::identity::{DockerIdentity, IdentityOptions};
-use leotest_kernel_service::metrics::{self, Metrics};
+use leotest_kernel_service::metrics::Metrics;
 use leotest_kernel_service::netns::NetnsCache;
 use leotest_kernel_service::oracle::{ClientOracle, DecisionCache};
 use leotest_kernel_service::sandbox::{JobManager, SandboxConfig};
 use leotest_kernel_service::server::{self, Service, ServiceConfig};
 use leotest_kernel_service::{preflight, sys};
+use leotest_metrics::Sampled;
 use tokio::signal::unix::{signal, SignalKind};
 
 #[tokio::main]
@@ -20,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let a = cli.args;
     if let Some(Sub::Healthcheck) = cli.command {
-        std::process::exit(if metrics::healthcheck(a.metrics_listen).await {
+        std::process::exit(if leotest_metrics::healthcheck(a.metrics_listen).await {
             0
         } else {
             1
@@ -65,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("orchestrator client")?;
+    let oracle = Arc::new(oracle);
     let docker = bollard::Docker::connect_with_local_defaults().ok();
     let env = preflight::inspect(docker.as_ref()).await;
     let plan = preflight::plan(&env, a.identity_fallback, a.cca_scope);
@@ -95,10 +97,23 @@ async fn main() -> anyhow::Result<()> {
             None
         }
     };
+    let mut registry = metrics.registry();
+    let client = Arc::clone(&oracle);
+    registry.register_collector(Sampled::counter(
+        "leotest_kernel_orchestrator_retries",
+        "Orchestrator calls retried after a transient error (attempts after the first)",
+        move || client.retries(),
+    ));
+    let running = jobs.clone();
+    registry.register_collector(Sampled::gauge(
+        "leotest_kernel_jobs_active",
+        "Sandboxed jobs running now",
+        move || running.as_ref().map_or(0, |j| j.running() as u64),
+    ));
     let (max_per_source, max_per_user) = a.connection_limits();
     let svc = Arc::new(Service::new(
         identity,
-        Arc::new(oracle),
+        oracle,
         DecisionCache::new(a.grant_cache_ttl, a.deny_cache_ttl),
         jobs,
         ServiceConfig {
@@ -113,10 +128,14 @@ async fn main() -> anyhow::Result<()> {
         },
         Arc::clone(&metrics),
     ));
-    let mlisten = tokio::net::TcpListener::bind(a.metrics_listen)
+    let mlisten = leotest_metrics::bind(a.metrics_listen)
         .await
         .with_context(|| format!("binding {}", a.metrics_listen))?;
-    tokio::spawn(metrics::serve(mlisten, metrics));
+    tokio::spawn(leotest_metrics::serve(
+        mlisten,
+        registry,
+        leotest_metrics::always_healthy(),
+    ));
     let listener = server::listen(a.listen, a.listen_backlog)
         .with_context(|| format!("binding {}", a.listen))?;
     tracing::info!(listen = %a.listen, network = %a.leotest_net,

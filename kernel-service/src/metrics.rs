@@ -1,136 +1,326 @@
-//! Prometheus-style counters and a tiny `/metrics` + `/healthz` HTTP listener (plain tokio).
+//! The kernel service's metrics: `prometheus-client` families, served by `leotest-metrics` on
+//! `--metrics-listen` (`/metrics`, `/healthz`).
+//!
+//! Every label value is a `&'static str` from this crate's own fixed sets (decision outcomes,
+//! denial reasons, limit names, command kinds, Docker operations), so no caller-supplied value
+//! (a `userid` label, a command's arguments, an address) can become a label or grow the
+//! number of series. Names are `leotest_kernel_*`; counters end in `_total`, durations are
+//! histograms in seconds (`leotest_metrics::latency_buckets`). A labeled family appears in
+//! the exposition with its first observation.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 
-/// Service counters.
-#[derive(Debug, Default)]
+/// `outcome` of an access decision or of a connection: `granted`, `denied`, `limited`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: &'static str,
+}
+
+/// `reason` of a denial (the audit line's reason: a fixed string of this crate).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: &'static str,
+}
+
+/// `limit` a connection was refused by: `source` or `user`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Limit {
+    pub limit: &'static str,
+}
+
+/// `command` kind run for a granted caller (`cca.check`, `job.start`, ...; `invalid`, `none`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandKind {
+    pub command: &'static str,
+}
+
+/// `op` of a Docker API request: `list_containers`, `inspect_container`, `inspect_network`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DockerOp {
+    pub op: &'static str,
+}
+
+/// `result` of an orchestrator `kernel_access` call: `granted`, `denied`, `error`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallResult {
+    pub result: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn histogram() -> Histogram {
+    Histogram::new(leotest_metrics::latency_buckets())
+}
+
+fn histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
+    Family::new_with_constructor(histogram as fn() -> Histogram)
+}
+
+/// Service metrics; cheap handles (clones share their values).
+#[derive(Debug)]
 pub struct Metrics {
-    pub connections: AtomicU64,
-    pub granted: AtomicU64,
-    pub denied: AtomicU64,
-    pub commands_failed: AtomicU64,
-    pub bad_requests: AtomicU64,
+    pub connections: Counter,
+    pub connections_active: Gauge,
+    pub decisions: Family<Outcome, Counter>,
+    pub decision_seconds: Histograms<Outcome>,
+    pub denials: Family<Reason, Counter>,
+    pub over_limit: Family<Limit, Counter>,
+    pub commands: Family<CommandKind, Counter>,
+    pub commands_failed: Counter,
+    pub bad_requests: Counter,
     /// Docker API requests made for identity (list, inspect).
-    pub docker_lookups: AtomicU64,
+    pub docker_lookups: Counter,
+    pub docker_lookup_seconds: Histograms<DockerOp>,
     /// Docker container lists made because a connection came from an unknown address.
-    pub unknown_peer_lookups: AtomicU64,
+    pub unknown_peer_lookups: Counter,
     /// Unknown addresses denied without asking Docker (off the network, or rate-limited).
-    pub lookups_refused: AtomicU64,
-    /// Connections refused by the per-source or per-user limit.
-    pub over_limit: AtomicU64,
-    /// `kernel_access` calls sent to the orchestrator.
-    pub oracle_calls: AtomicU64,
+    pub lookups_refused: Counter,
+    /// `kernel_access` calls sent to the orchestrator (joined calls count once).
+    pub oracle_calls: Counter,
+    pub oracle_seconds: Histograms<CallResult>,
+    pub sandbox_start_seconds: Histogram,
 }
 
-impl Metrics {
-    pub fn inc(c: &AtomicU64) {
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let rows = [
-            ("leotest_kernel_connections_total", &self.connections),
-            ("leotest_kernel_granted_total", &self.granted),
-            ("leotest_kernel_denied_total", &self.denied),
-            ("leotest_kernel_command_errors_total", &self.commands_failed),
-            ("leotest_kernel_bad_requests_total", &self.bad_requests),
-            ("leotest_kernel_docker_lookups_total", &self.docker_lookups),
-            (
-                "leotest_kernel_unknown_peer_lookups_total",
-                &self.unknown_peer_lookups,
-            ),
-            (
-                "leotest_kernel_lookups_refused_total",
-                &self.lookups_refused,
-            ),
-            ("leotest_kernel_over_limit_total", &self.over_limit),
-            (
-                "leotest_kernel_orchestrator_calls_total",
-                &self.oracle_calls,
-            ),
-        ];
-        rows.iter()
-            .map(|(n, v)| format!("# TYPE {n} counter\n{n} {}\n", v.load(Ordering::Relaxed)))
-            .collect()
-    }
-}
-
-async fn answer(mut s: TcpStream, m: Arc<Metrics>) -> std::io::Result<()> {
-    let mut buf = [0u8; 1024];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-        .await
-        .map_err(|_| std::io::ErrorKind::TimedOut)??;
-    let head = String::from_utf8_lossy(&buf[..n]);
-    let path = head.split_whitespace().nth(1).unwrap_or("");
-    let (status, body) = match path {
-        "/metrics" => ("200 OK", m.render()),
-        "/healthz" => ("200 OK", "ok\n".to_string()),
-        _ => ("404 Not Found", "not found\n".to_string()),
-    };
-    let resp = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(resp.as_bytes()).await?;
-    s.shutdown().await
-}
-
-/// Serves the metrics endpoint until the task is dropped.
-pub async fn serve(listener: TcpListener, m: Arc<Metrics>) {
-    loop {
-        if let Ok((s, _)) = listener.accept().await {
-            tokio::spawn(answer(s, Arc::clone(&m)));
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            connections: Counter::default(),
+            connections_active: Gauge::default(),
+            decisions: Family::default(),
+            decision_seconds: histograms(),
+            denials: Family::default(),
+            over_limit: Family::default(),
+            commands: Family::default(),
+            commands_failed: Counter::default(),
+            bad_requests: Counter::default(),
+            docker_lookups: Counter::default(),
+            docker_lookup_seconds: histograms(),
+            unknown_peer_lookups: Counter::default(),
+            lookups_refused: Counter::default(),
+            oracle_calls: Counter::default(),
+            oracle_seconds: histograms(),
+            sandbox_start_seconds: histogram(),
         }
     }
 }
 
-/// The `healthcheck` subcommand: true when `/healthz` answers 200.
-pub async fn healthcheck(addr: SocketAddr) -> bool {
-    let probe = async {
-        let mut s = TcpStream::connect(addr).await?;
-        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
-            .await?;
-        let mut out = Vec::new();
-        s.take(4096).read_to_end(&mut out).await?;
-        Ok::<_, std::io::Error>(out.starts_with(b"HTTP/1.1 200"))
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(3), probe).await,
-        Ok(Ok(true))
-    )
+/// Decrements `connections_active` when a connection ends, however it ends.
+pub struct ActiveGuard<'a>(&'a Gauge);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Metrics {
+    /// Counts a connection as accepted and active until the guard drops.
+    pub fn connection(&self) -> ActiveGuard<'_> {
+        self.connections.inc();
+        self.connections_active.inc();
+        ActiveGuard(&self.connections_active)
+    }
+
+    /// Records a decision: its outcome, how long it took and, for a denial, why.
+    pub fn decided(&self, outcome: &'static str, reason: Option<&'static str>, t0: Instant) {
+        let o = Outcome { outcome };
+        self.decisions.get_or_create(&o).inc();
+        self.decision_seconds
+            .get_or_create(&o)
+            .observe(t0.elapsed().as_secs_f64());
+        if let Some(reason) = reason {
+            self.denials.get_or_create(&Reason { reason }).inc();
+        }
+    }
+
+    /// Records one Docker API request of kind `op` that started at `t0`.
+    pub fn docker_lookup(&self, op: &'static str, t0: Instant) {
+        self.docker_lookups.inc();
+        self.docker_lookup_seconds
+            .get_or_create(&DockerOp { op })
+            .observe(t0.elapsed().as_secs_f64());
+    }
+
+    /// A registry holding every family above, for the HTTP endpoint (the caller may add
+    /// scrape-time collectors before serving it).
+    pub fn registry(&self) -> Registry {
+        let mut r = Registry::default();
+        r.register(
+            "leotest_kernel_connections",
+            "Connections accepted on the command port",
+            self.connections.clone(),
+        );
+        r.register(
+            "leotest_kernel_connections_active",
+            "Connections being served now",
+            self.connections_active.clone(),
+        );
+        r.register(
+            "leotest_kernel_decisions",
+            "Connections by outcome: granted, denied (access decision), limited (connection limit)",
+            self.decisions.clone(),
+        );
+        r.register_with_unit(
+            "leotest_kernel_decision",
+            "Access decision time: identity, label, orchestrator (granted, denied)",
+            Unit::Seconds,
+            self.decision_seconds.clone(),
+        );
+        r.register(
+            "leotest_kernel_denials",
+            "Denied connections by reason",
+            self.denials.clone(),
+        );
+        r.register(
+            "leotest_kernel_over_limit",
+            "Connections refused by the per-source or per-user connection limit",
+            self.over_limit.clone(),
+        );
+        r.register(
+            "leotest_kernel_commands",
+            "Commands read from granted callers, by kind",
+            self.commands.clone(),
+        );
+        r.register(
+            "leotest_kernel_command_errors",
+            "Commands that failed (error reply)",
+            self.commands_failed.clone(),
+        );
+        r.register(
+            "leotest_kernel_bad_requests",
+            "Command lines that did not parse or were too long",
+            self.bad_requests.clone(),
+        );
+        r.register(
+            "leotest_kernel_docker_lookups",
+            "Docker API requests made for identity",
+            self.docker_lookups.clone(),
+        );
+        r.register_with_unit(
+            "leotest_kernel_docker_lookup",
+            "Docker API request time, by operation",
+            Unit::Seconds,
+            self.docker_lookup_seconds.clone(),
+        );
+        r.register(
+            "leotest_kernel_unknown_peer_lookups",
+            "Docker container lists made for a connection from an unknown address",
+            self.unknown_peer_lookups.clone(),
+        );
+        r.register(
+            "leotest_kernel_lookups_refused",
+            "Unknown addresses denied without asking Docker (off the network or rate-limited)",
+            self.lookups_refused.clone(),
+        );
+        r.register(
+            "leotest_kernel_orchestrator_calls",
+            "kernel_access calls sent to the orchestrator",
+            self.oracle_calls.clone(),
+        );
+        r.register_with_unit(
+            "leotest_kernel_orchestrator",
+            "kernel_access round trip to the orchestrator (retries included), by result",
+            Unit::Seconds,
+            self.oracle_seconds.clone(),
+        );
+        r.register_with_unit(
+            "leotest_kernel_sandbox_start",
+            "job.start: from the command to the running sandboxed job",
+            Unit::Seconds,
+            self.sandbox_start_seconds.clone(),
+        );
+        r
+    }
+
+    /// The exposition of [`Metrics::registry`] (tests, diagnostics).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry());
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn health_and_metrics_answer() {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let m = Arc::new(Metrics::default());
-        Metrics::inc(&m.denied);
-        tokio::spawn(serve(l, Arc::clone(&m)));
-        assert!(healthcheck(addr).await);
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        assert!(out.contains("leotest_kernel_denied_total 1\n"), "{out}");
+    #[test]
+    fn names_labels_and_units() {
+        let m = Metrics::default();
+        {
+            let _c = m.connection();
+            assert!(m
+                .render()
+                .contains("\nleotest_kernel_connections_active 1\n"));
+        }
+        m.decided("denied", Some("unknown peer"), Instant::now());
+        m.over_limit.get_or_create(&Limit { limit: "source" }).inc();
+        m.docker_lookup("inspect_container", Instant::now());
+        let out = m.render();
+        for line in [
+            "\nleotest_kernel_connections_total 1\n",
+            "\nleotest_kernel_connections_active 0\n",
+            "\nleotest_kernel_decisions_total{outcome=\"denied\"} 1\n",
+            "\nleotest_kernel_denials_total{reason=\"unknown peer\"} 1\n",
+            "\nleotest_kernel_decision_seconds_count{outcome=\"denied\"} 1\n",
+            "\nleotest_kernel_over_limit_total{limit=\"source\"} 1\n",
+            "\nleotest_kernel_docker_lookups_total 1\n",
+            "\nleotest_kernel_docker_lookup_seconds_count{op=\"inspect_container\"} 1\n",
+            "# TYPE leotest_kernel_sandbox_start_seconds histogram\n",
+            "# UNIT leotest_kernel_sandbox_start_seconds seconds\n",
+        ] {
+            assert!(out.contains(line), "{line:?} not in:\n{out}");
+        }
     }
 
-    #[tokio::test]
-    async fn healthcheck_fails_without_service() {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        drop(l);
-        assert!(!healthcheck(addr).await);
+    /// Every family with one observation, as a busy service exposes them.
+    fn busy() -> String {
+        let m = Metrics::default();
+        let _c = m.connection();
+        m.decided("granted", None, Instant::now());
+        m.decided("denied", Some("unknown peer"), Instant::now());
+        m.over_limit.get_or_create(&Limit { limit: "user" }).inc();
+        m.commands
+            .get_or_create(&CommandKind {
+                command: "cca.check",
+            })
+            .inc();
+        m.docker_lookup("list_containers", Instant::now());
+        m.oracle_seconds
+            .get_or_create(&CallResult { result: "granted" })
+            .observe(0.001);
+        let mut r = m.registry();
+        // The two scrape-time families main.rs adds.
+        r.register_collector(leotest_metrics::Sampled::counter(
+            "leotest_kernel_orchestrator_retries",
+            "-",
+            || 0,
+        ));
+        r.register_collector(leotest_metrics::Sampled::gauge(
+            "leotest_kernel_jobs_active",
+            "-",
+            || 0,
+        ));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &r).expect("encode");
+        out
+    }
+
+    #[test]
+    fn the_dashboard_uses_only_exposed_names() {
+        let dashboard = include_str!("../../docs/grafana-dashboard.json");
+        let used = leotest_metrics::names::names_with_prefix(dashboard, "leotest_kernel_");
+        assert!(used.len() >= 10, "{used:?}");
+        let exposed = leotest_metrics::names::sample_names(&busy());
+        let missing: Vec<_> = used.difference(&exposed).collect();
+        assert!(missing.is_empty(), "not exposed: {missing:?}\n{exposed:?}");
     }
 }

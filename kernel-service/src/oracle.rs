@@ -61,6 +61,11 @@ impl ClientOracle {
         let client = LeotestClient::connect(cfg).await?;
         Ok(ClientOracle { client, deadline })
     }
+
+    /// Retries the client made after transient errors, since start.
+    pub fn retries(&self) -> u64 {
+        self.client.retries()
+    }
 }
 
 #[async_trait]
@@ -70,6 +75,38 @@ impl AccessOracle for ClientOracle {
             .await
             .map_err(|_| OracleError::Deadline(self.deadline))??;
         Ok(res.state == ResponseState::Success as i32)
+    }
+}
+
+/// Counts and times every call `inner` answers (`leotest_kernel_orchestrator_calls_total`,
+/// `leotest_kernel_orchestrator_seconds{result}`).
+pub struct TimedOracle {
+    inner: Arc<dyn AccessOracle>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl TimedOracle {
+    pub fn new(inner: Arc<dyn AccessOracle>, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        TimedOracle { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl AccessOracle for TimedOracle {
+    async fn kernel_access(&self, userid: &str) -> Result<bool, OracleError> {
+        self.metrics.oracle_calls.inc();
+        let t0 = Instant::now();
+        let r = self.inner.kernel_access(userid).await;
+        let result = match r {
+            Ok(true) => "granted",
+            Ok(false) => "denied",
+            Err(_) => "error",
+        };
+        self.metrics
+            .oracle_seconds
+            .get_or_create(&crate::metrics::CallResult { result })
+            .observe(t0.elapsed().as_secs_f64());
+        r
     }
 }
 

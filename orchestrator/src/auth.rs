@@ -18,6 +18,7 @@ use tower::{Layer, Service};
 
 use crate::error::ServiceError;
 use crate::logfield::untrusted;
+use crate::metrics::Metrics;
 use crate::store::{Role, Store, StoreError};
 use crate::tokens;
 
@@ -40,6 +41,39 @@ const PUBLIC_PREFIXES: [&str; 3] = [
 pub struct Caller {
     pub userid: String,
     pub role: Role,
+}
+
+/// Why a request was refused (the `reason` label of `leotest_orchestrator_auth_failures`).
+/// When a request carries both a JWT and a static token and neither passes, the static
+/// token's reason is given (it was tried last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No usable credentials: none, empty or oversized, or only a JWT while JWTs are off.
+    NoCredentials,
+    /// A JWT that does not verify (signature, expiry, algorithm, claims).
+    JwtInvalid,
+    /// A valid JWT naming a user that does not exist.
+    JwtUnknownUser,
+    /// A static token for a user id that does not exist.
+    UnknownUser,
+    /// A static token that is not the user's.
+    BadToken,
+    /// The store could not be asked.
+    StoreError,
+}
+
+impl AuthFailure {
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthFailure::NoCredentials => "no_credentials",
+            AuthFailure::JwtInvalid => "jwt_invalid",
+            AuthFailure::JwtUnknownUser => "jwt_unknown_user",
+            AuthFailure::UnknownUser => "unknown_user",
+            AuthFailure::BadToken => "bad_token",
+            AuthFailure::StoreError => "store_error",
+        }
+    }
 }
 
 /// Problems with the JWT settings, found at start-up.
@@ -144,16 +178,22 @@ impl Authenticator {
         Authenticator { store, jwt }
     }
 
-    /// The caller, `None` if the credentials are missing or wrong.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Caller>, StoreError> {
+    /// The caller, or why the credentials are missing or wrong.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Result<Caller, AuthFailure>, StoreError> {
+        let mut failure = AuthFailure::NoCredentials;
         if let (Some(token), Some(jwt)) = (header(headers, JWT_HEADER), &self.jwt) {
+            failure = AuthFailure::JwtInvalid;
             if let Some(userid) = jwt.verify(token) {
                 if let Some(user) = self.store.get_user(&userid).await? {
-                    return Ok(Some(Caller {
+                    return Ok(Ok(Caller {
                         userid,
                         role: user.role,
                     }));
                 }
+                failure = AuthFailure::JwtUnknownUser;
                 tracing::info!(userid = %untrusted(&userid), "JWT names an unknown user");
             }
         }
@@ -161,20 +201,22 @@ impl Authenticator {
             header(headers, USERID_HEADER),
             header(headers, TOKEN_HEADER),
         ) {
+            failure = AuthFailure::UnknownUser;
             if let Some(user) = self.store.get_user(userid).await? {
                 // Evaluate both so the time does not reveal which token matched.
                 let s = tokens::matches(token, &user.static_access_token);
                 let d = tokens::matches(token, &user.access_token);
                 if s | d {
-                    return Ok(Some(Caller {
+                    return Ok(Ok(Caller {
                         userid: user.id,
                         role: user.role,
                     }));
                 }
+                failure = AuthFailure::BadToken;
             }
             tracing::info!(userid = %untrusted(userid), "static token rejected");
         }
-        Ok(None)
+        Ok(Err(failure))
     }
 }
 
@@ -186,11 +228,13 @@ fn is_public(path: &str) -> bool {
 #[derive(Clone)]
 pub struct AuthLayer {
     auth: Arc<Authenticator>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl AuthLayer {
-    pub fn new(auth: Arc<Authenticator>) -> AuthLayer {
-        AuthLayer { auth }
+    /// Authenticates with `auth`; failures are counted by reason in `metrics` when given.
+    pub fn new(auth: Arc<Authenticator>, metrics: Option<Arc<Metrics>>) -> AuthLayer {
+        AuthLayer { auth, metrics }
     }
 }
 
@@ -201,6 +245,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             auth: self.auth.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -210,6 +255,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     auth: Arc<Authenticator>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -238,17 +284,30 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             if is_public(req.uri().path()) {
                 return inner.call(req).await;
             }
-            match auth.authenticate(req.headers()).await {
-                Ok(Some(caller)) => {
+            let outcome = auth.authenticate(req.headers()).await;
+            let failed = |reason| {
+                if let Some(m) = &metrics {
+                    m.auth_failure(reason);
+                }
+            };
+            match outcome {
+                Ok(Ok(caller)) => {
                     req.extensions_mut().insert(caller);
                     inner.call(req).await
                 }
-                Ok(None) => Ok(reject(Status::unauthenticated(INVALID_TOKEN))),
-                Err(e) => Ok(reject(ServiceError::from(e).into())),
+                Ok(Err(reason)) => {
+                    failed(reason);
+                    Ok(reject(Status::unauthenticated(INVALID_TOKEN)))
+                }
+                Err(e) => {
+                    failed(AuthFailure::StoreError);
+                    Ok(reject(ServiceError::from(e).into()))
+                }
             }
         })
     }

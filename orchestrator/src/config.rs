@@ -85,6 +85,12 @@ pub struct ServerConfig {
     #[arg(long, env = "LEOTEST_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
 
+    /// Serve metrics (`/metrics`, Prometheus/OpenMetrics text) and `/healthz` over plain HTTP
+    /// on this address, e.g. 127.0.0.1:9101. Off when unset. The endpoint holds no secrets
+    /// (no tokens, no user ids: only method names, status codes and fixed reasons as labels).
+    #[arg(long, env = "LEOTEST_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
     /// Start even though the admin token is the original's public default while the listener
     /// is reachable from other hosts (without it that combination refuses to start).
     #[arg(long, env = "LEOTEST_ALLOW_DEFAULT_ADMIN_TOKEN")]
@@ -254,6 +260,19 @@ mod tests {
         assert_eq!(c.handshake_timeout, 5);
         assert_eq!(c.max_handshakes, 1024);
         assert_eq!(c.max_handshakes_per_source, 16);
+        assert_eq!(c.metrics_listen, None, "metrics are opt-in");
+    }
+
+    #[test]
+    fn metrics_listen_flag() {
+        let c = parse(&["--metrics-listen", "127.0.0.1:9101"]).server;
+        assert_eq!(
+            c.metrics_listen,
+            Some("127.0.0.1:9101".parse().expect("addr"))
+        );
+        assert!(
+            Cli::try_parse_from(["leotest-orchestrator", "--metrics-listen", "nowhere"]).is_err()
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod error;
 pub mod handshake;
 pub mod listen;
 pub mod logfield;
+pub mod metrics;
 pub mod policy;
 pub mod schedule;
 pub mod server;

@@ -1,17 +1,24 @@
 //! Server assembly: store, admin bootstrap, TLS, auth layer, health, reflection, listener.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use leotest_proto::{LeotestOrchestratorServer, FILE_DESCRIPTOR_SET};
 use tokio_rustls::TlsAcceptor;
+use tokio_stream::StreamExt;
 use tonic::transport::Server;
 
 use crate::auth::{AuthConfigError, AuthLayer, Authenticator, JwtVerifier};
 use crate::config::{ServerConfig, StoreKind};
 use crate::handshake::{tls_incoming, HandshakeLimits};
 use crate::listen::{bind, check_admin_exposure, listen_addr, ListenError};
+use crate::metrics::conn::Counted;
+use crate::metrics::layer::MetricsLayer;
+use crate::metrics::store::TimedStore;
+use crate::metrics::Metrics;
 use crate::service::{Ctx, OrchestratorService};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Role, Store, StoreError, User};
@@ -37,6 +44,11 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Opens the configured store backend.
@@ -121,7 +133,25 @@ pub async fn run(
         );
     }
 
+    // Bound before the store is opened: a taken metrics port fails the start at once.
+    let metrics_listener = match cfg.metrics_listen {
+        Some(addr) => Some(
+            leotest_metrics::bind(addr)
+                .await
+                .map_err(|source| ServerError::Metrics { addr, source })?,
+        ),
+        None => None,
+    };
+    let metrics = metrics_listener
+        .as_ref()
+        .map(|_| Arc::new(Metrics::default()));
+
     let store = open_store(&cfg).await?;
+    // Every user of the store (handlers, auth, housekeeping) goes through the timing wrapper.
+    let store = match &metrics {
+        Some(m) => TimedStore::shared(store, Arc::clone(m)),
+        None => store,
+    };
     bootstrap_admin(store.as_ref(), &cfg.admin_access_token, cfg.token_storage).await?;
     crate::tokens::admin::warn_derivable(store.as_ref()).await;
 
@@ -154,6 +184,8 @@ pub async fn run(
         .await;
     // Health follows the store: NOT_SERVING while it cannot answer a ping.
     let health_store = store.clone();
+    let store_up = Arc::new(AtomicBool::new(true));
+    let store_up_task = Arc::clone(&store_up);
     let health_task = tokio::spawn(async move {
         use tonic_health::ServingStatus;
         let mut tick = tokio::time::interval(HEALTH_INTERVAL);
@@ -163,6 +195,7 @@ pub async fn run(
             let ok = health_store.ping().await.is_ok();
             if ok != serving {
                 serving = ok;
+                store_up_task.store(ok, Ordering::Relaxed);
                 let status = if ok {
                     ServingStatus::Serving
                 } else {
@@ -192,6 +225,23 @@ pub async fn run(
         max_per_source: cfg.max_handshakes_per_source,
     };
     let (incoming, acceptor_task) = tls_incoming(listener, TlsAcceptor::from(tls.config), limits);
+    let conn_metrics = metrics.clone();
+    let incoming = incoming.map(move |c| c.map(|tls| Counted::new(tls, conn_metrics.clone())));
+    let metrics_task = match (metrics_listener, &metrics) {
+        (Some(l), Some(m)) => {
+            let at = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!(addr = %at, "metrics endpoint listening (HTTP: /metrics, /healthz)");
+            // /healthz follows the store, as the gRPC health service does.
+            let up = Arc::clone(&store_up);
+            let health: leotest_metrics::Health = Arc::new(move || up.load(Ordering::Relaxed));
+            Some(tokio::spawn(leotest_metrics::serve(
+                l,
+                m.registry(),
+                health,
+            )))
+        }
+        _ => None,
+    };
     tracing::info!(
         addr = %local,
         store = ?cfg.store_kind(),
@@ -203,7 +253,9 @@ pub async fn run(
     );
 
     let result = Server::builder()
-        .layer(AuthLayer::new(auth))
+        // Outermost first: the metrics layer also sees the requests auth refuses.
+        .layer(MetricsLayer::new(metrics.clone()))
+        .layer(AuthLayer::new(auth, metrics.clone()))
         .add_service(grpc)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -213,6 +265,9 @@ pub async fn run(
     purger.abort();
     health_task.abort();
     acceptor_task.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     tracing::info!("orchestrator stopped");
     Ok(result?)
 }

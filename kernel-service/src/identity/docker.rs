@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bollard::models::{ContainerInspectResponse, EventMessage, EventMessageTypeEnum};
@@ -102,8 +102,10 @@ impl DockerIdentity {
 
     /// Re-reads the network's subnets (IPAM config); none when the network is missing.
     async fn refresh_subnets(&self) {
-        Metrics::inc(&self.metrics.docker_lookups);
-        let subnets = match self.docker.inspect_network(&self.opts.network, None).await {
+        let t0 = Instant::now();
+        let network = self.docker.inspect_network(&self.opts.network, None).await;
+        self.metrics.docker_lookup("inspect_network", t0);
+        let subnets = match network {
             Ok(n) => n
                 .ipam
                 .and_then(|i| i.config)
@@ -128,8 +130,10 @@ impl DockerIdentity {
         let ids = self.network_container_ids().await?;
         let mut fresh = ContainerMap::default();
         for id in ids {
-            Metrics::inc(&self.metrics.docker_lookups);
-            if let Ok(info) = self.docker.inspect_container(&id, None).await {
+            let t0 = Instant::now();
+            let info = self.docker.inspect_container(&id, None).await;
+            self.metrics.docker_lookup("inspect_container", t0);
+            if let Ok(info) = info {
                 if let Some((ips, e)) = self.entry_from(&info) {
                     fresh.upsert(&ips, e);
                 }
@@ -143,16 +147,17 @@ impl DockerIdentity {
     }
 
     async fn network_container_ids(&self) -> Result<Vec<String>, IdentityError> {
-        Metrics::inc(&self.metrics.docker_lookups);
         let filters = HashMap::from([("network".to_string(), vec![self.opts.network.clone()])]);
+        let t0 = Instant::now();
         let list = self
             .docker
             .list_containers(Some(ListContainersOptions {
                 filters: Some(filters),
                 ..Default::default()
             }))
-            .await
-            .map_err(docker_err)?;
+            .await;
+        self.metrics.docker_lookup("list_containers", t0);
+        let list = list.map_err(docker_err)?;
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
@@ -213,8 +218,10 @@ impl DockerIdentity {
 
     /// Re-reads one container and updates (or drops) its entries.
     async fn refresh(&self, id: &str) {
-        Metrics::inc(&self.metrics.docker_lookups);
-        let entry = match self.docker.inspect_container(id, None).await {
+        let t0 = Instant::now();
+        let info = self.docker.inspect_container(id, None).await;
+        self.metrics.docker_lookup("inspect_container", t0);
+        let entry = match info {
             Ok(info) => self.entry_from(&info),
             Err(_) => None,
         };
@@ -316,15 +323,15 @@ impl DockerIdentity {
             .map(|s| s.iter().any(|n| n.contains(ip)))
             .unwrap_or(false);
         if !on_network {
-            Metrics::inc(&self.metrics.lookups_refused);
+            self.metrics.lookups_refused.inc();
             return Err(IdentityError::OffNetwork(ip));
         }
         if !self.misses.allow(ip) {
-            Metrics::inc(&self.metrics.lookups_refused);
+            self.metrics.lookups_refused.inc();
             return Err(IdentityError::RateLimited);
         }
         // A container may have started before its event arrived: one list, one inspect.
-        Metrics::inc(&self.metrics.unknown_peer_lookups);
+        self.metrics.unknown_peer_lookups.inc();
         let ids = self.network_container_ids().await?;
         for id in ids {
             let known = self

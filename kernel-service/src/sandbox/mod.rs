@@ -161,6 +161,11 @@ impl JobManager {
         self.inner.layout.version()
     }
 
+    /// Jobs running now (holding a running slot), over every user.
+    pub fn running(&self) -> usize {
+        self.inner.jobs.running()
+    }
+
     /// Spill bytes in use in total and by `owner`'s jobs.
     pub fn spill_used(&self, owner: &str) -> (u64, u64) {
         self.inner.budget.used(owner)

@@ -135,6 +135,11 @@ impl Jobs {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Jobs holding a running slot now.
+    pub fn running(&self) -> usize {
+        self.lock().running
+    }
+
     /// Takes a running slot for `owner`, or says which limit is reached.
     pub fn reserve_run(self: &Arc<Self>, owner: &str) -> Result<RunSlot, SandboxError> {
         let q = self.quotas;

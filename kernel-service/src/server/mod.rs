@@ -22,8 +22,8 @@ use crate::commands;
 use crate::config::CcaScope;
 use crate::identity::{Caller, IdentitySource};
 use crate::logsafe::Untrusted;
-use crate::metrics::Metrics;
-use crate::oracle::{AccessOracle, DecisionCache, InFlight};
+use crate::metrics::{CommandKind, Limit, Metrics};
+use crate::oracle::{AccessOracle, DecisionCache, InFlight, TimedOracle};
 use crate::protocol::{self, Command};
 use crate::sandbox::{wire, JobManager};
 
@@ -91,6 +91,9 @@ impl Service {
         cfg: ServiceConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
+        // Every call actually sent (joined calls count once) is counted and timed here.
+        let oracle: Arc<dyn AccessOracle> =
+            Arc::new(TimedOracle::new(oracle, Arc::clone(&metrics)));
         Service {
             identity,
             oracle,
@@ -149,12 +152,9 @@ impl Service {
             Some(false) => return Decision::Denied("not permitted (cached)", Some(caller)),
             None => {}
         }
-        let metrics = &self.metrics;
         let answer = self
             .flights
-            .kernel_access(&self.oracle, &userid, || {
-                Metrics::inc(&metrics.oracle_calls)
-            })
+            .kernel_access(&self.oracle, &userid, || {})
             .await;
         match answer {
             Ok(granted) => {
@@ -195,7 +195,17 @@ impl Service {
                     return UNKNOWN_COMMAND.to_vec();
                 };
                 return match cmd {
-                    Command::JobStart(argv) => wire::job_start(jobs, user, argv.clone()).await,
+                    Command::JobStart(argv) => {
+                        let t0 = Instant::now();
+                        let reply = wire::job_start(jobs, user, argv.clone()).await;
+                        // Refusals (quotas, bad argv) are answered at once: only starts count.
+                        if !reply.starts_with(b"error:") {
+                            self.metrics
+                                .sandbox_start_seconds
+                                .observe(t0.elapsed().as_secs_f64());
+                        }
+                        reply
+                    }
                     Command::JobStatus(id) => wire::job_status(jobs, user, false, id),
                     Command::JobStop(id) => wire::job_stop(jobs, user, false, id).await,
                     Command::JobList => wire::job_list(jobs, user, false),
@@ -209,17 +219,21 @@ impl Service {
             }
         };
         res.unwrap_or_else(|e| {
-            Metrics::inc(&self.metrics.commands_failed);
+            self.metrics.commands_failed.inc();
             error_reply(e)
         })
     }
 
     /// Refuses a connection over a limit: an error line, then close.
-    async fn over_limit<S>(&self, stream: &mut S, what: &str, limit: usize)
+    async fn over_limit<S>(&self, stream: &mut S, what: &'static str, limit: usize)
     where
         S: AsyncWrite + Unpin,
     {
-        Metrics::inc(&self.metrics.over_limit);
+        let label = if what == "user" { "user" } else { "source" };
+        self.metrics
+            .over_limit
+            .get_or_create(&Limit { limit: label })
+            .inc();
         let msg = error_reply(format!(
             "too many connections from this {what} (limit {limit})"
         ));
@@ -233,7 +247,7 @@ impl Service {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let t0 = Instant::now();
-        Metrics::inc(&self.metrics.connections);
+        let _active = self.metrics.connection();
         // Before anything else: a source over its limit costs no lookup and no orchestrator call.
         let Some(_source_slot) = self.limits.source(peer.ip()) else {
             audit(
@@ -248,11 +262,15 @@ impl Service {
                 .await;
             return;
         };
+        let t_decide = Instant::now();
         let decision = self.decide(peer, local).await;
         let caller = match decision {
-            Decision::Granted(c) => c,
+            Decision::Granted(c) => {
+                self.metrics.decided("granted", None, t_decide);
+                c
+            }
             Decision::Denied(reason, who) => {
-                Metrics::inc(&self.metrics.denied);
+                self.metrics.decided("denied", Some(reason), t_decide);
                 audit(peer, who.as_ref(), "-", "denied", reason, t0);
                 let _ =
                     tokio::time::timeout(self.cfg.read_timeout, stream.write_all(ACCESS_DENIED))
@@ -275,11 +293,10 @@ impl Service {
                 .await;
             return;
         };
-        Metrics::inc(&self.metrics.granted);
         let (kind, reply) = match read_command(&mut stream, self.cfg.read_timeout).await {
             Err(LineError::Timeout) | Err(LineError::Io) => ("none", Vec::new()),
             Err(LineError::TooLong) => {
-                Metrics::inc(&self.metrics.bad_requests);
+                self.metrics.bad_requests.inc();
                 ("invalid", error_reply(protocol::ParseError::TooLong))
             }
             Ok(line) => match protocol::parse(&line) {
@@ -288,11 +305,15 @@ impl Service {
                     self.run_command(&cmd, &caller, &mut stream).await,
                 ),
                 Err(e) => {
-                    Metrics::inc(&self.metrics.bad_requests);
+                    self.metrics.bad_requests.inc();
                     ("invalid", error_reply(e))
                 }
             },
         };
+        self.metrics
+            .commands
+            .get_or_create(&CommandKind { command: kind })
+            .inc();
         audit(peer, Some(&caller), kind, "granted", "", t0);
         if !reply.is_empty() {
             let _ = tokio::time::timeout(self.cfg.read_timeout, stream.write_all(&reply)).await;

@@ -182,7 +182,18 @@ async fn every_refusal_says_access_denied() {
             "{ip}"
         );
     }
-    assert_eq!(svc.metrics().denied.load(Ordering::Relaxed), 5);
+    let denied = crate::metrics::Outcome { outcome: "denied" };
+    assert_eq!(svc.metrics().decisions.get_or_create(&denied).get(), 5);
+    let m = svc.metrics().render();
+    // Unknown address, no label, orchestrator error, deadline: each its own fixed reason.
+    assert!(
+        m.contains("leotest_kernel_denials_total{reason=\"no userid label\"} 1\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("leotest_kernel_decision_seconds_count{outcome=\"denied\"} 5\n"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -374,7 +385,8 @@ async fn idle_connections_from_one_source_do_not_block_another() {
     );
     let out = exchange(&svc, "172.30.0.3", b"cca.check\n").await;
     assert!(out.starts_with(b"net.ipv4.tcp_congestion_control = "));
-    assert_eq!(svc.metrics().over_limit.load(Ordering::Relaxed), 1);
+    let source = crate::metrics::Limit { limit: "source" };
+    assert_eq!(svc.metrics().over_limit.get_or_create(&source).get(), 1);
     drop(idle);
 }
 

@@ -1,0 +1,230 @@
+//! The metrics endpoint shared by the orchestrator and the kernel service: `GET /metrics`
+//! (OpenMetrics text encoded by `prometheus-client` from the daemon's own [`Registry`]) and
+//! `GET /healthz`, served over plain HTTP/1.1 by hyper.
+//!
+//! Everything about the listener is bounded, since it is reachable by whoever can reach its
+//! address: connections served at once ([`MAX_CONNECTIONS`], more wait in the accept backlog),
+//! the request head (hyper's smallest buffer), the time to send it and the time a connection
+//! lives. Connections are closed after one answer (a scrape is one request every few seconds:
+//! keep-alive would only let idle clients hold slots). The daemons register only bounded label
+//! sets, and nothing on this endpoint is a secret: tokens and user ids are never labels.
+
+pub mod names;
+mod probe;
+mod sampled;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use probe::{get, healthcheck, Reply};
+pub use sampled::Sampled;
+
+/// Content type of the exposition (`prometheus_client::encoding::text` writes OpenMetrics).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Connections served at once; more wait in the kernel's accept backlog.
+pub const MAX_CONNECTIONS: usize = 32;
+/// Time a client has to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest life of one connection (request, encoding and answer).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head read (hyper's minimum buffer).
+const MAX_HEAD: usize = 8192;
+
+/// Buckets of every latency histogram, in seconds: 100 µs doubling up to 3.3 s (an
+/// in-memory decision is well under a millisecond; the decision deadline defaults to 3 s).
+pub fn latency_buckets() -> impl Iterator<Item = f64> {
+    prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16)
+}
+
+/// What `/healthz` says: `true` answers 200 `ok`, `false` 503.
+pub type Health = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// A health function that is always healthy (the process answering is the check).
+pub fn always_healthy() -> Health {
+    Arc::new(|| true)
+}
+
+/// The registry and health check behind one listener.
+struct Endpoint {
+    registry: Registry,
+    health: Health,
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    resp
+}
+
+fn plain(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    text(status, "text/plain; charset=utf-8", body.to_string())
+}
+
+fn answer(ep: &Endpoint, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    if !matches!(path, "/metrics" | "/healthz") {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics or /healthz\n",
+        );
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        resp.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
+    if path == "/healthz" {
+        return if (ep.health)() {
+            plain(StatusCode::OK, "ok\n")
+        } else {
+            plain(StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n")
+        };
+    }
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &ep.registry) {
+        Ok(()) => text(StatusCode::OK, CONTENT_TYPE, body),
+        Err(_) => {
+            tracing::warn!("metrics encoding failed");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n")
+        }
+    }
+}
+
+/// Binds the metrics listener on `addr`.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves `/metrics` (from `registry`) and `/healthz` (from `health`) on `listener` until the
+/// task is dropped.
+pub async fn serve(listener: TcpListener, registry: Registry, health: Health) {
+    let ep = Arc::new(Endpoint { registry, health });
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        // A slot before the accept: excess clients wait in the backlog, costing nothing here.
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "metrics accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let ep = Arc::clone(&ep);
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let resp = answer(&ep, &req);
+                async move { Ok::<_, Infallible>(resp) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), svc);
+            match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, "metrics connection failed"),
+                Err(_) => tracing::debug!("metrics connection timed out"),
+            }
+            drop(permit);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::metrics::counter::Counter;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    async fn start(health: Health) -> (SocketAddr, Counter) {
+        let mut registry = Registry::default();
+        let c = Counter::<u64>::default();
+        registry.register("demo_requests", "Requests seen by the test", c.clone());
+        let l = bind("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(serve(l, registry, health));
+        (addr, c)
+    }
+
+    #[tokio::test]
+    async fn metrics_health_and_errors() {
+        let up = Arc::new(AtomicBool::new(true));
+        let flag = Arc::clone(&up);
+        let (addr, c) = start(Arc::new(move || flag.load(Ordering::SeqCst))).await;
+        c.inc_by(3);
+        let m = get(addr, "/metrics").await.expect("scrape");
+        assert_eq!(m.status, 200);
+        assert!(
+            m.body.contains("# TYPE demo_requests counter\n"),
+            "{}",
+            m.body
+        );
+        assert!(m.body.contains("\ndemo_requests_total 3\n"), "{}", m.body);
+        assert!(m.body.ends_with("# EOF\n"), "{}", m.body);
+        assert!(m.content_type.starts_with("application/openmetrics-text"));
+        assert_eq!(get(addr, "/healthz").await.expect("health").status, 200);
+        assert!(healthcheck(addr).await);
+        up.store(false, Ordering::SeqCst);
+        assert_eq!(get(addr, "/healthz").await.expect("health").status, 503);
+        assert!(!healthcheck(addr).await);
+        assert_eq!(get(addr, "/").await.expect("root").status, 404);
+    }
+
+    #[tokio::test]
+    async fn other_methods_are_refused() {
+        let (addr, _) = start(always_healthy()).await;
+        let r = probe::request(
+            addr,
+            "POST /metrics HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n",
+        )
+        .await
+        .expect("post");
+        assert_eq!(r.status, 405);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_head_is_refused_and_others_still_served() {
+        let (addr, _) = start(always_healthy()).await;
+        let long = format!(
+            "GET /metrics HTTP/1.1\r\nx-pad: {}\r\n\r\n",
+            "a".repeat(64 * 1024)
+        );
+        let r = probe::request(addr, &long).await;
+        assert!(r.map(|r| r.status != 200).unwrap_or(true));
+        assert_eq!(get(addr, "/metrics").await.expect("scrape").status, 200);
+    }
+
+    #[tokio::test]
+    async fn healthcheck_fails_without_a_listener() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        drop(l);
+        assert!(!healthcheck(addr).await);
+    }
+}

@@ -1,0 +1,328 @@
+//! The orchestrator's metrics, on when `--metrics-listen` is given: per-RPC requests by method
+//! and gRPC status code with a latency histogram ([`layer`], one tower layer in front of the
+//! auth layer), authentication failures by reason ([`crate::auth::AuthFailure`]), store
+//! operation latency ([`store`], a wrapper around the [`crate::store::Store`] trait) and
+//! connections ([`conn`]). Served as plain HTTP (`/metrics`, `/healthz`) by `leotest-metrics`.
+//!
+//! Nothing here can carry a secret or grow without bound: every label value comes from a fixed
+//! list in this crate (the RPC names of the proto, gRPC code names, auth failure reasons,
+//! Store method names); a request for an unknown path is counted as `method="unknown"`. No
+//! token, user id, node id or address is ever a label.
+
+pub mod conn;
+pub mod layer;
+pub mod store;
+
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::auth::AuthFailure;
+
+/// The RPCs of `unary.LeotestOrchestrator` (checked against the proto by a test).
+pub const RPC_METHODS: [&str; 28] = [
+    "report_heartbeat",
+    "update_global_config",
+    "get_global_config",
+    "register_user",
+    "get_user",
+    "modify_user",
+    "delete_user",
+    "schedule_job",
+    "get_job_by_id",
+    "get_jobs_by_userid",
+    "get_jobs_by_nodeid",
+    "reschedule_job_nearest",
+    "modify_job",
+    "delete_job_by_id",
+    "delete_jobs_by_nodeid",
+    "update_run",
+    "get_runs",
+    "get_scheduled_runs",
+    "register_node",
+    "get_nodes",
+    "update_node",
+    "delete_node",
+    "set_scavenger_status",
+    "get_scavenger_status",
+    "schedule_task",
+    "get_tasks",
+    "update_task",
+    "kernel_access",
+];
+
+/// Public services, by path prefix, and the method label their requests get.
+const PUBLIC_METHODS: [(&str, &str); 4] = [
+    (
+        "/grpc.health.v1.Health/Check",
+        "grpc.health.v1.Health/Check",
+    ),
+    (
+        "/grpc.health.v1.Health/Watch",
+        "grpc.health.v1.Health/Watch",
+    ),
+    ("/grpc.reflection.v1.ServerReflection/", "grpc.reflection"),
+    (
+        "/grpc.reflection.v1alpha.ServerReflection/",
+        "grpc.reflection",
+    ),
+];
+
+/// The `method` label of a request path: an RPC name, a public service, or `unknown`.
+pub fn method_label(path: &str) -> &'static str {
+    if let Some(m) = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_prefix(leotest_proto::SERVICE_NAME))
+        .and_then(|p| p.strip_prefix('/'))
+    {
+        return RPC_METHODS
+            .iter()
+            .find(|known| **known == m)
+            .copied()
+            .unwrap_or("unknown");
+    }
+    PUBLIC_METHODS
+        .iter()
+        .find(|(prefix, _)| path.starts_with(prefix))
+        .map_or("unknown", |(_, label)| label)
+}
+
+/// gRPC status code names (as in grpc-go and the Prometheus gRPC exporters), by number.
+const CODE_NAMES: [&str; 17] = [
+    "OK",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+];
+
+/// The `code` label of a `grpc-status` value; anything else is `Unknown`.
+pub fn code_label(grpc_status: &[u8]) -> &'static str {
+    std::str::from_utf8(grpc_status)
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .and_then(|n| CODE_NAMES.get(n).copied())
+        .unwrap_or("Unknown")
+}
+
+/// `method` and `code` of a finished RPC.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub method: &'static str,
+    pub code: &'static str,
+}
+
+/// `method` of an RPC latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabel {
+    pub method: &'static str,
+}
+
+/// `reason` of an authentication failure.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+/// `op` of a store operation: the [`crate::store::Store`] method.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    pub op: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn histogram() -> Histogram {
+    Histogram::new(leotest_metrics::latency_buckets())
+}
+
+fn histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
+    Family::new_with_constructor(histogram as fn() -> Histogram)
+}
+
+/// Every orchestrator metric; cheap handles (clones share their values).
+#[derive(Debug)]
+pub struct Metrics {
+    pub requests: Family<RpcLabels, Counter>,
+    pub request_seconds: Histograms<MethodLabel>,
+    pub auth_failures: Family<ReasonLabel, Counter>,
+    pub store_seconds: Histograms<OpLabel>,
+    pub store_errors: Family<OpLabel, Counter>,
+    pub connections: Counter,
+    pub connections_active: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: Family::default(),
+            request_seconds: histograms(),
+            auth_failures: Family::default(),
+            store_seconds: histograms(),
+            store_errors: Family::default(),
+            connections: Counter::default(),
+            connections_active: Gauge::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records a finished RPC.
+    pub fn rpc(&self, method: &'static str, code: &'static str, t0: Instant) {
+        self.requests
+            .get_or_create(&RpcLabels { method, code })
+            .inc();
+        self.request_seconds
+            .get_or_create(&MethodLabel { method })
+            .observe(t0.elapsed().as_secs_f64());
+    }
+
+    /// Records a refused authentication.
+    pub fn auth_failure(&self, reason: AuthFailure) {
+        self.auth_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.label(),
+            })
+            .inc();
+    }
+
+    /// Records one store operation that started at `t0`.
+    pub fn store_op(&self, op: &'static str, t0: Instant, failed: bool) {
+        let l = OpLabel { op };
+        self.store_seconds
+            .get_or_create(&l)
+            .observe(t0.elapsed().as_secs_f64());
+        if failed {
+            self.store_errors.get_or_create(&l).inc();
+        }
+    }
+
+    /// A registry holding every family, for the HTTP endpoint.
+    pub fn registry(&self) -> Registry {
+        let mut r = Registry::default();
+        r.register(
+            "leotest_orchestrator_rpc_requests",
+            "gRPC requests answered, by method and status code",
+            self.requests.clone(),
+        );
+        r.register_with_unit(
+            "leotest_orchestrator_rpc_duration",
+            "gRPC request time, from the request to the end of the reply (authentication included)",
+            Unit::Seconds,
+            self.request_seconds.clone(),
+        );
+        r.register(
+            "leotest_orchestrator_auth_failures",
+            "Requests refused by the authentication layer, by reason",
+            self.auth_failures.clone(),
+        );
+        r.register_with_unit(
+            "leotest_orchestrator_store_operation",
+            "Store operation time as the handlers see it (user cache hits included), by operation",
+            Unit::Seconds,
+            self.store_seconds.clone(),
+        );
+        r.register(
+            "leotest_orchestrator_store_errors",
+            "Store operations that failed, by operation",
+            self.store_errors.clone(),
+        );
+        r.register(
+            "leotest_orchestrator_connections",
+            "TLS connections handed to the gRPC server",
+            self.connections.clone(),
+        );
+        r.register(
+            "leotest_orchestrator_connections_active",
+            "TLS connections open now",
+            self.connections_active.clone(),
+        );
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn the_method_list_is_the_protos() {
+        let set = prost_types::FileDescriptorSet::decode(leotest_proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        let mut from_proto: Vec<String> = set
+            .file
+            .iter()
+            .flat_map(|f| f.service.iter())
+            .filter(|s| s.name() == "LeotestOrchestrator")
+            .flat_map(|s| s.method.iter().map(|m| m.name().to_string()))
+            .collect();
+        from_proto.sort();
+        let mut ours: Vec<String> = RPC_METHODS.iter().map(|s| s.to_string()).collect();
+        ours.sort();
+        assert_eq!(ours, from_proto);
+    }
+
+    #[test]
+    fn labels_are_from_fixed_sets() {
+        assert_eq!(
+            method_label("/unary.LeotestOrchestrator/get_user"),
+            "get_user"
+        );
+        assert_eq!(
+            method_label("/unary.LeotestOrchestrator/get_user2"),
+            "unknown"
+        );
+        assert_eq!(method_label("/unary.LeotestOrchestrator/"), "unknown");
+        assert_eq!(method_label("/x/get_user"), "unknown");
+        assert_eq!(
+            method_label("/grpc.health.v1.Health/Check"),
+            "grpc.health.v1.Health/Check"
+        );
+        assert_eq!(
+            method_label("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            "grpc.reflection"
+        );
+        assert_eq!(code_label(b"0"), "OK");
+        assert_eq!(code_label(b"16"), "Unauthenticated");
+        assert_eq!(code_label(b"17"), "Unknown");
+        assert_eq!(code_label(b"secret-token"), "Unknown");
+    }
+
+    #[test]
+    fn the_dashboard_uses_only_exposed_names() {
+        let m = Metrics::default();
+        m.rpc("get_user", "OK", Instant::now());
+        m.auth_failure(AuthFailure::BadToken);
+        m.store_op("get_user", Instant::now(), true);
+        m.connections.inc();
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &m.registry()).expect("encode");
+        let dashboard = include_str!("../../../docs/grafana-dashboard.json");
+        let used = leotest_metrics::names::names_with_prefix(dashboard, "leotest_orchestrator_");
+        assert!(used.len() >= 7, "{used:?}");
+        let exposed = leotest_metrics::names::sample_names(&out);
+        let missing: Vec<_> = used.difference(&exposed).collect();
+        assert!(missing.is_empty(), "not exposed: {missing:?}\n{exposed:?}");
+        // The dashboard is JSON Grafana can import: panels with Prometheus queries.
+        let d: serde_json::Value = serde_json::from_str(dashboard).expect("dashboard JSON");
+        assert!(d["panels"].as_array().is_some_and(|p| p.len() > 10));
+    }
+}
