@@ -1,6 +1,6 @@
 //! Scale: 10 000 jobs and 1 000 000 runs loaded into each store through the `Store` trait's
-//! bulk path, then checked through the real binary's RPCs over TLS: `get_runs` by jobid (newest
-//! first, limit), by nodeid and by time range, `get_scheduled_runs` of a busy node, and
+//! bulk path, then checked through the real binary's RPCs over TLS: `get_runs` by jobid (insertion
+//! order, limit), by nodeid and by time range, `get_scheduled_runs` of a busy node, and
 //! `schedule_job` still finding a conflict among the 10 000 jobs. Prints timings; asserts
 //! only behaviour.
 //!
@@ -120,9 +120,9 @@ async fn check(s: &TestServer, runs: usize) -> String {
     let mut c = s.client().await;
     let t = Instant::now();
 
-    // get_runs by jobid: newest first, limited.
+    // get_runs by jobid: insertion order (as the original), limited: the first runs stored.
     let jobno = 123 % JOBS;
-    let per_job: Vec<usize> = (0..runs).rev().filter(|r| r % JOBS == jobno).collect();
+    let per_job: Vec<usize> = (0..runs).filter(|r| r % JOBS == jobno).collect();
     let got = c
         .get_runs(req(
             MessageGetRuns {
@@ -137,7 +137,7 @@ async fn check(s: &TestServer, runs: usize) -> String {
         .into_inner()
         .runs;
     let want: Vec<String> = per_job.iter().take(10).map(|r| run(*r).runid).collect();
-    assert_eq!(runids(&got), want, "newest 10 runs of the job");
+    assert_eq!(runids(&got), want, "first 10 runs of the job");
     assert!(got
         .iter()
         .all(|r| r.jobid == format!("job-{jobno:05}") && r.status == "complete"));
@@ -170,14 +170,13 @@ async fn check(s: &TestServer, runs: usize) -> String {
         .into_inner()
         .runs;
     let want: Vec<String> = (0..runs)
-        .rev()
         .filter(|r| r % NODES == NODE)
         .take(50)
         .map(|r| run(r).runid)
         .collect();
-    assert_eq!(runids(&got), want, "newest 50 runs of the node");
+    assert_eq!(runids(&got), want, "first 50 runs of the node");
 
-    // By time range (both bounds inclusive): the 100 runs starting in it, newest first.
+    // By time range (both bounds inclusive): the 100 runs starting in it, in insertion order.
     let mid = runs / 2;
     let fmt = |r: usize| run(r).start_time.format("%Y-%m-%dT%H:%M:%S").to_string();
     let got = c
@@ -196,7 +195,6 @@ async fn check(s: &TestServer, runs: usize) -> String {
         .into_inner()
         .runs;
     let want: Vec<String> = (mid..(mid + 100).min(runs))
-        .rev()
         .map(|r| run(r).runid)
         .collect();
     assert_eq!(runids(&got), want, "runs in the time range");
