@@ -4,14 +4,12 @@
 //! processes sharing one MongoDB database (when `LEOTEST_TEST_MONGO_URI` is set). Real
 //! binaries over TLS.
 
-mod common;
-
 use std::time::Instant;
 
-use common::mongo::TestMongo;
-use common::{req, Creds, TestServer};
 use leotest_proto::unary::*;
 use leotest_proto::LeotestOrchestratorClient;
+use leotest_test_support::mongo::TestMongo;
+use leotest_test_support::{req, Creds, Orchestrator};
 use tonic::transport::Channel;
 
 const REPS: usize = 20;
@@ -40,7 +38,7 @@ fn atq(id: &str, nodeid: &str, start: &str, end: &str, length: i32) -> MessageSc
     }
 }
 
-async fn clients(servers: &[&TestServer]) -> Vec<LeotestOrchestratorClient<Channel>> {
+async fn clients(servers: &[&Orchestrator]) -> Vec<LeotestOrchestratorClient<Channel>> {
     let mut out = Vec::new();
     for s in servers {
         out.push(s.client().await);
@@ -200,7 +198,7 @@ async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &st
     accepted
 }
 
-async fn run_schedule(servers: &[&TestServer], label: &str) {
+async fn run_schedule(servers: &[&Orchestrator], label: &str) {
     let cs = clients(servers).await;
     let t0 = Instant::now();
     let mut counts = Vec::new();
@@ -219,7 +217,7 @@ async fn run_schedule(servers: &[&TestServer], label: &str) {
     );
 }
 
-async fn run_reschedule(servers: &[&TestServer], label: &str) {
+async fn run_reschedule(servers: &[&Orchestrator], label: &str) {
     let cs = clients(servers).await;
     let t0 = Instant::now();
     let mut counts = Vec::new();
@@ -240,21 +238,21 @@ async fn run_reschedule(servers: &[&TestServer], label: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_schedule_burst_accepts_exactly_one() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     run_schedule(&[&s], "emb").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_reschedule_burst_takes_the_free_slot_once() {
-    let s = TestServer::start(&["--overlap-rules", "strict"]).await;
+    let s = Orchestrator::start(&["--overlap-rules", "strict"]).await;
     run_reschedule(&[&s], "emb").await;
 }
 
-async fn two_replicas(db: &TestMongo, extra: &[&str]) -> (TestServer, TestServer) {
+async fn two_replicas(db: &TestMongo, extra: &[&str]) -> (Orchestrator, Orchestrator) {
     let mut args: Vec<&str> = db.server_args().to_vec();
     args.extend_from_slice(extra);
-    let a = TestServer::start(&args).await;
-    let b = TestServer::start(&args).await;
+    let a = Orchestrator::start(&args).await;
+    let b = Orchestrator::start(&args).await;
     (a, b)
 }
 

@@ -1,11 +1,9 @@
 //! Jobs, runs and tasks over TLS on the real binary: scheduling, conflicts, bad input, slots,
 //! runs, tasks, deletion rules; embedded store always, MongoDB too when `LEOTEST_TEST_MONGO_URI` is set.
 
-mod common;
-
-use common::mongo::TestMongo;
-use common::{req, Creds, TestServer};
 use leotest_proto::unary::*;
+use leotest_test_support::mongo::TestMongo;
+use leotest_test_support::{req, token_from_message, Creds, Orchestrator};
 
 fn atq(id: &str, start: &str, end: &str) -> MessageScheduleJob {
     MessageScheduleJob {
@@ -41,7 +39,7 @@ async fn schedule(
 
 #[tokio::test]
 async fn schedule_read_conflict_and_delete() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
 
     let r = schedule(&mut c, cron("c1", "0 */2 * * *")).await;
@@ -139,7 +137,7 @@ async fn overlap_rules_flag_changes_conflicts_and_slots() {
         ("original", OK, FAILED, "2030-01-01 04:03:00"),
         ("strict", FAILED, OK, "2030-01-01 04:10:00"),
     ] {
-        let s = TestServer::start(&["--overlap-rules", rules]).await;
+        let s = Orchestrator::start(&["--overlap-rules", rules]).await;
         let mut c = s.client().await;
         let r = schedule(&mut c, cron("c1", "0 */2 * * *")).await;
         assert_eq!(r.state, OK, "{rules}: {}", r.message);
@@ -210,7 +208,7 @@ async fn overlap_rules_flag_changes_conflicts_and_slots() {
 
 #[tokio::test]
 async fn invalid_dates_crontabs_and_triggers_fail_with_a_message() {
-    let mut s = TestServer::start(&[]).await;
+    let mut s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let bad = [
         (atq("d1", "not-a-date", "2030-01-02"), "invalid start_date"),
@@ -266,14 +264,7 @@ async fn invalid_dates_crontabs_and_triggers_fail_with_a_message() {
 const OK: i32 = ResponseState::Success as i32;
 const FAILED: i32 = ResponseState::Failed as i32;
 
-fn token_from_message(message: &str) -> String {
-    message
-        .rsplit_once("access_token=")
-        .map(|(_, t)| t.to_string())
-        .unwrap_or_else(|| panic!("no access_token in {message:?}"))
-}
-
-async fn register_user(s: &TestServer, id: &str) -> Creds {
+async fn register_user(s: &Orchestrator, id: &str) -> Creds {
     let r = s
         .client()
         .await
@@ -293,7 +284,7 @@ async fn register_user(s: &TestServer, id: &str) -> Creds {
     Creds::token(id, &token_from_message(&r.message))
 }
 
-async fn register_node(s: &TestServer, id: &str) -> Creds {
+async fn register_node(s: &Orchestrator, id: &str) -> Creds {
     let r = s
         .client()
         .await
@@ -343,7 +334,7 @@ fn job_req(
     }
 }
 
-async fn schedule_as(s: &TestServer, who: &Creds, m: MessageScheduleJob) -> (i32, String) {
+async fn schedule_as(s: &Orchestrator, who: &Creds, m: MessageScheduleJob) -> (i32, String) {
     let r = s
         .client()
         .await
@@ -358,7 +349,7 @@ fn scheduled() -> (i32, String) {
     (OK, "job successfully scheduled".into())
 }
 
-async fn scenario(s: &TestServer) {
+async fn scenario(s: &Orchestrator) {
     let admin = Creds::admin();
     let alice = register_user(s, "alice").await;
     let bob = register_user(s, "bob").await;
@@ -797,7 +788,7 @@ async fn scenario(s: &TestServer) {
 
 #[tokio::test]
 async fn jobs_runs_tasks_on_the_embedded_store() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     scenario(&s).await;
 }
 
@@ -806,6 +797,6 @@ async fn jobs_runs_tasks_on_mongodb() {
     let Some(db) = TestMongo::fresh("jobs") else {
         return;
     };
-    let s = TestServer::start(&db.server_args()).await;
+    let s = Orchestrator::start(&db.server_args()).await;
     scenario(&s).await;
 }

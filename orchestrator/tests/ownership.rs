@@ -4,18 +4,16 @@
 //! (node/executor.py: a client node reports its runs and asks its server node for a server;
 //! the server node reads the client's run, reports its own and completes the task).
 
-mod common;
-
-use common::calls::*;
-use common::{req, Creds, TestServer};
 use leotest_proto::unary::*;
+use leotest_test_support::calls::*;
+use leotest_test_support::{req, Creds, Orchestrator};
 
 const OK: i32 = ResponseState::Success as i32;
 const FAILED: i32 = ResponseState::Failed as i32;
 
 /// alice's atq job `aj` on node n1 with server n2; bob's job `bj` on n1; nodes n1..n3.
 struct World {
-    s: TestServer,
+    s: Orchestrator,
     c: Client,
     alice: Creds,
     bob: Creds,
@@ -25,7 +23,7 @@ struct World {
 }
 
 async fn world() -> World {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let alice = user(&s, "alice", UserRoles::User).await;
     let bob = user(&s, "bob", UserRoles::UserPriv).await;

@@ -3,15 +3,13 @@
 //! record, and a deleted or demoted user stops working on the other replica within 1 s (users
 //! are cached). Embedded: a second process on the same data directory is refused.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::mongo::TestMongo;
-use common::{req, Creds, TestServer, BIN};
 use leotest_proto::unary::*;
 use leotest_proto::LeotestOrchestratorClient;
+use leotest_test_support::mongo::TestMongo;
+use leotest_test_support::{orchestrator_bin, req, Creds, Orchestrator};
 use tonic::transport::Channel;
 
 fn ok(state: i32) -> bool {
@@ -20,8 +18,8 @@ fn ok(state: i32) -> bool {
 
 #[tokio::test]
 async fn embedded_refuses_a_second_process_on_the_same_data_dir() {
-    let s = TestServer::start(&[]).await;
-    let out = Command::new(BIN)
+    let s = Orchestrator::start(&[]).await;
+    let out = Command::new(orchestrator_bin())
         .current_dir(s.dir.path())
         .env_remove("LEOTEST_DB_SERVER")
         .args(["--grpc-hostname", "127.0.0.1", "--grpc-port", "0"])
@@ -31,7 +29,7 @@ async fn embedded_refuses_a_second_process_on_the_same_data_dir() {
         .arg(s.cert_path())
         .arg("--tls-key")
         .arg(s.key_path())
-        .args(["--admin-access-token", common::ADMIN_TOKEN])
+        .args(["--admin-access-token", leotest_test_support::ADMIN_TOKEN])
         .stdin(Stdio::null())
         .output()
         .expect("run second orchestrator");
@@ -55,9 +53,9 @@ async fn embedded_refuses_a_second_process_on_the_same_data_dir() {
 }
 
 /// Two replicas of one database, started at the same moment.
-async fn replicas(db: &TestMongo) -> (TestServer, TestServer) {
+async fn replicas(db: &TestMongo) -> (Orchestrator, Orchestrator) {
     let args = db.server_args();
-    let (a, b) = tokio::join!(TestServer::start(&args), TestServer::start(&args));
+    let (a, b) = tokio::join!(Orchestrator::start(&args), Orchestrator::start(&args));
     (a, b)
 }
 

@@ -8,14 +8,10 @@
 //! (`LEOTEST_SCALE_RUNS` lowers the run count; the MongoDB variant needs
 //! `LEOTEST_TEST_MONGO_URI`, and fails without it under `CI=true`).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::mongo::TestMongo;
-use common::{req, Creds, TestServer};
 use leotest_orchestrator::store::embedded::EmbeddedStore;
 use leotest_orchestrator::store::mongo::MongoStore;
 use leotest_orchestrator::store::*;
@@ -23,6 +19,8 @@ use leotest_proto::unary::{
     JobParams as WireParams, JobType, MessageGetRuns, MessageGetScheduledRuns, MessageScheduleJob,
     MessageTimeRange, ResponseState,
 };
+use leotest_test_support::mongo::TestMongo;
+use leotest_test_support::{req, Creds, Orchestrator};
 
 const JOBS: usize = 10_000;
 const NODES: usize = 100;
@@ -115,7 +113,7 @@ fn runids(runs: &[leotest_proto::unary::RunInstance]) -> Vec<String> {
 }
 
 /// The checks over TLS; returns a timing summary.
-async fn check(s: &TestServer, runs: usize) -> String {
+async fn check(s: &Orchestrator, runs: usize) -> String {
     let admin = Creds::admin();
     let mut c = s.client().await;
     let t = Instant::now();
@@ -271,7 +269,7 @@ async fn check(s: &TestServer, runs: usize) -> String {
 #[ignore = "scale test: run explicitly (see the file's header)"]
 async fn scale_embedded() {
     let runs = runs_total();
-    let mut s = TestServer::start(&[]).await;
+    let mut s = Orchestrator::start(&[]).await;
     // The embedded store serves one process at a time (a lock on the data dir): load while
     // the server is stopped, then start it on the loaded data.
     s.stop();
@@ -292,7 +290,7 @@ async fn scale_mongo() {
         return;
     };
     let runs = runs_total();
-    let s = TestServer::start(&db.server_args()).await;
+    let s = Orchestrator::start(&db.server_args()).await;
     let store: Arc<dyn Store> = Arc::new(
         MongoStore::connect(&db.uri, &db.name)
             .await

@@ -1,11 +1,9 @@
 //! The real binary on the MongoDB backend (`--db-server`), when `LEOTEST_TEST_MONGO_URI` is set:
 //! the same RPC behaviour as on the embedded store, and restart keeps data.
 
-mod common;
-
-use common::mongo::TestMongo;
-use common::{req, Creds, TestServer};
 use leotest_proto::unary::*;
+use leotest_test_support::mongo::TestMongo;
+use leotest_test_support::{req, Creds, Orchestrator};
 
 fn ok_state(state: i32, message: &str) {
     assert_eq!(state, ResponseState::Success as i32, "{message}");
@@ -16,7 +14,7 @@ async fn mongo_backend_serves_users_nodes_and_survives_restart() {
     let Some(db) = TestMongo::fresh("it") else {
         return;
     };
-    let mut s = TestServer::start(&db.server_args()).await;
+    let mut s = Orchestrator::start(&db.server_args()).await;
     assert!(s.log().contains("store=Mongo"), "{}", s.log());
     let admin = Creds::admin();
     let mut c = s.client().await;

@@ -1,10 +1,8 @@
 //! The real orchestrator binary over TLS: users, nodes, config, kernel access, roles,
 //! authentication failures, restart, health/reflection and hostile input.
 
-mod common;
-
-use common::{req, Creds, TestServer, ADMIN_TOKEN};
 use leotest_proto::unary::*;
+use leotest_test_support::{req, Creds, Orchestrator, ADMIN_TOKEN};
 use sha2::{Digest, Sha256};
 use tonic::Code;
 
@@ -19,7 +17,7 @@ fn token_from_message(message: &str) -> String {
         .unwrap_or_else(|| panic!("no access_token in {message:?}"))
 }
 
-async fn register_user(s: &TestServer, id: &str, role: UserRoles) -> Creds {
+async fn register_user(s: &Orchestrator, id: &str, role: UserRoles) -> Creds {
     let mut c = s.client().await;
     let r = c
         .register_user(req(
@@ -38,7 +36,7 @@ async fn register_user(s: &TestServer, id: &str, role: UserRoles) -> Creds {
     Creds::token(id, &token_from_message(&r.message))
 }
 
-async fn register_node(s: &TestServer, id: &str) -> Creds {
+async fn register_node(s: &Orchestrator, id: &str) -> Creds {
     let mut c = s.client().await;
     let r = c
         .register_node(req(
@@ -73,7 +71,7 @@ fn assert_invalid_token<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic:
 
 #[tokio::test]
 async fn admin_is_bootstrapped_and_static_tokens_authenticate() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let r = c
         .get_user(req(
@@ -108,7 +106,7 @@ async fn admin_is_bootstrapped_and_static_tokens_authenticate() {
 
 #[tokio::test]
 async fn bad_credentials_get_invalid_token() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let get = || MessageGetUser {
         userid: "admin".into(),
@@ -145,7 +143,7 @@ async fn bad_credentials_get_invalid_token() {
 
 #[tokio::test]
 async fn users_lifecycle_and_admin_only_rules() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let admin = Creds::admin();
 
@@ -319,7 +317,7 @@ async fn users_lifecycle_and_admin_only_rules() {
 
 #[tokio::test]
 async fn nodes_heartbeat_update_scavenger_and_delete() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let admin = Creds::admin();
     let n1 = register_node(&s, "node-1").await;
@@ -580,7 +578,7 @@ async fn nodes_heartbeat_update_scavenger_and_delete() {
 
 #[tokio::test]
 async fn global_config_roundtrip_and_roles() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let admin = Creds::admin();
     let node = register_node(&s, "n1").await;
@@ -687,7 +685,7 @@ async fn global_config_roundtrip_and_roles() {
 
 #[tokio::test]
 async fn kernel_access_by_role() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let node = register_node(&s, "n1").await;
     let user = register_user(&s, "plain", UserRoles::User).await;
@@ -746,7 +744,7 @@ async fn kernel_access_by_role() {
 
 #[tokio::test]
 async fn node_roles_cannot_administer() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let node = register_node(&s, "n1").await;
     let npriv = register_user(&s, "np", UserRoles::NodePriv).await;
@@ -805,7 +803,7 @@ async fn node_roles_cannot_administer() {
 
 #[tokio::test]
 async fn restart_keeps_data_and_reapplies_admin_token() {
-    let mut s = TestServer::start(&[]).await;
+    let mut s = Orchestrator::start(&[]).await;
     let alice = register_user(&s, "alice", UserRoles::UserPriv).await;
     register_node(&s, "node-9").await;
     s.admin_token = "rotated-admin-token".to_string();
@@ -846,7 +844,7 @@ async fn health_and_reflection_work_without_credentials() {
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
     use tonic_reflection::pb::v1::ServerReflectionRequest;
 
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let ch = s.try_channel().await.expect("channel");
     let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());
     let r = h
@@ -884,7 +882,7 @@ async fn health_and_reflection_work_without_credentials() {
 
 #[tokio::test]
 async fn hostile_input_is_refused_without_crashing() {
-    let mut s = TestServer::start(&[]).await;
+    let mut s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let admin = Creds::admin();
     let big = "x".repeat(1024 * 1024);
@@ -1080,7 +1078,7 @@ async fn hostile_input_is_refused_without_crashing() {
 
 #[tokio::test]
 async fn tokens_never_reach_the_log() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let alice = register_user(&s, "alice", UserRoles::User).await;
     let node = register_node(&s, "n1").await;
@@ -1121,7 +1119,7 @@ async fn tokens_never_reach_the_log() {
 
 #[tokio::test]
 async fn role_table_for_every_non_admin_role() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     register_node(&s, "victim-node").await;
     register_user(&s, "victim", UserRoles::User).await;

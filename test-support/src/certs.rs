@@ -1,8 +1,5 @@
 //! Server certificates in the styles LeoTest deployments use, made with the `openssl` CLI the
-//! way their recipes do. Shared by the client and kernel-service TLS tests (the latter include
-//! this file by path).
-
-#![allow(dead_code)]
+//! way their recipes do. Shared by the client and kernel-service TLS tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
