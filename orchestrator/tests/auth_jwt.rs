@@ -66,7 +66,7 @@ fn assert_invalid(r: Result<(), tonic::Status>, what: &str) {
 }
 
 #[tokio::test]
-async fn hs256_tokens_are_checked_strictly() {
+async fn security_hs256_tokens_are_checked_strictly() {
     let s = Orchestrator::start(&["--jwt-algo", "HS256", "--jwt-secret", SECRET]).await;
     let exp = now() + 300;
 
@@ -197,7 +197,7 @@ async fn hs256_tokens_are_checked_strictly() {
 }
 
 #[tokio::test]
-async fn es256_with_public_key_rejects_algorithm_confusion() {
+async fn security_es256_with_public_key_rejects_algorithm_confusion() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = rcgen::KeyPair::generate().expect("P-256 key");
     let private_pem = key.serialize_pem();
@@ -236,7 +236,7 @@ async fn es256_with_public_key_rejects_algorithm_confusion() {
 }
 
 #[tokio::test]
-async fn jwt_is_off_by_default() {
+async fn security_jwt_is_off_by_default() {
     // The original's defaults (--jwt-algo jwt-algo) verify no JWT at all.
     let s = Orchestrator::start(&[]).await;
     let token = hs(
@@ -248,7 +248,7 @@ async fn jwt_is_off_by_default() {
 }
 
 #[test]
-fn unsafe_jwt_settings_stop_the_start() {
+fn security_unsafe_jwt_settings_stop_the_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     for args in [
         vec!["--jwt-algo", "HS256"],

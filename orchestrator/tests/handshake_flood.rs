@@ -80,7 +80,7 @@ async fn new_client_answered(s: &Orchestrator, from: Option<IpAddr>) -> Result<(
 }
 
 #[tokio::test]
-async fn idle_connections_from_a_few_sources_block_no_one() {
+async fn security_idle_connections_from_a_few_sources_block_no_one() {
     let s = Orchestrator::start(&[]).await;
     let mut established = s.client().await;
     assert!(answered(&mut established).await, "before the flood");
@@ -106,7 +106,7 @@ async fn idle_connections_from_a_few_sources_block_no_one() {
 }
 
 #[tokio::test]
-async fn many_sources_over_the_global_limit_block_no_one() {
+async fn security_many_sources_over_the_global_limit_block_no_one() {
     let s =
         Orchestrator::start(&["--max-handshakes", "64", "--max-handshakes-per-source", "8"]).await;
     // 40 sources x 8 = 320 pending handshakes against a global limit of 64.

@@ -48,7 +48,7 @@ async fn world() -> World {
 }
 
 #[tokio::test]
-async fn get_job_by_id_shows_a_job_only_to_admin_owner_and_its_nodes() {
+async fn security_get_job_by_id_shows_a_job_only_to_admin_owner_and_its_nodes() {
     let World {
         s: _server,
         mut c,
@@ -76,7 +76,7 @@ async fn get_job_by_id_shows_a_job_only_to_admin_owner_and_its_nodes() {
 }
 
 #[tokio::test]
-async fn get_jobs_by_nodeid_lists_only_the_callers_jobs() {
+async fn security_get_jobs_by_nodeid_lists_only_the_callers_jobs() {
     let World {
         s: _server,
         c,
@@ -128,7 +128,7 @@ async fn get_jobs_by_nodeid_lists_only_the_callers_jobs() {
 }
 
 #[tokio::test]
-async fn forged_runs_are_refused_and_do_not_mark_a_node_alive() {
+async fn security_forged_runs_are_refused_and_do_not_mark_a_node_alive() {
     let World {
         s: _server,
         mut c,
@@ -203,7 +203,7 @@ async fn forged_runs_are_refused_and_do_not_mark_a_node_alive() {
 }
 
 #[tokio::test]
-async fn the_original_node_agent_flow_passes() {
+async fn security_the_original_node_agent_flow_passes() {
     let World {
         s: _server,
         mut c,
@@ -323,7 +323,7 @@ async fn the_original_node_agent_flow_passes() {
 }
 
 #[tokio::test]
-async fn tasks_on_another_users_node_are_refused() {
+async fn security_tasks_on_another_users_node_are_refused() {
     let World {
         s: _server,
         mut c,
@@ -393,7 +393,7 @@ async fn tasks_on_another_users_node_are_refused() {
 }
 
 #[tokio::test]
-async fn reschedule_and_delete_follow_the_rule() {
+async fn security_reschedule_and_delete_follow_the_rule() {
     let World {
         s: _server,
         mut c,
@@ -431,7 +431,7 @@ async fn reschedule_and_delete_follow_the_rule() {
 }
 
 #[tokio::test]
-async fn runs_of_a_job_that_is_gone_can_still_be_finished_by_its_node() {
+async fn security_runs_of_a_job_that_is_gone_can_still_be_finished_by_its_node() {
     let World {
         s,
         mut c,

@@ -87,7 +87,7 @@ async fn admin_is_bootstrapped_and_static_tokens_authenticate() {
 }
 
 #[tokio::test]
-async fn bad_credentials_get_invalid_token() {
+async fn security_bad_credentials_get_invalid_token() {
     let s = Orchestrator::start(&[]).await;
     let c = s.client().await;
     for creds in [
@@ -390,7 +390,7 @@ async fn global_config_roundtrip_and_roles() {
 }
 
 #[tokio::test]
-async fn kernel_access_by_role() {
+async fn security_kernel_access_by_role() {
     let s = Orchestrator::start(&[]).await;
     let c = s.client().await;
     let node = As::new(&c, &register_node(&s, "n1").await);
@@ -433,7 +433,7 @@ async fn kernel_access_by_role() {
 }
 
 #[tokio::test]
-async fn node_roles_cannot_administer() {
+async fn security_node_roles_cannot_administer() {
     let s = Orchestrator::start(&[]).await;
     let c = s.client().await;
     let node = As::new(&c, &register_node(&s, "n1").await);
@@ -530,7 +530,7 @@ async fn health_and_reflection_work_without_credentials() {
 }
 
 #[tokio::test]
-async fn hostile_input_is_refused_without_crashing() {
+async fn security_hostile_input_is_refused_without_crashing() {
     let mut s = Orchestrator::start(&[]).await;
     let admin = As::new(&s.client().await, &Creds::admin());
     let big = "x".repeat(1024 * 1024);
@@ -608,7 +608,7 @@ async fn hostile_input_is_refused_without_crashing() {
 }
 
 #[tokio::test]
-async fn tokens_never_reach_the_log() {
+async fn security_tokens_never_reach_the_log() {
     let s = Orchestrator::start(&[]).await;
     let c = s.client().await;
     let alice = user(&s, "alice", UserRoles::User).await;
@@ -638,7 +638,7 @@ async fn tokens_never_reach_the_log() {
 }
 
 #[tokio::test]
-async fn role_table_for_every_non_admin_role() {
+async fn security_role_table_for_every_non_admin_role() {
     let s = Orchestrator::start(&[]).await;
     let c = s.client().await;
     register_node(&s, "victim-node").await;

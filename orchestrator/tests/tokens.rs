@@ -100,7 +100,7 @@ fn stdout(o: &Output) -> String {
 }
 
 #[tokio::test]
-async fn tokens_cannot_be_derived_from_what_a_user_can_read() {
+async fn security_tokens_cannot_be_derived_from_what_a_user_can_read() {
     let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let mallory = user(&s, "mallory", UserRoles::User).await;
@@ -148,7 +148,7 @@ async fn tokens_cannot_be_derived_from_what_a_user_can_read() {
 }
 
 #[tokio::test]
-async fn no_reply_carries_a_stored_token() {
+async fn security_no_reply_carries_a_stored_token() {
     let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let alice = user(&s, "alice", UserRoles::User).await;
@@ -194,7 +194,7 @@ async fn no_reply_carries_a_stored_token() {
 }
 
 #[tokio::test]
-async fn new_tokens_are_stored_hashed_or_plain_as_configured() {
+async fn security_new_tokens_are_stored_hashed_or_plain_as_configured() {
     let mut s = Orchestrator::start(&[]).await;
     let alice = user(&s, "alice", UserRoles::User).await;
     s.stop();
@@ -228,7 +228,7 @@ async fn new_tokens_are_stored_hashed_or_plain_as_configured() {
 }
 
 #[tokio::test]
-async fn tokens_stored_by_the_original_still_work_are_reported_and_rotate() {
+async fn security_tokens_stored_by_the_original_still_work_are_reported_and_rotate() {
     let dir = Orchestrator::prepared_dir();
     let legacy = legacy_users();
     seed_embedded(&dir.path().join("data"), &legacy).await;
@@ -317,7 +317,7 @@ async fn tokens_stored_by_the_original_still_work_are_reported_and_rotate() {
 }
 
 #[tokio::test]
-async fn mongodb_tokens_of_the_original_work_and_rotate_while_serving() {
+async fn security_mongodb_tokens_of_the_original_work_and_rotate_while_serving() {
     let Some(db) = TestMongo::fresh("tok") else {
         return;
     };
@@ -363,7 +363,7 @@ async fn mongodb_tokens_of_the_original_work_and_rotate_while_serving() {
 }
 
 #[tokio::test]
-async fn re_registering_a_node_keeps_its_existing_token_and_the_new_one_works() {
+async fn security_re_registering_a_node_keeps_its_existing_token_and_the_new_one_works() {
     let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     // A NODE identity made first as a user (as the testbed's init does), then its node.
@@ -421,7 +421,7 @@ async fn re_registering_a_node_keeps_its_existing_token_and_the_new_one_works() 
 }
 
 #[tokio::test]
-async fn failed_authentication_logs_a_bounded_userid() {
+async fn security_failed_authentication_logs_a_bounded_userid() {
     let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let long = format!("mallory{}", "A".repeat(8 * 1024 - 16));

@@ -51,7 +51,7 @@ pub fn openssl_available() -> bool {
     ok
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
+pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .current_dir(dir)
         .args(args)

@@ -161,6 +161,23 @@ pub struct Orchestrator {
     child: Option<Child>,
 }
 
+/// Where a launch is: attempts made, and the current one's log start and deadline.
+struct Attempt {
+    count: usize,
+    log_offset: usize,
+    deadline: Instant,
+}
+
+impl Default for Attempt {
+    fn default() -> Self {
+        Attempt {
+            count: 0,
+            log_offset: 0,
+            deadline: Instant::now(),
+        }
+    }
+}
+
 /// What one look at a starting process found.
 enum Launch {
     Ready,
@@ -309,41 +326,42 @@ impl Orchestrator {
     const READY_WITHIN: Duration = Duration::from_secs(30);
     const POLL: Duration = Duration::from_millis(20);
 
+    /// One step of a launch: spawns when nothing runs yet, then looks at it. `true` while
+    /// the caller should wait [`Self::POLL`] and step again; panics once the attempts are used.
+    fn launch_step(&mut self, at: &mut Attempt) -> bool {
+        if self.child.is_none() {
+            if at.count == Self::ATTEMPTS {
+                self.give_up()
+            }
+            at.count += 1;
+            at.log_offset = self.log_len();
+            at.deadline = Instant::now() + Self::READY_WITHIN;
+            self.spawn();
+        }
+        match self.look(at.log_offset) {
+            Launch::Ready => return false,
+            Launch::Waiting if Instant::now() < at.deadline => {}
+            // Exited (e.g. its port was taken in between) or too slow: next attempt.
+            Launch::Waiting | Launch::Exited => self.stop(),
+        }
+        true
+    }
+
     /// (Re)launches the process on a fresh free port; a port taken in between by someone else
     /// costs one more attempt.
     pub async fn launch(&mut self) {
-        for _attempt in 0..Self::ATTEMPTS {
-            let offset = self.log_len();
-            self.spawn();
-            let deadline = Instant::now() + Self::READY_WITHIN;
-            while Instant::now() < deadline {
-                match self.look(offset) {
-                    Launch::Ready => return,
-                    Launch::Exited => break,
-                    Launch::Waiting => tokio::time::sleep(Self::POLL).await,
-                }
-            }
-            self.stop();
+        let mut at = Attempt::default();
+        while self.launch_step(&mut at) {
+            tokio::time::sleep(Self::POLL).await;
         }
-        self.give_up()
     }
 
     /// [`Orchestrator::launch`] for synchronous tests.
     pub fn launch_blocking(&mut self) {
-        for _attempt in 0..Self::ATTEMPTS {
-            let offset = self.log_len();
-            self.spawn();
-            let deadline = Instant::now() + Self::READY_WITHIN;
-            while Instant::now() < deadline {
-                match self.look(offset) {
-                    Launch::Ready => return,
-                    Launch::Exited => break,
-                    Launch::Waiting => std::thread::sleep(Self::POLL),
-                }
-            }
-            self.stop();
+        let mut at = Attempt::default();
+        while self.launch_step(&mut at) {
+            std::thread::sleep(Self::POLL);
         }
-        self.give_up()
     }
 
     pub fn stop(&mut self) {

@@ -18,11 +18,12 @@ use leotest_client::{ClientConfig, Credentials, LeotestClient};
 use leotest_test_support::Orchestrator;
 
 pub fn docker(args: &[&str]) -> (bool, String) {
-    match Command::new("docker")
-        .args(args)
-        .stderr(Stdio::piped())
-        .output()
-    {
+    outcome(Command::new("docker").args(args).stderr(Stdio::piped()))
+}
+
+/// Runs `cmd` to its end: whether it succeeded, and its stdout then stderr.
+pub fn outcome(cmd: &mut Command) -> (bool, String) {
+    match cmd.output() {
         Ok(o) => (
             o.status.success(),
             format!(
