@@ -30,10 +30,18 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// Blocks until something accepts TCP connections on `127.0.0.1:port` (30 s at most).
-pub fn wait_port(port: u16) {
+/// Waits until `child` accepts TCP connections on `127.0.0.1:port`: `false` as soon as it has
+/// exited instead (e.g. the port was taken between [`free_port`] and its bind), so that the
+/// caller can retry on another port; panics after 30 s.
+pub fn wait_listening(child: &mut std::process::Child, port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
         assert!(Instant::now() < deadline, "port {port} never opened");
         std::thread::sleep(Duration::from_millis(50));
     }

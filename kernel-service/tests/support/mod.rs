@@ -54,7 +54,7 @@ pub fn docker_available() -> bool {
     panic!("docker engine unavailable; set LEOTEST_SKIP_DOCKER_TESTS=1 to skip these tests");
 }
 
-pub use leotest_test_support::{free_port, wait_port};
+pub use leotest_test_support::{free_port, wait_listening};
 
 /// The kernel-service binary under test: this build's, or `LEOTEST_KERNEL_BIN` (e.g. an older
 /// build, to check that a test fails without the fix it covers).
@@ -270,24 +270,30 @@ impl Env {
 
     /// The kernel-service binary on the host, as the admin node, for this network.
     pub fn start_kernel_with(&mut self, orch_port: u16, opts: KernelOpts) -> Kernel {
-        let (port, metrics_port) = (free_port(), free_port());
         let cert = self.gen_cert();
-        let child = Command::new(kernel_bin())
-            .args(["--nodeid", "admin", "--grpc-hostname", "localhost"])
-            .args(["--grpc-port", &orch_port.to_string()])
-            .args(["--leotest-net", &self.network])
-            .args(["--listen", &format!("0.0.0.0:{port}")])
-            .args(["--decision-deadline", opts.deadline.unwrap_or("3s")])
-            .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
-            .args(&opts.extra)
-            .arg("--ca-cert")
-            .arg(&cert)
-            .env("LEOTEST_ACCESS_TOKEN", &self.admin_token)
-            .spawn()
-            .unwrap();
-        self.children.push(child);
-        wait_port(port);
-        Kernel { port, metrics_port }
+        // A port taken by a parallel test between free_port and the bind costs one attempt.
+        for _attempt in 0..5 {
+            let (port, metrics_port) = (free_port(), free_port());
+            let mut child = Command::new(kernel_bin())
+                .args(["--nodeid", "admin", "--grpc-hostname", "localhost"])
+                .args(["--grpc-port", &orch_port.to_string()])
+                .args(["--leotest-net", &self.network])
+                .args(["--listen", &format!("0.0.0.0:{port}")])
+                .args(["--decision-deadline", opts.deadline.unwrap_or("3s")])
+                .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+                .args(&opts.extra)
+                .arg("--ca-cert")
+                .arg(&cert)
+                .env("LEOTEST_ACCESS_TOKEN", &self.admin_token)
+                .spawn()
+                .unwrap();
+            let up = wait_listening(&mut child, port);
+            self.children.push(child);
+            if up {
+                return Kernel { port, metrics_port };
+            }
+        }
+        panic!("the kernel service did not start (see its output above)");
     }
 
     pub fn start_kernel(&mut self, orch_port: u16, deadline: &'static str) -> u16 {
