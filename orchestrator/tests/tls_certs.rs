@@ -10,7 +10,7 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use leotest_proto::unary::MessageGetUser;
 use leotest_proto::LeotestOrchestratorClient;
-use leotest_test_support::certs::{openssl, openssl_available};
+use leotest_test_support::certs::{openssl, openssl_available, sign_v1};
 use leotest_test_support::{free_port, orchestrator_bin, req, Creds, Orchestrator};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -42,22 +42,11 @@ fn original_style_pair(dir: &Path, pkcs1: bool) {
             "/CN=localhost",
         ],
     );
-    openssl(
+    sign_v1(
         dir,
-        &[
-            "x509",
-            "-req",
-            "-days",
-            "365",
-            "-in",
-            "certs/server.csr",
-            "-signkey",
-            "certs/server.key",
-            "-set_serial",
-            "01",
-            "-out",
-            "certs/server.crt",
-        ],
+        "certs/server.csr",
+        "certs/server.key",
+        "certs/server.crt",
     );
     let key = std::fs::read_to_string(dir.join("certs/server.key")).expect("key");
     let want = if pkcs1 {

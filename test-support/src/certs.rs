@@ -64,6 +64,28 @@ pub fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl x509 -req -signkey` as the original's `certs/generate_certs.sh` runs it: the
+/// request `csr` self-signed with `key` into `crt`, no extensions (so X.509 v1).
+pub fn sign_v1(dir: &Path, csr: &str, key: &str, crt: &str) {
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "365",
+            "-in",
+            csr,
+            "-signkey",
+            key,
+            "-set_serial",
+            "01",
+            "-out",
+            crt,
+        ],
+    );
+}
+
 /// Makes a certificate of `style` (RSA `bits` where the recipe uses RSA) in `dir/name.*`.
 pub fn make(dir: &Path, name: &str, style: Style, bits: u32) -> Pair {
     std::fs::create_dir_all(dir).expect("mkdir");
@@ -88,23 +110,7 @@ pub fn make(dir: &Path, name: &str, style: Style, bits: u32) -> Pair {
                     "/C=GB/ST=Surrey/O=UoS/CN=localhost",
                 ],
             );
-            openssl(
-                dir,
-                &[
-                    "x509",
-                    "-req",
-                    "-days",
-                    "365",
-                    "-in",
-                    &csr,
-                    "-signkey",
-                    &key,
-                    "-set_serial",
-                    "01",
-                    "-out",
-                    &crt,
-                ],
-            );
+            sign_v1(dir, &csr, &key, &crt);
             openssl(dir, &["rsa", "-in", &key, "-out", &key]);
         }
         Style::OneLinerCa => openssl(
