@@ -3,7 +3,7 @@
 
 use leotest_proto::unary::*;
 use leotest_test_support::mongo::TestMongo;
-use leotest_test_support::{req, token_from_message, Creds, Orchestrator};
+use leotest_test_support::{calls, req, Creds, Orchestrator};
 
 fn atq(id: &str, start: &str, end: &str) -> MessageScheduleJob {
     MessageScheduleJob {
@@ -264,48 +264,6 @@ async fn invalid_dates_crontabs_and_triggers_fail_with_a_message() {
 const OK: i32 = ResponseState::Success as i32;
 const FAILED: i32 = ResponseState::Failed as i32;
 
-async fn register_user(s: &Orchestrator, id: &str) -> Creds {
-    let r = s
-        .client()
-        .await
-        .register_user(req(
-            MessageRegisterUser {
-                id: id.into(),
-                name: id.into(),
-                role: UserRoles::User as i32,
-                team: "t".into(),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("register_user")
-        .into_inner();
-    assert_eq!(r.state, OK, "{}", r.message);
-    Creds::token(id, &token_from_message(&r.message))
-}
-
-async fn register_node(s: &Orchestrator, id: &str) -> Creds {
-    let r = s
-        .client()
-        .await
-        .register_node(req(
-            MessageRegisterNode {
-                node: Some(Node {
-                    nodeid: id.into(),
-                    name: id.into(),
-                    description: "d".into(),
-                    ..Default::default()
-                }),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("register_node")
-        .into_inner();
-    assert_eq!(r.state, OK, "{}", r.message);
-    Creds::token(id, &token_from_message(&r.message))
-}
-
 fn job_req(
     id: &str,
     node: &str,
@@ -351,9 +309,9 @@ fn scheduled() -> (i32, String) {
 
 async fn scenario(s: &Orchestrator) {
     let admin = Creds::admin();
-    let alice = register_user(s, "alice").await;
-    let bob = register_user(s, "bob").await;
-    let node = register_node(s, "n1").await;
+    let alice = calls::user(s, "alice", UserRoles::User).await;
+    let bob = calls::user(s, "bob", UserRoles::User).await;
+    let node = calls::node(s, "n1").await;
     let mut c = s.client().await;
     let (d0, d1) = ("2030-01-15 10:00:00", "2030-01-15 14:00:00");
 
