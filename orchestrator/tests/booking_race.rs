@@ -9,7 +9,7 @@ use std::time::Instant;
 use leotest_proto::unary::*;
 use leotest_proto::LeotestOrchestratorClient;
 use leotest_test_support::mongo::TestMongo;
-use leotest_test_support::{req, Creds, Orchestrator};
+use leotest_test_support::{As, Creds, Orchestrator};
 use tonic::transport::Channel;
 
 const REPS: usize = 20;
@@ -47,21 +47,16 @@ async fn clients(servers: &[&Orchestrator]) -> Vec<LeotestOrchestratorClient<Cha
 }
 
 async fn register_node(c: &mut LeotestOrchestratorClient<Channel>, nodeid: &str) {
-    let r = c
-        .register_node(req(
-            MessageRegisterNode {
-                node: Some(Node {
-                    nodeid: nodeid.into(),
-                    name: format!("{nodeid}-name"),
-                    description: "roof".into(),
-                    ..Default::default()
-                }),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("register_node")
-        .into_inner();
+    let r = As::new(&c, &Creds::admin())
+        .register_node(MessageRegisterNode {
+            node: Some(Node {
+                nodeid: nodeid.into(),
+                name: format!("{nodeid}-name"),
+                description: "roof".into(),
+                ..Default::default()
+            }),
+        })
+        .await;
     assert!(ok(r.state), "register_node {nodeid}: {}", r.message);
 }
 
@@ -69,7 +64,7 @@ async fn register_node(c: &mut LeotestOrchestratorClient<Channel>, nodeid: &str)
 /// servers; returns how many were accepted.
 async fn schedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &str) -> usize {
     let calls = (0..BURST).map(|i| {
-        let mut c = cs[i % cs.len()].clone();
+        let c = cs[i % cs.len()].clone();
         let msg = atq(
             &format!("{nodeid}-j{i}"),
             nodeid,
@@ -77,12 +72,7 @@ async fn schedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &str)
             "2030-01-01 00:10:00",
             600,
         );
-        tokio::spawn(async move {
-            c.schedule_job(req(msg, &Creds::admin()))
-                .await
-                .expect("schedule_job")
-                .into_inner()
-        })
+        tokio::spawn(async move { As::new(&c, &Creds::admin()).schedule_job(msg).await })
     });
     let replies = futures::future::join_all(calls).await;
     let mut accepted = 0;
@@ -107,14 +97,10 @@ async fn schedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &str)
 async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &str) -> usize {
     let mut c = cs[0].clone();
     let put = |msg: MessageScheduleJob| {
-        let mut c = c.clone();
+        let c = c.clone();
         async move {
             let id = msg.id.clone();
-            let r = c
-                .schedule_job(req(msg, &Creds::admin()))
-                .await
-                .expect("schedule_job")
-                .into_inner();
+            let r = As::new(&c, &Creds::admin()).schedule_job(msg).await;
             assert!(ok(r.state), "setup job {id}: {}", r.message);
         }
     };
@@ -151,17 +137,16 @@ async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &st
     });
     futures::future::join_all(parked).await;
     let calls = (0..BURST).map(|i| {
-        let mut c = cs[i % cs.len()].clone();
+        let c = cs[i % cs.len()].clone();
         let msg = MessageRescheduleJob {
             jobid: format!("{nodeid}-p{i}"),
             starttime: "2030-01-01 00:00:00".into(),
             endtime: "2030-01-01 01:00:00".into(),
         };
         tokio::spawn(async move {
-            c.reschedule_job_nearest(req(msg, &Creds::admin()))
+            As::new(&c, &Creds::admin())
+                .reschedule_job_nearest(msg)
                 .await
-                .expect("reschedule_job_nearest")
-                .into_inner()
         })
     });
     let mut accepted = 0;
@@ -179,16 +164,11 @@ async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &st
         }
     }
     c = cs[0].clone();
-    let jobs = c
-        .get_jobs_by_nodeid(req(
-            MessageGetJobsByNodeid {
-                nodeid: nodeid.into(),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("get_jobs_by_nodeid")
-        .into_inner();
+    let jobs = As::new(&c, &Creds::admin())
+        .get_jobs_by_nodeid(MessageGetJobsByNodeid {
+            nodeid: nodeid.into(),
+        })
+        .await;
     let in_window = jobs
         .jobs
         .iter()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use leotest_proto::unary::*;
 use leotest_proto::LeotestOrchestratorClient;
 use leotest_test_support::mongo::TestMongo;
-use leotest_test_support::{orchestrator_bin, req, Creds, Orchestrator};
+use leotest_test_support::{orchestrator_bin, req, As, Creds, Orchestrator};
 use tonic::transport::Channel;
 
 fn ok(state: i32) -> bool {
@@ -77,19 +77,14 @@ async fn register_user(
     name: &str,
     role: UserRoles,
 ) -> Option<Creds> {
-    let r = c
-        .register_user(req(
-            MessageRegisterUser {
-                id: id.into(),
-                name: name.into(),
-                role: role as i32,
-                team: "t".into(),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("register_user")
-        .into_inner();
+    let r = As::new(&c, &Creds::admin())
+        .register_user(MessageRegisterUser {
+            id: id.into(),
+            name: name.into(),
+            role: role as i32,
+            team: "t".into(),
+        })
+        .await;
     ok(r.state).then(|| {
         let token = r
             .message
@@ -160,11 +155,11 @@ async fn mongo_replicas_start_race_register_and_revoke_safely() {
     // The same run reported to both replicas at once: one document.
     for i in 0..10 {
         let runid = format!("run{i}");
-        let report = |mut c: LeotestOrchestratorClient<Channel>, status: &'static str| {
+        let report = |c: LeotestOrchestratorClient<Channel>, status: &'static str| {
             let runid = runid.clone();
             async move {
-                c.update_run(req(
-                    MessageUpdateRun {
+                As::new(&c, &Creds::admin())
+                    .update_run(MessageUpdateRun {
                         run: Some(RunInstance {
                             runid,
                             jobid: "j".into(),
@@ -176,12 +171,8 @@ async fn mongo_replicas_start_race_register_and_revoke_safely() {
                             status: status.into(),
                             ..Default::default()
                         }),
-                    },
-                    &Creds::admin(),
-                ))
-                .await
-                .expect("update_run")
-                .into_inner()
+                    })
+                    .await
             }
         };
         let (x, y) = tokio::join!(report(ca.clone(), "a"), report(cb.clone(), "b"));
@@ -209,16 +200,11 @@ async fn mongo_replicas_start_race_register_and_revoke_safely() {
     for _ in 0..20 {
         assert!(authenticates(&mut cb, &alice).await, "warm B's cache");
     }
-    let r = ca
-        .delete_user(req(
-            MessageDeleteUser {
-                userid: "alice".into(),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("delete_user")
-        .into_inner();
+    let r = As::new(&ca, &Creds::admin())
+        .delete_user(MessageDeleteUser {
+            userid: "alice".into(),
+        })
+        .await;
     assert!(ok(r.state), "{}", r.message);
     let gone = time_until(|| {
         let (mut c, creds) = (cb.clone(), alice.clone());
@@ -274,19 +260,14 @@ async fn mongo_replicas_start_race_register_and_revoke_safely() {
         promoted < Duration::from_secs(1),
         "admin role on B after {promoted:?}"
     );
-    let r = ca
-        .modify_user(req(
-            MessageModifyUser {
-                id: "boss".into(),
-                name: "Boss".into(),
-                role: UserRoles::User as i32,
-                team: "t".into(),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("modify_user")
-        .into_inner();
+    let r = As::new(&ca, &Creds::admin())
+        .modify_user(MessageModifyUser {
+            id: "boss".into(),
+            name: "Boss".into(),
+            role: UserRoles::User as i32,
+            team: "t".into(),
+        })
+        .await;
     assert!(ok(r.state), "{}", r.message);
     let mut m = 100;
     let demoted = time_until(|| {

@@ -20,7 +20,7 @@ use leotest_proto::unary::{
     MessageTimeRange, ResponseState,
 };
 use leotest_test_support::mongo::TestMongo;
-use leotest_test_support::{req, Creds, Orchestrator};
+use leotest_test_support::{As, Creds, Orchestrator};
 
 const JOBS: usize = 10_000;
 const NODES: usize = 100;
@@ -115,57 +115,42 @@ fn runids(runs: &[leotest_proto::unary::RunInstance]) -> Vec<String> {
 /// The checks over TLS; returns a timing summary.
 async fn check(s: &Orchestrator, runs: usize) -> String {
     let admin = Creds::admin();
-    let mut c = s.client().await;
+    let c = s.client().await;
     let t = Instant::now();
 
     // get_runs by jobid: newest first, limited.
     let jobno = 123 % JOBS;
     let per_job: Vec<usize> = (0..runs).rev().filter(|r| r % JOBS == jobno).collect();
-    let got = c
-        .get_runs(req(
-            MessageGetRuns {
-                jobid: Some(format!("job-{jobno:05}")),
-                limit: Some(10),
-                ..Default::default()
-            },
-            &admin,
-        ))
+    let got = As::new(&c, &admin)
+        .get_runs(MessageGetRuns {
+            jobid: Some(format!("job-{jobno:05}")),
+            limit: Some(10),
+            ..Default::default()
+        })
         .await
-        .expect("get_runs by jobid")
-        .into_inner()
         .runs;
     let want: Vec<String> = per_job.iter().take(10).map(|r| run(*r).runid).collect();
     assert_eq!(runids(&got), want, "newest 10 runs of the job");
     assert!(got
         .iter()
         .all(|r| r.jobid == format!("job-{jobno:05}") && r.status == "complete"));
-    let all = c
-        .get_runs(req(
-            MessageGetRuns {
-                jobid: Some(format!("job-{jobno:05}")),
-                ..Default::default()
-            },
-            &admin,
-        ))
+    let all = As::new(&c, &admin)
+        .get_runs(MessageGetRuns {
+            jobid: Some(format!("job-{jobno:05}")),
+            ..Default::default()
+        })
         .await
-        .expect("get_runs by jobid, no limit")
-        .into_inner()
         .runs;
     assert_eq!(all.len(), per_job.len());
 
     // By nodeid, limited.
-    let got = c
-        .get_runs(req(
-            MessageGetRuns {
-                nodeid: Some(nodeid(NODE)),
-                limit: Some(50),
-                ..Default::default()
-            },
-            &admin,
-        ))
+    let got = As::new(&c, &admin)
+        .get_runs(MessageGetRuns {
+            nodeid: Some(nodeid(NODE)),
+            limit: Some(50),
+            ..Default::default()
+        })
         .await
-        .expect("get_runs by nodeid")
-        .into_inner()
         .runs;
     let want: Vec<String> = (0..runs)
         .rev()
@@ -178,20 +163,15 @@ async fn check(s: &Orchestrator, runs: usize) -> String {
     // By time range (both bounds inclusive): the 100 runs starting in it, newest first.
     let mid = runs / 2;
     let fmt = |r: usize| run(r).start_time.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let got = c
-        .get_runs(req(
-            MessageGetRuns {
-                time_range: Some(MessageTimeRange {
-                    start: fmt(mid),
-                    end: fmt((mid + 99).min(runs - 1)),
-                }),
-                ..Default::default()
-            },
-            &admin,
-        ))
+    let got = As::new(&c, &admin)
+        .get_runs(MessageGetRuns {
+            time_range: Some(MessageTimeRange {
+                start: fmt(mid),
+                end: fmt((mid + 99).min(runs - 1)),
+            }),
+            ..Default::default()
+        })
         .await
-        .expect("get_runs by time range")
-        .into_inner()
         .runs;
     let want: Vec<String> = (mid..(mid + 100).min(runs))
         .rev()
@@ -202,18 +182,13 @@ async fn check(s: &Orchestrator, runs: usize) -> String {
 
     // get_scheduled_runs of the busy node: 100 jobs x 24 hourly runs.
     let t = Instant::now();
-    let sched = c
-        .get_scheduled_runs(req(
-            MessageGetScheduledRuns {
-                nodeid: nodeid(NODE),
-                start: "2030-01-15 00:00:00".into(),
-                end: "2030-01-15 23:59:59".into(),
-            },
-            &admin,
-        ))
-        .await
-        .expect("get_scheduled_runs")
-        .into_inner();
+    let sched = As::new(&c, &admin)
+        .get_scheduled_runs(MessageGetScheduledRuns {
+            nodeid: nodeid(NODE),
+            start: "2030-01-15 00:00:00".into(),
+            end: "2030-01-15 23:59:59".into(),
+        })
+        .await;
     assert_eq!(
         sched.state,
         ResponseState::Success as i32,
@@ -238,11 +213,9 @@ async fn check(s: &Orchestrator, runs: usize) -> String {
         overhead: true,
         ..Default::default()
     };
-    let r = c
-        .schedule_job(req(atq("scale-clash", "2030-01-15 10:00:10"), &admin))
-        .await
-        .expect("schedule_job")
-        .into_inner();
+    let r = As::new(&c, &admin)
+        .schedule_job(atq("scale-clash", "2030-01-15 10:00:10"))
+        .await;
     assert_eq!(r.state, ResponseState::Failed as i32, "{}", r.message);
     let clashing = format!("jobid=job-{:05},", NODES + NODE);
     assert!(
@@ -250,11 +223,9 @@ async fn check(s: &Orchestrator, runs: usize) -> String {
         "{}",
         r.message
     );
-    let r = c
-        .schedule_job(req(atq("scale-free", "2030-01-17 10:00:10"), &admin))
-        .await
-        .expect("schedule_job")
-        .into_inner();
+    let r = As::new(&c, &admin)
+        .schedule_job(atq("scale-free", "2030-01-17 10:00:10"))
+        .await;
     assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
     let schedule_ms = t.elapsed().as_secs_f64() * 1e3;
 

@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use leotest_proto::unary::MessageGetUser;
 use leotest_proto::LeotestOrchestratorClient;
 use leotest_test_support::certs::{openssl, openssl_available, sign_v1};
-use leotest_test_support::{free_port, orchestrator_bin, req, Creds, Orchestrator};
+use leotest_test_support::{free_port, orchestrator_bin, req, As, Creds, Orchestrator};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls13_signature_with_raw_key, CryptoProvider};
@@ -199,17 +199,12 @@ async fn serves_original_style_cert(pkcs1: bool) {
     assert!(transcript.contains("4096 bit"), "{transcript}");
 
     // And real gRPC over it, authenticated like the original client.
-    let mut c = pinned_client(s.port, &s.cert_path()).await;
-    let r = c
-        .get_user(req(
-            MessageGetUser {
-                userid: "admin".into(),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("gRPC over the original-style certificate")
-        .into_inner();
+    let c = pinned_client(s.port, &s.cert_path()).await;
+    let r = As::new(&c, &Creds::admin())
+        .get_user(MessageGetUser {
+            userid: "admin".into(),
+        })
+        .await;
     assert!(r.exists);
     assert_eq!(r.name, "LEOScope Admin");
 }

@@ -11,7 +11,7 @@ use leotest_orchestrator::store::{Role, Store, User};
 use leotest_proto::unary::*;
 use leotest_test_support::calls::*;
 use leotest_test_support::mongo::TestMongo;
-use leotest_test_support::{orchestrator_bin, req, token_from_message, Creds, Orchestrator};
+use leotest_test_support::{orchestrator_bin, req, token_from_message, As, Creds, Orchestrator};
 use sha2::{Digest, Sha256};
 use tonic::Code;
 
@@ -382,28 +382,18 @@ async fn security_re_registering_a_node_keeps_its_existing_token_and_the_new_one
     );
 
     for who in [&old, &new] {
-        let hb = c
-            .report_heartbeat(req(
-                MessageHeartbeat {
-                    nodeid: "n1".into(),
-                },
-                who,
-            ))
-            .await
-            .expect("heartbeat")
-            .into_inner();
+        let hb = As::new(&c, who)
+            .report_heartbeat(MessageHeartbeat {
+                nodeid: "n1".into(),
+            })
+            .await;
         assert!(hb.received);
-        let sc = c
-            .set_scavenger_status(req(
-                MessageSetScavengerStatus {
-                    nodeid: "n1".into(),
-                    scavenger_mode_active: false,
-                },
-                who,
-            ))
-            .await
-            .expect("scavenger")
-            .into_inner();
+        let sc = As::new(&c, who)
+            .set_scavenger_status(MessageSetScavengerStatus {
+                nodeid: "n1".into(),
+                scavenger_mode_active: false,
+            })
+            .await;
         assert_eq!(sc.state, OK, "{}", sc.message);
         let ur = update_run(&mut c, who, run("r-self", "gone-job", "n1", "x")).await;
         assert_eq!(ur.state, OK, "{}", ur.message);

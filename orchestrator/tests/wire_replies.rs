@@ -6,7 +6,7 @@
 
 use leotest_proto::unary::*;
 use leotest_test_support::calls::*;
-use leotest_test_support::{req, Creds, Orchestrator};
+use leotest_test_support::{req, As, Creds, Orchestrator};
 use prost::Message;
 
 /// Expected encodings, written field by field so a row reads like the original's dict.
@@ -610,11 +610,7 @@ async fn scavenger_status_reads_as_the_original_node_agent_expects() {
             .await
             .expect("set");
         }
-        let r = c
-            .get_scavenger_status(req(get(nodeid), &n1))
-            .await
-            .expect("get")
-            .into_inner();
+        let r = As::new(&c, &n1).get_scavenger_status(get(nodeid)).await;
         assert_eq!(
             (r.found, r.scavenger_mode_active),
             (on, on),
@@ -659,18 +655,13 @@ async fn free_text_takes_anything_up_to_the_message_limit_ids_stay_bounded() {
     }
     // Other free text: a node's description, a run's status message, a user's name.
     let big = "x".repeat(1024 * 1024);
-    let r = c
-        .update_node(req(
-            MessageUpdateNode {
-                nodeid: "n1".into(),
-                description: Some(big.clone()),
-                ..Default::default()
-            },
-            &n1,
-        ))
-        .await
-        .expect("update_node")
-        .into_inner();
+    let r = As::new(&c, &n1)
+        .update_node(MessageUpdateNode {
+            nodeid: "n1".into(),
+            description: Some(big.clone()),
+            ..Default::default()
+        })
+        .await;
     assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
     let mut r1 = run("r1", "j1m", "n1", "alice");
     r1.status_message = big.clone();
