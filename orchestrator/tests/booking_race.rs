@@ -47,7 +47,7 @@ async fn clients(servers: &[&Orchestrator]) -> Vec<LeotestOrchestratorClient<Cha
 }
 
 async fn register_node(c: &mut LeotestOrchestratorClient<Channel>, nodeid: &str) {
-    let r = As::new(&c, &Creds::admin())
+    let r = As::new(c, &Creds::admin())
         .register_node(MessageRegisterNode {
             node: Some(Node {
                 nodeid: nodeid.into(),

@@ -31,7 +31,7 @@ async fn schedule(
     c: &mut leotest_proto::LeotestOrchestratorClient<tonic::transport::Channel>,
     msg: MessageScheduleJob,
 ) -> MessageScheduleJobResponse {
-    As::new(&c, &Creds::admin()).schedule_job(msg).await
+    As::new(c, &Creds::admin()).schedule_job(msg).await
 }
 
 #[tokio::test]

@@ -77,7 +77,7 @@ async fn register_user(
     name: &str,
     role: UserRoles,
 ) -> Option<Creds> {
-    let r = As::new(&c, &Creds::admin())
+    let r = As::new(c, &Creds::admin())
         .register_user(MessageRegisterUser {
             id: id.into(),
             name: name.into(),
