@@ -635,6 +635,6 @@ async fn jobs_runs_tasks_on_mongodb() {
     let Some(db) = TestMongo::fresh("jobs") else {
         return;
     };
-    let s = Orchestrator::start(&db.server_args()).await;
+    let s = Orchestrator::builder().store(&db).start().await;
     scenario(&s).await;
 }

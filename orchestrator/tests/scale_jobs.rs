@@ -261,7 +261,7 @@ async fn scale_mongo() {
         return;
     };
     let runs = runs_total();
-    let s = Orchestrator::start(&db.server_args()).await;
+    let s = Orchestrator::builder().store(&db).start().await;
     let store: Arc<dyn Store> = Arc::new(
         MongoStore::connect(&db.uri, &db.name)
             .await

@@ -14,7 +14,7 @@ async fn mongo_backend_serves_users_nodes_and_survives_restart() {
     let Some(db) = TestMongo::fresh("it") else {
         return;
     };
-    let mut s = Orchestrator::start(&db.server_args()).await;
+    let mut s = Orchestrator::builder().store(&db).start().await;
     assert!(s.log().contains("store=Mongo"), "{}", s.log());
     let admin = Creds::admin();
     let c = s.client().await;

@@ -334,7 +334,7 @@ async fn security_mongodb_tokens_of_the_original_work_and_rotate_while_serving()
         })
         .await
         .expect("seed");
-    let s = Orchestrator::start(&db.server_args()).await;
+    let s = Orchestrator::builder().store(&db).start().await;
     let mut c = s.client().await;
     let old = Creds::token("old-user", &token);
     assert!(works(&mut c, &old).await);
