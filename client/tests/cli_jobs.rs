@@ -14,7 +14,7 @@ fn jobs_on(o: &Orchestrator, node: &str) -> (i32, usize) {
 
 #[test]
 fn original_cli_test_job_sequence() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     // The original read ./experiment-config.yaml by default.
     std::fs::write(
         o.cwd().join("experiment-config.yaml"),
@@ -101,7 +101,7 @@ fn original_cli_test_job_sequence() {
 
 #[test]
 fn jobs_of_the_calling_user_and_reschedule() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     o.leotest(&[
         "job",
         "--action=schedule",
@@ -141,7 +141,7 @@ fn jobs_of_the_calling_user_and_reschedule() {
 
 #[test]
 fn runs_can_be_listed() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let r = o.leotest(&["--json", "run", "--action=get", "--jobid=none"]);
     r.expect(0);
     assert_eq!(r.json()["runs"].as_array().map(Vec::len), Some(0));
@@ -163,7 +163,7 @@ fn runs_can_be_listed() {
 
 #[test]
 fn task_lifecycle() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     o.leotest(&[
         "task",
         "--action=schedule",

@@ -8,7 +8,7 @@ use support::*;
 #[test]
 fn original_cli_test_user_sequence() {
     // cli/cli-test.sh of the original, user part, with `leotest` in place of `python3 cli.py`.
-    let o = Orchestrator::start();
+    let o = orchestrator();
     for (id, name, role, team) in [
         ("user-id-1", "Admin", "admin", "Project Leapord - MSRI"),
         (
@@ -66,7 +66,7 @@ fn original_cli_test_user_sequence() {
 
 #[test]
 fn registering_an_existing_user_fails_with_exit_1() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let args = [
         "user",
         "--action=register",
@@ -85,7 +85,7 @@ fn registering_an_existing_user_fails_with_exit_1() {
 
 #[test]
 fn register_without_role_is_a_usage_error() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let r = o.leotest(&["user", "--action=register", "--id=x", "--name=X"]);
     r.expect(2);
     assert!(r.stderr.contains("--role"), "{r:?}");
@@ -93,7 +93,7 @@ fn register_without_role_is_a_usage_error() {
 
 #[test]
 fn wrong_token_exits_4_with_a_clear_message() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let r = o.leotest_as(
         "admin",
         "not-the-token",
@@ -141,7 +141,7 @@ fn missing_token_exits_4_without_contacting_the_server() {
 
 #[test]
 fn unreachable_server_exits_3() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let closed = free_port();
     let out = leotest_cmd(o.cwd())
         .env("LEOTEST_ACCESS_TOKEN", ADMIN_TOKEN)
@@ -184,7 +184,7 @@ fn unreachable_server_exits_3() {
 
 #[test]
 fn certificate_name_mismatch_is_refused() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let r = o.leotest(&[
         "--retries=0",
         "--tls-domain=other.example",
@@ -198,7 +198,7 @@ fn certificate_name_mismatch_is_refused() {
 
 #[test]
 fn missing_ca_certificate_is_reported() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let r = o.leotest(&["--ca-cert=nope.crt", "user", "--action=get", "--id=admin"]);
     r.expect(5);
     assert!(r.stderr.contains("nope.crt"), "{r:?}");
@@ -216,7 +216,7 @@ fn missing_ca_certificate_is_reported() {
 
 #[test]
 fn a_plain_user_is_refused_admin_actions() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let r = o.leotest(&[
         "--json",
         "user",
@@ -270,7 +270,7 @@ fn a_plain_user_is_refused_admin_actions() {
 
 #[test]
 fn node_lifecycle() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let r = o.leotest(&[
         "--json",
         "node",
@@ -348,14 +348,14 @@ fn node_lifecycle() {
 
 #[test]
 fn node_actions_that_name_a_node_require_nodeid() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     o.leotest(&["node", "--action=update"]).expect(2);
     o.leotest(&["node", "--action=scavenger-set"]).expect(2);
 }
 
 #[test]
 fn global_config_roundtrip() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let path = o.cwd().join("global_config.json");
     std::fs::write(
         &path,
@@ -381,7 +381,7 @@ fn global_config_roundtrip() {
 
 #[test]
 fn table_output_is_readable() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let r = o.leotest(&["user", "--action=get", "--id=admin"]);
     r.expect(0);
     let first = r.stdout.lines().next().unwrap_or_default();
@@ -400,7 +400,7 @@ fn table_output_is_readable() {
 #[test]
 fn silent_server_times_out_with_exit_3() {
     // Accepts TCP but never speaks TLS: the call must end at --timeout, not hang.
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let holder = std::thread::spawn(move || {

@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 
 use support::certs::{self, Style};
-use support::{Orchestrator, Run};
+use support::{orchestrator_with, Cli, Orchestrator, Run};
 
 /// A `leotest user get admin` trusting `trust`, with extra global options.
 fn get_admin(o: &Orchestrator, trust: &Path, extra: &[&str]) -> Run {
@@ -39,7 +39,7 @@ fn cli_over(style: Style, version: &str) {
     assert_eq!(certs::version_line(&pair.cert), version, "{style:?} recipe");
     let other = tempfile::tempdir().expect("tempdir");
     let impostor = certs::make(other.path(), "impostor", style, 2048);
-    let o = Orchestrator::start_with(dir, &pair.cert, &pair.key);
+    let o = orchestrator_with(dir, &pair.cert, &pair.key);
 
     let run = get_admin(&o, &pair.trust, &[]);
     run.expect(0);
@@ -83,7 +83,7 @@ fn ip_names_need_an_ip_san() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let v1 = certs::make(&dir.path().join("certs"), "server", Style::OriginalV1, 2048);
-    let o = Orchestrator::start_with(dir, &v1.cert, &v1.key);
+    let o = orchestrator_with(dir, &v1.cert, &v1.key);
     assert_refused(
         &get_admin(&o, &v1.trust, &["--tls-domain", "127.0.0.1"]),
         "an IP name against a CN-only certificate",
@@ -97,6 +97,6 @@ fn ip_names_need_an_ip_san() {
         Style::LeafWithSan,
         2048,
     );
-    let o = Orchestrator::start_with(dir, &leaf.cert, &leaf.key);
+    let o = orchestrator_with(dir, &leaf.cert, &leaf.key);
     get_admin(&o, &leaf.trust, &["--tls-domain", "127.0.0.1"]).expect(0);
 }

@@ -32,7 +32,7 @@ fn admin() -> Credentials {
 
 #[tokio::test]
 async fn kernel_access_and_typed_calls_work_over_tls() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let client = LeotestClient::connect(config(&o, o.port, admin()))
         .await
         .unwrap();
@@ -55,7 +55,7 @@ async fn kernel_access_and_typed_calls_work_over_tls() {
 
 #[tokio::test]
 async fn bad_credentials_are_unauthenticated_not_transient() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let creds = Credentials::Static {
         userid: "admin".into(),
         access_token: "wrong".into(),
@@ -70,7 +70,7 @@ async fn bad_credentials_are_unauthenticated_not_transient() {
 
 #[tokio::test]
 async fn closed_port_is_unavailable_and_transient() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let client = LeotestClient::connect(config(&o, free_port(), admin()))
         .await
         .unwrap();
@@ -81,7 +81,7 @@ async fn closed_port_is_unavailable_and_transient() {
 
 #[tokio::test]
 async fn connect_validates_its_inputs() {
-    let o = Orchestrator::start();
+    let o = orchestrator();
     let mut cfg = config(&o, o.port, admin());
     cfg.endpoint = "http://127.0.0.1:1".into();
     assert!(matches!(

@@ -12,7 +12,7 @@ use leotest_client::tls::PinnedOrWebPki;
 use rustls::pki_types::ServerName;
 use rustls::{ProtocolVersion, SupportedProtocolVersion};
 use support::certs::{self, Style};
-use support::Orchestrator;
+use support::orchestrator_with;
 
 /// One TLS handshake with `version` only, trusting the certificates in `trust`.
 async fn handshake(
@@ -51,7 +51,7 @@ async fn pinned_v1_and_ca_true_certificates_over_tls12_and_tls13() {
     for style in [Style::OriginalV1, Style::OneLinerCa] {
         let dir = tempfile::tempdir().expect("tempdir");
         let pair = certs::make(&dir.path().join("certs"), "server", style, 2048);
-        let o = Orchestrator::start_with(dir, &pair.cert, &pair.key);
+        let o = orchestrator_with(dir, &pair.cert, &pair.key);
         for (version, expect) in VERSIONS {
             let got = handshake(o.port, &pair.trust, version).await;
             assert_eq!(got.ok(), Some(expect), "{style:?} over {expect:?}");
@@ -69,7 +69,7 @@ async fn the_pinned_certificate_without_its_key_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pinned = certs::make(&dir.path().join("certs"), "server", Style::OriginalV1, 2048);
     let other = certs::make(&dir.path().join("certs"), "other", Style::OriginalV1, 2048);
-    let o = Orchestrator::start_with(dir, &pinned.cert, &other.key);
+    let o = orchestrator_with(dir, &pinned.cert, &other.key);
     for (version, expect) in VERSIONS {
         let err = handshake(o.port, &pinned.trust, version)
             .await
@@ -81,7 +81,7 @@ async fn the_pinned_certificate_without_its_key_is_refused() {
     }
     // The same certificate with its own key is accepted by the same client.
     let dir = tempfile::tempdir().expect("tempdir");
-    let right = Orchestrator::start_with(dir, &pinned.cert, &pinned.key);
+    let right = orchestrator_with(dir, &pinned.cert, &pinned.key);
     for (version, expect) in VERSIONS {
         let got = handshake(right.port, &pinned.trust, version).await;
         assert_eq!(got.ok(), Some(expect));

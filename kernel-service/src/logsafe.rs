@@ -34,7 +34,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_are_escaped_and_cut() {
+    fn security_values_are_escaped_and_cut() {
         assert_eq!(Untrusted("alice").to_string(), "alice");
         assert_eq!(
             Untrusted("a\nb\u{202e}c\\").to_string(),

@@ -299,7 +299,7 @@ mod tests {
     /// The attack: an exchange that finished leaves the client's socket in TIME_WAIT; a new
     /// connection forged from the same address and port must not find it.
     #[test]
-    fn a_time_wait_socket_does_not_count() {
+    fn security_a_time_wait_socket_does_not_count() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (cl, sl) = (c.local_addr().unwrap(), l.local_addr().unwrap());

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use support::{docker_available, free_port, netns_cca, Env, Roles};
 
 #[test]
-fn privileged_user_changes_only_its_own_netns_and_others_are_denied() {
+fn security_privileged_user_changes_only_its_own_netns_and_others_are_denied() {
     if !docker_available() {
         return;
     }
@@ -82,7 +82,7 @@ fn privileged_user_changes_only_its_own_netns_and_others_are_denied() {
 }
 
 #[test]
-fn orchestrator_down_denies_within_deadline() {
+fn security_orchestrator_down_denies_within_deadline() {
     if !docker_available() {
         return;
     }

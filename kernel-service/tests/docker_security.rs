@@ -67,7 +67,7 @@ fn connect_from(pid: u32, from: SocketAddr, to: SocketAddr, line: &'static [u8])
 /// victim's address and port. The 4-tuple then "exists" in the victim's namespace — but only as
 /// a TIME_WAIT socket, which must not count.
 #[test]
-fn a_time_wait_socket_in_the_victims_namespace_does_not_pass() {
+fn security_a_time_wait_socket_in_the_victims_namespace_does_not_pass() {
     if !docker_available() {
         return;
     }
@@ -127,7 +127,7 @@ fn a_time_wait_socket_in_the_victims_namespace_does_not_pass() {
 /// A container that holds NET_ADMIN is refused even though its user is USER_PRIV; the same
 /// user's container with Docker's default capabilities is served.
 #[test]
-fn a_container_with_net_admin_is_refused() {
+fn security_a_container_with_net_admin_is_refused() {
     if !docker_available() {
         return;
     }
@@ -144,7 +144,7 @@ fn a_container_with_net_admin_is_refused() {
 /// One USER_PRIV container holding many idle connections (it sends nothing) must not keep
 /// another container's `cca.check` waiting: with only the global limit, every slot was its.
 #[test]
-fn idle_connections_from_one_container_do_not_delay_another() {
+fn security_idle_connections_from_one_container_do_not_delay_another() {
     if !docker_available() {
         return;
     }
@@ -184,7 +184,7 @@ fn idle_connections_from_one_container_do_not_delay_another() {
 /// Connections from addresses that cannot be a container on the network cost no Docker
 /// request, and unknown addresses on it only a rate-limited few.
 #[test]
-fn unknown_addresses_do_not_amplify_into_docker_requests() {
+fn security_unknown_addresses_do_not_amplify_into_docker_requests() {
     if !docker_available() {
         return;
     }

@@ -101,17 +101,7 @@ impl Project {
         for f in &self.files {
             c.arg("-f").arg(f);
         }
-        match c.args(args).output() {
-            Ok(o) => (
-                o.status.success(),
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr)
-                ),
-            ),
-            Err(e) => (false, e.to_string()),
-        }
+        support::outcome(c.args(args))
     }
 }
 

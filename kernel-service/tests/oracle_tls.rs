@@ -4,87 +4,14 @@
 //! not; another certificate with the same CN, or a name the certificate does not carry, fail
 //! closed.
 
-#[path = "../../client/tests/support/certs.rs"]
-mod certs;
+use std::path::Path;
+use std::time::Duration;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use certs::Style;
 use leotest_client::leotest_proto::unary::{MessageRegisterUser, UserRoles};
 use leotest_client::{ClientConfig, Credentials, LeotestClient};
 use leotest_kernel_service::oracle::{AccessOracle, ClientOracle};
-
-const ADMIN_TOKEN: &str = "oracle-tls-admin-token";
-
-/// `LEOTEST_ORCHESTRATOR_BIN`, else the orchestrator built next to this test's profile.
-fn orchestrator_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("LEOTEST_ORCHESTRATOR_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let bin = profile_dir.join("leotest-orchestrator");
-    assert!(
-        bin.exists(),
-        "{} missing: run `cargo build -p leotest-orchestrator` first (or set LEOTEST_ORCHESTRATOR_BIN)",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-struct Orchestrator {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Orchestrator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_orchestrator(dir: tempfile::TempDir, pair: &certs::Pair) -> Orchestrator {
-    let port = free_port();
-    let child = Command::new(orchestrator_bin())
-        .current_dir(dir.path())
-        .env_clear()
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--tls-cert")
-        .arg(&pair.cert)
-        .arg("--tls-key")
-        .arg(&pair.key)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("LEOTEST_ADMIN_ACCESS_TOKEN", ADMIN_TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn orchestrator");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "orchestrator did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Orchestrator {
-        child,
-        port,
-        _dir: dir,
-    }
-}
+use leotest_test_support::certs::{self, Style};
+use leotest_test_support::{token_from_message, Orchestrator, ADMIN_TOKEN};
 
 /// Registers a user as admin and returns the token from the reply's message.
 async fn register(port: u16, trust: &Path, id: &str, role: UserRoles) -> String {
@@ -106,14 +33,7 @@ async fn register(port: u16, trust: &Path, id: &str, role: UserRoles) -> String 
         })
         .await
         .expect("register_user");
-    reply
-        .message
-        .split("access_token=")
-        .nth(1)
-        .and_then(|t| t.split_whitespace().next())
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| panic!("no token in {:?}", reply.message))
-        .to_string()
+    token_from_message(&reply.message)
 }
 
 /// The oracle as `leotest-kernel-service` builds it from its flags.
@@ -138,7 +58,11 @@ async fn grants_over(style: Style) {
     let pair = certs::make(&dir.path().join("certs"), "server", style, 4096);
     let other = tempfile::tempdir().expect("tempdir");
     let impostor = certs::make(other.path(), "impostor", style, 2048);
-    let o = start_orchestrator(dir, &pair);
+    let o = Orchestrator::builder()
+        .dir(dir)
+        .cert(&pair.cert, &pair.key)
+        .start()
+        .await;
 
     let node_token = register(o.port, &pair.trust, "node-1", UserRoles::Node).await;
     register(o.port, &pair.trust, "alice", UserRoles::UserPriv).await;

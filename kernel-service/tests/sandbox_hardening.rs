@@ -2,25 +2,11 @@
 //! mounts, bpf, the keyring, ptrace, perf, modules and kexec; the job sees a minimal root (no
 //! host files outside it, no /sys); ordinary commands still run.
 
-use std::time::Duration;
+mod jobs;
 
-use leotest_kernel_service::sandbox::{JobManager, JobState, JobStatus, SandboxConfig};
+use jobs::{manager, run, sh};
 
-fn manager() -> JobManager {
-    JobManager::new(SandboxConfig::default()).expect("sandbox needs root and cgroups")
-}
-
-fn sh(script: &str) -> Vec<String> {
-    vec!["/bin/sh".into(), "-c".into(), script.into()]
-}
-
-async fn run(m: &JobManager, argv: Vec<String>) -> (JobStatus, String) {
-    let o = m
-        .run_oneshot("alice", argv, Duration::from_secs(60))
-        .await
-        .expect("job runs");
-    (o.status, String::from_utf8_lossy(&o.output).into_owned())
-}
+use leotest_kernel_service::sandbox::JobState;
 
 /// Calls each `name:nr:arg0` by number with zero arguments otherwise and prints the outcome.
 const PROBE: &str = r#"
@@ -39,7 +25,7 @@ sys.stdout.flush()
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seccomp_refuses_the_kernel_attack_surface() {
+async fn security_seccomp_refuses_the_kernel_attack_surface() {
     let newuser = libc::CLONE_NEWUSER as i64;
     let refused: Vec<(&str, i64, i64)> = vec![
         ("unshare", libc::SYS_unshare, newuser),
@@ -96,7 +82,7 @@ async fn seccomp_refuses_the_kernel_attack_surface() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_user_namespace_root_and_threads_still_work() {
+async fn security_no_user_namespace_root_and_threads_still_work() {
     let m = manager();
     let (st, out) = run(&m, sh("unshare -U -r id -u 2>&1; echo rc=$?")).await;
     assert_eq!(st.state, JobState::Completed, "{out}");
@@ -123,7 +109,7 @@ async fn no_user_namespace_root_and_threads_still_work() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_job_sees_a_minimal_root() {
+async fn security_the_job_sees_a_minimal_root() {
     let probe = format!("/var/tmp/leotest-rootfs-probe-{}", std::process::id());
     std::fs::write(&probe, "host secret\n").unwrap();
     let script = format!(
@@ -158,7 +144,7 @@ async fn the_job_sees_a_minimal_root() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ordinary_commands_still_run() {
+async fn security_ordinary_commands_still_run() {
     let m = manager();
     let script = "echo hi; ls /usr/bin >/dev/null && echo ls-ok; grep -c '^nobody:' /etc/passwd; \
                   id -un; awk 'BEGIN { print 6 * 7 }'; date +%Y >/dev/null && echo date-ok; \

@@ -1,28 +1,14 @@
 //! Real sandboxed jobs on this machine (needs root): namespaces, identity, filesystem and limits.
 
+mod jobs;
+
+use jobs::{manager, run, sh};
+
 use std::time::{Duration, Instant};
 
-use leotest_kernel_service::sandbox::{
-    cgroup, ExitInfo, JobManager, JobState, JobStatus, Layout, SandboxConfig,
-};
+use leotest_kernel_service::sandbox::{cgroup, ExitInfo, JobState, Layout};
 
 const MIB: u64 = 1024 * 1024;
-
-fn manager() -> JobManager {
-    JobManager::new(SandboxConfig::default()).expect("sandbox needs root and cgroups")
-}
-
-fn sh(script: &str) -> Vec<String> {
-    vec!["/bin/sh".into(), "-c".into(), script.into()]
-}
-
-async fn run(m: &JobManager, argv: Vec<String>) -> (JobStatus, String) {
-    let o = m
-        .run_oneshot("alice", argv, Duration::from_secs(60))
-        .await
-        .expect("job runs");
-    (o.status, String::from_utf8_lossy(&o.output).into_owned())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostname_is_sandbox() {
@@ -32,7 +18,7 @@ async fn hostname_is_sandbox() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_sees_only_its_own_pids() {
+async fn security_job_sees_only_its_own_pids() {
     let (st, out) = run(
         &manager(),
         sh("echo self=$$; for p in /proc/[0-9]*; do echo ${p#/proc/}; done"),
@@ -51,7 +37,7 @@ async fn job_sees_only_its_own_pids() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_has_no_network() {
+async fn security_job_has_no_network() {
     let m = manager();
     let (st, out) = run(&m, sh("tail -n +3 /proc/net/dev | cut -d: -f1")).await;
     assert_eq!(st.state, JobState::Completed, "{out}");
@@ -71,7 +57,7 @@ async fn job_has_no_network() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_runs_unprivileged_with_minimal_env() {
+async fn security_job_runs_unprivileged_with_minimal_env() {
     let m = manager();
     let (st, out) = run(
         &m,
@@ -98,7 +84,7 @@ async fn job_runs_unprivileged_with_minimal_env() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_outside_the_job_dir_fail() {
+async fn security_writes_outside_the_job_dir_fail() {
     let probe = format!("/var/tmp/leotest-sandbox-probe-{}", std::process::id());
     let script = format!(
         "echo a > {probe} || echo denied-var; echo b > /etc/leotest-probe || echo denied-etc; \
@@ -116,7 +102,7 @@ async fn writes_outside_the_job_dir_fail() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_hog_is_killed_at_the_limit() {
+async fn security_memory_hog_is_killed_at_the_limit() {
     let (st, out) = run(&manager(), vec!["tail".into(), "/dev/zero".into()]).await;
     assert_eq!(st.state, JobState::Failed, "{st}");
     assert_eq!(st.exit, Some(ExitInfo::Signal(9)), "{st}");
@@ -130,7 +116,7 @@ async fn memory_hog_is_killed_at_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fork_bomb_stops_at_pids_max() {
+async fn security_fork_bomb_stops_at_pids_max() {
     let m = manager();
     let id = m
         .start("alice", sh("f(){ f | f & }; f; sleep 60"))
@@ -174,7 +160,7 @@ async fn cpu_spinner_gets_about_ten_percent_of_a_core() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_is_in_its_cgroup_from_the_start_and_it_is_removed_after() {
+async fn security_job_is_in_its_cgroup_from_the_start_and_it_is_removed_after() {
     let m = manager();
     let (st, out) = run(&m, vec!["cat".into(), "/proc/self/cgroup".into()]).await;
     assert_eq!(st.state, JobState::Completed);

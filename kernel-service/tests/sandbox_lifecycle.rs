@@ -1,30 +1,16 @@
 //! Job lifecycle on real sandboxed processes (needs root): start/status/stop/watch/list,
 //! ownership, replay, spill and the time limit.
 
+mod jobs;
+
+use jobs::{collect, manager, sh};
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use leotest_kernel_service::sandbox::{
     ExitInfo, JobId, JobManager, JobState, SandboxConfig, SandboxError,
 };
-
-fn manager() -> JobManager {
-    JobManager::new(SandboxConfig::default()).expect("sandbox needs root and cgroups")
-}
-
-fn sh(script: &str) -> Vec<String> {
-    vec!["/bin/sh".into(), "-c".into(), script.into()]
-}
-
-async fn collect(m: &JobManager, who: &str, admin: bool, id: &JobId) -> Vec<u8> {
-    m.watch(who, admin, id.as_str())
-        .expect("watch")
-        .fold(Vec::new(), |mut acc, b| async move {
-            acc.extend_from_slice(&b);
-            acc
-        })
-        .await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_status_watch_and_replay() {
@@ -97,7 +83,7 @@ async fn stop_kills_the_whole_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_owner_or_admin_sees_a_job() {
+async fn security_only_owner_or_admin_sees_a_job() {
     let m = manager();
     let id = m.start("alice", sh("sleep 30")).await.unwrap();
     for res in [
@@ -212,7 +198,7 @@ async fn concurrency_is_bounded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn root_jobs_are_refused() {
+async fn security_root_jobs_are_refused() {
     let err = JobManager::new(SandboxConfig {
         uid: 0,
         ..SandboxConfig::default()

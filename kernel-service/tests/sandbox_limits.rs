@@ -2,32 +2,17 @@
 //! slots, the watcher slots or the spill space of everybody; a watcher whose client left frees
 //! its slot at once; one-shot replies are capped.
 
+mod jobs;
+
+use jobs::{collect, manager, sh};
+
 use std::time::Duration;
 
-use futures::StreamExt;
 use leotest_kernel_service::sandbox::output::{DISCARDED_MARKER, TRUNCATED_MARKER};
 use leotest_kernel_service::sandbox::{wire, JobId, JobManager, JobState, SandboxConfig};
 use tokio::net::{TcpListener, TcpStream};
 
 const MIB: u64 = 1024 * 1024;
-
-fn manager() -> JobManager {
-    JobManager::new(SandboxConfig::default()).expect("sandbox needs root and cgroups")
-}
-
-fn sh(script: &str) -> Vec<String> {
-    vec!["/bin/sh".into(), "-c".into(), script.into()]
-}
-
-async fn collect(m: &JobManager, who: &str, id: &JobId) -> Vec<u8> {
-    m.watch(who, false, id.as_str())
-        .expect("watch")
-        .fold(Vec::new(), |mut acc, b| async move {
-            acc.extend_from_slice(&b);
-            acc
-        })
-        .await
-}
 
 async fn stop_all(m: &JobManager, who: &str, ids: &[JobId]) {
     for id in ids {
@@ -36,7 +21,7 @@ async fn stop_all(m: &JobManager, who: &str, ids: &[JobId]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_user_at_its_job_limit_does_not_stop_another() {
+async fn security_one_user_at_its_job_limit_does_not_stop_another() {
     let m = manager();
     let mut alice = Vec::new();
     let refusal = loop {
@@ -55,7 +40,7 @@ async fn one_user_at_its_job_limit_does_not_stop_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watchers_are_limited_per_job_and_per_user() {
+async fn security_watchers_are_limited_per_job_and_per_user() {
     let m = manager();
     let cfg = SandboxConfig::default();
     let jobs: Vec<JobId> = {
@@ -108,7 +93,7 @@ async fn watchers_are_limited_per_job_and_per_user() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_watcher_whose_client_disconnects_frees_its_slot_at_once() {
+async fn security_a_watcher_whose_client_disconnects_frees_its_slot_at_once() {
     let m = manager();
     let per_job = SandboxConfig::default().max_watchers_per_job;
     let id = m
@@ -151,7 +136,7 @@ async fn a_watcher_whose_client_disconnects_frees_its_slot_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oneshot_replies_are_capped() {
+async fn security_oneshot_replies_are_capped() {
     let m = manager();
     let reply = wire::oneshot(&m, "alice", "head -c 3000000 /dev/zero").await;
     let cap = SandboxConfig::default().oneshot_output_max as usize;
@@ -160,7 +145,7 @@ async fn oneshot_replies_are_capped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spill_is_bounded_per_user_and_finished_jobs_give_theirs_up() {
+async fn security_spill_is_bounded_per_user_and_finished_jobs_give_theirs_up() {
     let spill = tempfile::tempdir().unwrap();
     let m = JobManager::new(SandboxConfig {
         output_memory_cap: 4096,
@@ -174,7 +159,10 @@ async fn spill_is_bounded_per_user_and_finished_jobs_give_theirs_up() {
     // Alice writes 3 MiB but may spill only 1 MiB; Bob, at the same time, gets his own share.
     let (a, b) = tokio::join!(m.start("alice", write(3 * MIB)), m.start("bob", write(MIB)));
     let (a, b) = (a.unwrap(), b.unwrap());
-    let (out_a, out_b) = tokio::join!(collect(&m, "alice", &a), collect(&m, "bob", &b));
+    let (out_a, out_b) = tokio::join!(
+        collect(&m, "alice", false, &a),
+        collect(&m, "bob", false, &b)
+    );
     assert!(out_a.ends_with(TRUNCATED_MARKER), "{}", out_a.len());
     assert!(out_a.len() as u64 <= MIB + 4096 + TRUNCATED_MARKER.len() as u64);
     assert_eq!(out_b.len() as u64, MIB, "bob's output was cut by alice's");
@@ -187,9 +175,9 @@ async fn spill_is_bounded_per_user_and_finished_jobs_give_theirs_up() {
 
     // Alice's next job needs spill: her finished job's is given up for it.
     let c = m.start("alice", write(MIB / 2)).await.unwrap();
-    let out_c = collect(&m, "alice", &c).await;
+    let out_c = collect(&m, "alice", false, &c).await;
     assert_eq!(out_c.len() as u64, MIB / 2, "the running job was cut");
-    let replay = collect(&m, "alice", &a).await;
+    let replay = collect(&m, "alice", false, &a).await;
     assert_eq!(replay.len(), 4096 + DISCARDED_MARKER.len());
     assert!(replay.ends_with(DISCARDED_MARKER));
     m.wait("alice", false, c.as_str()).await.unwrap();
@@ -198,7 +186,7 @@ async fn spill_is_bounded_per_user_and_finished_jobs_give_theirs_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finished_jobs_are_remembered_per_user() {
+async fn security_finished_jobs_are_remembered_per_user() {
     let m = JobManager::new(SandboxConfig {
         max_finished: 8,
         max_finished_per_user: 4,

@@ -60,7 +60,7 @@ mod tests {
     }
 
     #[test]
-    fn controls_and_format_characters_are_escaped() {
+    fn security_controls_and_format_characters_are_escaped() {
         assert_eq!(
             untrusted("a\nINFO forged\r\x1b[31m").to_string(),
             "a\\u{a}INFO forged\\u{d}\\u{1b}[31m"
@@ -70,7 +70,7 @@ mod tests {
     }
 
     #[test]
-    fn long_values_are_cut_with_a_byte_count() {
+    fn security_long_values_are_cut_with_a_byte_count() {
         let long = "u".repeat(8 * 1024);
         let shown = untrusted(&long).to_string();
         assert!(shown.starts_with(&"u".repeat(MAX_LOGGED_CHARS)));

@@ -1,13 +1,11 @@
 //! JWT authentication of the real binary: the configured algorithm only, `exp` honoured, the
 //! user must exist, static-token fallback, and start-up refusal of unsafe settings.
 
-mod common;
-
 use std::process::Command;
 
-use common::{req, Creds, TestServer, BIN};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use leotest_proto::unary::*;
+use leotest_test_support::{orchestrator_bin, req, Creds, Orchestrator};
 use serde_json::json;
 use tonic::Code;
 
@@ -56,7 +54,7 @@ fn get_admin() -> MessageGetUser {
     }
 }
 
-async fn outcome(s: &TestServer, creds: Creds) -> Result<(), tonic::Status> {
+async fn outcome(s: &Orchestrator, creds: Creds) -> Result<(), tonic::Status> {
     let mut c = s.client().await;
     c.get_user(req(get_admin(), &creds)).await.map(|_| ())
 }
@@ -68,8 +66,8 @@ fn assert_invalid(r: Result<(), tonic::Status>, what: &str) {
 }
 
 #[tokio::test]
-async fn hs256_tokens_are_checked_strictly() {
-    let s = TestServer::start(&["--jwt-algo", "HS256", "--jwt-secret", SECRET]).await;
+async fn security_hs256_tokens_are_checked_strictly() {
+    let s = Orchestrator::start(&["--jwt-algo", "HS256", "--jwt-secret", SECRET]).await;
     let exp = now() + 300;
 
     let good = hs(
@@ -184,7 +182,11 @@ async fn hs256_tokens_are_checked_strictly() {
     );
     outcome(
         &s,
-        Creds::JwtAndToken(expired, "admin".into(), common::ADMIN_TOKEN.into()),
+        Creds::JwtAndToken(
+            expired,
+            "admin".into(),
+            leotest_test_support::ADMIN_TOKEN.into(),
+        ),
     )
     .await
     .expect("static token fallback");
@@ -195,14 +197,14 @@ async fn hs256_tokens_are_checked_strictly() {
 }
 
 #[tokio::test]
-async fn es256_with_public_key_rejects_algorithm_confusion() {
+async fn security_es256_with_public_key_rejects_algorithm_confusion() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = rcgen::KeyPair::generate().expect("P-256 key");
     let private_pem = key.serialize_pem();
     let public_pem = key.public_key_pem();
-    let pub_path = common::write(dir.path(), "jwt.pub.pem", &public_pem);
+    let pub_path = leotest_test_support::write(dir.path(), "jwt.pub.pem", &public_pem);
     let pub_arg = pub_path.to_string_lossy().to_string();
-    let s = TestServer::start(&["--jwt-algo", "ES256", "--jwt-public-key", &pub_arg]).await;
+    let s = Orchestrator::start(&["--jwt-algo", "ES256", "--jwt-public-key", &pub_arg]).await;
     let exp = now() + 300;
 
     let good = encode(
@@ -234,9 +236,9 @@ async fn es256_with_public_key_rejects_algorithm_confusion() {
 }
 
 #[tokio::test]
-async fn jwt_is_off_by_default() {
+async fn security_jwt_is_off_by_default() {
     // The original's defaults (--jwt-algo jwt-algo) verify no JWT at all.
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let token = hs(
         Algorithm::HS256,
         "jwt-secret",
@@ -246,7 +248,7 @@ async fn jwt_is_off_by_default() {
 }
 
 #[test]
-fn unsafe_jwt_settings_stop_the_start() {
+fn security_unsafe_jwt_settings_stop_the_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     for args in [
         vec!["--jwt-algo", "HS256"],
@@ -258,7 +260,7 @@ fn unsafe_jwt_settings_stop_the_start() {
             "/nonexistent/key.pem",
         ],
     ] {
-        let out = Command::new(BIN)
+        let out = Command::new(orchestrator_bin())
             .current_dir(dir.path())
             .args(["--grpc-port", "1", "--data-dir"])
             .arg(dir.path().join("data"))

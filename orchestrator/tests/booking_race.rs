@@ -4,14 +4,12 @@
 //! processes sharing one MongoDB database (when `LEOTEST_TEST_MONGO_URI` is set). Real
 //! binaries over TLS.
 
-mod common;
-
 use std::time::Instant;
 
-use common::mongo::TestMongo;
-use common::{req, Creds, TestServer};
 use leotest_proto::unary::*;
 use leotest_proto::LeotestOrchestratorClient;
+use leotest_test_support::mongo::TestMongo;
+use leotest_test_support::{As, Creds, Orchestrator};
 use tonic::transport::Channel;
 
 const REPS: usize = 20;
@@ -40,7 +38,7 @@ fn atq(id: &str, nodeid: &str, start: &str, end: &str, length: i32) -> MessageSc
     }
 }
 
-async fn clients(servers: &[&TestServer]) -> Vec<LeotestOrchestratorClient<Channel>> {
+async fn clients(servers: &[&Orchestrator]) -> Vec<LeotestOrchestratorClient<Channel>> {
     let mut out = Vec::new();
     for s in servers {
         out.push(s.client().await);
@@ -49,21 +47,16 @@ async fn clients(servers: &[&TestServer]) -> Vec<LeotestOrchestratorClient<Chann
 }
 
 async fn register_node(c: &mut LeotestOrchestratorClient<Channel>, nodeid: &str) {
-    let r = c
-        .register_node(req(
-            MessageRegisterNode {
-                node: Some(Node {
-                    nodeid: nodeid.into(),
-                    name: format!("{nodeid}-name"),
-                    description: "roof".into(),
-                    ..Default::default()
-                }),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("register_node")
-        .into_inner();
+    let r = As::new(c, &Creds::admin())
+        .register_node(MessageRegisterNode {
+            node: Some(Node {
+                nodeid: nodeid.into(),
+                name: format!("{nodeid}-name"),
+                description: "roof".into(),
+                ..Default::default()
+            }),
+        })
+        .await;
     assert!(ok(r.state), "register_node {nodeid}: {}", r.message);
 }
 
@@ -71,7 +64,7 @@ async fn register_node(c: &mut LeotestOrchestratorClient<Channel>, nodeid: &str)
 /// servers; returns how many were accepted.
 async fn schedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &str) -> usize {
     let calls = (0..BURST).map(|i| {
-        let mut c = cs[i % cs.len()].clone();
+        let c = cs[i % cs.len()].clone();
         let msg = atq(
             &format!("{nodeid}-j{i}"),
             nodeid,
@@ -79,12 +72,7 @@ async fn schedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &str)
             "2030-01-01 00:10:00",
             600,
         );
-        tokio::spawn(async move {
-            c.schedule_job(req(msg, &Creds::admin()))
-                .await
-                .expect("schedule_job")
-                .into_inner()
-        })
+        tokio::spawn(async move { As::new(&c, &Creds::admin()).schedule_job(msg).await })
     });
     let replies = futures::future::join_all(calls).await;
     let mut accepted = 0;
@@ -109,14 +97,10 @@ async fn schedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &str)
 async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &str) -> usize {
     let mut c = cs[0].clone();
     let put = |msg: MessageScheduleJob| {
-        let mut c = c.clone();
+        let c = c.clone();
         async move {
             let id = msg.id.clone();
-            let r = c
-                .schedule_job(req(msg, &Creds::admin()))
-                .await
-                .expect("schedule_job")
-                .into_inner();
+            let r = As::new(&c, &Creds::admin()).schedule_job(msg).await;
             assert!(ok(r.state), "setup job {id}: {}", r.message);
         }
     };
@@ -153,17 +137,16 @@ async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &st
     });
     futures::future::join_all(parked).await;
     let calls = (0..BURST).map(|i| {
-        let mut c = cs[i % cs.len()].clone();
+        let c = cs[i % cs.len()].clone();
         let msg = MessageRescheduleJob {
             jobid: format!("{nodeid}-p{i}"),
             starttime: "2030-01-01 00:00:00".into(),
             endtime: "2030-01-01 01:00:00".into(),
         };
         tokio::spawn(async move {
-            c.reschedule_job_nearest(req(msg, &Creds::admin()))
+            As::new(&c, &Creds::admin())
+                .reschedule_job_nearest(msg)
                 .await
-                .expect("reschedule_job_nearest")
-                .into_inner()
         })
     });
     let mut accepted = 0;
@@ -181,16 +164,11 @@ async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &st
         }
     }
     c = cs[0].clone();
-    let jobs = c
-        .get_jobs_by_nodeid(req(
-            MessageGetJobsByNodeid {
-                nodeid: nodeid.into(),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("get_jobs_by_nodeid")
-        .into_inner();
+    let jobs = As::new(&c, &Creds::admin())
+        .get_jobs_by_nodeid(MessageGetJobsByNodeid {
+            nodeid: nodeid.into(),
+        })
+        .await;
     let in_window = jobs
         .jobs
         .iter()
@@ -200,7 +178,7 @@ async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &st
     accepted
 }
 
-async fn run_schedule(servers: &[&TestServer], label: &str) {
+async fn run_schedule(servers: &[&Orchestrator], label: &str) {
     let cs = clients(servers).await;
     let t0 = Instant::now();
     let mut counts = Vec::new();
@@ -219,7 +197,7 @@ async fn run_schedule(servers: &[&TestServer], label: &str) {
     );
 }
 
-async fn run_reschedule(servers: &[&TestServer], label: &str) {
+async fn run_reschedule(servers: &[&Orchestrator], label: &str) {
     let cs = clients(servers).await;
     let t0 = Instant::now();
     let mut counts = Vec::new();
@@ -240,21 +218,21 @@ async fn run_reschedule(servers: &[&TestServer], label: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_schedule_burst_accepts_exactly_one() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     run_schedule(&[&s], "emb").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_reschedule_burst_takes_the_free_slot_once() {
-    let s = TestServer::start(&["--overlap-rules", "strict"]).await;
+    let s = Orchestrator::start(&["--overlap-rules", "strict"]).await;
     run_reschedule(&[&s], "emb").await;
 }
 
-async fn two_replicas(db: &TestMongo, extra: &[&str]) -> (TestServer, TestServer) {
+async fn two_replicas(db: &TestMongo, extra: &[&str]) -> (Orchestrator, Orchestrator) {
     let mut args: Vec<&str> = db.server_args().to_vec();
     args.extend_from_slice(extra);
-    let a = TestServer::start(&args).await;
-    let b = TestServer::start(&args).await;
+    let a = Orchestrator::start(&args).await;
+    let b = Orchestrator::start(&args).await;
     (a, b)
 }
 

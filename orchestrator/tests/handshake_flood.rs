@@ -3,14 +3,12 @@
 //! client, a new client from another address and a new client from a flooding address are all
 //! answered promptly. Bounded: a fixed number of connections, loopback only.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::{req, Creds, TestServer};
 use leotest_proto::unary::MessageGetUser;
 use leotest_proto::LeotestOrchestratorClient;
+use leotest_test_support::{req, Creds, Orchestrator};
 use tokio::net::{TcpSocket, TcpStream};
 use tonic::transport::Channel;
 
@@ -59,7 +57,7 @@ async fn answered(client: &mut LeotestOrchestratorClient<Channel>) -> bool {
 }
 
 /// A new connection (TLS handshake included) and one call, all within [`PROMPT`].
-async fn new_client_answered(s: &TestServer, from: Option<IpAddr>) -> Result<(), String> {
+async fn new_client_answered(s: &Orchestrator, from: Option<IpAddr>) -> Result<(), String> {
     let connect = async {
         let ch = Channel::from_shared(format!("https://127.0.0.1:{}", s.port))
             .expect("uri")
@@ -82,8 +80,8 @@ async fn new_client_answered(s: &TestServer, from: Option<IpAddr>) -> Result<(),
 }
 
 #[tokio::test]
-async fn idle_connections_from_a_few_sources_block_no_one() {
-    let s = TestServer::start(&[]).await;
+async fn security_idle_connections_from_a_few_sources_block_no_one() {
+    let s = Orchestrator::start(&[]).await;
     let mut established = s.client().await;
     assert!(answered(&mut established).await, "before the flood");
 
@@ -108,9 +106,9 @@ async fn idle_connections_from_a_few_sources_block_no_one() {
 }
 
 #[tokio::test]
-async fn many_sources_over_the_global_limit_block_no_one() {
+async fn security_many_sources_over_the_global_limit_block_no_one() {
     let s =
-        TestServer::start(&["--max-handshakes", "64", "--max-handshakes-per-source", "8"]).await;
+        Orchestrator::start(&["--max-handshakes", "64", "--max-handshakes-per-source", "8"]).await;
     // 40 sources x 8 = 320 pending handshakes against a global limit of 64.
     let sources: Vec<IpAddr> = (20..60).map(loopback).collect();
     let held = flood(s.port, &sources, 8).await;

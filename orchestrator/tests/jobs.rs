@@ -1,11 +1,9 @@
 //! Jobs, runs and tasks over TLS on the real binary: scheduling, conflicts, bad input, slots,
 //! runs, tasks, deletion rules; embedded store always, MongoDB too when `LEOTEST_TEST_MONGO_URI` is set.
 
-mod common;
-
-use common::mongo::TestMongo;
-use common::{req, Creds, TestServer};
 use leotest_proto::unary::*;
+use leotest_test_support::mongo::TestMongo;
+use leotest_test_support::{calls, req, As, Creds, Orchestrator};
 
 fn atq(id: &str, start: &str, end: &str) -> MessageScheduleJob {
     MessageScheduleJob {
@@ -33,15 +31,12 @@ async fn schedule(
     c: &mut leotest_proto::LeotestOrchestratorClient<tonic::transport::Channel>,
     msg: MessageScheduleJob,
 ) -> MessageScheduleJobResponse {
-    c.schedule_job(req(msg, &Creds::admin()))
-        .await
-        .expect("schedule_job answers")
-        .into_inner()
+    As::new(c, &Creds::admin()).schedule_job(msg).await
 }
 
 #[tokio::test]
 async fn schedule_read_conflict_and_delete() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
 
     let r = schedule(&mut c, cron("c1", "0 */2 * * *")).await;
@@ -52,14 +47,9 @@ async fn schedule_read_conflict_and_delete() {
     assert_eq!(dup.state, ResponseState::Failed as i32);
     assert_eq!(dup.message, "job with the given id exists");
 
-    let got = c
-        .get_job_by_id(req(
-            MessageGetJobById { jobid: "c1".into() },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("get_job_by_id")
-        .into_inner();
+    let got = As::new(&c, &Creds::admin())
+        .get_job_by_id(MessageGetJobById { jobid: "c1".into() })
+        .await;
     assert!(got.exists);
     assert_eq!(got.schedule, "0 */2 * * *");
     assert_eq!(got.userid, "admin");
@@ -79,18 +69,13 @@ async fn schedule_read_conflict_and_delete() {
         clash.message
     );
 
-    let runs = c
-        .get_scheduled_runs(req(
-            MessageGetScheduledRuns {
-                nodeid: "node-1".into(),
-                start: "2030-01-01T00:00:00".into(),
-                end: "2030-01-01T05:00:00".into(),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("get_scheduled_runs")
-        .into_inner();
+    let runs = As::new(&c, &Creds::admin())
+        .get_scheduled_runs(MessageGetScheduledRuns {
+            nodeid: "node-1".into(),
+            start: "2030-01-01T00:00:00".into(),
+            end: "2030-01-01T05:00:00".into(),
+        })
+        .await;
     assert_eq!(
         runs.state,
         ResponseState::Success as i32,
@@ -99,24 +84,14 @@ async fn schedule_read_conflict_and_delete() {
     );
     assert_eq!(runs.events.len(), 3, "runs at 00:00, 02:00, 04:00");
 
-    let del = c
-        .delete_job_by_id(req(
-            MessageDeleteJobById { jobid: "c1".into() },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("delete_job_by_id")
-        .into_inner();
+    let del = As::new(&c, &Creds::admin())
+        .delete_job_by_id(MessageDeleteJobById { jobid: "c1".into() })
+        .await;
     assert!(del.exists);
     assert_eq!(del.message, "deleted job successfully");
-    let gone = c
-        .get_job_by_id(req(
-            MessageGetJobById { jobid: "c1".into() },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("get_job_by_id")
-        .into_inner();
+    let gone = As::new(&c, &Creds::admin())
+        .get_job_by_id(MessageGetJobById { jobid: "c1".into() })
+        .await;
     assert!(!gone.exists);
 
     // With the cron job gone the ATQ job fits.
@@ -139,7 +114,7 @@ async fn overlap_rules_flag_changes_conflicts_and_slots() {
         ("original", OK, FAILED, "2030-01-01 04:03:00"),
         ("strict", FAILED, OK, "2030-01-01 04:10:00"),
     ] {
-        let s = TestServer::start(&["--overlap-rules", rules]).await;
+        let s = Orchestrator::start(&["--overlap-rules", rules]).await;
         let mut c = s.client().await;
         let r = schedule(&mut c, cron("c1", "0 */2 * * *")).await;
         assert_eq!(r.state, OK, "{rules}: {}", r.message);
@@ -185,18 +160,13 @@ async fn overlap_rules_flag_changes_conflicts_and_slots() {
         assert_eq!(r.state, OK, "{rules}: {}", r.message);
 
         // Nearest slot from 04:03: strict sees the 04:00 run still going until 04:10.
-        let r = c
-            .reschedule_job_nearest(req(
-                MessageRescheduleJob {
-                    jobid: "t1".into(),
-                    starttime: "2030-01-01 04:03:00".into(),
-                    endtime: "2030-01-01 05:00:00".into(),
-                },
-                &Creds::admin(),
-            ))
-            .await
-            .expect("reschedule")
-            .into_inner();
+        let r = As::new(&c, &Creds::admin())
+            .reschedule_job_nearest(MessageRescheduleJob {
+                jobid: "t1".into(),
+                starttime: "2030-01-01 04:03:00".into(),
+                endtime: "2030-01-01 05:00:00".into(),
+            })
+            .await;
         assert_eq!(
             (r.rescheduled, r.message),
             (
@@ -210,7 +180,7 @@ async fn overlap_rules_flag_changes_conflicts_and_slots() {
 
 #[tokio::test]
 async fn invalid_dates_crontabs_and_triggers_fail_with_a_message() {
-    let mut s = TestServer::start(&[]).await;
+    let mut s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let bad = [
         (atq("d1", "not-a-date", "2030-01-02"), "invalid start_date"),
@@ -266,55 +236,6 @@ async fn invalid_dates_crontabs_and_triggers_fail_with_a_message() {
 const OK: i32 = ResponseState::Success as i32;
 const FAILED: i32 = ResponseState::Failed as i32;
 
-fn token_from_message(message: &str) -> String {
-    message
-        .rsplit_once("access_token=")
-        .map(|(_, t)| t.to_string())
-        .unwrap_or_else(|| panic!("no access_token in {message:?}"))
-}
-
-async fn register_user(s: &TestServer, id: &str) -> Creds {
-    let r = s
-        .client()
-        .await
-        .register_user(req(
-            MessageRegisterUser {
-                id: id.into(),
-                name: id.into(),
-                role: UserRoles::User as i32,
-                team: "t".into(),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("register_user")
-        .into_inner();
-    assert_eq!(r.state, OK, "{}", r.message);
-    Creds::token(id, &token_from_message(&r.message))
-}
-
-async fn register_node(s: &TestServer, id: &str) -> Creds {
-    let r = s
-        .client()
-        .await
-        .register_node(req(
-            MessageRegisterNode {
-                node: Some(Node {
-                    nodeid: id.into(),
-                    name: id.into(),
-                    description: "d".into(),
-                    ..Default::default()
-                }),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("register_node")
-        .into_inner();
-    assert_eq!(r.state, OK, "{}", r.message);
-    Creds::token(id, &token_from_message(&r.message))
-}
-
 fn job_req(
     id: &str,
     node: &str,
@@ -343,7 +264,7 @@ fn job_req(
     }
 }
 
-async fn schedule_as(s: &TestServer, who: &Creds, m: MessageScheduleJob) -> (i32, String) {
+async fn schedule_as(s: &Orchestrator, who: &Creds, m: MessageScheduleJob) -> (i32, String) {
     let r = s
         .client()
         .await
@@ -358,12 +279,12 @@ fn scheduled() -> (i32, String) {
     (OK, "job successfully scheduled".into())
 }
 
-async fn scenario(s: &TestServer) {
+async fn scenario(s: &Orchestrator) {
     let admin = Creds::admin();
-    let alice = register_user(s, "alice").await;
-    let bob = register_user(s, "bob").await;
-    let node = register_node(s, "n1").await;
-    let mut c = s.client().await;
+    let alice = calls::user(s, "alice", UserRoles::User).await;
+    let bob = calls::user(s, "bob", UserRoles::User).await;
+    let node = calls::node(s, "n1").await;
+    let c = s.client().await;
     let (d0, d1) = ("2030-01-15 10:00:00", "2030-01-15 14:00:00");
 
     // Scheduling, duplicates and refusals of invalid input.
@@ -412,65 +333,46 @@ async fn scenario(s: &TestServer) {
     assert_eq!(schedule_as(s, &alice, t).await, scheduled());
 
     // Reads and role rules: another user's job reads as unknown.
-    let got = c
-        .get_job_by_id(req(MessageGetJobById { jobid: "a1".into() }, &bob))
-        .await
-        .expect("get")
-        .into_inner();
+    let got = As::new(&c, &bob)
+        .get_job_by_id(MessageGetJobById { jobid: "a1".into() })
+        .await;
     assert_eq!(got, MessageGetJobByIdResponse::default());
-    let got = c
-        .get_job_by_id(req(MessageGetJobById { jobid: "a1".into() }, &alice))
-        .await
-        .expect("get")
-        .into_inner();
+    let got = As::new(&c, &alice)
+        .get_job_by_id(MessageGetJobById { jobid: "a1".into() })
+        .await;
     assert!(got.exists);
     assert_eq!(
         (got.userid.as_str(), got.r#type, got.schedule.as_str()),
         ("alice", JobType::Atq as i32, "")
     );
-    let mine = c
-        .get_jobs_by_userid(req(
-            MessageGetJobsByUserid {
-                userid: "alice".into(),
-            },
-            &alice,
-        ))
-        .await
-        .expect("by user")
-        .into_inner();
+    let mine = As::new(&c, &alice)
+        .get_jobs_by_userid(MessageGetJobsByUserid {
+            userid: "alice".into(),
+        })
+        .await;
     assert_eq!(
         mine.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
         ["c1", "a1"],
         "insertion order, as the original"
     );
-    let theirs = c
-        .get_jobs_by_userid(req(
-            MessageGetJobsByUserid {
-                userid: "alice".into(),
-            },
-            &bob,
-        ))
-        .await
-        .expect("by user")
-        .into_inner();
+    let theirs = As::new(&c, &bob)
+        .get_jobs_by_userid(MessageGetJobsByUserid {
+            userid: "alice".into(),
+        })
+        .await;
     assert_eq!(
         (theirs.exists, theirs.message.as_str()),
         (false, "permission denied: userid=bob and role=USER")
     );
 
     // Expansion of the node's schedule.
-    let runs = c
-        .get_scheduled_runs(req(
-            MessageGetScheduledRuns {
-                nodeid: "n1".into(),
-                start: d0.into(),
-                end: "2030-01-15 13:00:00".into(),
-            },
-            &node,
-        ))
-        .await
-        .expect("scheduled")
-        .into_inner();
+    let runs = As::new(&c, &node)
+        .get_scheduled_runs(MessageGetScheduledRuns {
+            nodeid: "n1".into(),
+            start: d0.into(),
+            end: "2030-01-15 13:00:00".into(),
+        })
+        .await;
     assert_eq!((runs.state, runs.message.as_str()), (OK, "success"));
     let mut ev: Vec<(String, String, String)> = runs
         .events
@@ -489,18 +391,13 @@ async fn scenario(s: &TestServer) {
     .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
     .collect();
     assert_eq!(ev, want);
-    let bad = c
-        .get_scheduled_runs(req(
-            MessageGetScheduledRuns {
-                nodeid: "n1".into(),
-                start: d1.into(),
-                end: d0.into(),
-            },
-            &node,
-        ))
-        .await
-        .expect("scheduled")
-        .into_inner();
+    let bad = As::new(&c, &node)
+        .get_scheduled_runs(MessageGetScheduledRuns {
+            nodeid: "n1".into(),
+            start: d1.into(),
+            end: d0.into(),
+        })
+        .await;
     assert_eq!(
         (bad.state, bad.message.as_str()),
         (FAILED, "error: end must be greater than start")
@@ -508,18 +405,13 @@ async fn scenario(s: &TestServer) {
 
     // Nearest free slot: [11:59, 12:01] holds the 12:00 cron start, whose run lasts until 12:10.
     // (A run already under way at the start is not seen, as in the original.)
-    let r = c
-        .reschedule_job_nearest(req(
-            MessageRescheduleJob {
-                jobid: "a1".into(),
-                starttime: "2030-01-15 11:59:00".into(),
-                endtime: "2030-01-15 12:40:00".into(),
-            },
-            &alice,
-        ))
-        .await
-        .expect("reschedule")
-        .into_inner();
+    let r = As::new(&c, &alice)
+        .reschedule_job_nearest(MessageRescheduleJob {
+            jobid: "a1".into(),
+            starttime: "2030-01-15 11:59:00".into(),
+            endtime: "2030-01-15 12:40:00".into(),
+        })
+        .await;
     assert_eq!(
         (r.rescheduled, r.message.as_str()),
         (
@@ -527,18 +419,13 @@ async fn scenario(s: &TestServer) {
             "updated job schedule successfully; next_slot=2030-01-15 12:10:00"
         )
     );
-    let r = c
-        .reschedule_job_nearest(req(
-            MessageRescheduleJob {
-                jobid: "c1".into(),
-                starttime: d0.into(),
-                endtime: d1.into(),
-            },
-            &alice,
-        ))
-        .await
-        .expect("reschedule")
-        .into_inner();
+    let r = As::new(&c, &alice)
+        .reschedule_job_nearest(MessageRescheduleJob {
+            jobid: "c1".into(),
+            starttime: d0.into(),
+            endtime: d1.into(),
+        })
+        .await;
     assert_eq!(
         (r.rescheduled, r.message.as_str()),
         (false, "only jobs of type 'atq' can be rescheduled.")
@@ -550,42 +437,32 @@ async fn scenario(s: &TestServer) {
         ("r2", 11, "done"),
         ("r1", 10, "done"),
     ] {
-        let r = c
-            .update_run(req(
-                MessageUpdateRun {
-                    run: Some(RunInstance {
-                        runid: runid.into(),
-                        jobid: "c1".into(),
-                        nodeid: "n1".into(),
-                        userid: "alice".into(),
-                        start_time: format!("2030-01-15T{h}:00:00+00:00"),
-                        end_time: format!("2030-01-15T{h}:10:00+00:00"),
-                        last_updated: format!("2030-01-15T{h}:10:00+00:00"),
-                        status: status.into(),
-                        ..Default::default()
-                    }),
-                },
-                &node,
-            ))
-            .await
-            .expect("update_run")
-            .into_inner();
+        let r = As::new(&c, &node)
+            .update_run(MessageUpdateRun {
+                run: Some(RunInstance {
+                    runid: runid.into(),
+                    jobid: "c1".into(),
+                    nodeid: "n1".into(),
+                    userid: "alice".into(),
+                    start_time: format!("2030-01-15T{h}:00:00+00:00"),
+                    end_time: format!("2030-01-15T{h}:10:00+00:00"),
+                    last_updated: format!("2030-01-15T{h}:10:00+00:00"),
+                    status: status.into(),
+                    ..Default::default()
+                }),
+            })
+            .await;
         assert_eq!(
             (r.state, r.message.as_str()),
             (OK, "updated run successfully")
         );
     }
-    let got = c
-        .get_runs(req(
-            MessageGetRuns {
-                jobid: Some("c1".into()),
-                ..Default::default()
-            },
-            &alice,
-        ))
-        .await
-        .expect("get_runs")
-        .into_inner();
+    let got = As::new(&c, &alice)
+        .get_runs(MessageGetRuns {
+            jobid: Some("c1".into()),
+            ..Default::default()
+        })
+        .await;
     let seen: Vec<(&str, &str, &str)> = got
         .runs
         .iter()
@@ -599,38 +476,28 @@ async fn scenario(s: &TestServer) {
         ]
     );
     // Times come back at the precision of the original's database (MongoDB: milliseconds).
-    let r = c
-        .update_run(req(
-            MessageUpdateRun {
-                run: Some(RunInstance {
-                    runid: "r-precise".into(),
-                    jobid: "c9".into(),
-                    nodeid: "n1".into(),
-                    userid: "alice".into(),
-                    start_time: "2030-01-01 00:10:00.000123".into(),
-                    end_time: "2030-01-01 00:10:32.910943".into(),
-                    last_updated: "2030-01-01 00:10:32.910943".into(),
-                    status: "done".into(),
-                    ..Default::default()
-                }),
-            },
-            &node,
-        ))
-        .await
-        .expect("update_run")
-        .into_inner();
-    assert_eq!(r.state, OK, "{}", r.message);
-    let got = c
-        .get_runs(req(
-            MessageGetRuns {
-                runid: Some("r-precise".into()),
+    let r = As::new(&c, &node)
+        .update_run(MessageUpdateRun {
+            run: Some(RunInstance {
+                runid: "r-precise".into(),
+                jobid: "c9".into(),
+                nodeid: "n1".into(),
+                userid: "alice".into(),
+                start_time: "2030-01-01 00:10:00.000123".into(),
+                end_time: "2030-01-01 00:10:32.910943".into(),
+                last_updated: "2030-01-01 00:10:32.910943".into(),
+                status: "done".into(),
                 ..Default::default()
-            },
-            &alice,
-        ))
-        .await
-        .expect("get_runs")
-        .into_inner();
+            }),
+        })
+        .await;
+    assert_eq!(r.state, OK, "{}", r.message);
+    let got = As::new(&c, &alice)
+        .get_runs(MessageGetRuns {
+            runid: Some("r-precise".into()),
+            ..Default::default()
+        })
+        .await;
     let times: Vec<(&str, &str, &str)> = got
         .runs
         .iter()
@@ -650,20 +517,15 @@ async fn scenario(s: &TestServer) {
             "2030-01-01 00:10:32.910000"
         )]
     );
-    let bad = c
-        .update_run(req(
-            MessageUpdateRun {
-                run: Some(RunInstance {
-                    runid: "r3".into(),
-                    start_time: "soon".into(),
-                    ..Default::default()
-                }),
-            },
-            &node,
-        ))
-        .await
-        .expect("update_run")
-        .into_inner();
+    let bad = As::new(&c, &node)
+        .update_run(MessageUpdateRun {
+            run: Some(RunInstance {
+                runid: "r3".into(),
+                start_time: "soon".into(),
+                ..Default::default()
+            }),
+        })
+        .await;
     assert_eq!(
         (bad.state, bad.message.as_str()),
         (FAILED, "invalid start_time: 'soon'")
@@ -679,55 +541,38 @@ async fn scenario(s: &TestServer) {
         status: 2,
         ..Default::default()
     };
-    let r = c
-        .schedule_task(req(
-            MessageScheduleTask {
-                task: Some(task.clone()),
-            },
-            &node,
-        ))
-        .await
-        .expect("task")
-        .into_inner();
+    let r = As::new(&c, &node)
+        .schedule_task(MessageScheduleTask {
+            task: Some(task.clone()),
+        })
+        .await;
     assert_eq!(
         (r.state, r.message.as_str()),
         (OK, "task successfully scheduled")
     );
-    let r = c
-        .schedule_task(req(MessageScheduleTask { task: Some(task) }, &node))
-        .await
-        .expect("task")
-        .into_inner();
+    let r = As::new(&c, &node)
+        .schedule_task(MessageScheduleTask { task: Some(task) })
+        .await;
     assert_eq!(
         (r.state, r.message.as_str()),
         (FAILED, "task with the given id exists")
     );
-    let r = c
-        .update_task(req(
-            MessageUpdateTask {
-                taskid: "t1".into(),
-                status: TaskStatus::TaskComplete as i32,
-            },
-            &node,
-        ))
-        .await
-        .expect("update_task")
-        .into_inner();
+    let r = As::new(&c, &node)
+        .update_task(MessageUpdateTask {
+            taskid: "t1".into(),
+            status: TaskStatus::TaskComplete as i32,
+        })
+        .await;
     assert_eq!(
         (r.state, r.message.as_str()),
         (OK, "updated task successfully")
     );
-    let tasks = c
-        .get_tasks(req(
-            MessageGetTasks {
-                nodeid: Some("n1".into()),
-                ..Default::default()
-            },
-            &node,
-        ))
-        .await
-        .expect("tasks")
-        .into_inner();
+    let tasks = As::new(&c, &node)
+        .get_tasks(MessageGetTasks {
+            nodeid: Some("n1".into()),
+            ..Default::default()
+        })
+        .await;
     assert_eq!(
         tasks
             .tasks
@@ -738,57 +583,41 @@ async fn scenario(s: &TestServer) {
     );
 
     // Deletion rules.
-    let r = c
-        .delete_job_by_id(req(MessageDeleteJobById { jobid: "c1".into() }, &bob))
-        .await
-        .expect("delete")
-        .into_inner();
+    let r = As::new(&c, &bob)
+        .delete_job_by_id(MessageDeleteJobById { jobid: "c1".into() })
+        .await;
     assert_eq!(
         (r.exists, r.message.as_str()),
         (true, "permission denied: userid=bob and role=USER")
     );
-    let r = c
-        .delete_jobs_by_nodeid(req(
-            MessageDeleteJobsByNodeid {
-                nodeid: "n1".into(),
-            },
-            &alice,
-        ))
-        .await
-        .expect("delete")
-        .into_inner();
+    let r = As::new(&c, &alice)
+        .delete_jobs_by_nodeid(MessageDeleteJobsByNodeid {
+            nodeid: "n1".into(),
+        })
+        .await;
     assert_eq!(
         (r.num_deleted, r.message.as_str()),
         (0, "permission denied: userid=alice and role=USER")
     );
-    let r = c
-        .delete_job_by_id(req(MessageDeleteJobById { jobid: "a1".into() }, &alice))
-        .await
-        .expect("delete")
-        .into_inner();
+    let r = As::new(&c, &alice)
+        .delete_job_by_id(MessageDeleteJobById { jobid: "a1".into() })
+        .await;
     assert_eq!(
         (r.exists, r.message.as_str()),
         (true, "deleted job successfully")
     );
-    let r = c
-        .delete_jobs_by_nodeid(req(
-            MessageDeleteJobsByNodeid {
-                nodeid: "n1".into(),
-            },
-            &admin,
-        ))
-        .await
-        .expect("delete")
-        .into_inner();
+    let r = As::new(&c, &admin)
+        .delete_jobs_by_nodeid(MessageDeleteJobsByNodeid {
+            nodeid: "n1".into(),
+        })
+        .await;
     assert_eq!(
         (r.num_deleted, r.message.as_str()),
         (1, "deleted records successfully")
     );
-    let r = c
-        .delete_job_by_id(req(MessageDeleteJobById { jobid: "c1".into() }, &admin))
-        .await
-        .expect("delete")
-        .into_inner();
+    let r = As::new(&c, &admin)
+        .delete_job_by_id(MessageDeleteJobById { jobid: "c1".into() })
+        .await;
     assert_eq!(
         (r.exists, r.message.as_str()),
         (false, "job with given jobid does not exist")
@@ -797,7 +626,7 @@ async fn scenario(s: &TestServer) {
 
 #[tokio::test]
 async fn jobs_runs_tasks_on_the_embedded_store() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     scenario(&s).await;
 }
 
@@ -806,6 +635,6 @@ async fn jobs_runs_tasks_on_mongodb() {
     let Some(db) = TestMongo::fresh("jobs") else {
         return;
     };
-    let s = TestServer::start(&db.server_args()).await;
+    let s = Orchestrator::builder().store(&db).start().await;
     scenario(&s).await;
 }

@@ -2,24 +2,17 @@
 //! (`--grpc-hostname=localhost`, port published) reach it on every address, IPv4 and IPv6, and
 //! the original's public default admin token is refused on a listener other hosts can reach.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{req, Creds, BIN};
 use leotest_proto::unary::MessageGetUser;
 use leotest_proto::LeotestOrchestratorClient;
+use leotest_test_support::{free_port, orchestrator_bin, req, Creds};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 fn gen_cert(dir: &Path) {
-    let st = Command::new(BIN)
+    let st = Command::new(orchestrator_bin())
         .current_dir(dir)
         .args(["gen-cert"])
         .stdout(Stdio::null())
@@ -30,7 +23,7 @@ fn gen_cert(dir: &Path) {
 
 /// Runs the binary in `dir` with a clean `LEOTEST_*` environment.
 fn spawn(dir: &Path, args: &[&str]) -> Child {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(orchestrator_bin());
     cmd.current_dir(dir);
     for (k, _) in std::env::vars() {
         if k.starts_with("LEOTEST_") {

@@ -2,18 +2,16 @@
 //! a scrape of `/metrics` over HTTP, as Prometheus does it: the counters and histograms moved
 //! under the right labels, and no token or user id is in the exposition.
 
-mod common;
-
 use std::net::SocketAddr;
 
-use common::calls::user;
-use common::{req, Creds, TestServer, ADMIN_TOKEN};
 use leotest_proto::unary::*;
+use leotest_test_support::calls::user;
+use leotest_test_support::{orchestrator_bin, req, Creds, Orchestrator, ADMIN_TOKEN};
 
 const JWT_SECRET: &str = "metrics-test-jwt-secret-0c4e";
 
 /// The metrics address the server logged (it was started on port 0).
-fn metrics_addr(s: &TestServer) -> SocketAddr {
+fn metrics_addr(s: &Orchestrator) -> SocketAddr {
     let log = s.log();
     let line = log
         .lines()
@@ -56,7 +54,7 @@ fn get_user(id: &str) -> MessageGetUser {
 
 #[tokio::test]
 async fn rpcs_and_refusals_are_counted_without_secrets() {
-    let s = TestServer::start(&[
+    let s = Orchestrator::start(&[
         "--metrics-listen",
         "127.0.0.1:0",
         "--jwt-algo",
@@ -192,7 +190,7 @@ async fn rpcs_and_refusals_are_counted_without_secrets() {
 
 #[tokio::test]
 async fn metrics_are_off_by_default() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let c = s.client().await;
     drop(c);
     assert!(
@@ -207,7 +205,7 @@ async fn a_taken_metrics_port_fails_the_start() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr");
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(orchestrator_bin())
         .args([
             "--listen",
             "127.0.0.1:0",

@@ -2,11 +2,9 @@
 //! writes are served unchanged, and documents written here have the original's fields and BSON
 //! types. Runs against `LEOTEST_TEST_MONGO_URI` (skipped when unset).
 
-mod common;
-
 use std::time::Duration as StdDuration;
 
-use common::mongo::TestMongo;
+use leotest_test_support::mongo::TestMongo;
 
 use bson::oid::ObjectId;
 use bson::{doc, Bson, Document};

@@ -4,18 +4,16 @@
 //! (node/executor.py: a client node reports its runs and asks its server node for a server;
 //! the server node reads the client's run, reports its own and completes the task).
 
-mod common;
-
-use common::calls::*;
-use common::{req, Creds, TestServer};
 use leotest_proto::unary::*;
+use leotest_test_support::calls::*;
+use leotest_test_support::{As, Creds, Orchestrator};
 
 const OK: i32 = ResponseState::Success as i32;
 const FAILED: i32 = ResponseState::Failed as i32;
 
 /// alice's atq job `aj` on node n1 with server n2; bob's job `bj` on n1; nodes n1..n3.
 struct World {
-    s: TestServer,
+    s: Orchestrator,
     c: Client,
     alice: Creds,
     bob: Creds,
@@ -25,7 +23,7 @@ struct World {
 }
 
 async fn world() -> World {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let alice = user(&s, "alice", UserRoles::User).await;
     let bob = user(&s, "bob", UserRoles::UserPriv).await;
@@ -50,7 +48,7 @@ async fn world() -> World {
 }
 
 #[tokio::test]
-async fn get_job_by_id_shows_a_job_only_to_admin_owner_and_its_nodes() {
+async fn security_get_job_by_id_shows_a_job_only_to_admin_owner_and_its_nodes() {
     let World {
         s: _server,
         mut c,
@@ -78,7 +76,7 @@ async fn get_job_by_id_shows_a_job_only_to_admin_owner_and_its_nodes() {
 }
 
 #[tokio::test]
-async fn get_jobs_by_nodeid_lists_only_the_callers_jobs() {
+async fn security_get_jobs_by_nodeid_lists_only_the_callers_jobs() {
     let World {
         s: _server,
         c,
@@ -93,17 +91,13 @@ async fn get_jobs_by_nodeid_lists_only_the_callers_jobs() {
         (r.exists, r.jobs.into_iter().map(|j| j.id).collect())
     };
     let list = |who: Creds, nodeid: &'static str| {
-        let mut c = c.clone();
+        let c = c.clone();
         async move {
-            c.get_jobs_by_nodeid(req(
-                MessageGetJobsByNodeid {
+            As::new(&c, &who)
+                .get_jobs_by_nodeid(MessageGetJobsByNodeid {
                     nodeid: nodeid.into(),
-                },
-                &who,
-            ))
-            .await
-            .expect("get_jobs_by_nodeid")
-            .into_inner()
+                })
+                .await
         }
     };
     // The node agent's own call (scheduler.py) and the admin see every job of the node.
@@ -130,7 +124,7 @@ async fn get_jobs_by_nodeid_lists_only_the_callers_jobs() {
 }
 
 #[tokio::test]
-async fn forged_runs_are_refused_and_do_not_mark_a_node_alive() {
+async fn security_forged_runs_are_refused_and_do_not_mark_a_node_alive() {
     let World {
         s: _server,
         mut c,
@@ -205,7 +199,7 @@ async fn forged_runs_are_refused_and_do_not_mark_a_node_alive() {
 }
 
 #[tokio::test]
-async fn the_original_node_agent_flow_passes() {
+async fn security_the_original_node_agent_flow_passes() {
     let World {
         s: _server,
         mut c,
@@ -308,24 +302,19 @@ async fn the_original_node_agent_flow_passes() {
     .await
     .is_empty());
     // The node reschedules its atq job (executor.py, scavenger mode).
-    let r = c
-        .reschedule_job_nearest(req(
-            MessageRescheduleJob {
-                jobid: "aj".into(),
-                starttime: "2030-03-01 11:00:00".into(),
-                endtime: "2030-03-02 10:00:00".into(),
-            },
-            &n1,
-        ))
-        .await
-        .expect("reschedule")
-        .into_inner();
+    let r = As::new(&c, &n1)
+        .reschedule_job_nearest(MessageRescheduleJob {
+            jobid: "aj".into(),
+            starttime: "2030-03-01 11:00:00".into(),
+            endtime: "2030-03-02 10:00:00".into(),
+        })
+        .await;
     // (No free slot here: bob's atq job blocks its window, under the original's rules.)
     assert!(!r.message.starts_with("permission denied"), "{}", r.message);
 }
 
 #[tokio::test]
-async fn tasks_on_another_users_node_are_refused() {
+async fn security_tasks_on_another_users_node_are_refused() {
     let World {
         s: _server,
         mut c,
@@ -395,7 +384,7 @@ async fn tasks_on_another_users_node_are_refused() {
 }
 
 #[tokio::test]
-async fn reschedule_and_delete_follow_the_rule() {
+async fn security_reschedule_and_delete_follow_the_rule() {
     let World {
         s: _server,
         mut c,
@@ -405,35 +394,28 @@ async fn reschedule_and_delete_follow_the_rule() {
         ..
     } = world().await;
     for who in [&bob, &n3] {
-        let r = c
-            .reschedule_job_nearest(req(
-                MessageRescheduleJob {
-                    jobid: "aj".into(),
-                    starttime: "2030-03-01 11:00:00".into(),
-                    endtime: "2030-03-02 10:00:00".into(),
-                },
-                who,
-            ))
-            .await
-            .expect("reschedule")
-            .into_inner();
+        let r = As::new(&c, who)
+            .reschedule_job_nearest(MessageRescheduleJob {
+                jobid: "aj".into(),
+                starttime: "2030-03-01 11:00:00".into(),
+                endtime: "2030-03-02 10:00:00".into(),
+            })
+            .await;
         assert!(!r.rescheduled);
         assert!(r.message.starts_with("permission denied"), "{}", r.message);
     }
     // Deleting stays ADMIN or owner, as in the original: not even the job's node.
     for (who, role) in [(&bob, "USER_PRIV"), (&n1, "NODE")] {
-        let r = c
-            .delete_job_by_id(req(MessageDeleteJobById { jobid: "aj".into() }, who))
-            .await
-            .expect("delete")
-            .into_inner();
+        let r = As::new(&c, who)
+            .delete_job_by_id(MessageDeleteJobById { jobid: "aj".into() })
+            .await;
         assert_eq!((r.exists, r.message), (true, denied(who, role)));
     }
     assert!(get_job(&mut c, &Creds::admin(), "aj").await.exists);
 }
 
 #[tokio::test]
-async fn runs_of_a_job_that_is_gone_can_still_be_finished_by_its_node() {
+async fn security_runs_of_a_job_that_is_gone_can_still_be_finished_by_its_node() {
     let World {
         s,
         mut c,
@@ -445,11 +427,9 @@ async fn runs_of_a_job_that_is_gone_can_still_be_finished_by_its_node() {
     let r = update_run(&mut c, &n1, run("late", "aj", "n1", "alice")).await;
     assert_eq!(r.state, OK, "{}", r.message);
     // The job ends (here: deleted) while its last run is still finishing.
-    let r = c
-        .delete_job_by_id(req(MessageDeleteJobById { jobid: "aj".into() }, &alice))
-        .await
-        .expect("delete")
-        .into_inner();
+    let r = As::new(&c, &alice)
+        .delete_job_by_id(MessageDeleteJobById { jobid: "aj".into() })
+        .await;
     assert!(r.exists);
     let mut done = run("late", "aj", "n1", "alice");
     done.status = "COMPLETE".into();

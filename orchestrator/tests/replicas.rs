@@ -3,15 +3,13 @@
 //! record, and a deleted or demoted user stops working on the other replica within 1 s (users
 //! are cached). Embedded: a second process on the same data directory is refused.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::mongo::TestMongo;
-use common::{req, Creds, TestServer, BIN};
 use leotest_proto::unary::*;
 use leotest_proto::LeotestOrchestratorClient;
+use leotest_test_support::mongo::TestMongo;
+use leotest_test_support::{orchestrator_bin, req, As, Creds, Orchestrator};
 use tonic::transport::Channel;
 
 fn ok(state: i32) -> bool {
@@ -20,8 +18,8 @@ fn ok(state: i32) -> bool {
 
 #[tokio::test]
 async fn embedded_refuses_a_second_process_on_the_same_data_dir() {
-    let s = TestServer::start(&[]).await;
-    let out = Command::new(BIN)
+    let s = Orchestrator::start(&[]).await;
+    let out = Command::new(orchestrator_bin())
         .current_dir(s.dir.path())
         .env_remove("LEOTEST_DB_SERVER")
         .args(["--grpc-hostname", "127.0.0.1", "--grpc-port", "0"])
@@ -31,7 +29,7 @@ async fn embedded_refuses_a_second_process_on_the_same_data_dir() {
         .arg(s.cert_path())
         .arg("--tls-key")
         .arg(s.key_path())
-        .args(["--admin-access-token", common::ADMIN_TOKEN])
+        .args(["--admin-access-token", leotest_test_support::ADMIN_TOKEN])
         .stdin(Stdio::null())
         .output()
         .expect("run second orchestrator");
@@ -55,9 +53,9 @@ async fn embedded_refuses_a_second_process_on_the_same_data_dir() {
 }
 
 /// Two replicas of one database, started at the same moment.
-async fn replicas(db: &TestMongo) -> (TestServer, TestServer) {
+async fn replicas(db: &TestMongo) -> (Orchestrator, Orchestrator) {
     let args = db.server_args();
-    let (a, b) = tokio::join!(TestServer::start(&args), TestServer::start(&args));
+    let (a, b) = tokio::join!(Orchestrator::start(&args), Orchestrator::start(&args));
     (a, b)
 }
 
@@ -79,19 +77,14 @@ async fn register_user(
     name: &str,
     role: UserRoles,
 ) -> Option<Creds> {
-    let r = c
-        .register_user(req(
-            MessageRegisterUser {
-                id: id.into(),
-                name: name.into(),
-                role: role as i32,
-                team: "t".into(),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("register_user")
-        .into_inner();
+    let r = As::new(c, &Creds::admin())
+        .register_user(MessageRegisterUser {
+            id: id.into(),
+            name: name.into(),
+            role: role as i32,
+            team: "t".into(),
+        })
+        .await;
     ok(r.state).then(|| {
         let token = r
             .message
@@ -162,11 +155,11 @@ async fn mongo_replicas_start_race_register_and_revoke_safely() {
     // The same run reported to both replicas at once: one document.
     for i in 0..10 {
         let runid = format!("run{i}");
-        let report = |mut c: LeotestOrchestratorClient<Channel>, status: &'static str| {
+        let report = |c: LeotestOrchestratorClient<Channel>, status: &'static str| {
             let runid = runid.clone();
             async move {
-                c.update_run(req(
-                    MessageUpdateRun {
+                As::new(&c, &Creds::admin())
+                    .update_run(MessageUpdateRun {
                         run: Some(RunInstance {
                             runid,
                             jobid: "j".into(),
@@ -178,12 +171,8 @@ async fn mongo_replicas_start_race_register_and_revoke_safely() {
                             status: status.into(),
                             ..Default::default()
                         }),
-                    },
-                    &Creds::admin(),
-                ))
-                .await
-                .expect("update_run")
-                .into_inner()
+                    })
+                    .await
             }
         };
         let (x, y) = tokio::join!(report(ca.clone(), "a"), report(cb.clone(), "b"));
@@ -211,16 +200,11 @@ async fn mongo_replicas_start_race_register_and_revoke_safely() {
     for _ in 0..20 {
         assert!(authenticates(&mut cb, &alice).await, "warm B's cache");
     }
-    let r = ca
-        .delete_user(req(
-            MessageDeleteUser {
-                userid: "alice".into(),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("delete_user")
-        .into_inner();
+    let r = As::new(&ca, &Creds::admin())
+        .delete_user(MessageDeleteUser {
+            userid: "alice".into(),
+        })
+        .await;
     assert!(ok(r.state), "{}", r.message);
     let gone = time_until(|| {
         let (mut c, creds) = (cb.clone(), alice.clone());
@@ -276,19 +260,14 @@ async fn mongo_replicas_start_race_register_and_revoke_safely() {
         promoted < Duration::from_secs(1),
         "admin role on B after {promoted:?}"
     );
-    let r = ca
-        .modify_user(req(
-            MessageModifyUser {
-                id: "boss".into(),
-                name: "Boss".into(),
-                role: UserRoles::User as i32,
-                team: "t".into(),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("modify_user")
-        .into_inner();
+    let r = As::new(&ca, &Creds::admin())
+        .modify_user(MessageModifyUser {
+            id: "boss".into(),
+            name: "Boss".into(),
+            role: UserRoles::User as i32,
+            team: "t".into(),
+        })
+        .await;
     assert!(ok(r.state), "{}", r.message);
     let mut m = 100;
     let demoted = time_until(|| {

@@ -8,14 +8,10 @@
 //! (`LEOTEST_SCALE_RUNS` lowers the run count; the MongoDB variant needs
 //! `LEOTEST_TEST_MONGO_URI`, and fails without it under `CI=true`).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::mongo::TestMongo;
-use common::{req, Creds, TestServer};
 use leotest_orchestrator::store::embedded::EmbeddedStore;
 use leotest_orchestrator::store::mongo::MongoStore;
 use leotest_orchestrator::store::*;
@@ -23,6 +19,8 @@ use leotest_proto::unary::{
     JobParams as WireParams, JobType, MessageGetRuns, MessageGetScheduledRuns, MessageScheduleJob,
     MessageTimeRange, ResponseState,
 };
+use leotest_test_support::mongo::TestMongo;
+use leotest_test_support::{As, Creds, Orchestrator};
 
 const JOBS: usize = 10_000;
 const NODES: usize = 100;
@@ -115,59 +113,44 @@ fn runids(runs: &[leotest_proto::unary::RunInstance]) -> Vec<String> {
 }
 
 /// The checks over TLS; returns a timing summary.
-async fn check(s: &TestServer, runs: usize) -> String {
+async fn check(s: &Orchestrator, runs: usize) -> String {
     let admin = Creds::admin();
-    let mut c = s.client().await;
+    let c = s.client().await;
     let t = Instant::now();
 
     // get_runs by jobid: insertion order (as the original), limited: the first runs stored.
     let jobno = 123 % JOBS;
     let per_job: Vec<usize> = (0..runs).filter(|r| r % JOBS == jobno).collect();
-    let got = c
-        .get_runs(req(
-            MessageGetRuns {
-                jobid: Some(format!("job-{jobno:05}")),
-                limit: Some(10),
-                ..Default::default()
-            },
-            &admin,
-        ))
+    let got = As::new(&c, &admin)
+        .get_runs(MessageGetRuns {
+            jobid: Some(format!("job-{jobno:05}")),
+            limit: Some(10),
+            ..Default::default()
+        })
         .await
-        .expect("get_runs by jobid")
-        .into_inner()
         .runs;
     let want: Vec<String> = per_job.iter().take(10).map(|r| run(*r).runid).collect();
     assert_eq!(runids(&got), want, "first 10 runs of the job");
     assert!(got
         .iter()
         .all(|r| r.jobid == format!("job-{jobno:05}") && r.status == "complete"));
-    let all = c
-        .get_runs(req(
-            MessageGetRuns {
-                jobid: Some(format!("job-{jobno:05}")),
-                ..Default::default()
-            },
-            &admin,
-        ))
+    let all = As::new(&c, &admin)
+        .get_runs(MessageGetRuns {
+            jobid: Some(format!("job-{jobno:05}")),
+            ..Default::default()
+        })
         .await
-        .expect("get_runs by jobid, no limit")
-        .into_inner()
         .runs;
     assert_eq!(all.len(), per_job.len());
 
     // By nodeid, limited.
-    let got = c
-        .get_runs(req(
-            MessageGetRuns {
-                nodeid: Some(nodeid(NODE)),
-                limit: Some(50),
-                ..Default::default()
-            },
-            &admin,
-        ))
+    let got = As::new(&c, &admin)
+        .get_runs(MessageGetRuns {
+            nodeid: Some(nodeid(NODE)),
+            limit: Some(50),
+            ..Default::default()
+        })
         .await
-        .expect("get_runs by nodeid")
-        .into_inner()
         .runs;
     let want: Vec<String> = (0..runs)
         .filter(|r| r % NODES == NODE)
@@ -179,41 +162,29 @@ async fn check(s: &TestServer, runs: usize) -> String {
     // By time range (both bounds inclusive): the 100 runs starting in it, in insertion order.
     let mid = runs / 2;
     let fmt = |r: usize| run(r).start_time.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let got = c
-        .get_runs(req(
-            MessageGetRuns {
-                time_range: Some(MessageTimeRange {
-                    start: fmt(mid),
-                    end: fmt((mid + 99).min(runs - 1)),
-                }),
-                ..Default::default()
-            },
-            &admin,
-        ))
+    let got = As::new(&c, &admin)
+        .get_runs(MessageGetRuns {
+            time_range: Some(MessageTimeRange {
+                start: fmt(mid),
+                end: fmt((mid + 99).min(runs - 1)),
+            }),
+            ..Default::default()
+        })
         .await
-        .expect("get_runs by time range")
-        .into_inner()
         .runs;
-    let want: Vec<String> = (mid..(mid + 100).min(runs))
-        .map(|r| run(r).runid)
-        .collect();
+    let want: Vec<String> = (mid..(mid + 100).min(runs)).map(|r| run(r).runid).collect();
     assert_eq!(runids(&got), want, "runs in the time range");
     let get_runs_ms = t.elapsed().as_secs_f64() * 1e3;
 
     // get_scheduled_runs of the busy node: 100 jobs x 24 hourly runs.
     let t = Instant::now();
-    let sched = c
-        .get_scheduled_runs(req(
-            MessageGetScheduledRuns {
-                nodeid: nodeid(NODE),
-                start: "2030-01-15 00:00:00".into(),
-                end: "2030-01-15 23:59:59".into(),
-            },
-            &admin,
-        ))
-        .await
-        .expect("get_scheduled_runs")
-        .into_inner();
+    let sched = As::new(&c, &admin)
+        .get_scheduled_runs(MessageGetScheduledRuns {
+            nodeid: nodeid(NODE),
+            start: "2030-01-15 00:00:00".into(),
+            end: "2030-01-15 23:59:59".into(),
+        })
+        .await;
     assert_eq!(
         sched.state,
         ResponseState::Success as i32,
@@ -238,11 +209,9 @@ async fn check(s: &TestServer, runs: usize) -> String {
         overhead: true,
         ..Default::default()
     };
-    let r = c
-        .schedule_job(req(atq("scale-clash", "2030-01-15 10:00:10"), &admin))
-        .await
-        .expect("schedule_job")
-        .into_inner();
+    let r = As::new(&c, &admin)
+        .schedule_job(atq("scale-clash", "2030-01-15 10:00:10"))
+        .await;
     assert_eq!(r.state, ResponseState::Failed as i32, "{}", r.message);
     let clashing = format!("jobid=job-{:05},", NODES + NODE);
     assert!(
@@ -250,11 +219,9 @@ async fn check(s: &TestServer, runs: usize) -> String {
         "{}",
         r.message
     );
-    let r = c
-        .schedule_job(req(atq("scale-free", "2030-01-17 10:00:10"), &admin))
-        .await
-        .expect("schedule_job")
-        .into_inner();
+    let r = As::new(&c, &admin)
+        .schedule_job(atq("scale-free", "2030-01-17 10:00:10"))
+        .await;
     assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
     let schedule_ms = t.elapsed().as_secs_f64() * 1e3;
 
@@ -269,7 +236,7 @@ async fn check(s: &TestServer, runs: usize) -> String {
 #[ignore = "scale test: run explicitly (see the file's header)"]
 async fn scale_embedded() {
     let runs = runs_total();
-    let mut s = TestServer::start(&[]).await;
+    let mut s = Orchestrator::start(&[]).await;
     // The embedded store serves one process at a time (a lock on the data dir): load while
     // the server is stopped, then start it on the loaded data.
     s.stop();
@@ -290,7 +257,7 @@ async fn scale_mongo() {
         return;
     };
     let runs = runs_total();
-    let s = TestServer::start(&db.server_args()).await;
+    let s = Orchestrator::builder().store(&db).start().await;
     let store: Arc<dyn Store> = Arc::new(
         MongoStore::connect(&db.uri, &db.name)
             .await

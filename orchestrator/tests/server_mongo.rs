@@ -1,11 +1,9 @@
 //! The real binary on the MongoDB backend (`--db-server`), when `LEOTEST_TEST_MONGO_URI` is set:
 //! the same RPC behaviour as on the embedded store, and restart keeps data.
 
-mod common;
-
-use common::mongo::TestMongo;
-use common::{req, Creds, TestServer};
 use leotest_proto::unary::*;
+use leotest_test_support::mongo::TestMongo;
+use leotest_test_support::{req, As, Creds, Orchestrator};
 
 fn ok_state(state: i32, message: &str) {
     assert_eq!(state, ResponseState::Success as i32, "{message}");
@@ -16,24 +14,19 @@ async fn mongo_backend_serves_users_nodes_and_survives_restart() {
     let Some(db) = TestMongo::fresh("it") else {
         return;
     };
-    let mut s = TestServer::start(&db.server_args()).await;
+    let mut s = Orchestrator::builder().store(&db).start().await;
     assert!(s.log().contains("store=Mongo"), "{}", s.log());
     let admin = Creds::admin();
-    let mut c = s.client().await;
+    let c = s.client().await;
 
-    let r = c
-        .register_user(req(
-            MessageRegisterUser {
-                id: "alice".into(),
-                name: "Alice".into(),
-                role: UserRoles::UserPriv as i32,
-                team: "t".into(),
-            },
-            &admin,
-        ))
-        .await
-        .expect("register_user")
-        .into_inner();
+    let r = As::new(&c, &admin)
+        .register_user(MessageRegisterUser {
+            id: "alice".into(),
+            name: "Alice".into(),
+            role: UserRoles::UserPriv as i32,
+            team: "t".into(),
+        })
+        .await;
     ok_state(r.state, &r.message);
     let alice_token = r
         .message
@@ -42,21 +35,16 @@ async fn mongo_backend_serves_users_nodes_and_survives_restart() {
         .expect("token");
     let alice = Creds::token("alice", &alice_token);
 
-    let r = c
-        .register_node(req(
-            MessageRegisterNode {
-                node: Some(Node {
-                    nodeid: "node-1".into(),
-                    name: "n".into(),
-                    location: "delhi".into(),
-                    ..Default::default()
-                }),
-            },
-            &admin,
-        ))
-        .await
-        .expect("register_node")
-        .into_inner();
+    let r = As::new(&c, &admin)
+        .register_node(MessageRegisterNode {
+            node: Some(Node {
+                nodeid: "node-1".into(),
+                name: "n".into(),
+                location: "delhi".into(),
+                ..Default::default()
+            }),
+        })
+        .await;
     ok_state(r.state, &r.message);
     let node_token = r
         .message
@@ -65,106 +53,69 @@ async fn mongo_backend_serves_users_nodes_and_survives_restart() {
         .expect("token");
     let node = Creds::token("node-1", &node_token);
 
-    let hb = c
-        .report_heartbeat(req(
-            MessageHeartbeat {
-                nodeid: "node-1".into(),
-            },
-            &node,
-        ))
-        .await
-        .expect("heartbeat")
-        .into_inner();
+    let hb = As::new(&c, &node)
+        .report_heartbeat(MessageHeartbeat {
+            nodeid: "node-1".into(),
+        })
+        .await;
     assert!(hb.received);
-    let active = c
-        .get_nodes(req(
-            MessageGetNodes {
-                active: Some(true),
-                ..Default::default()
-            },
-            &alice,
-        ))
-        .await
-        .expect("get_nodes")
-        .into_inner();
+    let active = As::new(&c, &alice)
+        .get_nodes(MessageGetNodes {
+            active: Some(true),
+            ..Default::default()
+        })
+        .await;
     assert_eq!(active.nodes.len(), 1);
     assert_eq!(active.nodes[0].location, "delhi");
 
-    let r = c
-        .kernel_access(req(
-            MessageKernelAccess {
-                userid: "alice".into(),
-            },
-            &node,
-        ))
-        .await
-        .expect("kernel_access")
-        .into_inner();
+    let r = As::new(&c, &node)
+        .kernel_access(MessageKernelAccess {
+            userid: "alice".into(),
+        })
+        .await;
     assert_eq!(
         r.message,
         "userid=alice role=USER_PRIV has access to kernel services"
     );
 
-    let r = c
-        .update_global_config(req(
-            MessageUpdateGlobalConfig {
-                config: Some(Settings {
-                    datastore: None,
-                    weather: Some(WeatherApiSettings { apikey: "k".into() }),
-                }),
-            },
-            &admin,
-        ))
-        .await
-        .expect("update config")
-        .into_inner();
+    let r = As::new(&c, &admin)
+        .update_global_config(MessageUpdateGlobalConfig {
+            config: Some(Settings {
+                datastore: None,
+                weather: Some(WeatherApiSettings { apikey: "k".into() }),
+            }),
+        })
+        .await;
     ok_state(r.state, &r.message);
 
     s.restart().await;
     let mut c = s.client().await;
-    let me = c
-        .get_user(req(
-            MessageGetUser {
-                userid: "alice".into(),
-            },
-            &alice,
-        ))
-        .await
-        .expect("alice after restart")
-        .into_inner();
+    let me = As::new(&c, &alice)
+        .get_user(MessageGetUser {
+            userid: "alice".into(),
+        })
+        .await;
     assert!(me.exists);
-    let cfg = c
-        .get_global_config(req(MessageGetGlobalConfig {}, &node))
-        .await
-        .expect("config after restart")
-        .into_inner();
+    let cfg = As::new(&c, &node)
+        .get_global_config(MessageGetGlobalConfig {})
+        .await;
     assert_eq!(
         cfg.config.and_then(|c| c.weather).map(|w| w.apikey),
         Some("k".into())
     );
-    let st = c
-        .set_scavenger_status(req(
-            MessageSetScavengerStatus {
-                nodeid: "node-1".into(),
-                scavenger_mode_active: true,
-            },
-            &node,
-        ))
-        .await
-        .expect("scavenger")
-        .into_inner();
+    let st = As::new(&c, &node)
+        .set_scavenger_status(MessageSetScavengerStatus {
+            nodeid: "node-1".into(),
+            scavenger_mode_active: true,
+        })
+        .await;
     ok_state(st.state, &st.message);
-    let r = c
-        .delete_node(req(
-            MessageDeleteNode {
-                nodeid: "node-1".into(),
-                delete_jobs: true,
-            },
-            &admin,
-        ))
-        .await
-        .expect("delete_node")
-        .into_inner();
+    let r = As::new(&c, &admin)
+        .delete_node(MessageDeleteNode {
+            nodeid: "node-1".into(),
+            delete_jobs: true,
+        })
+        .await;
     assert_eq!(r.message, "node deleted");
     let err = c
         .get_user(req(MessageGetUser::default(), &node))

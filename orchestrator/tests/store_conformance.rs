@@ -1,11 +1,9 @@
 //! One behaviour suite for every `Store` backend: the embedded store always, MongoDB when
 //! `LEOTEST_TEST_MONGO_URI` is set (see `mongo_fixture` below).
 
-mod common;
-
 use std::sync::Arc;
 
-use common::mongo::TestMongo;
+use leotest_test_support::mongo::TestMongo;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use leotest_orchestrator::store::embedded::EmbeddedStore;
@@ -26,7 +24,7 @@ async fn embedded_fixture() -> Option<Fixture> {
     })
 }
 
-// MongoDB: a fresh database per test on `LEOTEST_TEST_MONGO_URI` (common/mongo.rs), dropped
+// MongoDB: a fresh database per test on `LEOTEST_TEST_MONGO_URI` (leotest-test-support `mongo`), dropped
 // with the fixture. `None` skips the MongoDB variant (a failure instead under CI=true).
 async fn mongo_fixture() -> Option<Fixture> {
     let db = TestMongo::fresh("conf")?;

@@ -1,18 +1,17 @@
 //! TLS of the real binary: original-style certificates (RSA 4096, CN only, PKCS#1 and PKCS#8
 //! keys), dev-pair generation at the default paths, and optional client certificates (mTLS).
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{req, Creds, TestServer, BIN};
 use hyper_util::rt::TokioIo;
 use leotest_proto::unary::MessageGetUser;
 use leotest_proto::LeotestOrchestratorClient;
+use leotest_test_support::certs::{openssl, openssl_available, sign_v1};
+use leotest_test_support::{free_port, orchestrator_bin, req, As, Creds, Orchestrator};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls13_signature_with_raw_key, CryptoProvider};
@@ -20,27 +19,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::DigitallySignedStruct;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-
-fn openssl_available() -> bool {
-    Command::new("openssl")
-        .arg("version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The original's `certs/generate_certs.sh`, non-interactive: RSA 4096, CN=localhost, no SAN.
 fn original_style_pair(dir: &Path, pkcs1: bool) {
@@ -64,22 +42,11 @@ fn original_style_pair(dir: &Path, pkcs1: bool) {
             "/CN=localhost",
         ],
     );
-    openssl(
+    sign_v1(
         dir,
-        &[
-            "x509",
-            "-req",
-            "-days",
-            "365",
-            "-in",
-            "certs/server.csr",
-            "-signkey",
-            "certs/server.key",
-            "-set_serial",
-            "01",
-            "-out",
-            "certs/server.crt",
-        ],
+        "certs/server.csr",
+        "certs/server.key",
+        "certs/server.crt",
     );
     let key = std::fs::read_to_string(dir.join("certs/server.key")).expect("key");
     let want = if pkcs1 {
@@ -222,7 +189,7 @@ async fn serves_original_style_cert(pkcs1: bool) {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     original_style_pair(dir.path(), pkcs1);
-    let s = TestServer::start_in(dir, &[]).await;
+    let s = Orchestrator::start_in(dir, &[]).await;
     let transcript = handshake(s.port, &s.cert_path());
     assert!(
         transcript.contains("Verify return code: 0 (ok)"),
@@ -232,17 +199,12 @@ async fn serves_original_style_cert(pkcs1: bool) {
     assert!(transcript.contains("4096 bit"), "{transcript}");
 
     // And real gRPC over it, authenticated like the original client.
-    let mut c = pinned_client(s.port, &s.cert_path()).await;
-    let r = c
-        .get_user(req(
-            MessageGetUser {
-                userid: "admin".into(),
-            },
-            &Creds::admin(),
-        ))
-        .await
-        .expect("gRPC over the original-style certificate")
-        .into_inner();
+    let c = pinned_client(s.port, &s.cert_path()).await;
+    let r = As::new(&c, &Creds::admin())
+        .get_user(MessageGetUser {
+            userid: "admin".into(),
+        })
+        .await;
     assert!(r.exists);
     assert_eq!(r.name, "LEOScope Admin");
 }
@@ -257,16 +219,11 @@ async fn original_style_rsa4096_cn_only_pkcs8_key() {
     serves_original_style_cert(false).await;
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 #[tokio::test]
 async fn default_paths_get_a_generated_dev_pair() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(orchestrator_bin())
         .current_dir(dir.path())
         .env_remove("LEOTEST_TLS_CERT")
         .env_remove("LEOTEST_TLS_KEY")
@@ -328,7 +285,7 @@ async fn default_paths_get_a_generated_dev_pair() {
 #[test]
 fn explicit_missing_cert_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(BIN)
+    let out = Command::new(orchestrator_bin())
         .current_dir(dir.path())
         .args([
             "--listen",
@@ -368,9 +325,9 @@ async fn client_certificates_are_required_with_a_client_ca() {
         .expect("client cert");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca_path = common::write(dir.path(), "client-ca.crt", &ca_cert.pem());
+    let ca_path = leotest_test_support::write(dir.path(), "client-ca.crt", &ca_cert.pem());
     let ca_arg = ca_path.to_string_lossy().to_string();
-    let s = TestServer::start(&["--tls-client-ca", &ca_arg]).await;
+    let s = Orchestrator::start(&["--tls-client-ca", &ca_arg]).await;
 
     // Without a client certificate the handshake (and so the call) fails.
     let no_cert = match s.channel_with(s.tls()).await {

@@ -3,17 +3,15 @@
 //! start-up and by `tokens audit`), `tokens rotate` replaces them, new tokens are stored as
 //! `--token-storage` says, and re-registering a node keeps its existing credentials working.
 
-mod common;
-
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use common::calls::*;
-use common::mongo::TestMongo;
-use common::{req, Creds, TestServer, BIN};
 use leotest_orchestrator::store::embedded::EmbeddedStore;
 use leotest_orchestrator::store::{Role, Store, User};
 use leotest_proto::unary::*;
+use leotest_test_support::calls::*;
+use leotest_test_support::mongo::TestMongo;
+use leotest_test_support::{orchestrator_bin, req, token_from_message, As, Creds, Orchestrator};
 use sha2::{Digest, Sha256};
 use tonic::Code;
 
@@ -45,21 +43,6 @@ async fn works(c: &mut Client, creds: &Creds) -> bool {
         Err(s) if s.code() == Code::Unauthenticated => false,
         Err(s) => panic!("unexpected status {s:?}"),
     }
-}
-
-/// A directory with a certificate, ready for `TestServer::start_in`.
-fn prepared_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let status = Command::new(BIN)
-        .args(["gen-cert", "--cert"])
-        .arg(dir.path().join("certs/server.crt"))
-        .arg("--key")
-        .arg(dir.path().join("certs/server.key"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("gen-cert");
-    assert!(status.success());
-    dir
 }
 
 /// Users as the original orchestrator left them: plaintext derived static tokens.
@@ -100,8 +83,8 @@ async fn stored_user(data_dir: &Path, id: &str) -> User {
     store.get_user(id).await.expect("read").expect("user")
 }
 
-fn tokens_cli(s: &TestServer, args: &[&str]) -> Output {
-    Command::new(BIN)
+fn tokens_cli(s: &Orchestrator, args: &[&str]) -> Output {
+    Command::new(orchestrator_bin())
         .env_remove("LEOTEST_DB_SERVER")
         .arg("--data-dir")
         .arg(s.data_dir())
@@ -117,8 +100,8 @@ fn stdout(o: &Output) -> String {
 }
 
 #[tokio::test]
-async fn tokens_cannot_be_derived_from_what_a_user_can_read() {
-    let s = TestServer::start(&[]).await;
+async fn security_tokens_cannot_be_derived_from_what_a_user_can_read() {
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let mallory = user(&s, "mallory", UserRoles::User).await;
     let victim = user(&s, "victim", UserRoles::UserPriv).await;
@@ -165,14 +148,18 @@ async fn tokens_cannot_be_derived_from_what_a_user_can_read() {
 }
 
 #[tokio::test]
-async fn no_reply_carries_a_stored_token() {
-    let s = TestServer::start(&[]).await;
+async fn security_no_reply_carries_a_stored_token() {
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let alice = user(&s, "alice", UserRoles::User).await;
     let n1 = node(&s, "n1").await;
     let r = schedule(&mut c, &alice, atq_job("aj", "n1", "")).await;
     assert_eq!(r.state, OK, "{}", r.message);
-    let secrets = [token_of(&alice), token_of(&n1), common::ADMIN_TOKEN];
+    let secrets = [
+        token_of(&alice),
+        token_of(&n1),
+        leotest_test_support::ADMIN_TOKEN,
+    ];
     let mut replies: Vec<String> = Vec::new();
     for who in [Creds::admin(), alice.clone(), n1.clone()] {
         for id in ["admin", "alice", "n1"] {
@@ -207,8 +194,8 @@ async fn no_reply_carries_a_stored_token() {
 }
 
 #[tokio::test]
-async fn new_tokens_are_stored_hashed_or_plain_as_configured() {
-    let mut s = TestServer::start(&[]).await;
+async fn security_new_tokens_are_stored_hashed_or_plain_as_configured() {
+    let mut s = Orchestrator::start(&[]).await;
     let alice = user(&s, "alice", UserRoles::User).await;
     s.stop();
     let stored = stored_user(&s.data_dir(), "alice").await;
@@ -216,14 +203,16 @@ async fn new_tokens_are_stored_hashed_or_plain_as_configured() {
     assert!(!stored.static_access_token.contains(token_of(&alice)));
     assert_eq!(stored.access_token, "");
     let admin = stored_user(&s.data_dir(), "admin").await;
-    assert!(!admin.static_access_token.contains(common::ADMIN_TOKEN));
+    assert!(!admin
+        .static_access_token
+        .contains(leotest_test_support::ADMIN_TOKEN));
     s.launch().await;
     let mut c = s.client().await;
     assert!(works(&mut c, &alice).await);
     assert!(works(&mut c, &Creds::admin()).await);
 
     // `plain`: the original's layout, so the original orchestrator can authenticate them.
-    let mut p = TestServer::start(&["--token-storage", "plain"]).await;
+    let mut p = Orchestrator::start(&["--token-storage", "plain"]).await;
     let bob = user(&p, "bob", UserRoles::User).await;
     p.stop();
     assert_eq!(
@@ -234,16 +223,16 @@ async fn new_tokens_are_stored_hashed_or_plain_as_configured() {
         stored_user(&p.data_dir(), "admin")
             .await
             .static_access_token,
-        common::ADMIN_TOKEN
+        leotest_test_support::ADMIN_TOKEN
     );
 }
 
 #[tokio::test]
-async fn tokens_stored_by_the_original_still_work_are_reported_and_rotate() {
-    let dir = prepared_dir();
+async fn security_tokens_stored_by_the_original_still_work_are_reported_and_rotate() {
+    let dir = Orchestrator::prepared_dir();
     let legacy = legacy_users();
     seed_embedded(&dir.path().join("data"), &legacy).await;
-    let mut s = TestServer::start_in(dir, &[]).await;
+    let mut s = Orchestrator::start_in(dir, &[]).await;
     let mut c = s.client().await;
     let old_user = Creds::token("old-user", &legacy[0].static_access_token);
     let old_node = Creds::token("old-node", &legacy[1].static_access_token);
@@ -328,7 +317,7 @@ async fn tokens_stored_by_the_original_still_work_are_reported_and_rotate() {
 }
 
 #[tokio::test]
-async fn mongodb_tokens_of_the_original_work_and_rotate_while_serving() {
+async fn security_mongodb_tokens_of_the_original_work_and_rotate_while_serving() {
     let Some(db) = TestMongo::fresh("tok") else {
         return;
     };
@@ -345,7 +334,7 @@ async fn mongodb_tokens_of_the_original_work_and_rotate_while_serving() {
         })
         .await
         .expect("seed");
-    let s = TestServer::start(&db.server_args()).await;
+    let s = Orchestrator::builder().store(&db).start().await;
     let mut c = s.client().await;
     let old = Creds::token("old-user", &token);
     assert!(works(&mut c, &old).await);
@@ -374,8 +363,8 @@ async fn mongodb_tokens_of_the_original_work_and_rotate_while_serving() {
 }
 
 #[tokio::test]
-async fn re_registering_a_node_keeps_its_existing_token_and_the_new_one_works() {
-    let s = TestServer::start(&[]).await;
+async fn security_re_registering_a_node_keeps_its_existing_token_and_the_new_one_works() {
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     // A NODE identity made first as a user (as the testbed's init does), then its node.
     let old = user(&s, "n1", UserRoles::Node).await;
@@ -393,28 +382,18 @@ async fn re_registering_a_node_keeps_its_existing_token_and_the_new_one_works() 
     );
 
     for who in [&old, &new] {
-        let hb = c
-            .report_heartbeat(req(
-                MessageHeartbeat {
-                    nodeid: "n1".into(),
-                },
-                who,
-            ))
-            .await
-            .expect("heartbeat")
-            .into_inner();
+        let hb = As::new(&c, who)
+            .report_heartbeat(MessageHeartbeat {
+                nodeid: "n1".into(),
+            })
+            .await;
         assert!(hb.received);
-        let sc = c
-            .set_scavenger_status(req(
-                MessageSetScavengerStatus {
-                    nodeid: "n1".into(),
-                    scavenger_mode_active: false,
-                },
-                who,
-            ))
-            .await
-            .expect("scavenger")
-            .into_inner();
+        let sc = As::new(&c, who)
+            .set_scavenger_status(MessageSetScavengerStatus {
+                nodeid: "n1".into(),
+                scavenger_mode_active: false,
+            })
+            .await;
         assert_eq!(sc.state, OK, "{}", sc.message);
         let ur = update_run(&mut c, who, run("r-self", "gone-job", "n1", "x")).await;
         assert_eq!(ur.state, OK, "{}", ur.message);
@@ -432,8 +411,8 @@ async fn re_registering_a_node_keeps_its_existing_token_and_the_new_one_works() 
 }
 
 #[tokio::test]
-async fn failed_authentication_logs_a_bounded_userid() {
-    let s = TestServer::start(&[]).await;
+async fn security_failed_authentication_logs_a_bounded_userid() {
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let long = format!("mallory{}", "A".repeat(8 * 1024 - 16));
     assert!(!works(&mut c, &Creds::token(&long, "wrong")).await);

@@ -4,11 +4,9 @@
 //! exact message strings, one table row per RPC outcome. Also: free-text sizes up to the
 //! message limit, and the original's `get_scavenger_status` answer.
 
-mod common;
-
-use common::calls::*;
-use common::{req, Creds, TestServer};
 use leotest_proto::unary::*;
+use leotest_test_support::calls::*;
+use leotest_test_support::{req, As, Creds, Orchestrator};
 use prost::Message;
 
 /// Expected encodings, written field by field so a row reads like the original's dict.
@@ -68,7 +66,7 @@ fn row<M: Message + std::fmt::Debug>(name: &str, got: &M, want: Vec<u8>) {
 
 #[tokio::test]
 async fn every_rpc_answers_the_originals_bytes() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let admin = Creds::admin();
     let alice = user(&s, "alice", UserRoles::User).await;
@@ -592,7 +590,7 @@ async fn every_rpc_answers_the_originals_bytes() {
 
 #[tokio::test]
 async fn scavenger_status_reads_as_the_original_node_agent_expects() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let n1 = node(&s, "n1").await;
     let get = |nodeid: &str| MessageGetScavengerStatus {
@@ -612,11 +610,7 @@ async fn scavenger_status_reads_as_the_original_node_agent_expects() {
             .await
             .expect("set");
         }
-        let r = c
-            .get_scavenger_status(req(get(nodeid), &n1))
-            .await
-            .expect("get")
-            .into_inner();
+        let r = As::new(&c, &n1).get_scavenger_status(get(nodeid)).await;
         assert_eq!(
             (r.found, r.scavenger_mode_active),
             (on, on),
@@ -627,7 +621,7 @@ async fn scavenger_status_reads_as_the_original_node_agent_expects() {
 
 #[tokio::test]
 async fn free_text_takes_anything_up_to_the_message_limit_ids_stay_bounded() {
-    let s = TestServer::start(&[]).await;
+    let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let alice = user(&s, "alice", UserRoles::User).await;
     let n1 = node(&s, "n1").await;
@@ -661,18 +655,13 @@ async fn free_text_takes_anything_up_to_the_message_limit_ids_stay_bounded() {
     }
     // Other free text: a node's description, a run's status message, a user's name.
     let big = "x".repeat(1024 * 1024);
-    let r = c
-        .update_node(req(
-            MessageUpdateNode {
-                nodeid: "n1".into(),
-                description: Some(big.clone()),
-                ..Default::default()
-            },
-            &n1,
-        ))
-        .await
-        .expect("update_node")
-        .into_inner();
+    let r = As::new(&c, &n1)
+        .update_node(MessageUpdateNode {
+            nodeid: "n1".into(),
+            description: Some(big.clone()),
+            ..Default::default()
+        })
+        .await;
     assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
     let mut r1 = run("r1", "j1m", "n1", "alice");
     r1.status_message = big.clone();
@@ -728,14 +717,14 @@ async fn optional_fields_carry_presence_as_the_original() {
 /// The same on the MongoDB backend: `""` and null (Python `None`) stay apart in the documents.
 #[tokio::test]
 async fn optional_fields_carry_presence_as_the_original_on_mongodb() {
-    let Some(db) = common::mongo::TestMongo::fresh("presence") else {
+    let Some(db) = leotest_test_support::mongo::TestMongo::fresh("presence") else {
         return;
     };
     presence_scenario(&db.server_args()).await;
 }
 
 async fn presence_scenario(server_args: &[&str]) {
-    let s = TestServer::start(server_args).await;
+    let s = Orchestrator::start(server_args).await;
     let mut c = s.client().await;
     let admin = Creds::admin();
     let alice = user(&s, "alice", UserRoles::User).await;

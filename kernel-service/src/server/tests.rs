@@ -163,7 +163,7 @@ async fn privileged_user_gets_the_cca() {
 }
 
 #[tokio::test]
-async fn every_refusal_says_access_denied() {
+async fn security_every_refusal_says_access_denied() {
     let (id, _, svc) = service(Duration::ZERO, "/nonexistent".into());
     id.add("172.30.0.3", "c-plain", Some("plain"));
     id.add("172.30.0.4", "c-nolabel", None);
@@ -197,7 +197,7 @@ async fn every_refusal_says_access_denied() {
 }
 
 #[tokio::test]
-async fn reused_ip_maps_to_the_new_owner() {
+async fn security_reused_ip_maps_to_the_new_owner() {
     let (id, _, svc) = service(Duration::from_secs(3600), "/nonexistent".into());
     id.add("172.30.0.7", "c-old", Some("priv"));
     assert_ne!(
@@ -243,7 +243,7 @@ async fn bad_input_gets_an_error_reply() {
 }
 
 #[tokio::test]
-async fn bbr2_traversal_is_refused_and_names_work() {
+async fn security_bbr2_traversal_is_refused_and_names_work() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("parameters");
     std::fs::create_dir(&dir).unwrap();
@@ -267,7 +267,7 @@ async fn bbr2_traversal_is_refused_and_names_work() {
 }
 
 #[tokio::test]
-async fn slowloris_is_cut_off_and_silence_gets_no_reply() {
+async fn security_slowloris_is_cut_off_and_silence_gets_no_reply() {
     let (id, _, svc) = service(Duration::ZERO, "/nonexistent".into());
     id.add("172.30.0.2", "c-priv", Some("priv"));
     // Client keeps the connection open and sends nothing: handle must still return.
@@ -288,7 +288,7 @@ async fn slowloris_is_cut_off_and_silence_gets_no_reply() {
 }
 
 #[tokio::test]
-async fn listener_keeps_serving_after_junk_and_stops_on_shutdown() {
+async fn security_listener_keeps_serving_after_junk_and_stops_on_shutdown() {
     let (id, _, svc) = service(Duration::ZERO, "/nonexistent".into());
     id.add("127.0.0.1", "c-priv", Some("priv"));
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -360,7 +360,7 @@ fn idle_config() -> ServiceConfig {
 
 /// Idle connections from one source hold its slots only: another source is served at once.
 #[tokio::test]
-async fn idle_connections_from_one_source_do_not_block_another() {
+async fn security_idle_connections_from_one_source_do_not_block_another() {
     let (id, _, svc) = service_with(Duration::ZERO, Duration::ZERO, idle_config());
     id.add("172.30.0.2", "c-flood", Some("priv"));
     id.add("172.30.0.3", "c-other", Some("priv2"));
@@ -392,7 +392,7 @@ async fn idle_connections_from_one_source_do_not_block_another() {
 
 /// One user's containers together are bounded too.
 #[tokio::test]
-async fn one_user_cannot_take_every_slot() {
+async fn security_one_user_cannot_take_every_slot() {
     let (id, _, svc) = service_with(Duration::ZERO, Duration::ZERO, idle_config());
     for i in 0..3 {
         id.add(&format!("172.30.1.{i}"), &format!("c{i}"), Some("priv"));
@@ -422,7 +422,7 @@ async fn one_user_cannot_take_every_slot() {
 /// A caller whose container holds NET_ADMIN (or SYS_ADMIN, or is privileged) is refused even
 /// when its user may use the service.
 #[tokio::test]
-async fn callers_with_forging_capabilities_are_refused() {
+async fn security_callers_with_forging_capabilities_are_refused() {
     let (id, oracle, svc) = service(Duration::ZERO, "/nonexistent".into());
     let with = |c: &str| CapSet::docker_default().union(CapSet::parse_list(c).unwrap());
     id.add_with_caps("172.30.0.2", "c-netadmin", Some("priv"), with("NET_ADMIN"));
@@ -451,7 +451,7 @@ async fn callers_with_forging_capabilities_are_refused() {
 /// A refused container that reconnects in a loop costs the orchestrator one call per deny
 /// period, and an implausible label none at all.
 #[tokio::test]
-async fn denials_are_remembered_briefly_and_bad_labels_never_asked() {
+async fn security_denials_are_remembered_briefly_and_bad_labels_never_asked() {
     let cfg = config("/nonexistent".into());
     let (id, oracle, svc) = service_with(Duration::ZERO, Duration::from_secs(3600), cfg);
     id.add("172.30.0.3", "c-plain", Some("plain"));

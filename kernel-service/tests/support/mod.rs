@@ -1,5 +1,6 @@
 //! Harness for the kernel-service tests on the real Docker engine: a busybox image, a network,
-//! labeled containers, the orchestrator binary over TLS and the kernel-service binary. Every
+//! labeled containers, the orchestrator binary over TLS (the shared harness of
+//! leotest-test-support) and the kernel-service binary. Every
 //! object is named `lkit-kern-<test>-<pid>...` and removed on drop, even when the test fails.
 //!
 //! Docker is required: without it these tests FAIL. Set `LEOTEST_SKIP_DOCKER_TESTS=1` to skip
@@ -7,20 +8,22 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use leotest_client::leotest_proto::unary::{MessageRegisterUser, UserRoles};
 use leotest_client::{ClientConfig, Credentials, LeotestClient};
+use leotest_test_support::Orchestrator;
 
 pub fn docker(args: &[&str]) -> (bool, String) {
-    match Command::new("docker")
-        .args(args)
-        .stderr(Stdio::piped())
-        .output()
-    {
+    outcome(Command::new("docker").args(args).stderr(Stdio::piped()))
+}
+
+/// Runs `cmd` to its end: whether it succeeded, and its stdout then stderr.
+pub fn outcome(cmd: &mut Command) -> (bool, String) {
+    match cmd.output() {
         Ok(o) => (
             o.status.success(),
             format!(
@@ -51,33 +54,7 @@ pub fn docker_available() -> bool {
     panic!("docker engine unavailable; set LEOTEST_SKIP_DOCKER_TESTS=1 to skip these tests");
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn wait_port(port: u16) {
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "port {port} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-pub fn orchestrator_bin() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/leotest-orchestrator");
-    assert!(
-        p.exists(),
-        "build the orchestrator first: cargo build -p leotest-orchestrator"
-    );
-    p
-}
+pub use leotest_test_support::{free_port, wait_listening};
 
 /// The kernel-service binary under test: this build's, or `LEOTEST_KERNEL_BIN` (e.g. an older
 /// build, to check that a test fails without the fix it covers).
@@ -94,6 +71,8 @@ pub struct Env {
     pub network: String,
     pub containers: Vec<String>,
     pub children: Vec<Child>,
+    /// Orchestrators started for the test (killed on drop).
+    pub orchestrators: Vec<Orchestrator>,
     pub dir: tempfile::TempDir,
     /// The orchestrator's admin token (not the original's default: the orchestrator listens on
     /// every address so that containers can reach it).
@@ -164,6 +143,7 @@ impl Env {
             tag,
             containers: Vec::new(),
             children: Vec::new(),
+            orchestrators: Vec::new(),
             dir,
             admin_token: format!("kern-admin-{}-{nanos}", std::process::id()),
             undo_ip: Vec::new(),
@@ -260,18 +240,9 @@ impl Env {
     }
 
     fn gen_cert(&self) -> PathBuf {
-        let d = self.dir.path();
-        let cert = d.join("server.crt");
+        let cert = self.cert();
         if !cert.exists() {
-            let st = Command::new(orchestrator_bin())
-                .args(["gen-cert", "--cert"])
-                .arg(&cert)
-                .arg("--key")
-                .arg(d.join("server.key"))
-                .stdout(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(st.success());
+            Orchestrator::gen_cert_at(&cert, &self.dir.path().join("server.key"));
         }
         cert
     }
@@ -281,48 +252,48 @@ impl Env {
     }
 
     /// The orchestrator binary on every address of the host (containers reach it at the
-    /// network's gateway), certificate for `localhost`.
+    /// network's gateway), certificate for `localhost`, admin token in the environment as the
+    /// compose files pass it.
     pub fn start_orchestrator(&mut self) -> u16 {
-        let port = free_port();
         let cert = self.gen_cert();
         let key = self.dir.path().join("server.key");
-        let child = Command::new(orchestrator_bin())
-            .args(["--listen", &format!("0.0.0.0:{port}")])
-            .arg("--tls-cert")
-            .arg(&cert)
-            .arg("--tls-key")
-            .arg(&key)
-            .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
-            .env("LEOTEST_ADMIN_ACCESS_TOKEN", &self.admin_token)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.children.push(child);
-        wait_port(port);
+        let orch = Orchestrator::builder()
+            .host("0.0.0.0")
+            .cert(&cert, &key)
+            .admin_token(&self.admin_token)
+            .admin_token_in_env()
+            .start_blocking();
+        let port = orch.port;
+        self.orchestrators.push(orch);
         port
     }
 
     /// The kernel-service binary on the host, as the admin node, for this network.
     pub fn start_kernel_with(&mut self, orch_port: u16, opts: KernelOpts) -> Kernel {
-        let (port, metrics_port) = (free_port(), free_port());
         let cert = self.gen_cert();
-        let child = Command::new(kernel_bin())
-            .args(["--nodeid", "admin", "--grpc-hostname", "localhost"])
-            .args(["--grpc-port", &orch_port.to_string()])
-            .args(["--leotest-net", &self.network])
-            .args(["--listen", &format!("0.0.0.0:{port}")])
-            .args(["--decision-deadline", opts.deadline.unwrap_or("3s")])
-            .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
-            .args(&opts.extra)
-            .arg("--ca-cert")
-            .arg(&cert)
-            .env("LEOTEST_ACCESS_TOKEN", &self.admin_token)
-            .spawn()
-            .unwrap();
-        self.children.push(child);
-        wait_port(port);
-        Kernel { port, metrics_port }
+        // A port taken by a parallel test between free_port and the bind costs one attempt.
+        for _attempt in 0..5 {
+            let (port, metrics_port) = (free_port(), free_port());
+            let mut child = Command::new(kernel_bin())
+                .args(["--nodeid", "admin", "--grpc-hostname", "localhost"])
+                .args(["--grpc-port", &orch_port.to_string()])
+                .args(["--leotest-net", &self.network])
+                .args(["--listen", &format!("0.0.0.0:{port}")])
+                .args(["--decision-deadline", opts.deadline.unwrap_or("3s")])
+                .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+                .args(&opts.extra)
+                .arg("--ca-cert")
+                .arg(&cert)
+                .env("LEOTEST_ACCESS_TOKEN", &self.admin_token)
+                .spawn()
+                .unwrap();
+            let up = wait_listening(&mut child, port);
+            self.children.push(child);
+            if up {
+                return Kernel { port, metrics_port };
+            }
+        }
+        panic!("the kernel service did not start (see its output above)");
     }
 
     pub fn start_kernel(&mut self, orch_port: u16, deadline: &'static str) -> u16 {

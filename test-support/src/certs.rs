@@ -1,8 +1,5 @@
 //! Server certificates in the styles LeoTest deployments use, made with the `openssl` CLI the
-//! way their recipes do. Shared by the client and kernel-service TLS tests (the latter include
-//! this file by path).
-
-#![allow(dead_code)]
+//! way their recipes do. Shared by the client and kernel-service TLS tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,7 +51,7 @@ pub fn openssl_available() -> bool {
     ok
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
+pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .current_dir(dir)
         .args(args)
@@ -64,6 +61,28 @@ fn openssl(dir: &Path, args: &[&str]) {
         out.status.success(),
         "openssl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `openssl x509 -req -signkey` as the original's `certs/generate_certs.sh` runs it: the
+/// request `csr` self-signed with `key` into `crt`, no extensions (so X.509 v1).
+pub fn sign_v1(dir: &Path, csr: &str, key: &str, crt: &str) {
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "365",
+            "-in",
+            csr,
+            "-signkey",
+            key,
+            "-set_serial",
+            "01",
+            "-out",
+            crt,
+        ],
     );
 }
 
@@ -91,23 +110,7 @@ pub fn make(dir: &Path, name: &str, style: Style, bits: u32) -> Pair {
                     "/C=GB/ST=Surrey/O=UoS/CN=localhost",
                 ],
             );
-            openssl(
-                dir,
-                &[
-                    "x509",
-                    "-req",
-                    "-days",
-                    "365",
-                    "-in",
-                    &csr,
-                    "-signkey",
-                    &key,
-                    "-set_serial",
-                    "01",
-                    "-out",
-                    &crt,
-                ],
-            );
+            sign_v1(dir, &csr, &key, &crt);
             openssl(dir, &["rsa", "-in", &key, "-out", &key]);
         }
         Style::OneLinerCa => openssl(

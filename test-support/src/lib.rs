@@ -1,0 +1,65 @@
+//! What the workspace's integration tests share (a dev-dependency only, never published): the
+//! real `leotest-orchestrator` binary over TLS ([`Orchestrator`]), credentials and typed calls
+//! ([`Creds`], [`As`], [`calls`]), a fresh MongoDB database per test ([`mongo`]), the
+//! certificate styles LeoTest deployments use ([`certs`]) and small helpers.
+//!
+//! Tests panic on failure by design, so this crate does too (`expect` with the reason).
+
+#![forbid(unsafe_code)]
+
+pub mod calls;
+pub mod certs;
+mod creds;
+pub mod mongo;
+mod orchestrator;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use calls::As;
+pub use creds::{req, Creds, ADMIN_TOKEN};
+pub use orchestrator::{orchestrator_bin, Builder, Orchestrator};
+
+/// A loopback port nobody listens on right now (the OS picks it; a race with another process
+/// binding it before the caller is possible, which is why [`Orchestrator`] retries).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until `child` accepts TCP connections on `127.0.0.1:port`: `false` as soon as it has
+/// exited instead (e.g. the port was taken between [`free_port`] and its bind), so that the
+/// caller can retry on another port; panics after 30 s.
+pub fn wait_listening(child: &mut std::process::Child, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The token a registration reply carries (`... access_token=<token>`), parsed the way the
+/// original's clients parse it (everything after the marker, up to whitespace).
+pub fn token_from_message(message: &str) -> String {
+    message
+        .rsplit_once("access_token=")
+        .map(|(_, t)| t.split_whitespace().next().unwrap_or("").to_string())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| panic!("no access_token in {message:?}"))
+}
+
+/// Writes `data` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, data: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).expect("write");
+    p
+}
