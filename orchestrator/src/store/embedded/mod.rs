@@ -8,6 +8,7 @@ mod jobs;
 mod lock;
 mod rows;
 mod schema;
+mod users;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -251,6 +252,14 @@ impl Store for EmbeddedStore {
         let mut all: Vec<User> = users.values().cloned().collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(all)
+    }
+
+    async fn claim_node_user(&self, user: &User) -> StoreResult<bool> {
+        EmbeddedStore::claim_node_user(self, user).await
+    }
+
+    async fn delete_node_user(&self, id: &str) -> StoreResult<bool> {
+        EmbeddedStore::delete_node_user(self, id).await
     }
 
     async fn register_node(&self, node: &Node) -> StoreResult<bool> {
