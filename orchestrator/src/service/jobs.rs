@@ -174,12 +174,12 @@ pub async fn schedule_job(
 fn admit(
     new: &Sched,
     job: &Job,
-    lists: &[Vec<Job>],
+    lists: &[&[Job]],
     rules: crate::schedule::OverlapRules,
     offset: Option<chrono::FixedOffset>,
 ) -> Result<(), String> {
     let mut scheds = Vec::new();
-    for other in lists.iter().flatten().filter(|j| j.overhead) {
+    for other in lists.iter().copied().flatten().filter(|j| j.overhead) {
         match sched_of(other) {
             Ok(s) => scheds.push(s),
             Err(e) => tracing::warn!(jobid = %untrusted(&other.id), "skipping unreadable job: {e}"),
@@ -298,7 +298,7 @@ pub async fn reschedule_job_nearest(
     let booked = ctx
         .store
         .book(&nodes, &mut |lists| {
-            let node_jobs = lists.first().map(Vec::as_slice).unwrap_or_default();
+            let node_jobs = lists.first().copied().unwrap_or_default();
             match plan_move(&job.id, start, end, off, node_jobs, ctx.overlap) {
                 Ok((write, next)) => {
                     planned = Ok(next);
