@@ -178,15 +178,17 @@ fn admit(
     rules: crate::schedule::OverlapRules,
     offset: Option<chrono::FixedOffset>,
 ) -> Result<(), String> {
+    let overhead = lists.iter().copied().flatten().filter(|j| j.overhead);
+    // Remembered parses: this runs under the node's booking lock (see `sched_memo`).
     let mut scheds = Vec::new();
-    for other in lists.iter().copied().flatten().filter(|j| j.overhead) {
-        match sched_of(other) {
+    for parsed in super::sched_memo::scheds(overhead, sched_of) {
+        match parsed {
             Ok(s) => scheds.push(s),
-            Err(e) => tracing::warn!(jobid = %untrusted(&other.id), "skipping unreadable job: {e}"),
+            Err((id, e)) => tracing::warn!(jobid = %untrusted(&id), "skipping unreadable job: {e}"),
         }
     }
     if job.overhead {
-        match overlap::conflicts(new, &scheds, rules) {
+        match overlap::conflicts(new, scheds.iter().map(|s| s.as_ref()), rules) {
             Ok(c) if !c.is_empty() => return Err(overlap::message(&c, offset)),
             Ok(_) => {}
             Err(e) => return Err(e.to_string()),
