@@ -57,21 +57,30 @@ fi
 
 crates=(-p leotest-orchestrator -p leotest-kernel-service -p leotest-bench)
 
-# The orchestrator as of another revision, built from a clean export of it (not this tree).
-# It shares target/ (dependencies are reused); its binary is copied out before ours is built.
+# The orchestrator as of another revision, built from a clean export of it (not this tree),
+# in a target directory of its own: cargo hashes workspace crates by their path inside the
+# workspace, so the export's crates would overwrite ours in target/ (and git archive's old
+# file times would make cargo take our artifacts for the export's). The directory starts as a
+# copy of ours (dependencies are not rebuilt) and the export's files are made newer.
 if [ -n "$baseline_rev" ]; then
     rev=$(git rev-parse --short "$baseline_rev^{commit}")
     src="target/bench/baseline-src-$rev"
     rm -rf "$src"
     mkdir -p "$src"
     git archive "$rev" | tar -x -C "$src"
+    find "$src" -type f -exec touch {} +
     profile=release out_dir=release
     [ "$smoke" = 1 ] && profile=dev out_dir=debug
+    tgt="target/bench/baseline-target"
+    if [ ! -d "$tgt/$out_dir" ] && [ -d "target/$out_dir" ]; then
+        mkdir -p "$tgt"
+        cp -a "target/$out_dir" "$tgt/$out_dir"
+    fi
     echo "bench.sh: building the baseline orchestrator at $rev ($profile)" >&2
     cargo build --quiet --profile "$profile" -p leotest-orchestrator \
-        --manifest-path "$src/Cargo.toml" --target-dir target
+        --manifest-path "$src/Cargo.toml" --target-dir "$tgt"
     mkdir -p "target/bench/baseline-$rev"
-    cp "target/$out_dir/leotest-orchestrator" "target/bench/baseline-$rev/leotest-orchestrator"
+    cp "$tgt/$out_dir/leotest-orchestrator" "target/bench/baseline-$rev/leotest-orchestrator"
     export LEOTEST_BENCH_BASELINE_BIN="$PWD/target/bench/baseline-$rev/leotest-orchestrator"
 fi
 if [ "$smoke" = 1 ]; then

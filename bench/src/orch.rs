@@ -180,9 +180,8 @@ impl Orchestrator {
             bail!("gen-cert failed: {status}");
         }
         let port = free_port()?;
-        let mut args: Vec<String> = vec![
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
+        let mut args: Vec<String> = listen_args(bin, port);
+        args.extend([
             "--tls-cert".into(),
             cert.display().to_string(),
             "--tls-key".into(),
@@ -191,7 +190,7 @@ impl Orchestrator {
             admin_token.clone(),
             "--data-dir".into(),
             data_dir(dir.path()).display().to_string(),
-        ];
+        ]);
         match backend {
             Backend::Embedded => args.extend(["--store".into(), "embedded".into()]),
             Backend::Mongo(uri) => args.extend([
@@ -455,4 +454,20 @@ pub async fn memory(s: &Settings) -> Result<String> {
             "MiB"
         )
     ))
+}
+
+/// How `bin` is told its port: `--listen 127.0.0.1:PORT` (loopback only), or `--grpc-port`
+/// for a baseline built before `--listen` existed (it binds every interface; the admin token
+/// is random and the process lives for one benchmark).
+fn listen_args(bin: &Path, port: u16) -> Vec<String> {
+    let has_listen = std::process::Command::new(bin)
+        .arg("--help")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("--listen"))
+        .unwrap_or(true);
+    if has_listen {
+        vec!["--listen".into(), format!("127.0.0.1:{port}")]
+    } else {
+        vec!["--grpc-port".into(), port.to_string()]
+    }
 }

@@ -76,57 +76,108 @@ pub fn generate_dev_pair(names: &[String]) -> Result<DevPair, TlsError> {
     })
 }
 
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
+    move |source| TlsError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn create_parent(path: &Path) -> Result<(), TlsError> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(write_err(dir)),
+        None => Ok(()),
+    }
+}
+
+/// Writes `data` to `path` so that no reader ever sees a partial file: into a temporary file
+/// of the same directory first (synced, with its final mode), then published under `path`,
+/// by a hard link that fails if `path` exists (`force` unset: the first writer wins) or a
+/// rename that replaces it (`force`).
 fn write_file(path: &Path, data: &str, private: bool, force: bool) -> Result<(), TlsError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
+    create_parent(path)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
     let mut opts = OpenOptions::new();
-    opts.write(true);
-    if force {
-        opts.create(true).truncate(true);
-    } else {
-        opts.create_new(true);
-    }
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(if private { 0o600 } else { 0o644 });
     }
-    let mut f = opts.open(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::AlreadyExists {
-            TlsError::Exists(path.to_path_buf())
-        } else {
-            TlsError::Write {
-                path: path.to_path_buf(),
-                source,
-            }
+    let written = opts.open(&tmp).and_then(|mut f| {
+        f.write_all(data.as_bytes())?;
+        f.sync_all()
+    });
+    let published = written.map_err(write_err(&tmp)).and_then(|()| {
+        if force {
+            return std::fs::rename(&tmp, path).map_err(write_err(path));
         }
-    })?;
-    f.write_all(data.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|source| TlsError::Write {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    #[cfg(unix)]
-    if private {
-        // `mode` only applies on creation; a forced overwrite must tighten it too.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
-            |source| TlsError::Write {
-                path: path.to_path_buf(),
-                source,
-            },
-        )?;
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(TlsError::Exists(path.to_path_buf()))
+            }
+            // A filesystem without hard links: the caller holds the pair lock and saw no
+            // file, so a rename cannot replace another process's pair.
+            Err(_) => std::fs::rename(&tmp, path).map_err(write_err(path)),
+        }
+    });
+    let _ = std::fs::remove_file(&tmp);
+    published?;
+    // The new name must survive a crash too, not only the data.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
     Ok(())
 }
 
+/// An exclusive `flock` on `<cert>.lock`, held while a pair is checked and written, so two
+/// processes starting at once on one certificate directory make one pair between them (the
+/// other waits, then finds and loads it). Released when dropped (also on a crash).
+struct PairLock {
+    _file: std::fs::File,
+}
+
+impl PairLock {
+    fn acquire(cert: &Path) -> Result<PairLock, TlsError> {
+        create_parent(cert)?;
+        let mut name = cert.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(write_err(&path))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+            TlsError::Write {
+                path: path.clone(),
+                source: e.into(),
+            }
+        })?;
+        Ok(PairLock { _file: file })
+    }
+}
+
 /// Generates a dev pair and writes it (key with mode 0600).
 pub fn write_dev_pair(
+    cert: &Path,
+    key: &Path,
+    names: &[String],
+    force: bool,
+) -> Result<(), TlsError> {
+    let _lock = PairLock::acquire(cert)?;
+    write_pair_locked(cert, key, names, force)
+}
+
+fn write_pair_locked(
     cert: &Path,
     key: &Path,
     names: &[String],
@@ -143,6 +194,25 @@ pub fn write_dev_pair(
     write_file(key, &pair.key_pem, true, force)?;
     write_file(cert, &pair.cert_pem, false, force)?;
     Ok(())
+}
+
+/// Makes sure a pair exists at `cert` / `key`, generating a dev pair when neither does;
+/// whether this process generated it. Under the pair lock, so of several processes starting
+/// at once one generates and the others load its pair.
+fn ensure_dev_pair(cert: &Path, key: &Path) -> Result<bool, TlsError> {
+    let _lock = PairLock::acquire(cert)?;
+    match (cert.exists(), key.exists()) {
+        (true, true) => Ok(false),
+        (false, false) => {
+            let names = ["localhost".to_string(), "127.0.0.1".to_string()];
+            write_pair_locked(cert, key, &names, false)?;
+            Ok(true)
+        }
+        _ => Err(TlsError::HalfPair {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+        }),
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -201,25 +271,18 @@ pub fn load_server_tls(
     client_ca: Option<&Path>,
     may_generate: bool,
 ) -> Result<LoadedTls, TlsError> {
-    let mut generated = false;
-    match (cert.exists(), key.exists()) {
-        (false, false) if may_generate => {
-            write_dev_pair(
-                cert,
-                key,
-                &["localhost".to_string(), "127.0.0.1".to_string()],
-                false,
-            )?;
-            generated = true;
-        }
+    let generated = match (cert.exists(), key.exists()) {
+        (true, true) => false,
+        // Checked again under the pair lock: another process may be writing the pair now.
+        _ if may_generate => ensure_dev_pair(cert, key)?,
         (true, false) | (false, true) => {
             return Err(TlsError::HalfPair {
                 cert: cert.to_path_buf(),
                 key: key.to_path_buf(),
             })
         }
-        _ => {}
-    }
+        (false, false) => false,
+    };
     let chain = pem_certs(cert, &read(cert)?, "certificate")?;
     let key_der = PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|_| TlsError::NoPem {
         path: key.to_path_buf(),

@@ -665,6 +665,120 @@ async fn times_have_millisecond_precision(s: &dyn Store) {
     assert_eq!(s.get_node("nt").await.expect("get"), Some(n));
 }
 
+/// Books job `id` on node `wn`; the ids its decision saw.
+async fn book_seen(s: &dyn Store, id: &str) -> Vec<String> {
+    let j = job(id, "wn", "alice", None);
+    let mut seen = Vec::new();
+    let r = s
+        .book(&["wn".to_string()], &mut |lists| {
+            seen = lists
+                .iter()
+                .copied()
+                .flatten()
+                .map(|j| j.id.clone())
+                .collect();
+            Some(BookingWrite::Insert(Box::new(j.clone())))
+        })
+        .await
+        .expect("book");
+    assert_eq!(r, Booked::Written);
+    seen
+}
+
+/// A booking decides on what every earlier write left, bookings or not (the embedded store
+/// keeps the lists of booked nodes in memory: each other write must reach them).
+async fn booking_sees_every_other_write(s: &dyn Store) {
+    let nodes = vec!["wn".to_string()];
+    let ids = |lists: &[&[Job]]| -> Vec<String> {
+        lists
+            .iter()
+            .copied()
+            .flatten()
+            .map(|j| j.id.clone())
+            .collect()
+    };
+    assert!(book_seen(s, "w1").await.is_empty());
+    assert_eq!(book_seen(s, "w2").await, ["w1"]);
+    assert!(s.add_job(&job("w3", "wn", "bob", None)).await.expect("add"));
+    assert!(s
+        .add_job(&job("w4", "other", "bob", Some("wn")))
+        .await
+        .expect("add"));
+    assert_eq!(book_seen(s, "w5").await, ["w1", "w2", "w3", "w4"]);
+    assert!(s.delete_job("w1").await.expect("delete"));
+    assert!(s.delete_job_of("w3", "bob").await.expect("delete of"));
+    assert!(s
+        .update_job_dates("w2", "2031-01-01 00:00:00", "2031-01-01 01:00:00")
+        .await
+        .expect("dates"));
+    let mut moved = job("w4", "elsewhere", "bob", None);
+    moved.overhead = true;
+    assert!(s.replace_job(&moved).await.expect("replace"));
+    let mut dates = Vec::new();
+    let r = s
+        .book(&nodes, &mut |lists| {
+            dates = lists
+                .iter()
+                .copied()
+                .flatten()
+                .map(|j| (j.id.clone(), j.start_date.clone()))
+                .collect();
+            None
+        })
+        .await
+        .expect("book");
+    assert_eq!(r, Booked::Refused);
+    assert_eq!(
+        dates,
+        [
+            ("w2".to_string(), "2031-01-01 00:00:00".to_string()),
+            ("w5".to_string(), job("w5", "wn", "alice", None).start_date)
+        ]
+    );
+    assert_eq!(
+        s.insert_jobs(&[job("w6", "wn", "carol", None)])
+            .await
+            .expect("bulk"),
+        1
+    );
+    assert_eq!(s.delete_jobs_by_nodeid("wn").await.expect("by node"), 3);
+    let mut left = vec!["x".to_string()];
+    s.book(&nodes, &mut |lists| {
+        left = ids(lists);
+        None
+    })
+    .await
+    .expect("book");
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A node's identity: claimed when free or NODE (the first token kept, the new one second),
+/// refused over another role; deleted only when NODE.
+async fn node_identity(s: &dyn Store) {
+    let mut n = user("nid", Role::Node);
+    n.access_token = String::new();
+    assert!(s.claim_node_user(&n).await.expect("claim free"));
+    assert_eq!(s.get_user("nid").await.expect("get"), Some(n.clone()));
+    let mut again = n.clone();
+    again.static_access_token = "second".into();
+    again.name = "other name".into();
+    assert!(s.claim_node_user(&again).await.expect("claim node"));
+    let mut want = n.clone();
+    want.access_token = "second".into();
+    assert_eq!(s.get_user("nid").await.expect("get"), Some(want));
+    let person = user("pid", Role::User);
+    assert!(s.add_user(&person).await.expect("person"));
+    let mut over = n.clone();
+    over.id = "pid".into();
+    assert!(!s.claim_node_user(&over).await.expect("claim person"));
+    assert_eq!(s.get_user("pid").await.expect("get"), Some(person.clone()));
+    assert!(!s.delete_node_user("pid").await.expect("delete person"));
+    assert_eq!(s.get_user("pid").await.expect("get"), Some(person));
+    assert!(s.delete_node_user("nid").await.expect("delete node"));
+    assert_eq!(s.get_user("nid").await.expect("get"), None);
+    assert!(!s.delete_node_user("nid").await.expect("gone"));
+}
+
 /// `book` applies its decision's write and reports refusals and taken ids.
 async fn booking_outcomes(s: &dyn Store) {
     let nodes = vec!["bn".to_string(), "bs".to_string()];
@@ -672,7 +786,7 @@ async fn booking_outcomes(s: &dyn Store) {
     let mut seen = Vec::new();
     let r = s
         .book(&nodes, &mut |lists| {
-            seen = lists.iter().map(Vec::len).collect();
+            seen = lists.iter().map(|l| l.len()).collect();
             Some(BookingWrite::Insert(Box::new(j.clone())))
         })
         .await
@@ -681,7 +795,7 @@ async fn booking_outcomes(s: &dyn Store) {
     assert_eq!(seen, [0, 0]);
     let r = s
         .book(&nodes, &mut |lists| {
-            seen = lists.iter().map(Vec::len).collect();
+            seen = lists.iter().map(|l| l.len()).collect();
             Some(BookingWrite::Insert(Box::new(j.clone())))
         })
         .await
@@ -753,6 +867,8 @@ macro_rules! suite {
             case!(lists_keep_insertion_order);
             case!(times_have_millisecond_precision);
             case!(booking_outcomes);
+            case!(booking_sees_every_other_write);
+            case!(node_identity);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_registration_has_one_winner() {

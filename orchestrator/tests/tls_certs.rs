@@ -1,5 +1,6 @@
 //! TLS of the real binary: original-style certificates (RSA 4096, CN only, PKCS#1 and PKCS#8
-//! keys), dev-pair generation at the default paths, and optional client certificates (mTLS).
+//! keys), dev-pair generation at the default paths (also by several processes at once), and
+//! optional client certificates (mTLS).
 
 use std::io::Write;
 use std::path::Path;
@@ -279,6 +280,101 @@ async fn default_paths_get_a_generated_dev_pair() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+}
+
+/// Whether the server on `port` answers over TLS trusting only the certificate at `cert`.
+async fn serves_pair_on_disk(port: u16, cert: &Path) -> bool {
+    let Ok(pem) = std::fs::read(cert) else {
+        return false;
+    };
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(pem))
+        .domain_name("localhost");
+    let Ok(ch) = Channel::from_shared(format!("https://127.0.0.1:{port}"))
+        .expect("uri")
+        .tls_config(tls)
+        .expect("tls")
+        .connect()
+        .await
+    else {
+        return false;
+    };
+    let r = LeotestOrchestratorClient::new(ch)
+        .get_user(req(
+            MessageGetUser {
+                userid: "admin".into(),
+            },
+            &Creds::token("admin", "leotest-access-token"),
+        ))
+        .await;
+    r.map(|r| r.into_inner().exists).unwrap_or(false)
+}
+
+/// Several processes started at once on one certificate directory (replicas sharing a
+/// volume) with no pair yet: every one starts, one pair is generated, and all serve it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_starting_at_once_share_one_generated_pair() {
+    const PROCS: usize = 4;
+    for round in 0..4 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports: Vec<u16> = (0..PROCS).map(|_| free_port()).collect();
+        let mut children: Vec<_> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                Command::new(BIN)
+                    .current_dir(dir.path())
+                    .env_remove("LEOTEST_TLS_CERT")
+                    .env_remove("LEOTEST_TLS_KEY")
+                    .arg("--listen")
+                    .arg(format!("127.0.0.1:{port}"))
+                    // Own data dirs: only the certificate directory is shared.
+                    .arg("--data-dir")
+                    .arg(format!("data{i}"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        let cert = dir.path().join("certs/server.crt");
+        let mut serving = vec![false; PROCS];
+        for _ in 0..200 {
+            for (i, port) in ports.iter().enumerate() {
+                if !serving[i] {
+                    serving[i] = serves_pair_on_disk(*port, &cert).await;
+                }
+            }
+            let exited = children
+                .iter_mut()
+                .any(|c| c.try_wait().ok().flatten().is_some());
+            if serving.iter().all(|s| *s) || exited {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut logs = String::new();
+        let mut generated = 0;
+        for mut c in children {
+            let _ = c.kill();
+            let out = c.wait_with_output().expect("output");
+            let log = String::from_utf8_lossy(&out.stderr).to_string();
+            generated += usize::from(log.contains("generated a self-signed development pair"));
+            logs.push_str(&log);
+        }
+        assert!(
+            serving.iter().all(|s| *s),
+            "round {round}: serving {serving:?}: {logs}"
+        );
+        assert_eq!(generated, 1, "round {round}: one process generates: {logs}");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("certs"))
+            .expect("certs dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     }
 }
 

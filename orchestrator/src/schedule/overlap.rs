@@ -157,9 +157,9 @@ fn strict_cron_cron(a: &Sched, b: &Sched) -> Result<Window, CronError> {
 }
 
 /// Conflicts of `new` with each of `existing`, in order (the original's list check).
-pub fn conflicts(
+pub fn conflicts<'a>(
     new: &Sched,
-    existing: &[Sched],
+    existing: impl IntoIterator<Item = &'a Sched>,
     rules: OverlapRules,
 ) -> Result<Vec<Conflict>, CronError> {
     let mut out = Vec::new();

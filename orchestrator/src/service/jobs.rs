@@ -174,19 +174,21 @@ pub async fn schedule_job(
 fn admit(
     new: &Sched,
     job: &Job,
-    lists: &[Vec<Job>],
+    lists: &[&[Job]],
     rules: crate::schedule::OverlapRules,
     offset: Option<chrono::FixedOffset>,
 ) -> Result<(), String> {
+    let overhead = lists.iter().copied().flatten().filter(|j| j.overhead);
+    // Remembered parses: this runs under the node's booking lock (see `sched_memo`).
     let mut scheds = Vec::new();
-    for other in lists.iter().flatten().filter(|j| j.overhead) {
-        match sched_of(other) {
+    for parsed in super::sched_memo::scheds(overhead, sched_of) {
+        match parsed {
             Ok(s) => scheds.push(s),
-            Err(e) => tracing::warn!(jobid = %untrusted(&other.id), "skipping unreadable job: {e}"),
+            Err((id, e)) => tracing::warn!(jobid = %untrusted(&id), "skipping unreadable job: {e}"),
         }
     }
     if job.overhead {
-        match overlap::conflicts(new, &scheds, rules) {
+        match overlap::conflicts(new, scheds.iter().map(|s| s.as_ref()), rules) {
             Ok(c) if !c.is_empty() => return Err(overlap::message(&c, offset)),
             Ok(_) => {}
             Err(e) => return Err(e.to_string()),
@@ -298,7 +300,7 @@ pub async fn reschedule_job_nearest(
     let booked = ctx
         .store
         .book(&nodes, &mut |lists| {
-            let node_jobs = lists.first().map(Vec::as_slice).unwrap_or_default();
+            let node_jobs = lists.first().copied().unwrap_or_default();
             match plan_move(&job.id, start, end, off, node_jobs, ctx.overlap) {
                 Ok((write, next)) => {
                     planned = Ok(next);

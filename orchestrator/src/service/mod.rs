@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod kernel;
 pub mod nodes;
 pub mod runs;
+mod sched_memo;
 pub mod tasks;
 pub mod users;
 pub mod validate;

@@ -104,24 +104,26 @@ pub async fn register_node(
         return Ok(reply(false, "node with the given id exists".to_string()));
     }
     let token = new_token()?;
-    let stored = tokens::stored_form(&token, ctx.tokens);
-    let user = match existing {
-        // The original kept a NODE user left behind (and its token: agents configured with it
-        // keep working). The reply's token must work too: it goes in the second slot.
-        Some(mut user) => {
-            user.access_token = stored;
-            user
-        }
-        None => User {
-            id: node.nodeid.clone(),
-            name: node.name.clone(),
-            role: Role::Node,
-            team,
-            static_access_token: stored,
-            access_token: String::new(),
-        },
+    // The check above is only a fast path: a person's account registered with this id since
+    // (another replica) must not be overwritten, so the identity is claimed conditionally.
+    // A NODE user left behind keeps its first token (agents configured with it keep
+    // working, as the original); the reply's token goes in the second slot.
+    let user = User {
+        id: node.nodeid.clone(),
+        name: node.name.clone(),
+        role: Role::Node,
+        team,
+        static_access_token: tokens::stored_form(&token, ctx.tokens),
+        access_token: String::new(),
     };
-    ctx.store.put_user(&user).await?;
+    if !ctx.store.claim_node_user(&user).await? {
+        // Undo our node: registration is all or nothing.
+        ctx.store.delete_node(&node.nodeid).await?;
+        return Ok(reply(
+            false,
+            "user with given id already exists".to_string(),
+        ));
+    }
     tracing::info!(nodeid = %untrusted(&node.nodeid), "node registered");
     Ok(reply(
         true,
@@ -224,13 +226,12 @@ pub async fn delete_node(
         let n = ctx.store.delete_jobs_by_nodeid(&req.nodeid).await?;
         tracing::info!(nodeid = %untrusted(&req.nodeid), deleted_jobs = n, "jobs of node deleted");
     }
+    // The node's identity goes too, but never a person's account that shares the id (one
+    // conditional delete: no check-then-delete another replica could slip a registration
+    // into). The identity first: a registration racing with this one then either finds the
+    // node still there (and writes nothing) or comes after both deletions (and stands whole).
+    ctx.store.delete_node_user(&req.nodeid).await?;
     ctx.store.delete_node(&req.nodeid).await?;
-    // Remove the node's identity too, but never a person's account that shares the id.
-    if let Some(user) = ctx.store.get_user(&req.nodeid).await? {
-        if user.role == Role::Node {
-            ctx.store.delete_user(&req.nodeid).await?;
-        }
-    }
     tracing::info!(nodeid = %untrusted(&req.nodeid), "node deleted");
     Ok(reply(true, "node deleted".to_string()))
 }

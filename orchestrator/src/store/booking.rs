@@ -49,7 +49,7 @@ pub enum Booked {
 /// write to apply, or `None` to refuse. It may be called more than once (a MongoDB booking
 /// that lost its lease is undone and decided again): keep what it reports in captured state
 /// overwritten on every call.
-pub type Decide<'a> = dyn FnMut(&[Vec<Job>]) -> Option<BookingWrite> + Send + 'a;
+pub type Decide<'a> = dyn FnMut(&[&[Job]]) -> Option<BookingWrite> + Send + 'a;
 
 /// The nodes of a booking in lock order: sorted, without duplicates or empty ids.
 pub fn lock_order(nodes: &[String]) -> Vec<String> {

@@ -158,6 +158,18 @@ impl Store for CachedUsers {
         r
     }
 
+    async fn claim_node_user(&self, user: &User) -> StoreResult<bool> {
+        let r = self.shared.inner.claim_node_user(user).await;
+        self.invalidate(&user.id)?;
+        r
+    }
+
+    async fn delete_node_user(&self, id: &str) -> StoreResult<bool> {
+        let r = self.shared.inner.delete_node_user(id).await;
+        self.invalidate(id)?;
+        r
+    }
+
     // ---- passed through ----------------------------------------------------------------
 
     async fn update_config(&self, config: &GlobalConfig) -> StoreResult<()> {

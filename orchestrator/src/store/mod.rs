@@ -70,6 +70,17 @@ pub trait Store: Send + Sync {
     /// Deletes a user; `false` if absent.
     async fn delete_user(&self, id: &str) -> StoreResult<bool>;
 
+    /// A node's identity at registration, as one conditional write per step so that a user
+    /// registered at the same moment (another replica) is never overwritten: a NODE user of
+    /// `user.id` gets `user.static_access_token` as its second token (its first one, which
+    /// agents may be configured with, is kept, as the original did); with no user of that id,
+    /// `user` is inserted; a user of any other role is left alone and the result is `false`.
+    async fn claim_node_user(&self, user: &User) -> StoreResult<bool>;
+
+    /// Deletes the user of this id only if its role is NODE (a node's identity, never a
+    /// person's account that shares the id); `false` if there was none.
+    async fn delete_node_user(&self, id: &str) -> StoreResult<bool>;
+
     /// Every user, ordered by id (token audit at start-up and `tokens audit`; no RPC).
     async fn list_users(&self) -> StoreResult<Vec<User>>;
 

@@ -1,8 +1,11 @@
 //! Jobs in the embedded store: the `jobs` table, and bookings of nodes (`Store::book`) under
-//! the in-process per-node locks (one process per data directory, see `lock`).
+//! the in-process per-node locks (one process per data directory, see `lock`), deciding on
+//! the kept lists of `node_jobs`.
+
+use std::sync::Arc;
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::rows::*;
 use super::schema::*;
@@ -13,9 +16,22 @@ use crate::store::{Booked, BookingWrite, Decide, StoreResult};
 
 impl EmbeddedStore {
     pub(super) async fn add_job(&self, job: &Job) -> StoreResult<bool> {
+        self.insert_job(job, None).await
+    }
+
+    /// Inserts `job` unless its id is live. `booked`: the nodes whose booking locks the
+    /// caller holds, whose kept lists get the job after the commit; `None` (not a booking):
+    /// the kept lists the job belongs to are dropped before the write (see `node_jobs`).
+    async fn insert_job(&self, job: &Job, booked: Option<&[String]>) -> StoreResult<bool> {
         let values = job_values(job);
         let id = job.id.clone();
-        self.write(move |conn, _| {
+        let (job, booked) = (job.clone(), booked.map(<[String]>::to_vec));
+        self.write(move |conn, inner| {
+            if booked.is_none() {
+                let server = job.server.as_deref();
+                let keys: Vec<&str> = std::iter::once(job.nodeid.as_str()).chain(server).collect();
+                inner.node_jobs.forget(&keys);
+            }
             let tx = conn.transaction()?;
             // An expired job is gone for readers; let its id be reused.
             tx.execute(
@@ -30,6 +46,9 @@ impl EmbeddedStore {
                 params_from_iter(values.iter()),
             )?;
             tx.commit()?;
+            if let (1, Some(locked)) = (n, &booked) {
+                inner.node_jobs.inserted(&job, locked);
+            }
             Ok(n == 1)
         })
         .await
@@ -40,7 +59,9 @@ impl EmbeddedStore {
         let id = values.remove(0);
         values.push(id);
         values.push(Value::Integer(now_micros()));
-        self.write(move |conn, _| {
+        self.write(move |conn, inner| {
+            // Rows may be in kept lists of other nodes too (as servers): drop them all first.
+            inner.node_jobs.forget_all();
             let cols: Vec<String> = JOB_COLS
                 .split(',')
                 .skip(1)
@@ -94,14 +115,21 @@ impl EmbeddedStore {
 
     pub(super) async fn get_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<Vec<Job>> {
         let nodeid = nodeid.to_string();
-        self.read(move |conn| {
-            let sql = format!(
-                "SELECT {JOB_COLS} FROM jobs WHERE (nodeid = ?1 OR server = ?1) \
-                 AND (expire_at IS NULL OR expire_at > ?2) ORDER BY rowid"
-            );
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params![nodeid, now_micros()], job_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        self.read(move |conn| Ok(jobs_of_node(conn, &nodeid)?))
+            .await
+    }
+
+    /// The live jobs of `node` for a booking that holds its lock: the kept list, else read
+    /// through the writer connection and kept (see `node_jobs` for why that order).
+    async fn booking_list(&self, node: &str) -> StoreResult<Arc<Vec<Job>>> {
+        if let Some(list) = self.inner.node_jobs.get_live(node) {
+            return Ok(list);
+        }
+        let node = node.to_string();
+        self.write(move |conn, inner| {
+            let list = Arc::new(jobs_of_node(conn, &node)?);
+            inner.node_jobs.put(&node, list.clone());
+            Ok(list)
         })
         .await
     }
@@ -113,7 +141,9 @@ impl EmbeddedStore {
         end_date: &str,
     ) -> StoreResult<bool> {
         let (id, start, end) = (id.to_string(), start_date.to_string(), end_date.to_string());
-        self.write(move |conn, _| {
+        self.write(move |conn, inner| {
+            // Rows may be in kept lists of other nodes too (as servers): drop them all first.
+            inner.node_jobs.forget_all();
             Ok(conn.execute(
                 "UPDATE jobs SET start_date = ?2, end_date = ?3 \
                  WHERE id = ?1 AND (expire_at IS NULL OR expire_at > ?4)",
@@ -125,7 +155,9 @@ impl EmbeddedStore {
 
     pub(super) async fn delete_job(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_string();
-        self.write(move |conn, _| {
+        self.write(move |conn, inner| {
+            // Rows may be in kept lists of other nodes too (as servers): drop them all first.
+            inner.node_jobs.forget_all();
             let tx = conn.transaction()?;
             let live = tx.execute(
                 "DELETE FROM jobs WHERE id = ?1 AND (expire_at IS NULL OR expire_at > ?2)",
@@ -140,7 +172,9 @@ impl EmbeddedStore {
 
     pub(super) async fn delete_job_of(&self, id: &str, userid: &str) -> StoreResult<bool> {
         let (id, userid) = (id.to_string(), userid.to_string());
-        self.write(move |conn, _| {
+        self.write(move |conn, inner| {
+            // Rows may be in kept lists of other nodes too (as servers): drop them all first.
+            inner.node_jobs.forget_all();
             Ok(conn.execute(
                 &format!("DELETE FROM jobs WHERE id = ? AND userid = ? AND {JOB_LIVE}"),
                 params![id, userid, now_micros()],
@@ -156,14 +190,20 @@ impl EmbeddedStore {
     ) -> StoreResult<Booked> {
         // Every write that books time goes through here under these locks, and reads taken
         // after a commit see it (WAL): the decision always sees the previous booking.
-        let _held = self.inner.booking.lock(&lock_order(nodes)).await;
+        let locked = lock_order(nodes);
+        let _held = self.inner.booking.lock(&locked).await;
         let mut lists = Vec::with_capacity(nodes.len());
         for node in nodes {
-            lists.push(self.get_jobs_by_nodeid(node).await?);
+            lists.push(self.booking_list(node).await?);
         }
-        match decide(&lists) {
+        let views: Vec<&[Job]> = lists.iter().map(|l| l.as_slice()).collect();
+        let decision = decide(&views);
+        // Released before the write, so appending to the kept lists needs no copy.
+        drop(views);
+        drop(lists);
+        match decision {
             None => Ok(Booked::Refused),
-            Some(BookingWrite::Insert(job)) => Ok(if self.add_job(&job).await? {
+            Some(BookingWrite::Insert(job)) => Ok(if self.insert_job(&job, Some(&locked)).await? {
                 Booked::Written
             } else {
                 Booked::IdTaken
@@ -176,7 +216,9 @@ impl EmbeddedStore {
                 was_end,
             }) => {
                 let moved = self
-                    .write(move |conn, _| {
+                    .write(move |conn, inner| {
+                        // The job may be in the kept lists of other nodes (as a server).
+                        inner.node_jobs.forget_all();
                         Ok(conn.execute(
                             &format!(
                                 "UPDATE jobs SET start_date = ?, end_date = ? WHERE id = ? \
@@ -193,7 +235,9 @@ impl EmbeddedStore {
 
     pub(super) async fn delete_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<u64> {
         let nodeid = nodeid.to_string();
-        self.write(move |conn, _| {
+        self.write(move |conn, inner| {
+            // Rows may be in kept lists of other nodes too (as servers): drop them all first.
+            inner.node_jobs.forget_all();
             let tx = conn.transaction()?;
             let live = tx.execute(
                 "DELETE FROM jobs WHERE nodeid = ?1 AND (expire_at IS NULL OR expire_at > ?2)",
@@ -208,7 +252,9 @@ impl EmbeddedStore {
 
     pub(super) async fn insert_jobs(&self, jobs: &[Job]) -> StoreResult<u64> {
         let rows: Vec<Vec<Value>> = jobs.iter().map(job_values).collect();
-        self.write(move |conn, _| {
+        self.write(move |conn, inner| {
+            // Rows may be in kept lists of other nodes too (as servers): drop them all first.
+            inner.node_jobs.forget_all();
             let tx = conn.transaction()?;
             let mut inserted = 0u64;
             {
@@ -225,4 +271,15 @@ impl EmbeddedStore {
         })
         .await
     }
+}
+
+/// The live jobs naming `node` as their node or server, in insertion order.
+fn jobs_of_node(conn: &Connection, node: &str) -> rusqlite::Result<Vec<Job>> {
+    let sql = format!(
+        "SELECT {JOB_COLS} FROM jobs WHERE (nodeid = ?1 OR server = ?1) \
+         AND (expire_at IS NULL OR expire_at > ?2) ORDER BY rowid"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![node, now_micros()], job_from_row)?;
+    rows.collect()
 }

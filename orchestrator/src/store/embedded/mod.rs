@@ -6,8 +6,10 @@
 
 mod jobs;
 mod lock;
+mod node_jobs;
 mod rows;
 mod schema;
+mod users;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -43,6 +45,8 @@ struct Inner {
     users: RwLock<HashMap<String, User>>,
     /// Per-node booking locks (one process per data dir, so in-process locks suffice).
     booking: KeyedLocks,
+    /// Live jobs of recently booked nodes (changed only under the writer mutex).
+    node_jobs: node_jobs::NodeJobs,
     /// Held for as long as the store is open: one process per data directory.
     _dir_lock: lock::DirLock,
 }
@@ -82,6 +86,7 @@ impl EmbeddedStore {
                 readers: Mutex::new(Vec::new()),
                 users: RwLock::new(users),
                 booking: KeyedLocks::default(),
+                node_jobs: node_jobs::NodeJobs::default(),
                 _dir_lock: dir_lock,
             }),
         })
@@ -251,6 +256,14 @@ impl Store for EmbeddedStore {
         let mut all: Vec<User> = users.values().cloned().collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(all)
+    }
+
+    async fn claim_node_user(&self, user: &User) -> StoreResult<bool> {
+        EmbeddedStore::claim_node_user(self, user).await
+    }
+
+    async fn delete_node_user(&self, id: &str) -> StoreResult<bool> {
+        EmbeddedStore::delete_node_user(self, id).await
     }
 
     async fn register_node(&self, node: &Node) -> StoreResult<bool> {
@@ -559,7 +572,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        self.write(move |conn, _| {
+        self.write(move |conn, inner| {
+            // Expired jobs are skipped in the kept lists anyway; dropping them keeps it simple.
+            inner.node_jobs.forget_all();
             let tx = conn.transaction()?;
             let t = tx.execute(
                 "DELETE FROM tasks WHERE expire_at <= ?1",

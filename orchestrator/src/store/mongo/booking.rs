@@ -77,7 +77,8 @@ impl MongoStore {
         for node in nodes {
             lists.push(self.get_jobs_by_nodeid(node).await?);
         }
-        match decide(&lists) {
+        let views: Vec<&[crate::store::Job]> = lists.iter().map(Vec::as_slice).collect();
+        match decide(&views) {
             None => Ok((Booked::Refused, Undo::Nothing)),
             Some(BookingWrite::Insert(job)) => {
                 self.delete_expired_job(&job.id).await?;

@@ -320,6 +320,14 @@ impl Store for MongoStore {
         Ok(users)
     }
 
+    async fn claim_node_user(&self, user: &User) -> StoreResult<bool> {
+        self.claim_node_user_doc(user).await
+    }
+
+    async fn delete_node_user(&self, id: &str) -> StoreResult<bool> {
+        self.delete_node_user_doc(id).await
+    }
+
     async fn register_node(&self, node: &Node) -> StoreResult<bool> {
         Ok(self
             .insert_if_absent(
