@@ -5,12 +5,10 @@
 //! person registered meanwhile on the other replica, and `delete_node` must not delete one.
 //! Real binaries over TLS; skipped without `LEOTEST_TEST_MONGO_URI` (fails under `CI=true`).
 
-mod common;
-
-use common::mongo::TestMongo;
-use common::{req, Creds, TestServer};
 use leotest_proto::unary::*;
 use leotest_proto::LeotestOrchestratorClient;
+use leotest_test_support::mongo::TestMongo;
+use leotest_test_support::{req, Creds, Orchestrator};
 use tonic::transport::Channel;
 
 type Client = LeotestOrchestratorClient<Channel>;
@@ -125,10 +123,10 @@ async fn node_exists(c: &mut Client, nodeid: &str) -> bool {
     !r.nodes.is_empty()
 }
 
-async fn replicas(db: &TestMongo) -> (TestServer, TestServer, Client, Client) {
+async fn replicas(db: &TestMongo) -> (Orchestrator, Orchestrator, Client, Client) {
     let args = db.server_args();
-    let a = TestServer::start(&args).await;
-    let b = TestServer::start(&args).await;
+    let a = Orchestrator::start(&args).await;
+    let b = Orchestrator::start(&args).await;
     let (ca, cb) = (a.client().await, b.client().await);
     (a, b, ca, cb)
 }

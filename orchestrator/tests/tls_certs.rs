@@ -323,7 +323,7 @@ async fn processes_starting_at_once_share_one_generated_pair() {
             .iter()
             .enumerate()
             .map(|(i, port)| {
-                Command::new(BIN)
+                Command::new(orchestrator_bin())
                     .current_dir(dir.path())
                     .env_remove("LEOTEST_TLS_CERT")
                     .env_remove("LEOTEST_TLS_KEY")

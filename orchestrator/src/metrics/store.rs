@@ -52,6 +52,8 @@ timed! {
     get_user(id: &str) -> StoreResult<Option<User>>;
     modify_user(id: &str, name: &str, role: Role, team: &str) -> StoreResult<bool>;
     delete_user(id: &str) -> StoreResult<bool>;
+    claim_node_user(user: &User) -> StoreResult<bool>;
+    delete_node_user(id: &str) -> StoreResult<bool>;
     list_users() -> StoreResult<Vec<User>>;
     register_node(node: &Node) -> StoreResult<bool>;
     get_node(nodeid: &str) -> StoreResult<Option<Node>>;
