@@ -7,6 +7,7 @@
 
 mod booking;
 mod codec;
+mod errors;
 mod indexes;
 mod jobs;
 mod lease;
@@ -20,13 +21,13 @@ use async_trait::async_trait;
 use bson::{doc, Bson, Document};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
 use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
 use mongodb::{Client, Collection, Database};
 
 use super::model::*;
 use super::{Booked, Decide, Store, StoreError, StoreResult};
 use codec::{date, CONFIG, JOBS, NODES, RUNS, TASKS, USERS};
+use errors::{backend, is_duplicate_key, scrub, userinfo, validate_db_name, DUPLICATE_KEY};
 use lease::Leases;
 pub use lease::LOCKS;
 use write::UpsertWith;
@@ -34,9 +35,6 @@ use write::UpsertWith;
 /// Server selection and connect timeout unless the connection string sets its own, so a
 /// missing server fails start-up in seconds instead of the driver's 30 s.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Longest database name MongoDB accepts.
-const MAX_DB_NAME: usize = 63;
 
 /// The MongoDB backend. Cheap to clone (the driver's client is shared).
 #[derive(Clone)]
@@ -61,62 +59,6 @@ impl std::fmt::Debug for MongoStore {
             .field("database", &self.db.name())
             .finish_non_exhaustive()
     }
-}
-
-fn backend(e: MongoError) -> StoreError {
-    match *e.kind {
-        ErrorKind::ServerSelection { .. }
-        | ErrorKind::Io(_)
-        | ErrorKind::ConnectionPoolCleared { .. }
-        | ErrorKind::DnsResolve { .. }
-        | ErrorKind::Authentication { .. } => StoreError::Unavailable(e.to_string()),
-        _ => StoreError::Backend(e.to_string()),
-    }
-}
-
-/// MongoDB's E11000 duplicate key error code.
-const DUPLICATE_KEY: i32 = 11000;
-
-/// MongoDB's E11000 duplicate key error.
-fn is_duplicate_key(e: &MongoError) -> bool {
-    match &*e.kind {
-        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
-        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
-        _ => false,
-    }
-}
-
-/// The `user:password@` part of a connection string, if any, so it can be kept out of errors.
-fn userinfo(uri: &str) -> Option<&str> {
-    let rest = uri.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
-    let (info, _) = authority.rsplit_once('@')?;
-    (!info.is_empty()).then_some(info)
-}
-
-fn scrub(message: String, secret: Option<&str>) -> String {
-    match secret {
-        Some(s) => message.replace(s, "***"),
-        None => message,
-    }
-}
-
-/// MongoDB's rules for database names, checked before anything is sent.
-fn validate_db_name(name: &str) -> StoreResult<()> {
-    let bad = name.is_empty()
-        || name.len() > MAX_DB_NAME
-        || name.chars().any(|c| {
-            matches!(
-                c,
-                '/' | '\\' | '.' | ' ' | '"' | '$' | '*' | '<' | '>' | ':' | '|' | '?' | '\0'
-            )
-        });
-    if bad {
-        return Err(StoreError::Unavailable(format!(
-            "invalid MongoDB database name {name:?}"
-        )));
-    }
-    Ok(())
 }
 
 /// Filter matching jobs that have not expired: no `expire_at` (or null), or one in the future.
@@ -584,25 +526,6 @@ impl Store for MongoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn userinfo_is_found_and_scrubbed() {
-        assert_eq!(userinfo("mongodb://u:p%40ss@h:1/db"), Some("u:p%40ss"));
-        assert_eq!(userinfo("mongodb://h:1/db?x=a@b"), None);
-        assert_eq!(userinfo("mongodb://h"), None);
-        assert_eq!(
-            scrub("bad mongodb://u:pw@h".to_string(), Some("u:pw")),
-            "bad mongodb://***@h"
-        );
-    }
-
-    #[test]
-    fn database_names_are_checked() {
-        assert!(validate_db_name("leotest").is_ok());
-        for bad in ["", "a.b", "a/b", "a b", "$x", &"x".repeat(64)] {
-            assert!(validate_db_name(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[tokio::test]
     async fn missing_server_fails_fast_with_a_clear_error() {
