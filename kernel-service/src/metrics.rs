@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+use leotest_metrics::{histogram, histograms, Histograms};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -51,16 +52,6 @@ pub struct DockerOp {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallResult {
     pub result: &'static str,
-}
-
-type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
-
-fn histogram() -> Histogram {
-    Histogram::new(leotest_metrics::latency_buckets())
-}
-
-fn histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
-    Family::new_with_constructor(histogram as fn() -> Histogram)
 }
 
 /// Service metrics; cheap handles (clones share their values).

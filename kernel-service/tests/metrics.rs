@@ -11,6 +11,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use leotest_test_support::scrape::{sample, value};
 use support::{docker_available, Env, KernelOpts, Roles};
 
 const CCA: &str = "net.ipv4.tcp_congestion_control = ";
@@ -21,20 +22,7 @@ fn scrape(port: u16) -> String {
         .enable_all()
         .build()
         .unwrap();
-    let r = rt
-        .block_on(leotest_metrics::get(addr, "/metrics"))
-        .expect("scrape");
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body
-}
-
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-fn value(body: &str, series: &str) -> f64 {
-    sample(body, series).unwrap_or_else(|| panic!("{series} not in /metrics:\n{body}"))
+    rt.block_on(leotest_test_support::scrape::scrape(addr))
 }
 
 /// Scrapes until `series` has `want` (bounded: the connection or job may still be closing).

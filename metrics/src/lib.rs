@@ -25,6 +25,8 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -47,6 +49,19 @@ const MAX_HEAD: usize = 8192;
 /// in-memory decision is well under a millisecond; the decision deadline defaults to 3 s).
 pub fn latency_buckets() -> impl Iterator<Item = f64> {
     prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16)
+}
+
+/// A labeled family of latency histograms, all with [`latency_buckets`].
+pub type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// A latency histogram with [`latency_buckets`].
+pub fn histogram() -> Histogram {
+    Histogram::new(latency_buckets())
+}
+
+/// An empty [`Histograms`] family.
+pub fn histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
+    Family::new_with_constructor(histogram as fn() -> Histogram)
 }
 
 /// What `/healthz` says: `true` answers 200 `ok`, `false` 503.

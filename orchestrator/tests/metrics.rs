@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use leotest_proto::unary::*;
 use leotest_test_support::calls::user;
+use leotest_test_support::scrape::{sample, scrape, value};
 use leotest_test_support::{orchestrator_bin, req, Creds, Orchestrator, ADMIN_TOKEN};
 
 const JWT_SECRET: &str = "metrics-test-jwt-secret-0c4e";
@@ -23,29 +24,6 @@ fn metrics_addr(s: &Orchestrator) -> SocketAddr {
         .unwrap_or_else(|| panic!("no addr in {line:?}"));
     addr.parse()
         .unwrap_or_else(|_| panic!("bad addr in {line:?}"))
-}
-
-async fn scrape(addr: SocketAddr) -> String {
-    let r = leotest_metrics::get(addr, "/metrics")
-        .await
-        .expect("scrape");
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert!(
-        r.content_type.starts_with("application/openmetrics-text"),
-        "{}",
-        r.content_type
-    );
-    r.body
-}
-
-/// The value of the sample `series` (name and labels exactly as exposed), if present.
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-fn value(body: &str, series: &str) -> f64 {
-    sample(body, series).unwrap_or_else(|| panic!("{series} not in /metrics:\n{body}"))
 }
 
 fn get_user(id: &str) -> MessageGetUser {

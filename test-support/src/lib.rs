@@ -12,6 +12,7 @@ pub mod certs;
 mod creds;
 pub mod mongo;
 mod orchestrator;
+pub mod scrape;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

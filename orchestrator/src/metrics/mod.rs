@@ -15,11 +15,11 @@ pub mod store;
 
 use std::time::Instant;
 
+use leotest_metrics::{histograms, Histograms};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::auth::AuthFailure;
@@ -145,16 +145,6 @@ pub struct ReasonLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabel {
     pub op: &'static str,
-}
-
-type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
-
-fn histogram() -> Histogram {
-    Histogram::new(leotest_metrics::latency_buckets())
-}
-
-fn histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
-    Family::new_with_constructor(histogram as fn() -> Histogram)
 }
 
 /// Every orchestrator metric; cheap handles (clones share their values).
