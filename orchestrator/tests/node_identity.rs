@@ -7,6 +7,7 @@
 
 use leotest_proto::unary::*;
 use leotest_proto::LeotestOrchestratorClient;
+use leotest_test_support::calls::authenticates;
 use leotest_test_support::mongo::TestMongo;
 use leotest_test_support::{req, Creds, Orchestrator};
 use tonic::transport::Channel;
@@ -70,18 +71,6 @@ async fn role_seen(c: &mut Client, id: &str) -> Option<i32> {
         .expect("get_user")
         .into_inner();
     r.exists.then_some(r.role)
-}
-
-/// Whether `creds` authenticate on this replica.
-async fn works(c: &mut Client, creds: &Creds) -> bool {
-    c.get_user(req(
-        MessageGetUser {
-            userid: "admin".into(),
-        },
-        creds,
-    ))
-    .await
-    .is_ok()
 }
 
 /// The role stored for `id`, read from the database itself (no replica's cache).
@@ -156,7 +145,7 @@ async fn register_node_never_overwrites_a_person_registered_on_the_other_replica
             "{id}: the person's account is intact"
         );
         assert!(
-            works(&mut cb, &person).await,
+            authenticates(&mut cb, &person).await,
             "{id}: the person's token works"
         );
         assert!(
@@ -168,7 +157,7 @@ async fn register_node_never_overwrites_a_person_registered_on_the_other_replica
     let (registered, message) = register_node(&mut ca, "free-node").await;
     assert!(registered, "{message}");
     let node = Creds::token("free-node", &token_of(&message));
-    assert!(works(&mut cb, &node).await);
+    assert!(authenticates(&mut cb, &node).await);
     assert_eq!(
         stored_roles(&db, "free-node").await,
         vec![UserRoles::Node as i32]
@@ -218,7 +207,7 @@ async fn delete_node_never_deletes_a_person_registered_on_the_other_replica() {
             "{id}: the person's account survives the node's deletion"
         );
         assert!(
-            works(&mut cb, &person).await,
+            authenticates(&mut cb, &person).await,
             "{id}: the person's token works"
         );
     }
@@ -239,5 +228,8 @@ async fn delete_node_never_deletes_a_person_registered_on_the_other_replica() {
         .into_inner();
     assert!(ok(r.state), "{}", r.message);
     assert!(stored_roles(&db, "gone-node").await.is_empty());
-    assert!(!works(&mut cb, &node).await, "deleted node's token refused");
+    assert!(
+        !authenticates(&mut cb, &node).await,
+        "deleted node's token refused"
+    );
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use leotest_proto::unary::*;
 use leotest_proto::LeotestOrchestratorClient;
+use leotest_test_support::calls::authenticates;
 use leotest_test_support::mongo::TestMongo;
 use leotest_test_support::{orchestrator_bin, req, As, Creds, Orchestrator};
 use tonic::transport::Channel;
@@ -94,17 +95,6 @@ async fn register_user(
             .to_string();
         Creds::token(id, &token)
     })
-}
-
-async fn authenticates(c: &mut LeotestOrchestratorClient<Channel>, creds: &Creds) -> bool {
-    c.get_user(req(
-        MessageGetUser {
-            userid: "admin".into(),
-        },
-        creds,
-    ))
-    .await
-    .is_ok()
 }
 
 /// How long until `check` holds on the other replica (polled every 20 ms, at most 3 s).

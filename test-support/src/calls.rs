@@ -299,3 +299,15 @@ pub async fn update_task(c: &mut Client, who: &Creds, taskid: &str) -> MessageUp
 pub fn denied(creds: &Creds, role: &str) -> String {
     format!("permission denied: userid={} and role={role}", creds.who())
 }
+
+/// Whether `creds` authenticate on the server behind `c` (a `get_user` of the admin answers).
+pub async fn authenticates(c: &mut LeotestOrchestratorClient<Channel>, creds: &Creds) -> bool {
+    c.get_user(req(
+        MessageGetUser {
+            userid: "admin".into(),
+        },
+        creds,
+    ))
+    .await
+    .is_ok()
+}
