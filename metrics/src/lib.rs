@@ -9,6 +9,8 @@
 //! keep-alive would only let idle clients hold slots). The daemons register only bounded label
 //! sets, and nothing on this endpoint is a secret: tokens and user ids are never labels.
 
+#![forbid(unsafe_code)]
+
 pub mod names;
 mod probe;
 mod sampled;
