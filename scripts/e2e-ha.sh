@@ -129,9 +129,11 @@ sessions=$(lb_stat "$victim_server" 5)
 check_le "the replica to kill carries 2 connections or more (the kernel service's, the load's)" 2 "${sessions:-0}"
 kill_sent=$(now_ms)
 docker kill "$victim_id" >/dev/null
-# Requests still under way when `docker kill` returned count as in flight.
+# Requests under way at any moment between calling `docker kill` and its return count as in
+# flight: the replica dies somewhere in between, and a request it had stored may fail before
+# the call returns.
 killed_at=$(now_ms)
-echo "$killed_at" >"$tmp/kill-at"
+echo "$kill_sent $killed_at" >"$tmp/kill-at"
 docker cp "$tmp/kill-at" "$load_ctr:/kill-at"
 took=$(wait_lb_state "$victim_server" 'DOWN|MAINT' 10)
 check_ms "the balancer takes the killed replica out" "$took"

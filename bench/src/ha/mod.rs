@@ -362,21 +362,22 @@ pub async fn run(args: Args) -> anyhow::Result<(String, bool)> {
     while let Some(r) = rx.recv().await {
         records.push(r);
     }
-    let event_ms = match &args.event_file {
-        Some(path) => match tokio::fs::read_to_string(path).await {
-            Ok(text) => Some(
-                text.trim()
-                    .parse::<f64>()
-                    .with_context(|| format!("{}: not a Unix time in ms", path.display()))?,
-            ),
-            Err(_) => None,
-        },
-        None => None,
-    };
+    // The event file holds `SENT DONE` (Unix ms around `docker kill`), or one time for both.
+    let event =
+        match &args.event_file {
+            Some(path) => match tokio::fs::read_to_string(path).await {
+                Ok(text) => Some(parse_event(&text).with_context(|| {
+                    format!("{}: not one or two Unix times in ms", path.display())
+                })?),
+                Err(_) => None,
+            },
+            None => None,
+        };
+    let event_ms = event.map(|e| e.done);
     let writes = verify(&sh).await;
     let summaries: Vec<_> = Stream::ALL
         .iter()
-        .map(|s| record::summarize(&records, *s, event_ms))
+        .map(|s| record::summarize(&records, *s, event))
         .collect();
     let mut out = format!(
         "# leotest-ha-load: job {job}, {:.0} s, kernel {}/s, update_run {}/s, get_runs {}/s, {} connections, deadline {} ms\n",
@@ -396,4 +397,17 @@ pub async fn run(args: Args) -> anyhow::Result<(String, bool)> {
     }
     out.push_str(&record::report(&summaries, &writes, event_ms));
     Ok((out, writes.error.is_none()))
+}
+
+fn parse_event(text: &str) -> Option<record::Event> {
+    let times: Vec<f64> = text
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    match times[..] {
+        [at] => Some(record::Event { sent: at, done: at }),
+        [sent, done] if sent <= done => Some(record::Event { sent, done }),
+        _ => None,
+    }
 }

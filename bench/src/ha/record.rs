@@ -90,8 +90,17 @@ fn near_event(event_ms: Option<f64>, from: f64, to: f64) -> bool {
     event_ms.is_some_and(|ev| from <= ev + AROUND_EVENT_MS && to >= ev)
 }
 
-/// Summarises the records of `stream`; `event_ms` is the kill time (Unix ms), if any.
-pub fn summarize(records: &[Record], stream: Stream, event_ms: Option<f64>) -> Summary {
+/// The kill, in Unix ms: `sent` when `docker kill` was called, `done` when it returned. The
+/// replica dies somewhere in between, so a request under way at any moment of it is in flight.
+#[derive(Debug, Clone, Copy)]
+pub struct Event {
+    pub sent: f64,
+    pub done: f64,
+}
+
+/// Summarises the records of `stream` around the kill `event`, if any.
+pub fn summarize(records: &[Record], stream: Stream, event: Option<Event>) -> Summary {
+    let event_ms = event.map(|e| e.done);
     let mine: Vec<&Record> = records.iter().filter(|r| r.stream == stream).collect();
     let mut samples = Samples::with_capacity(mine.len());
     let (mut max_latency, mut event_max_latency) = (Duration::ZERO, Duration::ZERO);
@@ -106,7 +115,8 @@ pub fn summarize(records: &[Record], stream: Stream, event_ms: Option<f64>) -> S
         match &r.error {
             None => ok += 1,
             Some(e) => {
-                let spans_event = event_ms.is_some_and(|ev| r.start_ms <= ev && r.end_ms() >= ev);
+                let spans_event =
+                    event.is_some_and(|ev| r.start_ms <= ev.done && r.end_ms() >= ev.sent);
                 if spans_event {
                     in_flight += 1;
                 } else {
@@ -274,7 +284,7 @@ mod tests {
             rec(Stream::Kernel, 1300.0, 10, None),
             rec(Stream::GetRuns, 1095.0, 50, Some("other stream")),
         ];
-        let s = summarize(&records, Stream::Kernel, Some(1100.0));
+        let s = summarize(&records, Stream::Kernel, Some(at(1100.0)));
         assert_eq!((s.total, s.ok), (4, 2));
         assert_eq!((s.failed_in_flight, s.failed_other), (1, 1));
         assert_eq!(s.errors, vec!["reset".to_string(), "denied".to_string()]);
@@ -291,13 +301,31 @@ mod tests {
         assert_eq!(s.event_max_gap, Duration::from_millis(300));
     }
 
+    fn at(ms: f64) -> Event {
+        Event { sent: ms, done: ms }
+    }
+
+    #[test]
+    fn a_failure_while_docker_kill_runs_is_in_flight() {
+        // The replica died (and the request failed) before `docker kill` returned.
+        let records = vec![rec(Stream::UpdateRun, 1000.0, 20, Some("transport error"))];
+        let kill = Event {
+            sent: 1010.0,
+            done: 1100.0,
+        };
+        let s = summarize(&records, Stream::UpdateRun, Some(kill));
+        assert_eq!((s.failed_in_flight, s.failed_other), (1, 0));
+        let s = summarize(&records, Stream::UpdateRun, Some(at(1100.0)));
+        assert_eq!((s.failed_in_flight, s.failed_other), (0, 1));
+    }
+
     #[test]
     fn an_outage_lasting_to_the_end_is_a_gap() {
         let mut records = vec![rec(Stream::GetRuns, 0.0, 10, None)];
         for i in 1..=40 {
             records.push(rec(Stream::GetRuns, 100.0 * i as f64, 5, Some("down")));
         }
-        let s = summarize(&records, Stream::GetRuns, Some(50.0));
+        let s = summarize(&records, Stream::GetRuns, Some(at(50.0)));
         // Last answer at 10 ms, last scheduled request at 4000 ms.
         assert_eq!(s.max_gap, Duration::from_millis(3990));
         assert_eq!(s.failed_other, 40);
@@ -316,7 +344,7 @@ mod tests {
         let records = vec![rec(Stream::Kernel, 0.0, 5, None)];
         let sums: Vec<Summary> = Stream::ALL
             .iter()
-            .map(|s| summarize(&records, *s, Some(1.0)))
+            .map(|s| summarize(&records, *s, Some(at(1.0))))
             .collect();
         let writes = Writes {
             acked: 3,
