@@ -141,7 +141,7 @@ class Dropin:
             ("orchestrator", "FROM leotest-rs/orchestrator:{tag}\n"
              "COPY --chown=65532:65532 server.crt server.key /var/lib/leotest/certs/\n"),
             ("kernel-service", "FROM leotest-rs/kernel-service:{tag}\n"
-             "COPY server.crt /certs/server.crt\n"),
+             "COPY server.crt /leotest/certs/server.crt\n"),
         ):  # fmt: skip
             ctx = self.work / f"image-{kind}"
             ctx.mkdir()
