@@ -51,6 +51,7 @@ fi
 step "benchmark smoke run"
 scripts/bench.sh --smoke orchestrator
 scripts/bench.sh --smoke sandbox
+scripts/bench.sh --smoke runs
 upstream=${LEOTEST_UPSTREAM:-$PWD/../shared/upstream/global-testbed}
 if [ "${LEOTEST_SKIP_DOCKER_TESTS:-}" = 1 ]; then
     echo "compare-original smoke run: skipped (LEOTEST_SKIP_DOCKER_TESTS=1)"

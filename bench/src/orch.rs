@@ -251,10 +251,25 @@ impl Orchestrator {
 
     /// Clients authenticated as the NODE user, spread over `conns` connections.
     pub async fn node_clients(&self, conns: usize) -> Result<Vec<AuthedClient>> {
+        self.clients_as(&self.node_id, &self.node_token, conns)
+            .await
+    }
+
+    /// `conns` clients as the admin, who may read every run (a node sees only its own).
+    pub async fn admin_clients(&self, conns: usize) -> Result<Vec<AuthedClient>> {
+        self.clients_as("admin", &self.admin_token, conns).await
+    }
+
+    async fn clients_as(
+        &self,
+        userid: &str,
+        token: &str,
+        conns: usize,
+    ) -> Result<Vec<AuthedClient>> {
         let mut v = Vec::with_capacity(conns);
         for _ in 0..conns {
             let ch = self.channel().await?;
-            v.push(self.client(&ch, &self.node_id, &self.node_token)?);
+            v.push(self.client(&ch, userid, token)?);
         }
         Ok(v)
     }

@@ -145,6 +145,19 @@ pub fn binary(bin_dir: &Path, name: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
+/// The `--db-name` an orchestrator was started with (ours picks a fresh one per start).
+pub fn db_name_of(pid: u32) -> Result<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).context("read cmdline")?;
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    args.iter()
+        .position(|a| a == "--db-name")
+        .and_then(|i| args.get(i + 1).cloned())
+        .context("the orchestrator has no --db-name")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

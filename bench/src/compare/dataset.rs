@@ -34,7 +34,15 @@ pub fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
-fn cron_job(id: String, nodeid: &str, userid: &str, minute: usize, now: DateTime<Utc>) -> Job {
+/// A cron job of `userid` on `nodeid` at `minute` past every hour for 30 days (shared by
+/// the `runs` and `compare-original` datasets).
+pub(crate) fn cron_job(
+    id: String,
+    nodeid: &str,
+    userid: &str,
+    minute: usize,
+    now: DateTime<Utc>,
+) -> Job {
     let end = now + Duration::days(30);
     Job {
         id,

@@ -5,7 +5,7 @@
 //! the same Rust load generator (`crate::load`) and the same container-netns client
 //! (`crate::kernel::in_netns`) measure both; the same records are loaded into both.
 
-mod dataset;
+pub(crate) mod dataset;
 mod decision;
 mod harness;
 mod report;
@@ -26,7 +26,7 @@ use leotest_proto::unary::{
 };
 
 use crate::orch::{data_dir, random_hex, register, scratch_dir, Backend, Orchestrator};
-use crate::procs::{binary, Memory};
+use crate::procs::{binary, db_name_of, Memory};
 use crate::Settings;
 use dataset::Dataset;
 use harness::{load_original, Harness, MongoWire, OriginalOrchestrator};
@@ -74,19 +74,6 @@ fn streams_for(rpc: Rpc, s: &Settings) -> usize {
         Rpc::GetRuns => 16.min(s.streams),
         Rpc::GetScheduledRuns => 4.min(s.streams),
     }
-}
-
-/// The `--db-name` an orchestrator was started with (ours picks a fresh one per start).
-fn db_name_of(pid: u32) -> Result<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).context("read cmdline")?;
-    let args: Vec<String> = raw
-        .split(|b| *b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    args.iter()
-        .position(|a| a == "--db-name")
-        .and_then(|i| args.get(i + 1).cloned())
-        .context("the orchestrator has no --db-name")
 }
 
 /// A certificate made by our `gen-cert` for the original (ours makes its own the same way),
