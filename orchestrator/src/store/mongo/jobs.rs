@@ -3,19 +3,16 @@
 use bson::doc;
 use chrono::Utc;
 
-use super::{backend, codec, decode_all, live_job, MongoStore};
+use std::future::IntoFuture;
+
+use super::{backend, codec, decode_all, live_job, retry, MongoStore};
 use crate::store::model::*;
 use crate::store::{Booked, Decide, StoreResult};
 use codec::JOBS;
 
 impl MongoStore {
     pub(super) async fn add_job(&self, job: &Job) -> StoreResult<bool> {
-        // An expired job is gone for readers; let its id be reused before the TTL monitor runs.
-        self.delete_expired_job(&job.id).await?;
-        Ok(self
-            .insert_if_absent(&self.jobs, doc! { "id": &job.id }, codec::job_doc(job))
-            .await?
-            .is_some())
+        Ok(self.insert_job(job).await?.is_some())
     }
 
     pub(super) async fn replace_job(&self, job: &Job) -> StoreResult<bool> {
@@ -84,12 +81,15 @@ impl MongoStore {
     pub(super) async fn delete_job(&self, id: &str) -> StoreResult<bool> {
         let mut live = live_job(Utc::now());
         live.insert("id", id);
-        let deleted = self.jobs.delete_many(live).await.map_err(backend)?;
+        let deleted = retry::idempotent("delete_job", || {
+            self.jobs.delete_many(live.clone()).into_future()
+        })
+        .await?;
         // Expired leftovers go too; they were already invisible.
-        self.jobs
-            .delete_many(doc! { "id": id })
-            .await
-            .map_err(backend)?;
+        retry::idempotent("delete_job", || {
+            self.jobs.delete_many(doc! { "id": id }).into_future()
+        })
+        .await?;
         Ok(deleted.deleted_count > 0)
     }
 
@@ -97,7 +97,10 @@ impl MongoStore {
         let mut live = live_job(Utc::now());
         live.insert("id", id);
         live.insert("userid", userid);
-        let deleted = self.jobs.delete_many(live).await.map_err(backend)?;
+        let deleted = retry::idempotent("delete_job", || {
+            self.jobs.delete_many(live.clone()).into_future()
+        })
+        .await?;
         Ok(deleted.deleted_count > 0)
     }
 
@@ -112,11 +115,16 @@ impl MongoStore {
     pub(super) async fn delete_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<u64> {
         let mut live = live_job(Utc::now());
         live.insert("nodeid", nodeid);
-        let deleted = self.jobs.delete_many(live).await.map_err(backend)?;
-        self.jobs
-            .delete_many(doc! { "nodeid": nodeid })
-            .await
-            .map_err(backend)?;
+        let deleted = retry::idempotent("delete_jobs_by_nodeid", || {
+            self.jobs.delete_many(live.clone()).into_future()
+        })
+        .await?;
+        retry::idempotent("delete_jobs_by_nodeid", || {
+            self.jobs
+                .delete_many(doc! { "nodeid": nodeid })
+                .into_future()
+        })
+        .await?;
         Ok(deleted.deleted_count)
     }
 

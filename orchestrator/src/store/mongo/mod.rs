@@ -1,9 +1,11 @@
 //! MongoDB backend: the original orchestrator's database, collections and documents, unchanged.
 //!
 //! A database written by the Python orchestrator is served as is, and documents written here
-//! are read back by the Python orchestrator (see [`codec`]). Single-document writes that the
-//! original did as find-then-insert are done as one upsert with `$setOnInsert`, so "is the id
-//! free?" and "insert" cannot interleave with another writer.
+//! are read back by the Python orchestrator (see [`codec`]). Inserts that the original did as
+//! find-then-insert are one `insert_one` refused by a unique index when the id is taken, so
+//! "is the id free?" and "insert" cannot interleave with another writer, and the document
+//! keeps the original's field order (see `write`). Client options: `options`; which driver
+//! errors mean "retry": `errors`; our retries of multi-document writes: `retry`.
 
 mod booking;
 mod codec;
@@ -11,9 +13,13 @@ mod errors;
 mod indexes;
 mod jobs;
 mod lease;
+mod options;
+mod probe;
+mod retry;
 mod write;
 
 use std::collections::HashSet;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +27,7 @@ use async_trait::async_trait;
 use bson::{doc, Bson, Document};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
+use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 
 use super::model::*;
@@ -32,9 +38,14 @@ use lease::Leases;
 pub use lease::LOCKS;
 use write::UpsertWith;
 
-/// Server selection and connect timeout unless the connection string sets its own, so a
-/// missing server fails start-up in seconds instead of the driver's 30 s.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Collection of the health probe's one document (not one of the original's).
+pub const HEALTH: &str = "leotest_health";
+
+/// How long the health probe's write waits for the majority.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
+
+/// The longest a health probe takes (it runs every few seconds).
+const PROBE_DEADLINE: Duration = Duration::from_secs(4);
 
 /// The MongoDB backend. Cheap to clone (the driver's client is shared).
 #[derive(Clone)]
@@ -48,7 +59,8 @@ pub struct MongoStore {
     tasks: Collection<Document>,
     /// Leases of node bookings and of guarded inserts (`lease`).
     leases: Arc<Leases>,
-    /// Collections whose unique key index is missing (see `indexes`).
+    /// Collections whose unique key index is missing or not enforced (see `indexes`,
+    /// `probe`).
     guarded: Arc<HashSet<&'static str>>,
 }
 
@@ -98,32 +110,17 @@ impl MongoStore {
     pub async fn connect(uri: &str, db_name: &str) -> StoreResult<MongoStore> {
         validate_db_name(db_name)?;
         let secret = userinfo(uri);
-        let mut opts = ClientOptions::parse(uri).await.map_err(|e| {
+        let opts = ClientOptions::parse(uri).await.map_err(|e| {
             StoreError::Unavailable(scrub(
                 format!("invalid MongoDB connection string: {e}"),
                 secret,
             ))
         })?;
-        if opts.server_selection_timeout.is_none() {
-            opts.server_selection_timeout = Some(DEFAULT_TIMEOUT);
+        let (opts, warnings) = options::harden(opts);
+        for w in &warnings {
+            tracing::warn!("MongoDB: {w}");
         }
-        if opts.connect_timeout.is_none() {
-            opts.connect_timeout = Some(DEFAULT_TIMEOUT);
-        }
-        if opts.write_concern.is_none() {
-            // Acknowledged means on a majority of the replica set and in its journal, so an
-            // acknowledged booking survives a failover (README, "Running more than one
-            // orchestrator"); a standalone server treats this as w: 1 with the journal.
-            opts.write_concern = Some(
-                WriteConcern::builder()
-                    .w(Acknowledgment::Majority)
-                    .journal(true)
-                    .build(),
-            );
-        }
-        if opts.app_name.is_none() {
-            opts.app_name = Some("leotest-orchestrator".to_string());
-        }
+        tracing::info!(effective = %options::describe(&opts), "MongoDB client options");
         let hosts = opts
             .hosts
             .iter()
@@ -133,13 +130,22 @@ impl MongoStore {
         let client = Client::with_options(opts)
             .map_err(|e| StoreError::Unavailable(scrub(e.to_string(), secret)))?;
         let mut store = MongoStore::with_database(client.database(db_name));
-        store.ping().await.map_err(|e| {
+        // Start-up stays bounded even with the long per-operation selection timeout.
+        let first = tokio::time::timeout(options::STARTUP_TIMEOUT, store.ping_server()).await;
+        let first = first.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "no answer within {}s",
+                options::STARTUP_TIMEOUT.as_secs()
+            )))
+        });
+        first.map_err(|e| {
             StoreError::Unavailable(scrub(
                 format!("cannot reach MongoDB at {hosts}: {e}"),
                 secret,
             ))
         })?;
-        store.guarded = Arc::new(store.create_indexes().await?);
+        let caps = store.probe_server().await;
+        store.guarded = Arc::new(store.create_indexes(&caps).await?);
         Ok(store)
     }
 
@@ -151,7 +157,7 @@ impl MongoStore {
             jobs: db.collection(JOBS),
             runs: db.collection(RUNS),
             tasks: db.collection(TASKS),
-            leases: Arc::new(Leases::new(db.collection(LOCKS))),
+            leases: Arc::new(Leases::new(db.clone(), db.collection(LOCKS))),
             guarded: Arc::new(HashSet::new()),
             db,
         }
@@ -247,11 +253,10 @@ impl Store for MongoStore {
 
     async fn delete_user(&self, id: &str) -> StoreResult<bool> {
         // All copies: a duplicate left by the original's racy insert must not keep working.
-        let res = self
-            .users
-            .delete_many(doc! { "id": id })
-            .await
-            .map_err(backend)?;
+        let res = retry::idempotent("delete_user", || {
+            self.users.delete_many(doc! { "id": id }).into_future()
+        })
+        .await?;
         Ok(res.deleted_count > 0)
     }
 
@@ -317,11 +322,12 @@ impl Store for MongoStore {
     }
 
     async fn delete_node(&self, nodeid: &str) -> StoreResult<bool> {
-        let res = self
-            .nodes
-            .delete_many(doc! { "nodeid": nodeid })
-            .await
-            .map_err(backend)?;
+        let res = retry::idempotent("delete_node", || {
+            self.nodes
+                .delete_many(doc! { "nodeid": nodeid })
+                .into_future()
+        })
+        .await?;
         Ok(res.deleted_count > 0)
     }
 
@@ -457,10 +463,11 @@ impl Store for MongoStore {
     }
 
     async fn schedule_task(&self, task: &Task) -> StoreResult<bool> {
-        self.tasks
-            .delete_many(doc! { "taskid": &task.taskid, "expire_at": { "$lte": date(Utc::now()) } })
-            .await
-            .map_err(backend)?;
+        let expired = doc! { "taskid": &task.taskid, "expire_at": { "$lte": date(Utc::now()) } };
+        retry::idempotent("schedule_task", || {
+            self.tasks.delete_many(expired.clone()).into_future()
+        })
+        .await?;
         Ok(self
             .insert_if_absent(
                 &self.tasks,
@@ -488,14 +495,13 @@ impl Store for MongoStore {
     }
 
     async fn update_task(&self, taskid: &str, status: i32) -> StoreResult<bool> {
-        let res = self
-            .tasks
-            .update_many(
-                doc! { "taskid": taskid, "expire_at": { "$gt": date(Utc::now()) } },
-                doc! { "$set": { "status": status } },
-            )
-            .await
-            .map_err(backend)?;
+        let live = doc! { "taskid": taskid, "expire_at": { "$gt": date(Utc::now()) } };
+        let res = retry::idempotent("update_task", || {
+            self.tasks
+                .update_many(live.clone(), doc! { "$set": { "status": status } })
+                .into_future()
+        })
+        .await?;
         Ok(res.matched_count > 0)
     }
 
@@ -503,18 +509,44 @@ impl Store for MongoStore {
         // MongoDB's TTL monitor does this about once a minute; doing it here too keeps
         // servers without one (and the minute in between) tidy.
         let expired = doc! { "expire_at": { "$lte": date(now) } };
-        let t = self
-            .tasks
-            .delete_many(expired.clone())
-            .await
-            .map_err(backend)?;
-        let j = self.jobs.delete_many(expired).await.map_err(backend)?;
+        let t = retry::idempotent("purge", || {
+            self.tasks.delete_many(expired.clone()).into_future()
+        })
+        .await?;
+        let j = retry::idempotent("purge", || {
+            self.jobs.delete_many(expired.clone()).into_future()
+        })
+        .await?;
         // Idempotent deletes: several replicas purging at once is harmless.
         let l = self.leases.purge().await?;
         Ok(t.deleted_count + j.deleted_count + l)
     }
 
     async fn ping(&self) -> StoreResult<()> {
+        // Health means "a booking could commit now": a majority write with a short wait, not
+        // only an answer (a primary whose secondaries are down answers pings for ever, while
+        // every majority write waits for its wtimeout and fails).
+        let health = self.db.collection::<Document>(HEALTH);
+        let probe = health
+            .update_one(
+                doc! { "_id": "probe" },
+                doc! { "$currentDate": { "at": true } },
+            )
+            .upsert(true)
+            .write_concern(options::majority(PROBE_WAIT));
+        match tokio::time::timeout(PROBE_DEADLINE, probe.into_future()).await {
+            Ok(res) => res.map(|_| ()).map_err(backend),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "health probe: no majority write within {}s",
+                PROBE_DEADLINE.as_secs()
+            ))),
+        }
+    }
+}
+
+impl MongoStore {
+    /// A plain `ping` command: the server answers (start-up check).
+    async fn ping_server(&self) -> StoreResult<()> {
         self.db
             .run_command(doc! { "ping": 1 })
             .await
