@@ -36,40 +36,42 @@ enum Undo {
     },
 }
 
-impl MongoStore {
-    pub(super) async fn book_nodes(
-        &self,
-        nodes: &[String],
-        decide: &mut Decide<'_>,
-    ) -> StoreResult<Booked> {
-        let keys: Vec<String> = lock_order(nodes)
-            .into_iter()
-            .map(|n| format!("node:{n}"))
-            .collect();
-        for _ in 0..ATTEMPTS {
-            let held = self.leases.acquire(&keys).await?;
-            let outcome = self.decide_and_write(nodes, decide).await;
-            let kept = held.release().await;
-            let (booked, undo) = outcome?;
-            match kept {
-                Ok(true) => return Ok(booked),
-                Ok(false) => {
-                    tracing::warn!(?nodes, "booking outlived its lease: undone, deciding again");
-                    self.undo(undo).await?;
-                }
-                Err(e) => {
-                    // Unknown whether someone overtook us: take the write back and let the
-                    // client retry the whole request.
-                    self.undo(undo).await?;
-                    return Err(e);
-                }
+/// `Store::book`: lease, decide, write, release; undo and decide again when the lease was
+/// lost.
+pub(super) async fn book(
+    s: &MongoStore,
+    nodes: &[String],
+    decide: &mut Decide<'_>,
+) -> StoreResult<Booked> {
+    let keys: Vec<String> = lock_order(nodes)
+        .into_iter()
+        .map(|n| format!("node:{n}"))
+        .collect();
+    for _ in 0..ATTEMPTS {
+        let held = s.leases.acquire(&keys).await?;
+        let outcome = s.decide_and_write(nodes, decide).await;
+        let kept = held.release().await;
+        let (booked, undo) = outcome?;
+        match kept {
+            Ok(true) => return Ok(booked),
+            Ok(false) => {
+                tracing::warn!(?nodes, "booking outlived its lease: undone, deciding again");
+                s.undo(undo).await?;
+            }
+            Err(e) => {
+                // Unknown whether someone overtook us: take the write back and let the
+                // client retry the whole request.
+                s.undo(undo).await?;
+                return Err(e);
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "booking of {nodes:?} lost its lease {ATTEMPTS} times"
-        )))
     }
+    Err(StoreError::Unavailable(format!(
+        "booking of {nodes:?} lost its lease {ATTEMPTS} times"
+    )))
+}
 
+impl MongoStore {
     async fn decide_and_write(
         &self,
         nodes: &[String],
@@ -77,7 +79,7 @@ impl MongoStore {
     ) -> StoreResult<(Booked, Undo)> {
         let mut lists = Vec::with_capacity(nodes.len());
         for node in nodes {
-            lists.push(self.get_jobs_by_nodeid(node).await?);
+            lists.push(super::jobs::get_jobs_by_nodeid(self, node).await?);
         }
         let views: Vec<&[crate::store::Job]> = lists.iter().map(Vec::as_slice).collect();
         match decide(&views) {

@@ -8,10 +8,7 @@ use futures::TryStreamExt;
 use mongodb::error::ErrorKind;
 use mongodb::Collection;
 
-use std::future::IntoFuture;
-
-use super::{backend, codec, is_duplicate_key, retry, MongoStore, DUPLICATE_KEY};
-use crate::store::model::{Role, User};
+use super::{backend, is_duplicate_key, MongoStore, DUPLICATE_KEY};
 use crate::store::StoreResult;
 
 impl MongoStore {
@@ -134,57 +131,6 @@ impl MongoStore {
             held.release().await?;
         }
         res
-    }
-}
-
-impl MongoStore {
-    /// `Store::claim_node_user`: a conditional update of a NODE user, else an insert unless
-    /// the id is taken; never a replace, so a person's account registered at the same moment
-    /// on another replica is left as it is.
-    pub(super) async fn claim_node_user_doc(&self, user: &User) -> StoreResult<bool> {
-        let node = Role::Node.as_i32();
-        // A round ends unless the id's user vanished (or turned NODE) between its two
-        // steps; a few rounds cover any realistic churn, and a refusal is safe.
-        for _ in 0..3 {
-            let kept = self
-                .users
-                .update_one(
-                    doc! { "id": &user.id, "role": node },
-                    doc! { "$set": { "access_token": &user.static_access_token } },
-                )
-                .await
-                .map_err(backend)?;
-            if kept.matched_count > 0 {
-                return Ok(true);
-            }
-            let key = doc! { "id": &user.id };
-            if self
-                .insert_if_absent(&self.users, key.clone(), codec::user_doc(user))
-                .await?
-                .is_some()
-            {
-                return Ok(true);
-            }
-            match self.users.find_one(key).await.map_err(backend)? {
-                Some(d) if !codec::user_from(&d).is_ok_and(|u| u.role == Role::Node) => {
-                    return Ok(false)
-                }
-                _ => continue,
-            }
-        }
-        Ok(false)
-    }
-
-    /// `Store::delete_node_user`: every NODE-role copy of the id (a duplicate left by the
-    /// original's racy insert must not keep working), in one conditional delete.
-    pub(super) async fn delete_node_user_doc(&self, id: &str) -> StoreResult<bool> {
-        let res = retry::idempotent("delete_node_user", || {
-            self.users
-                .delete_many(doc! { "id": id, "role": Role::Node.as_i32() })
-                .into_future()
-        })
-        .await?;
-        Ok(res.deleted_count > 0)
     }
 }
 
