@@ -35,6 +35,9 @@ cargo test --release --locked -p leotest-orchestrator --test scale_jobs -- --ign
 step "README examples, as written"
 scripts/readme-examples.sh
 
+step "docs/operations.md's checked blocks (certificate, registration, online backup and restore, SIGHUP, promtool)"
+scripts/operations-examples.sh
+
 step "Python grpcio compatibility suite (our client, the original's client) and the harness around the original's code"
 compat-tests/run.sh
 
