@@ -25,6 +25,10 @@ echo "MongoDB backend tests use $LEOTEST_TEST_MONGO_URI"
 step "Rust tests (workspace)"
 cargo test --workspace --locked
 
+step "MongoDB suite again, through the pass-through fault-injecting wire proxy (test-support mongo_proxy)"
+LEOTEST_TEST_MONGO_PROXY=1 cargo test --locked -p leotest-orchestrator --test store_conformance \
+    --test mongo_compat --test mongo_faults --test booking_race --test node_identity --test replicas
+
 step "scale test: 10 000 jobs and 1 000 000 runs in each store (release build)"
 cargo test --release --locked -p leotest-orchestrator --test scale_jobs -- --ignored --nocapture --test-threads 1
 

@@ -173,6 +173,7 @@ pub async fn run(
         store: store.clone(),
         overlap: cfg.overlap_rules,
         tokens: cfg.token_storage,
+        sched_memo: Default::default(),
     });
     let grpc = LeotestOrchestratorServer::new(service)
         .max_decoding_message_size(cfg.max_message_bytes)

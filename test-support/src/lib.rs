@@ -1,7 +1,8 @@
 //! What the workspace's integration tests share (a dev-dependency only, never published): the
 //! real `leotest-orchestrator` binary over TLS ([`Orchestrator`]), credentials and typed calls
-//! ([`Creds`], [`As`], [`calls`]), a fresh MongoDB database per test ([`mongo`]), the
-//! certificate styles LeoTest deployments use ([`certs`]) and small helpers.
+//! ([`Creds`], [`As`], [`calls`]), a fresh MongoDB database per test ([`mongo`]), a
+//! fault-injecting MongoDB wire proxy ([`mongo_proxy`]), the certificate styles LeoTest
+//! deployments use ([`certs`]) and small helpers.
 //!
 //! Tests panic on failure by design, so this crate does too (`expect` with the reason).
 
@@ -11,6 +12,7 @@ pub mod calls;
 pub mod certs;
 mod creds;
 pub mod mongo;
+pub mod mongo_proxy;
 mod orchestrator;
 pub mod scrape;
 

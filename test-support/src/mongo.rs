@@ -3,6 +3,10 @@
 //!
 //! Unset URI: the MongoDB variants are skipped locally, but FAIL when `CI=true`, so a CI run
 //! that lost its MongoDB-wire server cannot pass silently.
+//!
+//! With `LEOTEST_TEST_MONGO_PROXY=1`, every test reaches the server through one pass-through
+//! [`FaultProxy`](crate::mongo_proxy::FaultProxy) of this process, so the whole MongoDB suite
+//! also proves the proxy forwards faithfully (and the store works behind one).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -23,9 +27,13 @@ fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// Environment variable that routes every test through a pass-through proxy (`1`).
+pub const PROXY_VAR: &str = "LEOTEST_TEST_MONGO_PROXY";
+
 /// The test server's URI; `None` (skip) when unset, a panic when unset under `CI=true`.
 pub fn uri() -> Option<String> {
     match std::env::var(URI_VAR).ok().filter(|u| !u.is_empty()) {
+        Some(uri) if std::env::var(PROXY_VAR).is_ok_and(|v| v == "1") => Some(proxied(uri)),
         Some(uri) => Some(uri),
         None if std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true")) => {
             panic!("{URI_VAR} is not set but CI=true: the MongoDB tests must run in CI")
@@ -35,6 +43,29 @@ pub fn uri() -> Option<String> {
             None
         }
     }
+}
+
+/// The URI of this process's pass-through proxy to `uri` (started on first use, on a thread
+/// of its own so it outlives every test's runtime).
+fn proxied(uri: String) -> String {
+    static PROXY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PROXY
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("proxy runtime");
+                rt.block_on(async {
+                    let proxy = crate::mongo_proxy::FaultProxy::start(&uri).await;
+                    tx.send(proxy.uri()).expect("proxy uri");
+                    std::future::pending::<()>().await;
+                });
+            });
+            rx.recv().expect("proxy started")
+        })
+        .clone()
 }
 
 /// A fresh database name on the test server; the database is dropped on drop.

@@ -136,7 +136,7 @@ pub async fn schedule_job(
         let booked = ctx
             .store
             .book(&nodes, &mut |lists| {
-                refusal = admit(&new, &job, lists, ctx.overlap, offset).err();
+                refusal = admit(ctx, &new, &job, lists, offset).err();
                 refusal
                     .is_none()
                     .then(|| BookingWrite::Insert(Box::new(job.clone())))
@@ -151,7 +151,7 @@ pub async fn schedule_job(
         // rule sets: a no-overhead job is a passive measurement the original lets run
         // alongside anything (its node agent also exempts it from scavenger mode), so it
         // needs no booking.
-        if let Err(msg) = admit(&new, &job, &[], ctx.overlap, offset) {
+        if let Err(msg) = admit(ctx, &new, &job, &[], offset) {
             return Ok(failed(msg));
         }
         if ctx.store.add_job(&job).await? {
@@ -172,16 +172,17 @@ pub async fn schedule_job(
 /// Whether `job` may be scheduled next to the live jobs of its node and server (`lists`):
 /// the overlap check among overhead jobs, then the trigger; `Err` is the refusal message.
 fn admit(
+    ctx: &Ctx,
     new: &Sched,
     job: &Job,
     lists: &[&[Job]],
-    rules: crate::schedule::OverlapRules,
     offset: Option<chrono::FixedOffset>,
 ) -> Result<(), String> {
+    let rules = ctx.overlap;
     let overhead = lists.iter().copied().flatten().filter(|j| j.overhead);
     // Remembered parses: this runs under the node's booking lock (see `sched_memo`).
     let mut scheds = Vec::new();
-    for parsed in super::sched_memo::scheds(overhead, sched_of) {
+    for parsed in ctx.sched_memo.scheds(overhead, sched_of) {
         match parsed {
             Ok(s) => scheds.push(s),
             Err((id, e)) => tracing::warn!(jobid = %untrusted(&id), "skipping unreadable job: {e}"),

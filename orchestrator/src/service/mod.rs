@@ -12,6 +12,7 @@ pub mod nodes;
 pub mod outcome;
 pub mod runs;
 mod sched_memo;
+pub use sched_memo::SchedMemo;
 pub mod tasks;
 pub mod users;
 pub mod validate;
@@ -36,6 +37,8 @@ pub struct Ctx {
     pub overlap: crate::schedule::OverlapRules,
     /// `--token-storage`: how tokens issued by register_user / register_node are stored.
     pub tokens: crate::tokens::TokenStorage,
+    /// Parsed schedules of stored jobs, reused between bookings (`sched_memo`).
+    pub sched_memo: Arc<SchedMemo>,
 }
 
 /// The gRPC service implementation.

@@ -6,9 +6,12 @@
 //! bookings queue behind each other. The parse is a pure function of the job's schedule
 //! fields, so it is kept per job id together with those fields and reused only while they are
 //! still exactly what the job holds now (a moved or replaced job is parsed again).
+//!
+//! One memo per service, owned by [`Ctx`](super::Ctx) (listed with every other cache in
+//! docs/architecture.md), so tests and several services in one process do not share it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use crate::schedule::overlap::Sched;
 use crate::store::{CronSchedule, Job, JobKind};
@@ -48,42 +51,52 @@ impl Source {
 
 type Memo = HashMap<String, (Source, Arc<Sched>)>;
 
-fn memo() -> std::sync::MutexGuard<'static, Memo> {
-    static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
-    // Entries are inserted whole: a panic elsewhere cannot leave one half-written.
-    MEMO.get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+/// Parsed schedules by job id (see the module doc).
+#[derive(Default)]
+pub struct SchedMemo(Mutex<Memo>);
+
+impl std::fmt::Debug for SchedMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedMemo").finish_non_exhaustive()
+    }
 }
 
-/// The schedules of `jobs`, each parsed with `parse` unless remembered; the ones that do not
-/// parse come back as `Err` with the job's id, in order.
-pub(crate) fn scheds<'a>(
-    jobs: impl Iterator<Item = &'a Job>,
-    parse: impl Fn(&Job) -> Result<Sched, String>,
-) -> Vec<Result<Arc<Sched>, (String, String)>> {
-    let mut memo = memo();
-    let mut out = Vec::new();
-    for job in jobs {
-        if let Some((src, s)) = memo.get(&job.id) {
-            if src.matches(job) {
-                out.push(Ok(s.clone()));
-                continue;
-            }
-        }
-        match parse(job) {
-            Ok(s) => {
-                let s = Arc::new(s);
-                if memo.len() >= MAX_JOBS {
-                    memo.clear();
-                }
-                memo.insert(job.id.clone(), (Source::of(job), s.clone()));
-                out.push(Ok(s));
-            }
-            Err(e) => out.push(Err((job.id.clone(), e))),
-        }
+impl SchedMemo {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memo> {
+        // Entries are inserted whole: a panic elsewhere cannot leave one half-written.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-    out
+
+    /// The schedules of `jobs`, each parsed with `parse` unless remembered; the ones that do
+    /// not parse come back as `Err` with the job's id, in order.
+    pub(crate) fn scheds<'a>(
+        &self,
+        jobs: impl Iterator<Item = &'a Job>,
+        parse: impl Fn(&Job) -> Result<Sched, String>,
+    ) -> Vec<Result<Arc<Sched>, (String, String)>> {
+        let mut memo = self.lock();
+        let mut out = Vec::new();
+        for job in jobs {
+            if let Some((src, s)) = memo.get(&job.id) {
+                if src.matches(job) {
+                    out.push(Ok(s.clone()));
+                    continue;
+                }
+            }
+            match parse(job) {
+                Ok(s) => {
+                    let s = Arc::new(s);
+                    if memo.len() >= MAX_JOBS {
+                        memo.clear();
+                    }
+                    memo.insert(job.id.clone(), (Source::of(job), s.clone()));
+                    out.push(Ok(s));
+                }
+                Err(e) => out.push(Err((job.id.clone(), e))),
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -118,19 +131,20 @@ mod tests {
             super::super::jobs::sched_of(j)
         };
         let a = job("memo-a", "2031-01-01 00:00:00");
-        let first = scheds([&a].into_iter(), parse);
-        let again = scheds([&a].into_iter(), parse);
+        let memo = SchedMemo::default();
+        let first = memo.scheds([&a].into_iter(), parse);
+        let again = memo.scheds([&a].into_iter(), parse);
         assert_eq!(parses.load(Ordering::Relaxed), 1, "unchanged: parsed once");
         let (Ok(x), Ok(y)) = (&first[0], &again[0]) else {
             panic!("parsed")
         };
         assert!(Arc::ptr_eq(x, y));
         let moved = job("memo-a", "2031-01-01 00:30:00");
-        let got = scheds([&moved].into_iter(), parse);
+        let got = memo.scheds([&moved].into_iter(), parse);
         assert_eq!(parses.load(Ordering::Relaxed), 2, "moved: parsed again");
         let Ok(m) = &got[0] else { panic!("parsed") };
         assert_eq!(m.start_text, "2031-01-01 00:30:00");
         let bad = job("memo-bad", "not a date");
-        assert!(scheds([&bad].into_iter(), parse)[0].is_err());
+        assert!(memo.scheds([&bad].into_iter(), parse)[0].is_err());
     }
 }

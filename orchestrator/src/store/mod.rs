@@ -191,6 +191,8 @@ pub trait Store: Send + Sync {
     /// a native TTL may rely on it and return 0.
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
-    /// Cheap liveness probe of the backend.
+    /// Health probe: `Ok` while the backend can commit a write now (embedded: the database
+    /// answers; MongoDB: a majority write of a probe document within a short wait). Run
+    /// every few seconds by the health service, never on a request path.
     async fn ping(&self) -> StoreResult<()>;
 }

@@ -3,12 +3,22 @@
 //! Writes go through a single connection behind a mutex; reads use a small pool of read-only
 //! connections so they never queue behind writes. Users are also held in memory (loaded at
 //! open, updated under the writer lock) because every authenticated request looks one up.
+//!
+//! Layout: one file per entity, as `service/` and the MongoDB backend (`config`, `users`,
+//! `nodes`, `jobs`, `runs`, `tasks`, `booking`), each a set of functions taking the store;
+//! the `Store` impl below only routes each method to its entity. Row decoding is in `rows`,
+//! the tables in `schema`, the data directory's lock in `lock`.
 
+mod booking;
+mod config;
 mod jobs;
 mod lock;
 mod node_jobs;
+mod nodes;
 mod rows;
+mod runs;
 mod schema;
+mod tasks;
 mod users;
 
 use std::collections::HashMap;
@@ -17,8 +27,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::booking::KeyedLocks;
 use super::model::*;
@@ -138,281 +147,95 @@ impl EmbeddedStore {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn update_config(&self, config: &GlobalConfig) -> StoreResult<()> {
-        let config = config.clone();
-        self.write(move |conn, _| {
-            let tx = conn.transaction()?;
-            tx.execute(
-                "INSERT OR IGNORE INTO config VALUES (0, 0, 0, '', '', '', 0, '')",
-                [],
-            )?;
-            if let Some(ds) = &config.datastore {
-                let blob = ds.blob.clone().unwrap_or_default();
-                tx.execute(
-                    "UPDATE config SET has_datastore = 1, has_blob = ?1, \
-                     blob_connection_string = ?2, blob_container = ?3, blob_artifact_path = ?4 \
-                     WHERE id = 0",
-                    params![
-                        ds.blob.is_some(),
-                        blob.connection_string,
-                        blob.container,
-                        blob.artifact_path
-                    ],
-                )?;
-            }
-            if let Some(w) = &config.weather {
-                tx.execute(
-                    "UPDATE config SET has_weather = 1, weather_apikey = ?1 WHERE id = 0",
-                    params![w.apikey],
-                )?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        config::update_config(self, config).await
     }
 
     async fn get_config(&self) -> StoreResult<Option<GlobalConfig>> {
-        self.read(|conn| {
-            let row = conn
-                .query_row(
-                    &format!("SELECT {CONFIG_COLS} FROM config WHERE id = 0"),
-                    [],
-                    config_from_row,
-                )
-                .optional()?;
-            Ok(row)
-        })
-        .await
+        config::get_config(self).await
     }
 
     async fn add_user(&self, user: &User) -> StoreResult<bool> {
-        let user = user.clone();
-        self.write(move |conn, inner| {
-            let inserted = insert_user(conn, &user, false)? == 1;
-            if inserted {
-                inner
-                    .users
-                    .write()
-                    .map_err(lock_err)?
-                    .insert(user.id.clone(), user);
-            }
-            Ok(inserted)
-        })
-        .await
+        users::add_user(self, user).await
     }
 
     async fn put_user(&self, user: &User) -> StoreResult<()> {
-        let user = user.clone();
-        self.write(move |conn, inner| {
-            insert_user(conn, &user, true)?;
-            inner
-                .users
-                .write()
-                .map_err(lock_err)?
-                .insert(user.id.clone(), user);
-            Ok(())
-        })
-        .await
+        users::put_user(self, user).await
     }
 
     async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
-        // Served from memory: the cache is updated under the writer lock on every change.
-        let users = self.inner.users.read().map_err(lock_err)?;
-        Ok(users.get(id).cloned())
+        users::get_user(self, id).await
     }
 
     async fn modify_user(&self, id: &str, name: &str, role: Role, team: &str) -> StoreResult<bool> {
-        let (id, name, team) = (id.to_string(), name.to_string(), team.to_string());
-        self.write(move |conn, inner| {
-            let changed = conn.execute(
-                "UPDATE users SET name = ?2, role = ?3, team = ?4 WHERE id = ?1",
-                params![id, name, role.as_i32(), team],
-            )? == 1;
-            if changed {
-                let mut users = inner.users.write().map_err(lock_err)?;
-                if let Some(u) = users.get_mut(&id) {
-                    u.name = name;
-                    u.role = role;
-                    u.team = team;
-                }
-            }
-            Ok(changed)
-        })
-        .await
+        users::modify_user(self, id, name, role, team).await
     }
 
     async fn delete_user(&self, id: &str) -> StoreResult<bool> {
-        let id = id.to_string();
-        self.write(move |conn, inner| {
-            let deleted = conn.execute("DELETE FROM users WHERE id = ?1", params![id])? == 1;
-            inner.users.write().map_err(lock_err)?.remove(&id);
-            Ok(deleted)
-        })
-        .await
+        users::delete_user(self, id).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let users = self.inner.users.read().map_err(lock_err)?;
-        let mut all: Vec<User> = users.values().cloned().collect();
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(all)
+        users::list_users(self).await
     }
 
     async fn claim_node_user(&self, user: &User) -> StoreResult<bool> {
-        EmbeddedStore::claim_node_user(self, user).await
+        users::claim_node_user(self, user).await
     }
 
     async fn delete_node_user(&self, id: &str) -> StoreResult<bool> {
-        EmbeddedStore::delete_node_user(self, id).await
+        users::delete_node_user(self, id).await
     }
 
     async fn register_node(&self, node: &Node) -> StoreResult<bool> {
-        let n = node.clone();
-        self.write(move |conn, _| {
-            let inserted = conn.execute(
-                &format!("INSERT OR IGNORE INTO nodes ({NODE_COLS}) VALUES ({NODE_PARAMS})"),
-                params_from_iter(node_values(&n)),
-            )?;
-            Ok(inserted == 1)
-        })
-        .await
+        nodes::register_node(self, node).await
     }
 
     async fn get_node(&self, nodeid: &str) -> StoreResult<Option<Node>> {
-        let nodeid = nodeid.to_string();
-        self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    &format!("SELECT {NODE_COLS} FROM nodes WHERE nodeid = ?1"),
-                    params![nodeid],
-                    node_from_row,
-                )
-                .optional()?)
-        })
-        .await
+        nodes::get_node(self, nodeid).await
     }
 
     async fn get_nodes(&self, filter: &NodeFilter) -> StoreResult<Vec<Node>> {
-        let mut c = Conditions::default();
-        c.eq_text("nodeid", &filter.nodeid);
-        c.eq_text("location", &filter.location);
-        c.eq_text("name", &filter.name);
-        c.eq_text("provider", &filter.provider);
-        if let Some(since) = filter.active_since {
-            c.push("last_active >= ?", Value::Integer(micros(since)));
-        }
-        self.read(move |conn| {
-            let sql = format!(
-                "SELECT {NODE_COLS} FROM nodes{} ORDER BY rowid",
-                c.where_sql()
-            );
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params_from_iter(c.values.iter()), node_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        nodes::get_nodes(self, filter).await
     }
 
     async fn update_node(&self, nodeid: &str, update: &NodeUpdate) -> StoreResult<bool> {
-        let mut sets: Vec<&str> = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
-        let mut text = |col: &'static str, v: &Option<String>| {
-            if let Some(v) = v {
-                sets.push(col);
-                values.push(Value::Text(v.clone()));
-            }
-        };
-        text("name = ?", &update.name);
-        text("description = ?", &update.description);
-        text("coords = ?", &update.coords);
-        text("location = ?", &update.location);
-        text("provider = ?", &update.provider);
-        text("public_ip = ?", &update.public_ip);
-        if let Some(t) = update.last_active {
-            sets.push("last_active = ?");
-            values.push(Value::Integer(micros(t)));
-        }
-        let nodeid = nodeid.to_string();
-        self.write(move |conn, _| {
-            if sets.is_empty() {
-                let exists = conn
-                    .query_row(
-                        "SELECT 1 FROM nodes WHERE nodeid = ?1",
-                        params![nodeid],
-                        |_| Ok(()),
-                    )
-                    .optional()?;
-                return Ok(exists.is_some());
-            }
-            values.push(Value::Text(nodeid));
-            let sql = format!("UPDATE nodes SET {} WHERE nodeid = ?", sets.join(", "));
-            Ok(conn.execute(&sql, params_from_iter(values.iter()))? == 1)
-        })
-        .await
+        nodes::update_node(self, nodeid, update).await
     }
 
     async fn delete_node(&self, nodeid: &str) -> StoreResult<bool> {
-        let nodeid = nodeid.to_string();
-        self.write(move |conn, _| {
-            Ok(conn.execute("DELETE FROM nodes WHERE nodeid = ?1", params![nodeid])? == 1)
-        })
-        .await
+        nodes::delete_node(self, nodeid).await
     }
 
     async fn mark_node(&self, nodeid: &str, at: DateTime<Utc>) -> StoreResult<bool> {
-        let nodeid = nodeid.to_string();
-        self.write(move |conn, _| {
-            Ok(conn.execute(
-                "UPDATE nodes SET last_active = ?2 WHERE nodeid = ?1",
-                params![nodeid, micros(at)],
-            )? == 1)
-        })
-        .await
+        nodes::mark_node(self, nodeid, at).await
     }
 
     async fn set_scavenger_status(&self, nodeid: &str, active: bool) -> StoreResult<bool> {
-        let nodeid = nodeid.to_string();
-        self.write(move |conn, _| {
-            Ok(conn.execute(
-                "UPDATE nodes SET scavenger_mode_active = ?2 WHERE nodeid = ?1",
-                params![nodeid, active],
-            )? == 1)
-        })
-        .await
+        nodes::set_scavenger_status(self, nodeid, active).await
     }
 
     async fn get_scavenger_status(&self, nodeid: &str) -> StoreResult<Option<bool>> {
-        let nodeid = nodeid.to_string();
-        self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT scavenger_mode_active FROM nodes WHERE nodeid = ?1",
-                    params![nodeid],
-                    |r| r.get(0),
-                )
-                .optional()?)
-        })
-        .await
+        nodes::get_scavenger_status(self, nodeid).await
     }
 
     async fn add_job(&self, job: &Job) -> StoreResult<bool> {
-        EmbeddedStore::add_job(self, job).await
+        jobs::add_job(self, job).await
     }
 
     async fn replace_job(&self, job: &Job) -> StoreResult<bool> {
-        EmbeddedStore::replace_job(self, job).await
+        jobs::replace_job(self, job).await
     }
 
     async fn get_job(&self, id: &str) -> StoreResult<Option<Job>> {
-        EmbeddedStore::get_job(self, id).await
+        jobs::get_job(self, id).await
     }
 
     async fn get_jobs_by_userid(&self, userid: Option<&str>) -> StoreResult<Vec<Job>> {
-        EmbeddedStore::get_jobs_by_userid(self, userid).await
+        jobs::get_jobs_by_userid(self, userid).await
     }
 
     async fn get_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<Vec<Job>> {
-        EmbeddedStore::get_jobs_by_nodeid(self, nodeid).await
+        jobs::get_jobs_by_nodeid(self, nodeid).await
     }
 
     async fn update_job_dates(
@@ -421,154 +244,51 @@ impl Store for EmbeddedStore {
         start_date: &str,
         end_date: &str,
     ) -> StoreResult<bool> {
-        EmbeddedStore::update_job_dates(self, id, start_date, end_date).await
+        jobs::update_job_dates(self, id, start_date, end_date).await
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
-        EmbeddedStore::delete_job(self, id).await
+        jobs::delete_job(self, id).await
     }
 
     async fn delete_job_of(&self, id: &str, userid: &str) -> StoreResult<bool> {
-        EmbeddedStore::delete_job_of(self, id, userid).await
+        jobs::delete_job_of(self, id, userid).await
     }
 
     async fn book(&self, nodes: &[String], decide: &mut Decide<'_>) -> StoreResult<Booked> {
-        EmbeddedStore::book(self, nodes, decide).await
+        booking::book(self, nodes, decide).await
     }
 
     async fn delete_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<u64> {
-        EmbeddedStore::delete_jobs_by_nodeid(self, nodeid).await
+        jobs::delete_jobs_by_nodeid(self, nodeid).await
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
-        let r = run.clone();
-        self.write(move |conn, _| {
-            let mut st = conn.prepare_cached(&format!(
-                "INSERT INTO runs ({RUN_COLS}) VALUES ({RUN_PARAMS}) ON CONFLICT (runid) DO UPDATE \
-                 SET {RUN_UPDATE}"
-            ))?;
-            exec_run(&mut st, &r)?;
-            Ok(())
-        })
-        .await
+        runs::update_run(self, run).await
     }
 
     async fn insert_jobs(&self, jobs: &[Job]) -> StoreResult<u64> {
-        EmbeddedStore::insert_jobs(self, jobs).await
+        jobs::insert_jobs(self, jobs).await
     }
 
     async fn insert_runs(&self, runs: &[Run]) -> StoreResult<u64> {
-        let runs = runs.to_vec();
-        self.write(move |conn, _| {
-            // One transaction: one fsync for the whole batch instead of one per run.
-            let tx = conn.transaction()?;
-            let mut inserted = 0u64;
-            {
-                let mut st = tx.prepare(&format!(
-                    "INSERT OR IGNORE INTO runs ({RUN_COLS}) VALUES ({RUN_PARAMS})"
-                ))?;
-                for r in &runs {
-                    inserted += exec_run(&mut st, r)? as u64;
-                }
-            }
-            tx.commit()?;
-            Ok(inserted)
-        })
-        .await
+        runs::insert_runs(self, runs).await
     }
 
     async fn get_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>> {
-        let mut c = Conditions::default();
-        c.eq_text("runid", &filter.runid);
-        c.eq_text("jobid", &filter.jobid);
-        c.eq_text("nodeid", &filter.nodeid);
-        c.eq_text("userid", &filter.userid);
-        if let Some(t) = filter.start_from {
-            c.push("start_time >= ?", Value::Integer(micros(t)));
-        }
-        if let Some(t) = filter.start_to {
-            c.push("start_time <= ?", Value::Integer(micros(t)));
-        }
-        let limit = match filter.limit {
-            Some(n) if n > 0 => format!(" LIMIT {n}"),
-            _ => String::new(),
-        };
-        self.read(move |conn| {
-            let sql = format!(
-                "SELECT {RUN_COLS} FROM runs{} ORDER BY rowid{limit}",
-                c.where_sql()
-            );
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params_from_iter(c.values.iter()), run_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        runs::get_runs(self, filter).await
     }
 
     async fn schedule_task(&self, task: &Task) -> StoreResult<bool> {
-        let t = task.clone();
-        self.write(move |conn, _| {
-            let tx = conn.transaction()?;
-            tx.execute(
-                "DELETE FROM tasks WHERE taskid = ?1 AND expire_at <= ?2",
-                params![t.taskid, now_micros()],
-            )?;
-            let n = tx.execute(
-                &format!(
-                    "INSERT OR IGNORE INTO tasks ({TASK_COLS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                ),
-                params![
-                    t.taskid,
-                    t.runid,
-                    t.jobid,
-                    t.nodeid,
-                    t.task_type,
-                    t.status,
-                    t.ttl_secs,
-                    micros(t.expire_at)
-                ],
-            )?;
-            tx.commit()?;
-            Ok(n == 1)
-        })
-        .await
+        tasks::schedule_task(self, task).await
     }
 
     async fn get_tasks(&self, filter: &TaskFilter) -> StoreResult<Vec<Task>> {
-        let mut c = Conditions::default();
-        c.push("expire_at > ?", Value::Integer(now_micros()));
-        c.eq_text("taskid", &filter.taskid);
-        c.eq_text("runid", &filter.runid);
-        c.eq_text("jobid", &filter.jobid);
-        c.eq_text("nodeid", &filter.nodeid);
-        if let Some(t) = filter.task_type {
-            c.push("task_type = ?", Value::Integer(i64::from(t)));
-        }
-        if let Some(s) = filter.status {
-            c.push("status = ?", Value::Integer(i64::from(s)));
-        }
-        self.read(move |conn| {
-            let sql = format!(
-                "SELECT {TASK_COLS} FROM tasks{} ORDER BY rowid",
-                c.where_sql()
-            );
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params_from_iter(c.values.iter()), task_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        tasks::get_tasks(self, filter).await
     }
 
     async fn update_task(&self, taskid: &str, status: i32) -> StoreResult<bool> {
-        let taskid = taskid.to_string();
-        self.write(move |conn, _| {
-            Ok(conn.execute(
-                "UPDATE tasks SET status = ?2 WHERE taskid = ?1 AND expire_at > ?3",
-                params![taskid, status, now_micros()],
-            )? == 1)
-        })
-        .await
+        tasks::update_task(self, taskid, status).await
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {

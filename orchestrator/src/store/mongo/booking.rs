@@ -11,10 +11,12 @@
 //! release then finds the lease gone, it undoes its own write (by `_id`, or moving the job
 //! back only if it still has our dates) and decides again.
 
+use std::future::IntoFuture;
+
 use bson::{doc, Bson};
 
 use super::codec::{self, date};
-use super::{backend, live_job, MongoStore};
+use super::{backend, live_job, retry, MongoStore};
 use crate::store::booking::lock_order;
 use crate::store::{Booked, BookingWrite, Decide, StoreError, StoreResult};
 
@@ -34,40 +36,42 @@ enum Undo {
     },
 }
 
-impl MongoStore {
-    pub(super) async fn book_nodes(
-        &self,
-        nodes: &[String],
-        decide: &mut Decide<'_>,
-    ) -> StoreResult<Booked> {
-        let keys: Vec<String> = lock_order(nodes)
-            .into_iter()
-            .map(|n| format!("node:{n}"))
-            .collect();
-        for _ in 0..ATTEMPTS {
-            let held = self.leases.acquire(&keys).await?;
-            let outcome = self.decide_and_write(nodes, decide).await;
-            let kept = held.release().await;
-            let (booked, undo) = outcome?;
-            match kept {
-                Ok(true) => return Ok(booked),
-                Ok(false) => {
-                    tracing::warn!(?nodes, "booking outlived its lease: undone, deciding again");
-                    self.undo(undo).await?;
-                }
-                Err(e) => {
-                    // Unknown whether someone overtook us: take the write back and let the
-                    // client retry the whole request.
-                    self.undo(undo).await?;
-                    return Err(e);
-                }
+/// `Store::book`: lease, decide, write, release; undo and decide again when the lease was
+/// lost.
+pub(super) async fn book(
+    s: &MongoStore,
+    nodes: &[String],
+    decide: &mut Decide<'_>,
+) -> StoreResult<Booked> {
+    let keys: Vec<String> = lock_order(nodes)
+        .into_iter()
+        .map(|n| format!("node:{n}"))
+        .collect();
+    for _ in 0..ATTEMPTS {
+        let held = s.leases.acquire(&keys).await?;
+        let outcome = s.decide_and_write(nodes, decide).await;
+        let kept = held.release().await;
+        let (booked, undo) = outcome?;
+        match kept {
+            Ok(true) => return Ok(booked),
+            Ok(false) => {
+                tracing::warn!(?nodes, "booking outlived its lease: undone, deciding again");
+                s.undo(undo).await?;
+            }
+            Err(e) => {
+                // Unknown whether someone overtook us: take the write back and let the
+                // client retry the whole request.
+                s.undo(undo).await?;
+                return Err(e);
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "booking of {nodes:?} lost its lease {ATTEMPTS} times"
-        )))
     }
+    Err(StoreError::Unavailable(format!(
+        "booking of {nodes:?} lost its lease {ATTEMPTS} times"
+    )))
+}
 
+impl MongoStore {
     async fn decide_and_write(
         &self,
         nodes: &[String],
@@ -75,21 +79,15 @@ impl MongoStore {
     ) -> StoreResult<(Booked, Undo)> {
         let mut lists = Vec::with_capacity(nodes.len());
         for node in nodes {
-            lists.push(self.get_jobs_by_nodeid(node).await?);
+            lists.push(super::jobs::get_jobs_by_nodeid(self, node).await?);
         }
         let views: Vec<&[crate::store::Job]> = lists.iter().map(Vec::as_slice).collect();
         match decide(&views) {
             None => Ok((Booked::Refused, Undo::Nothing)),
-            Some(BookingWrite::Insert(job)) => {
-                self.delete_expired_job(&job.id).await?;
-                let inserted = self
-                    .insert_if_absent(&self.jobs, doc! { "id": &job.id }, codec::job_doc(&job))
-                    .await?;
-                Ok(match inserted {
-                    Some(oid) => (Booked::Written, Undo::Delete(oid)),
-                    None => (Booked::IdTaken, Undo::Nothing),
-                })
-            }
+            Some(BookingWrite::Insert(job)) => Ok(match self.insert_job(&job).await? {
+                Some(oid) => (Booked::Written, Undo::Delete(oid)),
+                None => (Booked::IdTaken, Undo::Nothing),
+            }),
             Some(BookingWrite::SetDates {
                 id,
                 start_date,
@@ -164,12 +162,32 @@ impl MongoStore {
         }
     }
 
-    /// Removes expired copies of a job id so it can be reused before the TTL monitor runs.
-    pub(super) async fn delete_expired_job(&self, id: &str) -> StoreResult<()> {
-        self.jobs
-            .delete_many(doc! { "id": id, "expire_at": { "$lte": date(chrono::Utc::now()) } })
+    /// Inserts a job unless its id is taken by a live job; the new document's `_id`. An
+    /// expired job is gone for readers, so its id is reused before the TTL monitor removes
+    /// it: removed only when the insert finds the id taken, which keeps the usual booking at
+    /// three majority writes (lease, insert, release).
+    pub(super) async fn insert_job(&self, job: &crate::store::Job) -> StoreResult<Option<Bson>> {
+        let key = doc! { "id": &job.id };
+        if let Some(oid) = self
+            .insert_if_absent(&self.jobs, key.clone(), codec::job_doc(job))
+            .await?
+        {
+            return Ok(Some(oid));
+        }
+        if self.delete_expired_job(&job.id).await? == 0 {
+            return Ok(None);
+        }
+        self.insert_if_absent(&self.jobs, key, codec::job_doc(job))
             .await
-            .map_err(backend)?;
-        Ok(())
+    }
+
+    /// Removes expired copies of a job id; how many.
+    async fn delete_expired_job(&self, id: &str) -> StoreResult<u64> {
+        let expired = doc! { "id": id, "expire_at": { "$lte": date(chrono::Utc::now()) } };
+        let res = retry::idempotent("delete_expired_job", || {
+            self.jobs.delete_many(expired.clone()).into_future()
+        })
+        .await?;
+        Ok(res.deleted_count)
     }
 }

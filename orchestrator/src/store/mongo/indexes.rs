@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use bson::{doc, Document};
 use mongodb::options::IndexOptions;
-use mongodb::IndexModel;
+use mongodb::{Collection, IndexModel};
 
 use super::codec::{CONFIG, JOBS, NODES, RUNS, TASKS, USERS};
+use super::probe::Capabilities;
 use super::MongoStore;
 use crate::store::{StoreError, StoreResult};
 
@@ -15,7 +16,12 @@ impl MongoStore {
     /// Creates the original's indexes (errors are fatal) and ours (best effort); returns the
     /// collections whose unique key index could not be built, where "insert unless the key
     /// exists" must be guarded by a lease instead.
-    pub(super) async fn create_indexes(&self) -> StoreResult<HashSet<&'static str>> {
+    /// `caps`: what the server does with them (`probe`); a unique index it does not enforce
+    /// counts as missing.
+    pub(super) async fn create_indexes(
+        &self,
+        caps: &Capabilities,
+    ) -> StoreResult<HashSet<&'static str>> {
         let ttl = || {
             IndexModel::builder()
                 .keys(doc! { "expire_at": 1 })
@@ -79,13 +85,43 @@ impl MongoStore {
                     "unique index not created: inserts into this collection take a lease"
                 );
                 guarded.insert(collection_name(coll.name()));
+            } else if caps.unenforced.contains(key) {
+                tracing::warn!(
+                    collection = coll.name(),
+                    "this server does not enforce the unique index on {key}: inserts into \
+                     this collection take a lease"
+                );
+                guarded.insert(collection_name(coll.name()));
             }
         }
-        let lookup = [
-            (&self.jobs, doc! { "nodeid": 1 }),
-            (&self.jobs, doc! { "server": 1 }),
-            (&self.jobs, doc! { "userid": 1 }),
-        ];
+        // Every list query sorts on `_id` (insertion order, see `MongoStore::find_all`) after
+        // an equality filter: `{field: 1, _id: 1}` answers both, so the plan is an IXSCAN
+        // that stops at the limit, with no SORT stage over all of a job's runs:
+        //   runs  {jobid}, {nodeid}, {userid} (+ start_time range as a residual filter)
+        //   jobs  {userid}; {nodeid} $or {server} (two IXSCANs merged in _id order)
+        //   tasks {nodeid}, {jobid}, {runid}  (+ expire_at, residual)
+        // A query on `runid`/`taskid`/`id` alone reads one document (unique index).
+        // Where an index naming `_id` cannot be written through (nx-27017, see `probe`), the
+        // plain lookup indexes instead.
+        let lookup: Vec<(&Collection<Document>, Document)> = if caps.id_suffix_indexes {
+            vec![
+                (&self.jobs, doc! { "nodeid": 1, "_id": 1 }),
+                (&self.jobs, doc! { "server": 1, "_id": 1 }),
+                (&self.jobs, doc! { "userid": 1, "_id": 1 }),
+                (&self.runs, doc! { "jobid": 1, "_id": 1 }),
+                (&self.runs, doc! { "nodeid": 1, "_id": 1 }),
+                (&self.runs, doc! { "userid": 1, "_id": 1 }),
+                (&self.tasks, doc! { "nodeid": 1, "_id": 1 }),
+                (&self.tasks, doc! { "jobid": 1, "_id": 1 }),
+                (&self.tasks, doc! { "runid": 1, "_id": 1 }),
+            ]
+        } else {
+            vec![
+                (&self.jobs, doc! { "nodeid": 1 }),
+                (&self.jobs, doc! { "server": 1 }),
+                (&self.jobs, doc! { "userid": 1 }),
+            ]
+        };
         for (coll, keys) in lookup {
             if let Err(e) = coll
                 .create_index(IndexModel::builder().keys(keys).build())

@@ -3,124 +3,119 @@
 use bson::doc;
 use chrono::Utc;
 
-use super::{backend, codec, decode_all, live_job, MongoStore};
+use std::future::IntoFuture;
+
+use super::{backend, codec, decode_all, live_job, retry, MongoStore};
 use crate::store::model::*;
-use crate::store::{Booked, Decide, StoreResult};
+use crate::store::StoreResult;
 use codec::JOBS;
 
-impl MongoStore {
-    pub(super) async fn add_job(&self, job: &Job) -> StoreResult<bool> {
-        // An expired job is gone for readers; let its id be reused before the TTL monitor runs.
-        self.delete_expired_job(&job.id).await?;
-        Ok(self
-            .insert_if_absent(&self.jobs, doc! { "id": &job.id }, codec::job_doc(job))
-            .await?
-            .is_some())
-    }
+pub(super) async fn add_job(s: &MongoStore, job: &Job) -> StoreResult<bool> {
+    Ok(s.insert_job(job).await?.is_some())
+}
 
-    pub(super) async fn replace_job(&self, job: &Job) -> StoreResult<bool> {
-        let mut set = codec::job_doc(job);
-        set.remove("id");
-        let mut update = doc! { "$set": set };
-        if job.expire_at.is_none() {
-            update.insert("$unset", doc! { "expire_at": "" });
-        }
-        let mut filter = live_job(Utc::now());
-        filter.insert("id", &job.id);
-        let res = self
-            .jobs
-            .update_one(filter, update)
-            .await
-            .map_err(backend)?;
-        Ok(res.matched_count > 0)
+pub(super) async fn replace_job(s: &MongoStore, job: &Job) -> StoreResult<bool> {
+    let mut set = codec::job_doc(job);
+    set.remove("id");
+    let mut update = doc! { "$set": set };
+    if job.expire_at.is_none() {
+        update.insert("$unset", doc! { "expire_at": "" });
     }
+    let mut filter = live_job(Utc::now());
+    filter.insert("id", &job.id);
+    let res = s.jobs.update_one(filter, update).await.map_err(backend)?;
+    Ok(res.matched_count > 0)
+}
 
-    pub(super) async fn get_job(&self, id: &str) -> StoreResult<Option<Job>> {
-        let mut filter = live_job(Utc::now());
-        filter.insert("id", id);
-        let found = self.jobs.find_one(filter).await.map_err(backend)?;
-        found.as_ref().map(codec::job_from).transpose()
-    }
+pub(super) async fn get_job(s: &MongoStore, id: &str) -> StoreResult<Option<Job>> {
+    let mut filter = live_job(Utc::now());
+    filter.insert("id", id);
+    let found = s.jobs.find_one(filter).await.map_err(backend)?;
+    found.as_ref().map(codec::job_from).transpose()
+}
 
-    pub(super) async fn get_jobs_by_userid(&self, userid: Option<&str>) -> StoreResult<Vec<Job>> {
-        let mut filter = live_job(Utc::now());
-        if let Some(u) = userid {
-            filter.insert("userid", u);
-        }
-        let docs = Self::find_all(&self.jobs, filter, None).await?;
-        Ok(decode_all(JOBS, docs, codec::job_from))
+pub(super) async fn get_jobs_by_userid(
+    s: &MongoStore,
+    userid: Option<&str>,
+) -> StoreResult<Vec<Job>> {
+    let mut filter = live_job(Utc::now());
+    if let Some(u) = userid {
+        filter.insert("userid", u);
     }
+    let docs = MongoStore::find_all(&s.jobs, filter, None).await?;
+    Ok(decode_all(JOBS, docs, codec::job_from))
+}
 
-    pub(super) async fn get_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<Vec<Job>> {
-        let filter = doc! {
-            "$and": [
-                { "$or": [ { "nodeid": nodeid }, { "server": nodeid } ] },
-                live_job(Utc::now()),
-            ]
-        };
-        let docs = Self::find_all(&self.jobs, filter, None).await?;
-        Ok(decode_all(JOBS, docs, codec::job_from))
-    }
+pub(super) async fn get_jobs_by_nodeid(s: &MongoStore, nodeid: &str) -> StoreResult<Vec<Job>> {
+    let filter = doc! {
+        "$and": [
+            { "$or": [ { "nodeid": nodeid }, { "server": nodeid } ] },
+            live_job(Utc::now()),
+        ]
+    };
+    let docs = MongoStore::find_all(&s.jobs, filter, None).await?;
+    Ok(decode_all(JOBS, docs, codec::job_from))
+}
 
-    pub(super) async fn update_job_dates(
-        &self,
-        id: &str,
-        start_date: &str,
-        end_date: &str,
-    ) -> StoreResult<bool> {
-        let mut filter = live_job(Utc::now());
-        filter.insert("id", id);
-        let res = self
-            .jobs
-            .update_one(
-                filter,
-                doc! { "$set": { "start_date": start_date, "end_date": end_date } },
-            )
-            .await
-            .map_err(backend)?;
-        Ok(res.matched_count > 0)
-    }
+pub(super) async fn update_job_dates(
+    s: &MongoStore,
+    id: &str,
+    start_date: &str,
+    end_date: &str,
+) -> StoreResult<bool> {
+    let mut filter = live_job(Utc::now());
+    filter.insert("id", id);
+    let res = s
+        .jobs
+        .update_one(
+            filter,
+            doc! { "$set": { "start_date": start_date, "end_date": end_date } },
+        )
+        .await
+        .map_err(backend)?;
+    Ok(res.matched_count > 0)
+}
 
-    pub(super) async fn delete_job(&self, id: &str) -> StoreResult<bool> {
-        let mut live = live_job(Utc::now());
-        live.insert("id", id);
-        let deleted = self.jobs.delete_many(live).await.map_err(backend)?;
-        // Expired leftovers go too; they were already invisible.
-        self.jobs
-            .delete_many(doc! { "id": id })
-            .await
-            .map_err(backend)?;
-        Ok(deleted.deleted_count > 0)
-    }
+pub(super) async fn delete_job(s: &MongoStore, id: &str) -> StoreResult<bool> {
+    let mut live = live_job(Utc::now());
+    live.insert("id", id);
+    let deleted = retry::idempotent("delete_job", || {
+        s.jobs.delete_many(live.clone()).into_future()
+    })
+    .await?;
+    // Expired leftovers go too; they were already invisible.
+    retry::idempotent("delete_job", || {
+        s.jobs.delete_many(doc! { "id": id }).into_future()
+    })
+    .await?;
+    Ok(deleted.deleted_count > 0)
+}
 
-    pub(super) async fn delete_job_of(&self, id: &str, userid: &str) -> StoreResult<bool> {
-        let mut live = live_job(Utc::now());
-        live.insert("id", id);
-        live.insert("userid", userid);
-        let deleted = self.jobs.delete_many(live).await.map_err(backend)?;
-        Ok(deleted.deleted_count > 0)
-    }
+pub(super) async fn delete_job_of(s: &MongoStore, id: &str, userid: &str) -> StoreResult<bool> {
+    let mut live = live_job(Utc::now());
+    live.insert("id", id);
+    live.insert("userid", userid);
+    let deleted = retry::idempotent("delete_job", || {
+        s.jobs.delete_many(live.clone()).into_future()
+    })
+    .await?;
+    Ok(deleted.deleted_count > 0)
+}
 
-    pub(super) async fn book(
-        &self,
-        nodes: &[String],
-        decide: &mut Decide<'_>,
-    ) -> StoreResult<Booked> {
-        self.book_nodes(nodes, decide).await
-    }
+pub(super) async fn delete_jobs_by_nodeid(s: &MongoStore, nodeid: &str) -> StoreResult<u64> {
+    let mut live = live_job(Utc::now());
+    live.insert("nodeid", nodeid);
+    let deleted = retry::idempotent("delete_jobs_by_nodeid", || {
+        s.jobs.delete_many(live.clone()).into_future()
+    })
+    .await?;
+    retry::idempotent("delete_jobs_by_nodeid", || {
+        s.jobs.delete_many(doc! { "nodeid": nodeid }).into_future()
+    })
+    .await?;
+    Ok(deleted.deleted_count)
+}
 
-    pub(super) async fn delete_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<u64> {
-        let mut live = live_job(Utc::now());
-        live.insert("nodeid", nodeid);
-        let deleted = self.jobs.delete_many(live).await.map_err(backend)?;
-        self.jobs
-            .delete_many(doc! { "nodeid": nodeid })
-            .await
-            .map_err(backend)?;
-        Ok(deleted.deleted_count)
-    }
-
-    pub(super) async fn insert_jobs(&self, jobs: &[Job]) -> StoreResult<u64> {
-        Self::insert_many_new(&self.jobs, "id", jobs.iter().map(codec::job_doc).collect()).await
-    }
+pub(super) async fn insert_jobs(s: &MongoStore, jobs: &[Job]) -> StoreResult<u64> {
+    MongoStore::insert_many_new(&s.jobs, "id", jobs.iter().map(codec::job_doc).collect()).await
 }

@@ -11,12 +11,21 @@
 //!
 //! Within a process, holders first queue on an in-memory lock per key, so only one task per
 //! process polls the database for a key at a time.
+//!
+//! Times are the database server's, not each holder's: `until` and the "expired?" check use
+//! our clock corrected by the offset to the server's `hello.localTime` (measured at the
+//! midpoint of the round trip, again every [`CLOCK_CHECK`]), so orchestrator hosts whose
+//! clocks disagree still agree on when a lease ends, within half a round trip. (A pipeline
+//! update with `$$NOW` would do this inside the server, but MongoDB-wire servers such as
+//! nx-27017 support neither pipelines nor `$$NOW`.) An offset over [`SKEW_WARN`] is logged.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bson::{doc, oid::ObjectId, Document};
-use chrono::Utc;
-use mongodb::Collection;
+use chrono::{DateTime, Utc};
+use mongodb::{Collection, Database};
 
 use super::codec::date;
 use super::{backend, is_duplicate_key};
@@ -37,10 +46,32 @@ const WAIT: Duration = Duration::from_secs(15);
 const PAUSE_MIN: Duration = Duration::from_millis(1);
 const PAUSE_MAX: Duration = Duration::from_millis(25);
 
+/// How often the offset to the server's clock is measured again.
+const CLOCK_CHECK: Duration = Duration::from_secs(60);
+
+/// Offset between our clock and the server's above which start-up and checks warn.
+const SKEW_WARN: chrono::Duration = chrono::Duration::milliseconds(500);
+
 /// The leases of one database plus the in-process queue in front of them.
 pub struct Leases {
+    db: Database,
     coll: Collection<Document>,
     local: KeyedLocks,
+    /// Server clock minus ours, in milliseconds.
+    offset_ms: AtomicI64,
+    /// When the offset was last measured (`None`: never).
+    checked: Mutex<Option<Instant>>,
+}
+
+/// The server's clock minus ours, from a `hello` sent at `sent` and answered at `received`
+/// with the server's `local_time`: the server read its clock about halfway through.
+pub(super) fn clock_offset(
+    sent: DateTime<Utc>,
+    received: DateTime<Utc>,
+    local_time: DateTime<Utc>,
+) -> chrono::Duration {
+    let midpoint = sent + (received - sent) / 2;
+    local_time - midpoint
 }
 
 /// Held leases; give them back with [`Held::release`].
@@ -61,16 +92,53 @@ fn pause(attempt: u32) -> Duration {
 }
 
 impl Leases {
-    pub fn new(coll: Collection<Document>) -> Leases {
+    pub fn new(db: Database, coll: Collection<Document>) -> Leases {
         Leases {
+            db,
             coll,
             local: KeyedLocks::default(),
+            offset_ms: AtomicI64::new(0),
+            checked: Mutex::new(None),
         }
+    }
+
+    /// The server's current time as we best know it.
+    pub fn server_now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Measures the offset to the server's clock if it was not measured recently. A server
+    /// that does not report its time (or a failed `hello`) leaves the last offset in place.
+    pub async fn check_clock(&self) {
+        let due = {
+            let checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+            checked.is_none_or(|at| at.elapsed() >= CLOCK_CHECK)
+        };
+        if !due {
+            return;
+        }
+        let sent = Utc::now();
+        let reply = self.db.run_command(doc! { "hello": 1 }).await;
+        let received = Utc::now();
+        *self.checked.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        let Ok(Ok(local_time)) = reply.map(|r| r.get_datetime("localTime").copied()) else {
+            return;
+        };
+        let offset = clock_offset(sent, received, local_time.to_chrono());
+        if offset.abs() > SKEW_WARN {
+            tracing::warn!(
+                offset_ms = offset.num_milliseconds(),
+                "this host's clock differs from the database server's; leases use the server's"
+            );
+        }
+        self.offset_ms
+            .store(offset.num_milliseconds(), Ordering::Relaxed);
     }
 
     /// Takes the lease of every key (already in lock order), waiting for holders elsewhere.
     pub async fn acquire(&self, keys: &[String]) -> StoreResult<Held<'_>> {
         let local = self.local.lock(keys).await;
+        self.check_clock().await;
         let mut held = Held {
             leases: self,
             keys: Vec::with_capacity(keys.len()),
@@ -92,7 +160,7 @@ impl Leases {
         let deadline = Instant::now() + WAIT;
         let mut attempt = 0;
         loop {
-            let now = Utc::now();
+            let now = self.server_now();
             let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
             let res = self
                 .coll
@@ -122,7 +190,7 @@ impl Leases {
 
     /// Deletes leases that ran out more than a lease ago (left by crashed holders).
     pub async fn purge(&self) -> StoreResult<u64> {
-        let cutoff = Utc::now() - chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let cutoff = self.server_now() - chrono::Duration::from_std(LEASE).unwrap_or_default();
         let res = self
             .coll
             .delete_many(doc! { "until": { "$lt": date(cutoff) } })
@@ -155,5 +223,33 @@ impl Held<'_> {
             Some(e) => Err(e),
             None => Ok(kept),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("rfc3339")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn offset_is_measured_at_the_round_trip_midpoint() {
+        // Our clock 10 s behind the server's, 200 ms round trip.
+        let off = clock_offset(
+            at("2026-01-01T00:00:00.000Z"),
+            at("2026-01-01T00:00:00.200Z"),
+            at("2026-01-01T00:00:10.100Z"),
+        );
+        assert_eq!(off, chrono::Duration::seconds(10));
+        let ahead = clock_offset(
+            at("2026-01-01T00:00:10.000Z"),
+            at("2026-01-01T00:00:10.000Z"),
+            at("2026-01-01T00:00:07.000Z"),
+        );
+        assert_eq!(ahead, chrono::Duration::seconds(-3));
     }
 }

@@ -1,19 +1,35 @@
 //! MongoDB backend: the original orchestrator's database, collections and documents, unchanged.
 //!
 //! A database written by the Python orchestrator is served as is, and documents written here
-//! are read back by the Python orchestrator (see [`codec`]). Single-document writes that the
-//! original did as find-then-insert are done as one upsert with `$setOnInsert`, so "is the id
-//! free?" and "insert" cannot interleave with another writer.
+//! are read back by the Python orchestrator (see [`codec`]). Inserts that the original did as
+//! find-then-insert are one `insert_one` refused by a unique index when the id is taken, so
+//! "is the id free?" and "insert" cannot interleave with another writer, and the document
+//! keeps the original's field order (see `write`). Client options: `options`; which driver
+//! errors mean "retry": `errors`; our retries of multi-document writes: `retry`.
+//!
+//! Layout: one file per entity, as `service/` (`config`, `users`, `nodes`, `jobs`, `runs`,
+//! `tasks`, `booking`), each a set of functions taking the store; the `Store` impl below
+//! only routes each method to its entity. Shared write patterns are in `write`, documents in
+//! `codec`, indexes in `indexes`/`probe`, leases in `lease`.
 
 mod booking;
 mod codec;
+mod config;
 mod errors;
 mod indexes;
 mod jobs;
 mod lease;
+mod nodes;
+mod options;
+mod probe;
+mod retry;
+mod runs;
+mod tasks;
+mod users;
 mod write;
 
 use std::collections::HashSet;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +37,7 @@ use async_trait::async_trait;
 use bson::{doc, Bson, Document};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
+use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 
 use super::model::*;
@@ -30,11 +46,15 @@ use codec::{date, CONFIG, JOBS, NODES, RUNS, TASKS, USERS};
 use errors::{backend, is_duplicate_key, scrub, userinfo, validate_db_name, DUPLICATE_KEY};
 use lease::Leases;
 pub use lease::LOCKS;
-use write::UpsertWith;
 
-/// Server selection and connect timeout unless the connection string sets its own, so a
-/// missing server fails start-up in seconds instead of the driver's 30 s.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Collection of the health probe's one document (not one of the original's).
+pub const HEALTH: &str = "leotest_health";
+
+/// How long the health probe's write waits for the majority.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
+
+/// The longest a health probe takes (it runs every few seconds).
+const PROBE_DEADLINE: Duration = Duration::from_secs(4);
 
 /// The MongoDB backend. Cheap to clone (the driver's client is shared).
 #[derive(Clone)]
@@ -48,7 +68,8 @@ pub struct MongoStore {
     tasks: Collection<Document>,
     /// Leases of node bookings and of guarded inserts (`lease`).
     leases: Arc<Leases>,
-    /// Collections whose unique key index is missing (see `indexes`).
+    /// Collections whose unique key index is missing or not enforced (see `indexes`,
+    /// `probe`).
     guarded: Arc<HashSet<&'static str>>,
 }
 
@@ -98,32 +119,17 @@ impl MongoStore {
     pub async fn connect(uri: &str, db_name: &str) -> StoreResult<MongoStore> {
         validate_db_name(db_name)?;
         let secret = userinfo(uri);
-        let mut opts = ClientOptions::parse(uri).await.map_err(|e| {
+        let opts = ClientOptions::parse(uri).await.map_err(|e| {
             StoreError::Unavailable(scrub(
                 format!("invalid MongoDB connection string: {e}"),
                 secret,
             ))
         })?;
-        if opts.server_selection_timeout.is_none() {
-            opts.server_selection_timeout = Some(DEFAULT_TIMEOUT);
+        let (opts, warnings) = options::harden(opts);
+        for w in &warnings {
+            tracing::warn!("MongoDB: {w}");
         }
-        if opts.connect_timeout.is_none() {
-            opts.connect_timeout = Some(DEFAULT_TIMEOUT);
-        }
-        if opts.write_concern.is_none() {
-            // Acknowledged means on a majority of the replica set and in its journal, so an
-            // acknowledged booking survives a failover (README, "Running more than one
-            // orchestrator"); a standalone server treats this as w: 1 with the journal.
-            opts.write_concern = Some(
-                WriteConcern::builder()
-                    .w(Acknowledgment::Majority)
-                    .journal(true)
-                    .build(),
-            );
-        }
-        if opts.app_name.is_none() {
-            opts.app_name = Some("leotest-orchestrator".to_string());
-        }
+        tracing::info!(effective = %options::describe(&opts), "MongoDB client options");
         let hosts = opts
             .hosts
             .iter()
@@ -133,13 +139,22 @@ impl MongoStore {
         let client = Client::with_options(opts)
             .map_err(|e| StoreError::Unavailable(scrub(e.to_string(), secret)))?;
         let mut store = MongoStore::with_database(client.database(db_name));
-        store.ping().await.map_err(|e| {
+        // Start-up stays bounded even with the long per-operation selection timeout.
+        let first = tokio::time::timeout(options::STARTUP_TIMEOUT, store.ping_server()).await;
+        let first = first.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "no answer within {}s",
+                options::STARTUP_TIMEOUT.as_secs()
+            )))
+        });
+        first.map_err(|e| {
             StoreError::Unavailable(scrub(
                 format!("cannot reach MongoDB at {hosts}: {e}"),
                 secret,
             ))
         })?;
-        store.guarded = Arc::new(store.create_indexes().await?);
+        let caps = store.probe_server().await;
+        store.guarded = Arc::new(store.create_indexes(&caps).await?);
         Ok(store)
     }
 
@@ -151,7 +166,7 @@ impl MongoStore {
             jobs: db.collection(JOBS),
             runs: db.collection(RUNS),
             tasks: db.collection(TASKS),
-            leases: Arc::new(Leases::new(db.collection(LOCKS))),
+            leases: Arc::new(Leases::new(db.clone(), db.collection(LOCKS))),
             guarded: Arc::new(HashSet::new()),
             db,
         }
@@ -189,201 +204,95 @@ impl MongoStore {
 #[async_trait]
 impl Store for MongoStore {
     async fn update_config(&self, config: &GlobalConfig) -> StoreResult<()> {
-        self.upsert(
-            &self.config,
-            doc! { "id": 0 },
-            UpsertWith::Set(codec::config_set(config)),
-        )
-        .await
+        config::update_config(self, config).await
     }
 
     async fn get_config(&self) -> StoreResult<Option<GlobalConfig>> {
-        let found = self
-            .config
-            .find_one(doc! { "id": 0 })
-            .await
-            .map_err(backend)?;
-        found.as_ref().map(codec::config_from).transpose()
+        config::get_config(self).await
     }
 
     async fn add_user(&self, user: &User) -> StoreResult<bool> {
-        Ok(self
-            .insert_if_absent(&self.users, doc! { "id": &user.id }, codec::user_doc(user))
-            .await?
-            .is_some())
+        users::add_user(self, user).await
     }
 
     async fn put_user(&self, user: &User) -> StoreResult<()> {
-        // Like the original's delete + insert of the admin, but one atomic write, so two
-        // replicas starting at once leave one admin.
-        self.upsert(
-            &self.users,
-            doc! { "id": &user.id },
-            UpsertWith::Replace(codec::user_doc(user)),
-        )
-        .await
+        users::put_user(self, user).await
     }
 
     async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
-        let found = self
-            .users
-            .find_one(doc! { "id": id })
-            .await
-            .map_err(backend)?;
-        found.as_ref().map(codec::user_from).transpose()
+        users::get_user(self, id).await
     }
 
     async fn modify_user(&self, id: &str, name: &str, role: Role, team: &str) -> StoreResult<bool> {
-        let res = self
-            .users
-            .update_one(
-                doc! { "id": id },
-                doc! { "$set": { "name": name, "role": role.as_i32(), "team": team } },
-            )
-            .await
-            .map_err(backend)?;
-        Ok(res.matched_count > 0)
+        users::modify_user(self, id, name, role, team).await
     }
 
     async fn delete_user(&self, id: &str) -> StoreResult<bool> {
-        // All copies: a duplicate left by the original's racy insert must not keep working.
-        let res = self
-            .users
-            .delete_many(doc! { "id": id })
-            .await
-            .map_err(backend)?;
-        Ok(res.deleted_count > 0)
+        users::delete_user(self, id).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let docs = Self::find_all(&self.users, Document::new(), None).await?;
-        let mut users = decode_all(USERS, docs, codec::user_from);
-        users.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(users)
+        users::list_users(self).await
     }
 
     async fn claim_node_user(&self, user: &User) -> StoreResult<bool> {
-        self.claim_node_user_doc(user).await
+        users::claim_node_user(self, user).await
     }
 
     async fn delete_node_user(&self, id: &str) -> StoreResult<bool> {
-        self.delete_node_user_doc(id).await
+        users::delete_node_user(self, id).await
     }
 
     async fn register_node(&self, node: &Node) -> StoreResult<bool> {
-        Ok(self
-            .insert_if_absent(
-                &self.nodes,
-                doc! { "nodeid": &node.nodeid },
-                codec::node_doc(node),
-            )
-            .await?
-            .is_some())
+        nodes::register_node(self, node).await
     }
 
     async fn get_node(&self, nodeid: &str) -> StoreResult<Option<Node>> {
-        let found = self
-            .nodes
-            .find_one(doc! { "nodeid": nodeid })
-            .await
-            .map_err(backend)?;
-        found.as_ref().map(codec::node_from).transpose()
+        nodes::get_node(self, nodeid).await
     }
 
     async fn get_nodes(&self, filter: &NodeFilter) -> StoreResult<Vec<Node>> {
-        let mut q = Document::new();
-        eq_if(&mut q, "nodeid", &filter.nodeid);
-        eq_if(&mut q, "location", &filter.location);
-        eq_if(&mut q, "name", &filter.name);
-        eq_if(&mut q, "provider", &filter.provider);
-        if let Some(since) = filter.active_since {
-            q.insert("last_active", doc! { "$gte": date(since) });
-        }
-        let docs = Self::find_all(&self.nodes, q, None).await?;
-        Ok(decode_all(NODES, docs, codec::node_from))
+        nodes::get_nodes(self, filter).await
     }
 
     async fn update_node(&self, nodeid: &str, update: &NodeUpdate) -> StoreResult<bool> {
-        let set = codec::node_update_set(update);
-        if set.is_empty() {
-            return Ok(self.get_node(nodeid).await?.is_some());
-        }
-        let res = self
-            .nodes
-            .update_one(doc! { "nodeid": nodeid }, doc! { "$set": set })
-            .await
-            .map_err(backend)?;
-        Ok(res.matched_count > 0)
+        nodes::update_node(self, nodeid, update).await
     }
 
     async fn delete_node(&self, nodeid: &str) -> StoreResult<bool> {
-        let res = self
-            .nodes
-            .delete_many(doc! { "nodeid": nodeid })
-            .await
-            .map_err(backend)?;
-        Ok(res.deleted_count > 0)
+        nodes::delete_node(self, nodeid).await
     }
 
     async fn mark_node(&self, nodeid: &str, at: DateTime<Utc>) -> StoreResult<bool> {
-        let res = self
-            .nodes
-            .update_one(
-                doc! { "nodeid": nodeid },
-                doc! { "$set": { "last_active": date(at) } },
-            )
-            .await
-            .map_err(backend)?;
-        Ok(res.matched_count > 0)
+        nodes::mark_node(self, nodeid, at).await
     }
 
     async fn set_scavenger_status(&self, nodeid: &str, active: bool) -> StoreResult<bool> {
-        let res = self
-            .nodes
-            .update_one(
-                doc! { "nodeid": nodeid },
-                doc! { "$set": { "scavenger_mode_active": active } },
-            )
-            .await
-            .map_err(backend)?;
-        Ok(res.matched_count > 0)
+        nodes::set_scavenger_status(self, nodeid, active).await
     }
 
     async fn get_scavenger_status(&self, nodeid: &str) -> StoreResult<Option<bool>> {
-        let found = self
-            .nodes
-            .find_one(doc! { "nodeid": nodeid })
-            .await
-            .map_err(backend)?;
-        match found {
-            None => Ok(None),
-            Some(d) => match d.get("scavenger_mode_active") {
-                None | Some(Bson::Null) => Ok(Some(false)),
-                Some(v) => codec::as_bool(v).map(Some).ok_or_else(|| {
-                    StoreError::Corrupt("nodes.scavenger_mode_active: not a boolean".to_string())
-                }),
-            },
-        }
+        nodes::get_scavenger_status(self, nodeid).await
     }
 
     async fn add_job(&self, job: &Job) -> StoreResult<bool> {
-        MongoStore::add_job(self, job).await
+        jobs::add_job(self, job).await
     }
 
     async fn replace_job(&self, job: &Job) -> StoreResult<bool> {
-        MongoStore::replace_job(self, job).await
+        jobs::replace_job(self, job).await
     }
 
     async fn get_job(&self, id: &str) -> StoreResult<Option<Job>> {
-        MongoStore::get_job(self, id).await
+        jobs::get_job(self, id).await
     }
 
     async fn get_jobs_by_userid(&self, userid: Option<&str>) -> StoreResult<Vec<Job>> {
-        MongoStore::get_jobs_by_userid(self, userid).await
+        jobs::get_jobs_by_userid(self, userid).await
     }
 
     async fn get_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<Vec<Job>> {
-        MongoStore::get_jobs_by_nodeid(self, nodeid).await
+        jobs::get_jobs_by_nodeid(self, nodeid).await
     }
 
     async fn update_job_dates(
@@ -392,129 +301,95 @@ impl Store for MongoStore {
         start_date: &str,
         end_date: &str,
     ) -> StoreResult<bool> {
-        MongoStore::update_job_dates(self, id, start_date, end_date).await
+        jobs::update_job_dates(self, id, start_date, end_date).await
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
-        MongoStore::delete_job(self, id).await
+        jobs::delete_job(self, id).await
     }
 
     async fn delete_job_of(&self, id: &str, userid: &str) -> StoreResult<bool> {
-        MongoStore::delete_job_of(self, id, userid).await
+        jobs::delete_job_of(self, id, userid).await
     }
 
     async fn book(&self, nodes: &[String], decide: &mut Decide<'_>) -> StoreResult<Booked> {
-        MongoStore::book(self, nodes, decide).await
+        booking::book(self, nodes, decide).await
     }
 
     async fn delete_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<u64> {
-        MongoStore::delete_jobs_by_nodeid(self, nodeid).await
+        jobs::delete_jobs_by_nodeid(self, nodeid).await
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
-        // `$set` keeps a run that exists where it is (the original's upsert), so lists keep
-        // their order.
-        self.upsert(
-            &self.runs,
-            doc! { "runid": &run.runid },
-            UpsertWith::Set(codec::run_doc(run)),
-        )
-        .await
+        runs::update_run(self, run).await
     }
 
     async fn insert_jobs(&self, jobs: &[Job]) -> StoreResult<u64> {
-        MongoStore::insert_jobs(self, jobs).await
+        jobs::insert_jobs(self, jobs).await
     }
 
     async fn insert_runs(&self, runs: &[Run]) -> StoreResult<u64> {
-        Self::insert_many_new(
-            &self.runs,
-            "runid",
-            runs.iter().map(codec::run_doc).collect(),
-        )
-        .await
+        runs::insert_runs(self, runs).await
     }
 
     async fn get_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>> {
-        let mut q = Document::new();
-        eq_if(&mut q, "runid", &filter.runid);
-        eq_if(&mut q, "jobid", &filter.jobid);
-        eq_if(&mut q, "nodeid", &filter.nodeid);
-        eq_if(&mut q, "userid", &filter.userid);
-        let mut range = Document::new();
-        if let Some(t) = filter.start_from {
-            range.insert("$gte", date(t));
-        }
-        if let Some(t) = filter.start_to {
-            range.insert("$lte", date(t));
-        }
-        if !range.is_empty() {
-            q.insert("start_time", range);
-        }
-        let limit = filter.limit.filter(|n| *n > 0).map(i64::from);
-        let docs = Self::find_all(&self.runs, q, limit).await?;
-        Ok(decode_all(RUNS, docs, codec::run_from))
+        runs::get_runs(self, filter).await
     }
 
     async fn schedule_task(&self, task: &Task) -> StoreResult<bool> {
-        self.tasks
-            .delete_many(doc! { "taskid": &task.taskid, "expire_at": { "$lte": date(Utc::now()) } })
-            .await
-            .map_err(backend)?;
-        Ok(self
-            .insert_if_absent(
-                &self.tasks,
-                doc! { "taskid": &task.taskid },
-                codec::task_doc(task),
-            )
-            .await?
-            .is_some())
+        tasks::schedule_task(self, task).await
     }
 
     async fn get_tasks(&self, filter: &TaskFilter) -> StoreResult<Vec<Task>> {
-        let mut q = doc! { "expire_at": { "$gt": date(Utc::now()) } };
-        eq_if(&mut q, "taskid", &filter.taskid);
-        eq_if(&mut q, "runid", &filter.runid);
-        eq_if(&mut q, "jobid", &filter.jobid);
-        eq_if(&mut q, "nodeid", &filter.nodeid);
-        if let Some(t) = filter.task_type {
-            q.insert("task_type", t);
-        }
-        if let Some(s) = filter.status {
-            q.insert("status", s);
-        }
-        let docs = Self::find_all(&self.tasks, q, None).await?;
-        Ok(decode_all(TASKS, docs, codec::task_from))
+        tasks::get_tasks(self, filter).await
     }
 
     async fn update_task(&self, taskid: &str, status: i32) -> StoreResult<bool> {
-        let res = self
-            .tasks
-            .update_many(
-                doc! { "taskid": taskid, "expire_at": { "$gt": date(Utc::now()) } },
-                doc! { "$set": { "status": status } },
-            )
-            .await
-            .map_err(backend)?;
-        Ok(res.matched_count > 0)
+        tasks::update_task(self, taskid, status).await
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         // MongoDB's TTL monitor does this about once a minute; doing it here too keeps
         // servers without one (and the minute in between) tidy.
         let expired = doc! { "expire_at": { "$lte": date(now) } };
-        let t = self
-            .tasks
-            .delete_many(expired.clone())
-            .await
-            .map_err(backend)?;
-        let j = self.jobs.delete_many(expired).await.map_err(backend)?;
+        let t = retry::idempotent("purge", || {
+            self.tasks.delete_many(expired.clone()).into_future()
+        })
+        .await?;
+        let j = retry::idempotent("purge", || {
+            self.jobs.delete_many(expired.clone()).into_future()
+        })
+        .await?;
         // Idempotent deletes: several replicas purging at once is harmless.
         let l = self.leases.purge().await?;
         Ok(t.deleted_count + j.deleted_count + l)
     }
 
     async fn ping(&self) -> StoreResult<()> {
+        // Health means "a booking could commit now": a majority write with a short wait, not
+        // only an answer (a primary whose secondaries are down answers pings for ever, while
+        // every majority write waits for its wtimeout and fails).
+        let health = self.db.collection::<Document>(HEALTH);
+        let probe = health
+            .update_one(
+                doc! { "_id": "probe" },
+                doc! { "$currentDate": { "at": true } },
+            )
+            .upsert(true)
+            .write_concern(options::majority(PROBE_WAIT));
+        match tokio::time::timeout(PROBE_DEADLINE, probe.into_future()).await {
+            Ok(res) => res.map(|_| ()).map_err(backend),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "health probe: no majority write within {}s",
+                PROBE_DEADLINE.as_secs()
+            ))),
+        }
+    }
+}
+
+impl MongoStore {
+    /// A plain `ping` command: the server answers (start-up check).
+    async fn ping_server(&self) -> StoreResult<()> {
         self.db
             .run_command(doc! { "ping": 1 })
             .await

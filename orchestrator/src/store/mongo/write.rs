@@ -1,14 +1,14 @@
 //! Writes that must stay correct with several writers: bulk inserts of new keys, "insert
-//! unless the key exists", upserts by a unique key, and the conditional user writes of node
-//! registration and deletion.
+//! unless the key exists" (an `insert_one`, keeping the original's field order), upserts by
+//! a unique key (runs and config, which the original upserts too), and the conditional user
+//! writes of node registration and deletion.
 
 use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
 use mongodb::error::ErrorKind;
 use mongodb::Collection;
 
-use super::{backend, codec, is_duplicate_key, MongoStore, DUPLICATE_KEY};
-use crate::store::model::{Role, User};
+use super::{backend, is_duplicate_key, MongoStore, DUPLICATE_KEY};
 use crate::store::StoreResult;
 
 impl MongoStore {
@@ -65,33 +65,29 @@ impl MongoStore {
         }
     }
 
-    /// Inserts `document` unless a document matches `key` (one upsert with `$setOnInsert`);
-    /// the `_id` of the inserted document, `None` if the key was taken. Where the unique
-    /// index of the collection could not be built, the upsert runs under a lease on the key,
-    /// since MongoDB's upsert alone may then insert twice.
+    /// Inserts `document` unless a document matches `key`; the `_id` of the inserted
+    /// document, `None` if the key was taken. One `insert_one`, like the original, so the
+    /// stored document keeps the field order the codec gives it (an upsert's `$setOnInsert`
+    /// is applied field by field in name order on MongoDB 5.0 and later). The collection's
+    /// unique index on the key refuses a taken key (E11000, also when a concurrent writer won
+    /// the race). Where that index is missing or not enforced (see `indexes`), the key is
+    /// leased and looked up first, since the insert alone could then store it twice.
     pub(super) async fn insert_if_absent(
         &self,
         coll: &Collection<Document>,
         key: Document,
         document: Document,
     ) -> StoreResult<Option<Bson>> {
-        let held = match self.guarded.contains(coll.name()) {
-            true => Some(self.leases.acquire(&[guard_key(coll.name(), &key)]).await?),
-            false => None,
-        };
-        let res = match coll
-            .update_one(key, doc! { "$setOnInsert": document })
-            .upsert(true)
-            .await
-        {
-            Ok(res) => Ok(res.upserted_id),
-            // A concurrent writer inserted the same id first (unique index).
-            Err(e) if is_duplicate_key(&e) => Ok(None),
+        if !self.guarded.contains(coll.name()) {
+            return insert_new(coll, document).await;
+        }
+        let held = self.leases.acquire(&[guard_key(coll.name(), &key)]).await?;
+        let res = match coll.find_one(key).await {
+            Ok(Some(_)) => Ok(None),
+            Ok(None) => insert_new(coll, document).await,
             Err(e) => Err(backend(e)),
         };
-        if let Some(held) = held {
-            held.release().await?;
-        }
+        held.release().await?;
         res
     }
 
@@ -138,53 +134,14 @@ impl MongoStore {
     }
 }
 
-impl MongoStore {
-    /// `Store::claim_node_user`: a conditional update of a NODE user, else an insert unless
-    /// the id is taken; never a replace, so a person's account registered at the same moment
-    /// on another replica is left as it is.
-    pub(super) async fn claim_node_user_doc(&self, user: &User) -> StoreResult<bool> {
-        let node = Role::Node.as_i32();
-        // A round ends unless the id's user vanished (or turned NODE) between its two
-        // steps; a few rounds cover any realistic churn, and a refusal is safe.
-        for _ in 0..3 {
-            let kept = self
-                .users
-                .update_one(
-                    doc! { "id": &user.id, "role": node },
-                    doc! { "$set": { "access_token": &user.static_access_token } },
-                )
-                .await
-                .map_err(backend)?;
-            if kept.matched_count > 0 {
-                return Ok(true);
-            }
-            let key = doc! { "id": &user.id };
-            if self
-                .insert_if_absent(&self.users, key.clone(), codec::user_doc(user))
-                .await?
-                .is_some()
-            {
-                return Ok(true);
-            }
-            match self.users.find_one(key).await.map_err(backend)? {
-                Some(d) if !codec::user_from(&d).is_ok_and(|u| u.role == Role::Node) => {
-                    return Ok(false)
-                }
-                _ => continue,
-            }
-        }
-        Ok(false)
-    }
-
-    /// `Store::delete_node_user`: every NODE-role copy of the id (a duplicate left by the
-    /// original's racy insert must not keep working), in one conditional delete.
-    pub(super) async fn delete_node_user_doc(&self, id: &str) -> StoreResult<bool> {
-        let res = self
-            .users
-            .delete_many(doc! { "id": id, "role": Role::Node.as_i32() })
-            .await
-            .map_err(backend)?;
-        Ok(res.deleted_count > 0)
+/// `insert_one`; `None` on a duplicate key. Never retried by us: a repeated insert whose
+/// first attempt was applied would report its own key as taken (the driver's retryable
+/// writes repeat it safely, deduplicated by the server).
+async fn insert_new(coll: &Collection<Document>, document: Document) -> StoreResult<Option<Bson>> {
+    match coll.insert_one(document).await {
+        Ok(res) => Ok(Some(res.inserted_id)),
+        Err(e) if is_duplicate_key(&e) => Ok(None),
+        Err(e) => Err(backend(e)),
     }
 }
 

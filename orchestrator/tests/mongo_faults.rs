@@ -1,0 +1,241 @@
+//! The MongoDB store against what a real replica set does and the test server never does:
+//! failover errors, write-concern time-outs, dropped connections (through the fault-injecting
+//! wire proxy of leotest-test-support), and the commands the store sends for new records.
+//! Runs against `LEOTEST_TEST_MONGO_URI` (skipped when unset).
+
+use chrono::{Duration, Utc};
+use leotest_orchestrator::store::mongo::MongoStore;
+use leotest_orchestrator::store::*;
+use leotest_test_support::mongo::TestMongo;
+use leotest_test_support::mongo_proxy::{Fault, FaultProxy};
+
+/// A store on a fresh database, connected through a new proxy.
+async fn through_proxy() -> Option<(MongoStore, FaultProxy, TestMongo)> {
+    let db = TestMongo::fresh("faults")?;
+    let proxy = FaultProxy::start(&db.uri).await;
+    let store = MongoStore::connect(&proxy.uri(), &db.name)
+        .await
+        .expect("connect through the proxy");
+    proxy.take_seen();
+    Some((store, proxy, db))
+}
+
+fn user(id: &str) -> User {
+    User {
+        id: id.to_string(),
+        name: format!("{id} name"),
+        role: Role::User,
+        team: "team".to_string(),
+        static_access_token: format!("{id}-static"),
+        access_token: String::new(),
+    }
+}
+
+fn node(id: &str) -> Node {
+    Node {
+        nodeid: id.to_string(),
+        name: format!("{id}-name"),
+        description: "Leopard Node".to_string(),
+        last_active: Utc::now(),
+        coords: "1,2".to_string(),
+        location: "here".to_string(),
+        provider: "p".to_string(),
+        jobs: "None".to_string(),
+        scavenger_mode_active: false,
+        public_ip: String::new(),
+    }
+}
+
+fn job(id: &str, nodeid: &str) -> Job {
+    let start = Utc::now() + Duration::days(1);
+    Job {
+        id: id.to_string(),
+        nodeid: nodeid.to_string(),
+        userid: "alice".to_string(),
+        kind: JobKind::Atq,
+        params: JobParams {
+            mode: "docker".into(),
+            deploy: "d".into(),
+            execute: "e".into(),
+            finish: String::new(),
+        },
+        schedule: None,
+        start_date: start.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        end_date: (start + Duration::hours(1))
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string(),
+        length_secs: 60,
+        overhead: false,
+        server: None,
+        trigger: None,
+        config: None,
+        expire_at: Some(start + Duration::days(2)),
+    }
+}
+
+fn task(id: &str) -> Task {
+    Task {
+        taskid: id.to_string(),
+        runid: "r1".to_string(),
+        jobid: "j1".to_string(),
+        nodeid: "n1".to_string(),
+        task_type: 1,
+        status: 1,
+        ttl_secs: 300,
+        expire_at: Utc::now() + Duration::seconds(300),
+    }
+}
+
+fn unavailable<T: std::fmt::Debug>(r: StoreResult<T>) -> bool {
+    matches!(r, Err(StoreError::Unavailable(_)))
+}
+
+/// MongoDB 5.0+ applies an upsert's `$setOnInsert` fields in name order, so new records must
+/// be `insert` commands to keep the original's field order on a real server (nx-27017 keeps
+/// the order either way, so the command is what is pinned here).
+#[tokio::test]
+async fn new_records_are_inserted_not_upserted() {
+    let Some((s, proxy, _db)) = through_proxy().await else {
+        return;
+    };
+    assert!(s.add_user(&user("alice")).await.expect("user"));
+    assert!(s.register_node(&node("n1")).await.expect("node"));
+    assert!(s.add_job(&job("j1", "n1")).await.expect("job"));
+    assert!(s.schedule_task(&task("t1")).await.expect("task"));
+    let mut node_user = user("n2");
+    node_user.role = Role::Node;
+    assert!(s.claim_node_user(&node_user).await.expect("claim"));
+    let seen = proxy.take_seen();
+    for coll in ["users", "nodes", "jobs", "tasks"] {
+        assert!(
+            seen.iter().any(|(c, on)| c == "insert" && on == coll),
+            "no insert into {coll}: {seen:?}"
+        );
+        assert!(
+            !seen
+                .iter()
+                .any(|(c, on)| on == coll && c == "update" && coll != "users"),
+            "an update of {coll}: {seen:?}"
+        );
+    }
+    // claim_node_user first tries the conditional update of an existing NODE user; the new
+    // user itself is an insert (checked above). Taken ids are still refused.
+    assert!(!s.add_user(&user("alice")).await.expect("again"));
+    assert!(!s.register_node(&node("n1")).await.expect("again"));
+    assert!(!s.add_job(&job("j1", "n1")).await.expect("again"));
+    assert!(!s.schedule_task(&task("t1")).await.expect("again"));
+}
+
+/// A primary that stepped down answers NotWritablePrimary: the caller must see "unavailable"
+/// (gRPC UNAVAILABLE, retried by clients), not an internal error.
+#[tokio::test]
+async fn failover_errors_are_unavailable() {
+    let Some((s, proxy, _db)) = through_proxy().await else {
+        return;
+    };
+    assert!(s.add_user(&user("alice")).await.expect("user"));
+    // Reads are retried once by the driver: fail both attempts.
+    proxy.inject("find", Some("users"), 2, Fault::not_writable_primary());
+    assert!(unavailable(s.get_user("alice").await));
+    proxy.inject(
+        "update",
+        Some("users"),
+        1,
+        Fault::CommandError {
+            code: 189,
+            name: "PrimarySteppedDown",
+            labels: vec![],
+        },
+    );
+    assert!(unavailable(
+        s.modify_user("alice", "A", Role::User, "t").await
+    ));
+    proxy.inject(
+        "insert",
+        Some("nodes"),
+        1,
+        Fault::CommandError {
+            code: 11602,
+            name: "InterruptedDueToReplStateChange",
+            labels: vec![],
+        },
+    );
+    assert!(unavailable(s.register_node(&node("n1")).await));
+    // Once the new primary answers, everything works again.
+    assert!(s.register_node(&node("n1")).await.expect("after failover"));
+    // The refused update was never applied.
+    assert_eq!(
+        s.get_user("alice")
+            .await
+            .expect("after failover")
+            .map(|u| u.name),
+        Some("alice name".to_string())
+    );
+}
+
+/// A write the majority did not confirm in time is "unavailable" (its outcome is unknown),
+/// not a fault of the request.
+#[tokio::test]
+async fn write_concern_timeouts_are_unavailable() {
+    let Some((s, proxy, _db)) = through_proxy().await else {
+        return;
+    };
+    assert!(s.add_user(&user("alice")).await.expect("user"));
+    proxy.inject("update", Some("users"), 1, Fault::wtimeout());
+    assert!(unavailable(
+        s.modify_user("alice", "A", Role::User, "t").await
+    ));
+}
+
+/// Multi-document writes are not retried by the driver; ours are idempotent and retried.
+#[tokio::test]
+async fn idempotent_multi_document_writes_ride_out_a_failover() {
+    let Some((s, proxy, _db)) = through_proxy().await else {
+        return;
+    };
+    assert!(s.schedule_task(&task("t1")).await.expect("task"));
+    // Applied, then the connection drops before the reply: sent again, same result.
+    proxy.inject("update", Some("tasks"), 1, Fault::DropAfter);
+    assert!(s
+        .update_task("t1", 2)
+        .await
+        .expect("update_task rides it out"));
+    let got = s
+        .get_tasks(&TaskFilter {
+            taskid: Some("t1".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("tasks");
+    assert_eq!(got.iter().map(|t| t.status).collect::<Vec<_>>(), [2]);
+
+    assert!(s.add_user(&user("bob")).await.expect("user"));
+    proxy.inject("delete", Some("users"), 1, Fault::not_writable_primary());
+    assert!(s
+        .delete_user("bob")
+        .await
+        .expect("delete_user rides it out"));
+    assert_eq!(s.get_user("bob").await.expect("get"), None);
+
+    assert!(s.add_job(&job("j1", "n1")).await.expect("job"));
+    proxy.inject("delete", Some("jobs"), 1, Fault::not_writable_primary());
+    assert!(s.delete_job("j1").await.expect("delete_job rides it out"));
+    assert_eq!(s.get_job("j1").await.expect("get"), None);
+
+    // The budget is bounded: a database that keeps failing is reported, not waited on.
+    proxy.inject("delete", Some("users"), 10, Fault::not_writable_primary());
+    assert!(unavailable(s.delete_user("alice").await));
+    proxy.clear();
+}
+
+/// Health follows "a majority write commits", not "the server answers".
+#[tokio::test]
+async fn health_fails_while_majority_writes_cannot_commit() {
+    let Some((s, proxy, _db)) = through_proxy().await else {
+        return;
+    };
+    s.ping().await.expect("healthy");
+    proxy.inject("update", Some("leotest_health"), 1, Fault::wtimeout());
+    assert!(unavailable(s.ping().await));
+    s.ping().await.expect("healthy again");
+}
