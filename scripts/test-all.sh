@@ -31,6 +31,9 @@ cargo test --release --locked -p leotest-orchestrator --test scale_jobs -- --ign
 step "README examples, as written"
 scripts/readme-examples.sh
 
+step "newcomer walk-through: login, users, nodes, jobs, every exit code (from outside the repository)"
+scripts/newcomer.sh
+
 step "Python grpcio compatibility suite (our client, the original's client) and the harness around the original's code"
 compat-tests/run.sh
 
