@@ -92,6 +92,11 @@ fn completions_are_generated() {
             "{shell}"
         );
     }
+    let r = leotest_plain(dir.path(), &["completions", "bash"]);
+    assert!(
+        r.stdout.contains("__complete-ids"),
+        "bash completes ids from the server"
+    );
     leotest_plain(dir.path(), &["completions", "cmd.exe"]).expect(2);
 }
 

@@ -203,6 +203,13 @@ fn job_family_codes_and_scheduling_checks() {
     all.sort();
     assert_eq!(all, ["a1", "b1"]);
 
+    // Completion of ids from the server: every job for ADMIN, one's own for a user.
+    let r = o.leotest(&["__complete-ids", "jobs"]);
+    r.expect(0);
+    assert_eq!(r.stdout, "a1\nb1\n");
+    let r = o.leotest_as("alice", &token, &["__complete-ids", "jobs"]);
+    assert_eq!(r.stdout, "b1\n");
+
     // 1: deleting what does not exist.
     let r = o.leotest(&["job", "--action=delete", "--jobid=nope"]);
     r.expect(1);

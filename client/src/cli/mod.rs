@@ -1,5 +1,6 @@
 //! Command-line parsing, dispatch and exit codes of `leotest`.
 
+mod complete;
 mod config;
 mod cron;
 mod global;
@@ -77,7 +78,14 @@ pub enum Command {
     Task(task::TaskArgs),
     /// Talk to the kernel service on TCP 9000 (from inside an experiment container)
     Kernel(kernel::KernelArgs),
-    /// Print a shell completion script
+    /// Print ids known to the orchestrator, one a line (used by the bash completion script)
+    #[command(name = "__complete-ids", hide = true)]
+    CompleteIds {
+        #[arg(value_enum)]
+        kind: complete::IdKind,
+    },
+    /// Print a shell completion script (bash also completes --jobid/--nodeid values from the
+    /// orchestrator)
     Completions {
         /// Shell to generate for
         shell: clap_complete::Shell,
@@ -265,8 +273,12 @@ async fn dispatch(cli: Cli, resolved: &mut Option<Global>) -> CliResult {
                 "leotest",
                 &mut std::io::stdout(),
             );
+            if shell == clap_complete::Shell::Bash {
+                print!("{}", complete::BASH_IDS);
+            }
             Ok(Outcome::Ok)
         }
+        Command::CompleteIds { kind } => complete::ids(g()?, kind).await,
         Command::Whoami => login::whoami(g()?, &out).await,
         Command::Config(a) => config::run(g()?, &out, a).await,
         Command::User(a) => user::run(g()?, &out, a).await,
