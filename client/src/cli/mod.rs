@@ -66,7 +66,7 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Users: register, get, modify, delete
     User(user::UserArgs),
-    /// Jobs: schedule, get, delete, reschedule
+    /// Jobs: schedule, plan (dry run), get, delete, reschedule
     Job(job::JobArgs),
     /// Runs of jobs: get, get-scheduled
     Run(run::RunArgs),
