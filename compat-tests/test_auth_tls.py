@@ -29,6 +29,11 @@ def assert_invalid_token(reply) -> None:
     assert (reply.code, reply.details) == (UNAUTHENTICATED, "Invalid token")
 
 
+def assert_invalid_jwt(reply, reason: str) -> None:
+    """A refused JWT: the original's code and words, then why (docs/compatibility.md)."""
+    assert (reply.code, reply.details) == (UNAUTHENTICATED, "Invalid token: " + reason)
+
+
 # ---------------------------------------------------------------- TLS
 
 
@@ -135,29 +140,43 @@ def test_invalid_jwt_falls_back_to_the_static_token(server):
 
 def test_jwt_signed_with_another_secret_is_refused(server):
     forged = jwt.encode({"userid": ADMIN_ID, "exp": int(time.time()) + 600}, "x" * 32, "HS256")
-    assert_invalid_token(server.client(jwt=forged).reply("get_user", userid=ADMIN_ID))
+    assert_invalid_jwt(
+        server.client(jwt=forged).reply("get_user", userid=ADMIN_ID),
+        "JWT signature does not verify with this server's key",
+    )
 
 
 def test_expired_jwt_is_refused(server):
     expired = token_for(server, ADMIN_ID, exp=int(time.time()) - 120)
-    assert_invalid_token(server.client(jwt=expired).reply("get_user", userid=ADMIN_ID))
+    assert_invalid_jwt(
+        server.client(jwt=expired).reply("get_user", userid=ADMIN_ID),
+        "JWT expired (exp is in the past)",
+    )
 
 
 def test_jwt_for_unknown_user_is_refused(server):
     token = token_for(server, "no-such-user-anywhere")
-    assert_invalid_token(server.client(jwt=token).reply("get_user", userid=ADMIN_ID))
+    assert_invalid_jwt(
+        server.client(jwt=token).reply("get_user", userid=ADMIN_ID),
+        "the JWT's userid is not a registered user",
+    )
 
 
 def test_jwt_with_alg_none_is_refused(server):
     unsigned = jwt.encode({"userid": ADMIN_ID, "exp": int(time.time()) + 600}, None, "none")
-    assert_invalid_token(server.client(jwt=unsigned).reply("get_user", userid=ADMIN_ID))
+    reply = server.client(jwt=unsigned).reply("get_user", userid=ADMIN_ID)
+    assert reply.code == UNAUTHENTICATED
+    assert reply.details.startswith("Invalid token: "), reply.details
 
 
 def test_jwt_with_another_hmac_algorithm_is_refused(server):
     token = jwt.encode(
         {"userid": ADMIN_ID, "exp": int(time.time()) + 600}, server.jwt_secret, "HS512"
     )
-    assert_invalid_token(server.client(jwt=token).reply("get_user", userid=ADMIN_ID))
+    assert_invalid_jwt(
+        server.client(jwt=token).reply("get_user", userid=ADMIN_ID),
+        "JWT algorithm is not the one this server accepts",
+    )
 
 
 def test_jwt_signed_with_rsa_is_refused(server):
@@ -168,11 +187,16 @@ def test_jwt_signed_with_rsa_is_refused(server):
         serialization.NoEncryption(),
     )
     token = jwt.encode({"userid": ADMIN_ID, "exp": int(time.time()) + 600}, pem, "RS256")
-    assert_invalid_token(server.client(jwt=token).reply("get_user", userid=ADMIN_ID))
+    assert_invalid_jwt(
+        server.client(jwt=token).reply("get_user", userid=ADMIN_ID),
+        "JWT algorithm is not the one this server accepts",
+    )
 
 
 def test_garbage_jwt_is_refused(server):
-    assert_invalid_token(server.client(jwt="not.a.jwt").reply("get_user", userid=ADMIN_ID))
+    assert_invalid_jwt(
+        server.client(jwt="not.a.jwt").reply("get_user", userid=ADMIN_ID), "not a well-formed JWT"
+    )
 
 
 def test_deleted_user_can_no_longer_authenticate(server, users, admin):
@@ -183,4 +207,7 @@ def test_deleted_user_can_no_longer_authenticate(server, users, admin):
     rsp = admin.call("delete_user", userid=user.userid)
     assert (rsp.state, rsp.message) == (enum_value("response_state", "SUCCESS"), "user deleted")
     assert_invalid_token(user.client.reply("get_user", userid=user.userid))
-    assert_invalid_token(jwt_client.reply("get_user", userid=user.userid))
+    assert_invalid_jwt(
+        jwt_client.reply("get_user", userid=user.userid),
+        "the JWT's userid is not a registered user",
+    )

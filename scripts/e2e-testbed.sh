@@ -66,10 +66,14 @@ done
 # Both metrics endpoints, published on the host's loopback (README, "Metrics").
 scrape() { curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" 2>&1 || true; }
 kmetrics=$(scrape "${LEOTEST_KERNEL_METRICS_PORT:-9100}")
-check "kernel service metrics: decisions counted" 'leotest_kernel_decisions_total{outcome="granted"}' "$kmetrics"
+# Series exist from the start with 0: what counts is a value above 0.
+value_of() { printf '%s\n' "$2" | awk -v s="$1" '$1 == s { print $2; exit }'; }
+nonzero() { v=$(value_of "$1" "$2"); if [ -n "$v" ] && [ "$v" != 0 ]; then echo counted; else echo "value ${v:-missing}"; fi; }
+check "kernel service metrics: decisions counted" counted "$(nonzero 'leotest_kernel_decisions_total{outcome="granted"}' "$kmetrics")"
 check "kernel service metrics: sandbox start timed" 'leotest_kernel_sandbox_start_seconds_count' "$kmetrics"
 ometrics=$(scrape "${LEOTEST_ORCH_METRICS_PORT:-9101}")
-check "orchestrator metrics: kernel_access counted" 'leotest_orchestrator_rpc_requests_total{method="kernel_access",code="OK"}' "$ometrics"
+check "orchestrator metrics: kernel_access counted" counted \
+    "$(nonzero 'leotest_orchestrator_rpc_requests_total{method="kernel_access",code="OK",result="ok"}' "$ometrics")"
 check "orchestrator metrics: store timed" 'leotest_orchestrator_store_operation_seconds_count{op="get_user"}' "$ometrics"
 check_empty "orchestrator metrics carry no user id" "$(grep -E 'alice|bob|node-1' <<<"$ometrics$kmetrics" || true)"
 check "orchestrator /healthz" "ok" "$(curl -fsS --max-time 5 "http://127.0.0.1:${LEOTEST_ORCH_METRICS_PORT:-9101}/healthz" 2>&1 || true)"

@@ -34,6 +34,9 @@ scripts/readme-examples.sh
 step "newcomer walk-through: login, users, nodes, jobs, every exit code (from outside the repository)"
 scripts/newcomer.sh
 
+step "docs/operations.md's checked blocks (certificate, registration, online backup and restore, SIGHUP, promtool)"
+scripts/operations-examples.sh
+
 step "Python grpcio compatibility suite (our client, the original's client) and the harness around the original's code"
 compat-tests/run.sh
 

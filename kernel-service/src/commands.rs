@@ -12,6 +12,23 @@ use crate::sys::ns;
 
 const CCA: &str = "net.ipv4.tcp_congestion_control";
 const CCA_AVAILABLE: &str = "net.ipv4.tcp_available_congestion_control";
+const CCA_ALLOWED: &str = "net.ipv4.tcp_allowed_congestion_control";
+
+/// The answer to `help` on port 9000 (only the exact word: anything else not listed runs as
+/// a sandboxed program, as the protocol requires). Lines of the reply, then the end.
+pub const HELP: &str = "\
+commands (one line per connection; the reply, then the connection closes):
+  cca.check                  show net.ipv4.tcp_congestion_control
+  cca.change ALG             set it (ALG from tcp_available_congestion_control)
+  bbr2.param.set NAME VALUE  set a bbr2 module parameter (integer VALUE)
+  job.start CMD ARGS...      start CMD in the sandbox; replies the job id
+  job.status ID              state of a job of yours
+  job.stop ID                stop a job of yours
+  job.watch ID               stream a job's output until it ends
+  job.list                   your jobs
+  help                       this list
+  anything else              runs once in the sandbox; replies its output
+";
 
 /// A command that was parsed but could not be carried out.
 #[derive(Debug, Error)]
@@ -20,6 +37,12 @@ pub enum CommandError {
     Sysctl(String),
     #[error("algorithm {0} is not available (see {CCA_AVAILABLE})")]
     Unavailable(String),
+    #[error(
+        "algorithm {alg} is not in {CCA_ALLOWED} ({allowed}): the node operator can add it on \
+         the host with `sysctl -w {CCA_ALLOWED}=\"{allowed} {alg}\"` (or run the kernel \
+         service with CAP_NET_ADMIN over the namespace)"
+    )]
+    NotAllowed { alg: String, allowed: String },
     #[error("cannot enter the container's network namespace: {0}")]
     Netns(String),
     #[error("unknown bbr2 parameter")]
@@ -45,15 +68,36 @@ fn change(alg: &str) -> Result<Vec<u8>, CommandError> {
         return Err(CommandError::Unavailable(alg.to_string()));
     }
     let ctl = sysctl::Ctl::new(CCA).map_err(|e| CommandError::Sysctl(e.to_string()))?;
-    match ctl.set_value_string(alg) {
-        Ok(_) => {}
+    let set = match ctl.set_value_string(alg) {
+        Ok(_) => Ok(()),
         // Inside a container /proc/sys is read-only: write through a private procfs instead.
         Err(sysctl::SysctlError::IoError(e)) if e.raw_os_error() == Some(libc::EROFS) => {
-            procsys::write_private(CCA, alg).map_err(|e| CommandError::Sysctl(e.to_string()))?
+            procsys::write_private(CCA, alg).map_err(|e| (e.raw_os_error(), e.to_string()))
         }
-        Err(e) => return Err(CommandError::Sysctl(e.to_string())),
+        Err(sysctl::SysctlError::IoError(e)) => Err((e.raw_os_error(), e.to_string())),
+        Err(e) => Err((None, e.to_string())),
+    };
+    if let Err((errno, text)) = set {
+        return Err(explain_refusal(alg, errno, text));
     }
     Ok(format!("{CCA} = {}\n", read(CCA)?).into_bytes())
+}
+
+/// The kernel lets a namespace without CAP_NET_ADMIN over the initial one pick only the
+/// algorithms of tcp_allowed_congestion_control, and answers EPERM otherwise: say that, and
+/// what the operator can change, instead of a bare "Operation not permitted".
+fn explain_refusal(alg: &str, errno: Option<i32>, text: String) -> CommandError {
+    if errno == Some(libc::EPERM) {
+        if let Ok(allowed) = read(CCA_ALLOWED) {
+            if !allowed.split_whitespace().any(|a| a == alg) {
+                return CommandError::NotAllowed {
+                    alg: alg.to_string(),
+                    allowed,
+                };
+            }
+        }
+    }
+    CommandError::Sysctl(text)
 }
 
 /// Runs `f` in the network namespace of `pid` (on a thread of its own, see [`ns::run_in`]).
@@ -177,6 +221,37 @@ mod tests {
             "{out}"
         );
         assert!(out.ends_with('\n'));
+    }
+
+    #[test]
+    fn a_refusal_outside_the_allowed_list_says_what_to_change() {
+        let allowed = read(CCA_ALLOWED).expect("allowed list");
+        let e = explain_refusal("nosuchalg", Some(libc::EPERM), "raw".into());
+        let text = e.to_string();
+        assert!(text.contains(CCA_ALLOWED), "{text}");
+        assert!(
+            text.contains(&format!("sysctl -w {CCA_ALLOWED}=\"{allowed} nosuchalg\"")),
+            "{text}"
+        );
+        // Other failures keep the kernel's words.
+        let e = explain_refusal("nosuchalg", Some(libc::EIO), "raw".into());
+        assert_eq!(e.to_string(), "sysctl: raw");
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        for c in [
+            "cca.check",
+            "cca.change",
+            "bbr2.param.set",
+            "job.start",
+            "job.status",
+            "job.stop",
+            "job.watch",
+            "job.list",
+        ] {
+            assert!(HELP.lines().any(|l| l.trim_start().starts_with(c)), "{c}");
+        }
     }
 
     #[tokio::test]

@@ -28,6 +28,15 @@ pub enum IdentityFallback {
     Deny,
 }
 
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event (colour only when stdout is a terminal).
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
 /// LeoTest kernel service: brokers kernel settings for experiment containers on TCP 9000.
 #[derive(Debug, Parser)]
 #[command(name = "leotest-kernel-service", version)]
@@ -77,6 +86,9 @@ pub struct Args {
         default_value = "global-testbed_leotest-net"
     )]
     pub leotest_net: String,
+    /// Log format on stdout: `text` (colour only on a terminal) or `json`.
+    #[arg(long, env = "LEOTEST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Address of the command listener.
     #[arg(long, env = "LEOTEST_LISTEN", default_value = "0.0.0.0:9000")]
     pub listen: SocketAddr,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use leotest_kernel_service::config::{token_on_command_line, Cli, Sub};
+use leotest_kernel_service::config::{token_on_command_line, Cli, LogFormat, Sub};
 use leotest_kernel_service::identity::{DockerIdentity, IdentityOptions};
 use leotest_kernel_service::metrics::Metrics;
 use leotest_kernel_service::netns::NetnsCache;
@@ -27,11 +27,7 @@ async fn main() -> anyhow::Result<()> {
             1
         });
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    init_logging(a.log_format);
     anyhow::ensure!(!a.nodeid.is_empty(), "--nodeid is required");
     if token_on_command_line(std::env::args()) {
         tracing::warn!(
@@ -149,6 +145,21 @@ async fn main() -> anyhow::Result<()> {
     };
     server::run(listener, svc, shutdown).await;
     Ok(())
+}
+
+/// Logs to stdout in `format`; colour codes only when stdout is a terminal (not in `docker
+/// logs`, journald or a file).
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(std::io::stdout().is_terminal());
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
 }
 
 /// Containers on the network, other than this service's own, that can forge a source address

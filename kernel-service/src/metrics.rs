@@ -5,9 +5,14 @@
 //! denial reasons, limit names, command kinds, Docker operations), so no caller-supplied value
 //! (a `userid` label, a command's arguments, an address) can become a label or grow the
 //! number of series. Names are `leotest_kernel_*`; counters end in `_total`, durations are
-//! histograms in seconds (`leotest_metrics::latency_buckets`). A labeled family appears in
-//! the exposition with its first observation.
+//! histograms in seconds (`leotest_metrics::latency_buckets`). The families with a fixed
+//! label set (outcomes, limits, command kinds, call results) start with zero series, so
+//! dashboards and alerts see 0 rather than "No data"; denial reasons appear with their first
+//! denial. Label values are identifiers without spaces ([`label_value`]). `process_*` and
+//! `leotest_kernel_build_info` come with the registry.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use leotest_metrics::{histogram, histograms, Histograms};
@@ -54,6 +59,52 @@ pub struct CallResult {
     pub result: &'static str,
 }
 
+/// Outcomes of a connection.
+const OUTCOMES: [&str; 3] = ["granted", "denied", "limited"];
+/// Command kinds counted (`Command::kind`, plus `help`, `invalid` and `none`).
+const COMMAND_KINDS: [&str; 12] = [
+    "cca.check",
+    "cca.change",
+    "bbr2.param.set",
+    "job.start",
+    "job.status",
+    "job.stop",
+    "job.watch",
+    "job.list",
+    "oneshot",
+    "help",
+    "invalid",
+    "none",
+];
+
+/// A label value made of `[a-z0-9_.]` only: `not permitted (cached)` becomes
+/// `not_permitted_cached` (spaces in label values break naive parsers and `by` clauses
+/// written by hand). Reasons are `&'static str` of this crate, so the converted forms are
+/// few; each is made once and kept.
+pub fn label_value(reason: &'static str) -> &'static str {
+    let clean = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.';
+    if reason.chars().all(clean) {
+        return reason;
+    }
+    static MADE: OnceLock<Mutex<HashMap<&'static str, &'static str>>> = OnceLock::new();
+    let mut made = MADE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    made.entry(reason).or_insert_with(|| {
+        let mut v = String::new();
+        for c in reason.chars().map(|c| c.to_ascii_lowercase()) {
+            if clean(c) {
+                v.push(c);
+            } else if !v.ends_with('_') {
+                v.push('_');
+            }
+        }
+        // Leaked once per distinct static reason: a bounded, fixed set.
+        Box::leak(v.trim_end_matches('_').to_string().into_boxed_str())
+    })
+}
+
 /// Service metrics; cheap handles (clones share their values).
 #[derive(Debug)]
 pub struct Metrics {
@@ -81,7 +132,7 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
+        let m = Metrics {
             connections: Counter::default(),
             connections_active: Gauge::default(),
             decisions: Family::default(),
@@ -98,7 +149,23 @@ impl Default for Metrics {
             oracle_calls: Counter::default(),
             oracle_seconds: histograms(),
             sandbox_start_seconds: histogram(),
+        };
+        for outcome in OUTCOMES {
+            let _ = m.decisions.get_or_create(&Outcome { outcome });
         }
+        for outcome in ["granted", "denied"] {
+            let _ = m.decision_seconds.get_or_create(&Outcome { outcome });
+        }
+        for limit in ["source", "user"] {
+            let _ = m.over_limit.get_or_create(&Limit { limit });
+        }
+        for command in COMMAND_KINDS {
+            let _ = m.commands.get_or_create(&CommandKind { command });
+        }
+        for result in ["granted", "denied", "error"] {
+            let _ = m.oracle_seconds.get_or_create(&CallResult { result });
+        }
+        m
     }
 }
 
@@ -127,7 +194,11 @@ impl Metrics {
             .get_or_create(&o)
             .observe(t0.elapsed().as_secs_f64());
         if let Some(reason) = reason {
-            self.denials.get_or_create(&Reason { reason }).inc();
+            self.denials
+                .get_or_create(&Reason {
+                    reason: label_value(reason),
+                })
+                .inc();
         }
     }
 
@@ -227,6 +298,12 @@ impl Metrics {
             Unit::Seconds,
             self.sandbox_start_seconds.clone(),
         );
+        r.register_collector(Box::new(leotest_metrics::ProcessCollector));
+        r.register_collector(leotest_metrics::BuildInfo::new(
+            "leotest_kernel_build_info",
+            "The running leotest-kernel-service's version (value 1)",
+            env!("CARGO_PKG_VERSION"),
+        ));
         r
     }
 
@@ -260,7 +337,9 @@ mod tests {
             "\nleotest_kernel_connections_total 1\n",
             "\nleotest_kernel_connections_active 0\n",
             "\nleotest_kernel_decisions_total{outcome=\"denied\"} 1\n",
-            "\nleotest_kernel_denials_total{reason=\"unknown peer\"} 1\n",
+            "\nleotest_kernel_denials_total{reason=\"unknown_peer\"} 1\n",
+            "\nleotest_kernel_decisions_total{outcome=\"limited\"} 0\n",
+            "\nleotest_kernel_commands_total{command=\"job.start\"} 0\n",
             "\nleotest_kernel_decision_seconds_count{outcome=\"denied\"} 1\n",
             "\nleotest_kernel_over_limit_total{limit=\"source\"} 1\n",
             "\nleotest_kernel_docker_lookups_total 1\n",
@@ -270,6 +349,18 @@ mod tests {
         ] {
             assert!(out.contains(line), "{line:?} not in:\n{out}");
         }
+    }
+
+    #[test]
+    fn label_values_have_no_spaces() {
+        assert_eq!(
+            label_value("not permitted (cached)"),
+            "not_permitted_cached"
+        );
+        assert_eq!(label_value("decision deadline"), "decision_deadline");
+        assert_eq!(label_value("granted"), "granted");
+        let a = label_value("no userid label");
+        assert!(std::ptr::eq(a, label_value("no userid label")), "made once");
     }
 
     /// Every family with one observation, as a busy service exposes them.
@@ -303,6 +394,20 @@ mod tests {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &r).expect("encode");
         out
+    }
+
+    #[test]
+    fn the_text_format_passes_promtool() {
+        let text = leotest_metrics::negotiate::openmetrics_to_text004(&busy());
+        assert!(
+            text.contains("\nleotest_kernel_build_info{version=\""),
+            "{text}"
+        );
+        assert!(text.contains("\nprocess_open_fds "), "{text}");
+        if leotest_test_support::scrape::promtool_available() {
+            leotest_test_support::scrape::promtool_check(&text)
+                .unwrap_or_else(|e| panic!("promtool: {e}\n{text}"));
+        }
     }
 
     #[test]

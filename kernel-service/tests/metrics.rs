@@ -74,7 +74,7 @@ fn decisions_latencies_and_jobs_are_exposed() {
     // bob, the unlabeled container, and the harness's own probe of the port from the host.
     assert_eq!(v("leotest_kernel_decisions_total{outcome=\"denied\"}"), 3.0);
     assert_eq!(
-        v("leotest_kernel_denials_total{reason=\"peer not on the network\"}"),
+        v("leotest_kernel_denials_total{reason=\"peer_not_on_the_network\"}"),
         1.0
     );
     assert_eq!(
@@ -82,11 +82,11 @@ fn decisions_latencies_and_jobs_are_exposed() {
         2.0
     );
     assert_eq!(
-        v("leotest_kernel_denials_total{reason=\"not permitted\"}"),
+        v("leotest_kernel_denials_total{reason=\"not_permitted\"}"),
         1.0
     );
     assert_eq!(
-        v("leotest_kernel_denials_total{reason=\"no userid label\"}"),
+        v("leotest_kernel_denials_total{reason=\"no_userid_label\"}"),
         1.0
     );
     assert_eq!(
@@ -126,6 +126,21 @@ fn decisions_latencies_and_jobs_are_exposed() {
     }
     let m = wait_for(k.metrics_port, "leotest_kernel_connections_active", 0.0);
     assert!(m.ends_with("# EOF\n"));
+    // A scraper that does not ask for OpenMetrics gets the text format promtool accepts.
+    let text = {
+        let addr: SocketAddr = ([127, 0, 0, 1], k.metrics_port).into();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(leotest_metrics::get_text(addr, "/metrics"))
+            .unwrap()
+    };
+    assert!(text.content_type.starts_with("text/plain; version=0.0.4"));
+    if leotest_test_support::scrape::promtool_available() {
+        leotest_test_support::scrape::promtool_check(&text.body)
+            .unwrap_or_else(|e| panic!("promtool: {e}\n{}", text.body));
+    }
 
     let stopped = env.ask(&alice, k.port, &format!("job.stop {job}"));
     assert!(!stopped.starts_with("error"), "job.stop: {stopped:?}");

@@ -1,6 +1,8 @@
 //! The metrics endpoint shared by the orchestrator and the kernel service: `GET /metrics`
-//! (OpenMetrics text encoded by `prometheus-client` from the daemon's own [`Registry`]) and
-//! `GET /healthz`, served over plain HTTP/1.1 by hyper.
+//! (encoded by `prometheus-client` from the daemon's own [`Registry`]: OpenMetrics for
+//! clients that accept it, the Prometheus text format 0.0.4 otherwise, see [`negotiate`]) and
+//! `GET /healthz`, served over plain HTTP/1.1 by hyper. [`ProcessCollector`] and
+//! [`BuildInfo`] add the usual `process_*` and `*_build_info` series.
 //!
 //! Everything about the listener is bounded, since it is reachable by whoever can reach its
 //! address: connections served at once ([`MAX_CONNECTIONS`], more wait in the accept backlog),
@@ -12,7 +14,9 @@
 #![forbid(unsafe_code)]
 
 pub mod names;
+pub mod negotiate;
 mod probe;
+mod process;
 mod sampled;
 
 use std::convert::Infallible;
@@ -33,11 +37,13 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub use probe::{get, healthcheck, Reply};
+pub use negotiate::Format;
+pub use probe::{get, get_text, healthcheck, Reply};
+pub use process::{BuildInfo, ProcessCollector};
 pub use sampled::Sampled;
 
-/// Content type of the exposition (`prometheus_client::encoding::text` writes OpenMetrics).
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of the OpenMetrics exposition (`prometheus_client::encoding::text`).
+pub const CONTENT_TYPE: &str = negotiate::OPENMETRICS;
 /// Connections served at once; more wait in the kernel's accept backlog.
 pub const MAX_CONNECTIONS: usize = 32;
 /// Time a client has to send its request head.
@@ -115,9 +121,19 @@ fn answer(ep: &Endpoint, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             plain(StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n")
         };
     }
+    let format = Format::negotiate(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &ep.registry) {
-        Ok(()) => text(StatusCode::OK, CONTENT_TYPE, body),
+        Ok(()) => {
+            if format == Format::Text004 {
+                body = negotiate::openmetrics_to_text004(&body);
+            }
+            text(StatusCode::OK, format.content_type(), body)
+        }
         Err(_) => {
             tracing::warn!("metrics encoding failed");
             plain(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n")
@@ -205,6 +221,13 @@ mod tests {
         assert!(m.body.contains("\ndemo_requests_total 3\n"), "{}", m.body);
         assert!(m.body.ends_with("# EOF\n"), "{}", m.body);
         assert!(m.content_type.starts_with("application/openmetrics-text"));
+        // Without an Accept header naming OpenMetrics: the Prometheus text format.
+        let t = get_text(addr, "/metrics").await.expect("scrape");
+        assert_eq!(t.content_type, negotiate::TEXT_004);
+        assert!(t
+            .body
+            .contains("# TYPE demo_requests_total counter\ndemo_requests_total 3\n"));
+        assert!(!t.body.contains("# EOF"), "{}", t.body);
         assert_eq!(get(addr, "/healthz").await.expect("health").status, 200);
         assert!(healthcheck(addr).await);
         up.store(false, Ordering::SeqCst);

@@ -72,8 +72,20 @@ pub(crate) async fn request(addr: SocketAddr, raw: &str) -> std::io::Result<Repl
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
 
-/// `GET path` from the endpoint at `addr`.
+/// `GET path` from the endpoint at `addr`, accepting OpenMetrics as Prometheus does.
 pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<Reply> {
+    request(
+        addr,
+        &format!(
+            "GET {path} HTTP/1.1\r\nhost: localhost\r\naccept: application/openmetrics-text; \
+             version=1.0.0\r\nconnection: close\r\n\r\n"
+        ),
+    )
+    .await
+}
+
+/// `GET path` without an `Accept` header (as curl or an old scraper: text format 0.0.4).
+pub async fn get_text(addr: SocketAddr, path: &str) -> std::io::Result<Reply> {
     request(
         addr,
         &format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"),

@@ -2,7 +2,10 @@
 //!
 //! On success the [`Caller`] is put in the request extensions for the handlers; on failure the
 //! request never reaches a handler and the client gets `UNAUTHENTICATED` / `Invalid token`,
-//! as from the original. Health checks and reflection are public (they reveal no data).
+//! as from the original. A refused JWT adds why after a colon (`Invalid token: JWT expired`,
+//! [`JwtReject`]): fixed texts that name no secret and no user; a refused static token says
+//! nothing more (which part was wrong would tell an attacker whether a user id exists).
+//! Health checks and reflection are public (they reveal no data).
 
 use std::future::Future;
 use std::path::Path;
@@ -50,8 +53,10 @@ pub struct Caller {
 pub enum AuthFailure {
     /// No usable credentials: none, empty or oversized, or only a JWT while JWTs are off.
     NoCredentials,
+    /// A JWT while this server verifies none (`--jwt-algo` names no algorithm).
+    JwtDisabled,
     /// A JWT that does not verify (signature, expiry, algorithm, claims).
-    JwtInvalid,
+    JwtInvalid(JwtReject),
     /// A valid JWT naming a user that does not exist.
     JwtUnknownUser,
     /// A static token for a user id that does not exist.
@@ -63,15 +68,91 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
+    /// Every label value (zero series from the start).
+    pub const LABELS: [&'static str; 6] = [
+        "no_credentials",
+        "jwt_invalid",
+        "jwt_unknown_user",
+        "unknown_user",
+        "bad_token",
+        "store_error",
+    ];
+
     /// The label value.
     pub fn label(self) -> &'static str {
         match self {
-            AuthFailure::NoCredentials => "no_credentials",
-            AuthFailure::JwtInvalid => "jwt_invalid",
+            AuthFailure::NoCredentials | AuthFailure::JwtDisabled => "no_credentials",
+            AuthFailure::JwtInvalid(_) => "jwt_invalid",
             AuthFailure::JwtUnknownUser => "jwt_unknown_user",
             AuthFailure::UnknownUser => "unknown_user",
             AuthFailure::BadToken => "bad_token",
             AuthFailure::StoreError => "store_error",
+        }
+    }
+
+    /// The status message the client gets: the original's `Invalid token`, plus the reason
+    /// when a JWT was refused (the holder of a JWT needs to know whether to renew it; the
+    /// reasons are fixed texts and reveal no key). A static token gets no reason: whether
+    /// the user id or the token was wrong would tell an attacker which user ids exist.
+    pub fn message(self) -> String {
+        let why = match self {
+            AuthFailure::JwtDisabled => "JWT authentication is off on this server (--jwt-algo)",
+            AuthFailure::JwtInvalid(r) => r.text(),
+            AuthFailure::JwtUnknownUser => "the JWT's userid is not a registered user",
+            _ => return INVALID_TOKEN.to_string(),
+        };
+        format!("{INVALID_TOKEN}: {why}")
+    }
+}
+
+/// Why a JWT did not verify, as the client is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtReject {
+    /// `exp` is in the past.
+    Expired,
+    /// `nbf` is in the future.
+    NotYetValid,
+    /// No `exp` claim (every accepted JWT must expire).
+    NoExp,
+    /// No `userid` claim, or not a string.
+    NoUserid,
+    /// A claim of the wrong type (`exp` not a number, say).
+    BadClaim,
+    /// Signed with another key.
+    BadSignature,
+    /// Another algorithm than the configured one (`alg: none` included).
+    WrongAlgorithm,
+    /// Not a JWT at all (shape, base64, JSON).
+    Malformed,
+}
+
+impl JwtReject {
+    /// The text after `Invalid token: `.
+    pub fn text(self) -> &'static str {
+        match self {
+            JwtReject::Expired => "JWT expired (exp is in the past)",
+            JwtReject::NotYetValid => "JWT not valid yet (nbf is in the future)",
+            JwtReject::NoExp => "JWT has no exp claim (required)",
+            JwtReject::NoUserid => "JWT has no userid claim (required, a string)",
+            JwtReject::BadClaim => "JWT claim of the wrong type (exp and nbf are numbers)",
+            JwtReject::BadSignature => "JWT signature does not verify with this server's key",
+            JwtReject::WrongAlgorithm => "JWT algorithm is not the one this server accepts",
+            JwtReject::Malformed => "not a well-formed JWT",
+        }
+    }
+
+    fn of(e: &jsonwebtoken::errors::Error) -> JwtReject {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match e.kind() {
+            K::ExpiredSignature => JwtReject::Expired,
+            K::ImmatureSignature => JwtReject::NotYetValid,
+            K::MissingRequiredClaim(c) if c == "exp" => JwtReject::NoExp,
+            K::MissingRequiredClaim(_) | K::InvalidClaimFormat(_) => JwtReject::BadClaim,
+            K::InvalidSignature => JwtReject::BadSignature,
+            K::InvalidAlgorithm | K::InvalidAlgorithmName | K::UnsupportedAlgorithm => {
+                JwtReject::WrongAlgorithm
+            }
+            _ => JwtReject::Malformed,
         }
     }
 }
@@ -92,9 +173,12 @@ pub enum AuthConfigError {
     BadKey(String),
 }
 
+/// The claims read; `userid` is checked by hand so that a missing or non-string one gets
+/// its own reason (a serde error would not say which field).
 #[derive(serde::Deserialize)]
 struct Claims {
-    userid: String,
+    #[serde(default)]
+    userid: Option<serde_json::Value>,
 }
 
 /// Verifies JWTs with exactly one configured algorithm and key.
@@ -145,16 +229,19 @@ impl JwtVerifier {
         Ok(Some(JwtVerifier { key, validation }))
     }
 
-    /// The `userid` claim of a valid token.
-    pub fn verify(&self, token: &str) -> Option<String> {
+    /// The `userid` claim of a valid token, or why it is refused.
+    pub fn verify(&self, token: &str) -> Result<String, JwtReject> {
         match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
-            Ok(data) => Some(data.claims.userid),
+            Ok(data) => match data.claims.userid {
+                Some(serde_json::Value::String(userid)) => Ok(userid),
+                _ => Err(JwtReject::NoUserid),
+            },
             Err(e) => {
                 // The error kind names the failure (ExpiredSignature, InvalidSignature, ...)
                 // without echoing the token.
                 let reason: String = format!("{:?}", e.kind()).chars().take(64).collect();
                 tracing::info!(%reason, "JWT rejected");
-                None
+                Err(JwtReject::of(&e))
             }
         }
     }
@@ -184,18 +271,22 @@ impl Authenticator {
         headers: &HeaderMap,
     ) -> Result<Result<Caller, AuthFailure>, StoreError> {
         let mut failure = AuthFailure::NoCredentials;
-        if let (Some(token), Some(jwt)) = (header(headers, JWT_HEADER), &self.jwt) {
-            failure = AuthFailure::JwtInvalid;
-            if let Some(userid) = jwt.verify(token) {
-                if let Some(user) = self.store.get_user(&userid).await? {
-                    return Ok(Ok(Caller {
-                        userid,
-                        role: user.role,
-                    }));
+        match (header(headers, JWT_HEADER), &self.jwt) {
+            (Some(token), Some(jwt)) => match jwt.verify(token) {
+                Ok(userid) => {
+                    if let Some(user) = self.store.get_user(&userid).await? {
+                        return Ok(Ok(Caller {
+                            userid,
+                            role: user.role,
+                        }));
+                    }
+                    failure = AuthFailure::JwtUnknownUser;
+                    tracing::info!(userid = %untrusted(&userid), "JWT names an unknown user");
                 }
-                failure = AuthFailure::JwtUnknownUser;
-                tracing::info!(userid = %untrusted(&userid), "JWT names an unknown user");
-            }
+                Err(reject) => failure = AuthFailure::JwtInvalid(reject),
+            },
+            (Some(_), None) => failure = AuthFailure::JwtDisabled,
+            (None, _) => {}
         }
         if let (Some(userid), Some(token)) = (
             header(headers, USERID_HEADER),
@@ -302,7 +393,7 @@ where
                 }
                 Ok(Err(reason)) => {
                     failed(reason);
-                    Ok(reject(Status::unauthenticated(INVALID_TOKEN)))
+                    Ok(reject(Status::unauthenticated(reason.message())))
                 }
                 Err(e) => {
                     failed(AuthFailure::StoreError);
@@ -343,6 +434,21 @@ mod tests {
         assert!(JwtVerifier::from_settings("none", "x", None)
             .expect("ok")
             .is_none());
+    }
+
+    #[test]
+    fn static_token_failures_say_only_invalid_token() {
+        for f in [
+            AuthFailure::NoCredentials,
+            AuthFailure::UnknownUser,
+            AuthFailure::BadToken,
+        ] {
+            assert_eq!(f.message(), INVALID_TOKEN);
+        }
+        assert_eq!(
+            AuthFailure::JwtInvalid(JwtReject::Expired).message(),
+            "Invalid token: JWT expired (exp is in the past)"
+        );
     }
 
     #[test]

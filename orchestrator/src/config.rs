@@ -32,6 +32,10 @@ pub enum Command {
     /// Audit stored access tokens or rotate them, on the configured store (embedded store:
     /// with the server stopped).
     Tokens(crate::tokens::admin::TokensArgs),
+    /// Print a JWT this server accepts (claims userid, exp, iat), signed with the configured
+    /// --jwt-secret (HS*) or --private-key (other algorithms). Server flags such as --jwt-algo
+    /// go before `jwt` (or in their LEOTEST_* environment variables).
+    Jwt(crate::jwtcmd::JwtArgs),
 }
 
 /// Options of `gen-cert`.

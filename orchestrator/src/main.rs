@@ -61,6 +61,9 @@ async fn main() -> ExitCode {
                 })
                 .map_err(|e| e.to_string())
         }
+        Some(Command::Jwt(args)) => leotest_orchestrator::jwtcmd::make(&cli.server, &args)
+            .map(|token| println!("{token}"))
+            .map_err(|e| e.to_string()),
         Some(Command::Tokens(args)) => leotest_orchestrator::tokens::admin::run(&cli.server, args)
             .await
             .map_err(|e| e.to_string()),

@@ -224,6 +224,12 @@ pub async fn run(
         max_pending: cfg.max_handshakes,
         max_per_source: cfg.max_handshakes_per_source,
     };
+    // SIGHUP: re-read --tls-cert / --tls-key (certificate rotation without a restart).
+    let reload_task = crate::tls_reload::spawn_on_sighup(crate::tls_reload::CertReloader::new(
+        cfg.tls_cert.clone(),
+        cfg.tls_key.clone(),
+        tls.current.clone(),
+    ));
     let (incoming, acceptor_task) = tls_incoming(listener, TlsAcceptor::from(tls.config), limits);
     let conn_metrics = metrics.clone();
     let incoming = incoming.map(move |c| c.map(|tls| Counted::new(tls, conn_metrics.clone())));
@@ -265,6 +271,9 @@ pub async fn run(
     purger.abort();
     health_task.abort();
     acceptor_task.abort();
+    if let Some(t) = reload_task {
+        t.abort();
+    }
     if let Some(t) = metrics_task {
         t.abort();
     }

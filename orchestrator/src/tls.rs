@@ -4,7 +4,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rcgen::{CertificateParams, DnType, KeyPair, SanType};
 use rustls::pki_types::pem::PemObject;
@@ -222,13 +222,38 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// Serves one certificate to every client, whatever the SNI.
+/// Serves one certificate to every client, whatever the SNI; replaceable while serving
+/// ([`crate::tls_reload`]: SIGHUP). Handshakes in progress keep the one they started with.
 #[derive(Debug)]
-struct FixedCert(Arc<CertifiedKey>);
+pub struct CurrentCert(RwLock<Arc<CertifiedKey>>);
 
-impl ResolvesServerCert for FixedCert {
+impl CurrentCert {
+    fn new(key: CertifiedKey) -> CurrentCert {
+        CurrentCert(RwLock::new(Arc::new(key)))
+    }
+
+    /// SHA-256 of the leaf certificate served now (upper-case hex, as `openssl x509
+    /// -fingerprint -sha256` prints it without the colons).
+    pub fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let key = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
+        key.cert
+            .first()
+            .map(|c| hex::encode_upper(Sha256::digest(c.as_ref())))
+            .unwrap_or_default()
+    }
+
+    /// Serves `key` from the next handshake on.
+    pub fn replace(&self, key: CertifiedKey) {
+        // A poisoned lock only means a writer panicked mid-assignment of an Arc: the value
+        // is still a whole certificate, so keep serving.
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(key);
+    }
+}
+
+impl ResolvesServerCert for CurrentCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
+        Some(self.0.read().unwrap_or_else(|e| e.into_inner()).clone())
     }
 }
 
@@ -252,11 +277,48 @@ fn pem_certs(
     Ok(certs)
 }
 
+/// Reads and checks a certificate chain and its private key (the key must match the
+/// certificate, where that can be checked).
+pub fn load_certified(
+    cert: &Path,
+    key: &Path,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<CertifiedKey, TlsError> {
+    let chain = pem_certs(cert, &read(cert)?, "certificate")?;
+    let key_der = PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|_| TlsError::NoPem {
+        path: key.to_path_buf(),
+        what: "private key (PKCS#1, PKCS#8 or SEC1)",
+    })?;
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|e| TlsError::Invalid {
+            path: key.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    match certified.keys_match() {
+        Ok(()) => {}
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            return Err(TlsError::Invalid {
+                path: key.to_path_buf(),
+                reason: format!("does not match the certificate {}", cert.display()),
+            })
+        }
+        // v1 certificates cannot be parsed for the check; the handshake still works.
+        Err(e) => tracing::debug!(reason = %e, "key/certificate match not checked"),
+    }
+
+    Ok(certified)
+}
+
 /// What [`load_server_tls`] did.
 pub struct LoadedTls {
     pub config: Arc<ServerConfig>,
     /// True when a development pair was generated because none existed.
     pub generated: bool,
+    /// The certificate being served, for reloading it.
+    pub current: Arc<CurrentCert>,
 }
 
 /// Builds the server TLS config from PEM files. When both files are missing and
@@ -283,32 +345,8 @@ pub fn load_server_tls(
         }
         (false, false) => false,
     };
-    let chain = pem_certs(cert, &read(cert)?, "certificate")?;
-    let key_der = PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|_| TlsError::NoPem {
-        path: key.to_path_buf(),
-        what: "private key (PKCS#1, PKCS#8 or SEC1)",
-    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let signing_key = provider
-        .key_provider
-        .load_private_key(key_der)
-        .map_err(|e| TlsError::Invalid {
-            path: key.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    let certified = CertifiedKey::new(chain, signing_key);
-    match certified.keys_match() {
-        Ok(()) => {}
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            return Err(TlsError::Invalid {
-                path: key.to_path_buf(),
-                reason: format!("does not match the certificate {}", cert.display()),
-            })
-        }
-        // v1 certificates cannot be parsed for the check; the handshake still works.
-        Err(e) => tracing::debug!(reason = %e, "key/certificate match not checked"),
-    }
-
+    let certified = load_certified(cert, key, &provider)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Generate(e.to_string()))?;
@@ -331,11 +369,13 @@ pub fn load_server_tls(
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_cert_resolver(Arc::new(FixedCert(Arc::new(certified))));
+    let current = Arc::new(CurrentCert::new(certified));
+    let mut config = builder.with_cert_resolver(current.clone());
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(LoadedTls {
         config: Arc::new(config),
         generated,
+        current,
     })
 }
 

@@ -59,10 +59,26 @@ async fn outcome(s: &Orchestrator, creds: Creds) -> Result<(), tonic::Status> {
     c.get_user(req(get_admin(), &creds)).await.map(|_| ())
 }
 
+/// Refused with the original's code and words; a refused JWT adds why (`Invalid token: ...`).
+fn assert_invalid_because(r: Result<(), tonic::Status>, what: &str, reason: &str) {
+    let st = r.expect_err(what);
+    assert_eq!(st.code(), Code::Unauthenticated, "{what}");
+    let want = if reason.is_empty() {
+        "Invalid token".to_string()
+    } else {
+        format!("Invalid token: {reason}")
+    };
+    assert_eq!(st.message(), want, "{what}");
+}
+
 fn assert_invalid(r: Result<(), tonic::Status>, what: &str) {
     let st = r.expect_err(what);
     assert_eq!(st.code(), Code::Unauthenticated, "{what}");
-    assert_eq!(st.message(), "Invalid token", "{what}");
+    assert!(
+        st.message().starts_with("Invalid token"),
+        "{what}: {}",
+        st.message()
+    );
 }
 
 #[tokio::test]
@@ -110,6 +126,9 @@ async fn security_hs256_tokens_are_checked_strictly() {
         .into_inner();
     assert_eq!(r.message, "permission denied: userid=alice and role=USER");
 
+    let expired = "JWT expired (exp is in the past)";
+    let signature = "JWT signature does not verify with this server's key";
+    let algorithm = "JWT algorithm is not the one this server accepts";
     let cases = [
         (
             "expired",
@@ -118,6 +137,7 @@ async fn security_hs256_tokens_are_checked_strictly() {
                 SECRET,
                 json!({"userid": "admin", "exp": now() - 5}),
             ),
+            expired,
         ),
         (
             "forged",
@@ -126,6 +146,7 @@ async fn security_hs256_tokens_are_checked_strictly() {
                 "some-other-secret",
                 json!({"userid": "admin", "exp": exp}),
             ),
+            signature,
         ),
         (
             "other HMAC algorithm",
@@ -134,11 +155,12 @@ async fn security_hs256_tokens_are_checked_strictly() {
                 SECRET,
                 json!({"userid": "admin", "exp": exp}),
             ),
+            algorithm,
         ),
-        ("alg none", alg_none(json!({"userid": "admin", "exp": exp}))),
         (
             "no exp",
             hs(Algorithm::HS256, SECRET, json!({"userid": "admin"})),
+            "JWT has no exp claim (required)",
         ),
         (
             "unknown user",
@@ -147,10 +169,12 @@ async fn security_hs256_tokens_are_checked_strictly() {
                 SECRET,
                 json!({"userid": "ghost", "exp": exp}),
             ),
+            "the JWT's userid is not a registered user",
         ),
         (
             "userid not a string",
             hs(Algorithm::HS256, SECRET, json!({"userid": 7, "exp": exp})),
+            "JWT has no userid claim (required, a string)",
         ),
         (
             "no userid",
@@ -159,6 +183,7 @@ async fn security_hs256_tokens_are_checked_strictly() {
                 SECRET,
                 json!({"sub": "admin", "exp": exp}),
             ),
+            "JWT has no userid claim (required, a string)",
         ),
         (
             "not yet valid",
@@ -167,12 +192,30 @@ async fn security_hs256_tokens_are_checked_strictly() {
                 SECRET,
                 json!({"userid": "admin", "exp": exp, "nbf": now() + 200}),
             ),
+            "JWT not valid yet (nbf is in the future)",
         ),
-        ("garbage", "a.b.c".to_string()),
+        ("garbage", "a.b.c".to_string(), "not a well-formed JWT"),
     ];
-    for (what, token) in cases {
-        assert_invalid(outcome(&s, Creds::Jwt(token)).await, what);
+    for (what, token, reason) in cases {
+        assert_invalid_because(outcome(&s, Creds::Jwt(token)).await, what, reason);
+        // The message never carries the secret.
+        assert!(!reason.contains(SECRET));
     }
+    // `alg: none` is refused (the reason is the decoder's: malformed or algorithm).
+    assert_invalid(
+        outcome(
+            &s,
+            Creds::Jwt(alg_none(json!({"userid": "admin", "exp": exp}))),
+        )
+        .await,
+        "alg none",
+    );
+    // A static token says only what the original said.
+    assert_invalid_because(
+        outcome(&s, Creds::token("admin", "wrong")).await,
+        "bad static token",
+        "",
+    );
 
     // A bad JWT falls back to the static token, as in the original...
     let expired = hs(
@@ -221,9 +264,10 @@ async fn security_es256_with_public_key_rejects_algorithm_confusion() {
         &public_pem,
         json!({"userid": "admin", "exp": exp}),
     );
-    assert_invalid(
+    assert_invalid_because(
         outcome(&s, Creds::Jwt(confused)).await,
         "HS256 with public key",
+        "JWT algorithm is not the one this server accepts",
     );
     assert_invalid(
         outcome(
@@ -244,7 +288,11 @@ async fn security_jwt_is_off_by_default() {
         "jwt-secret",
         json!({"userid": "admin", "exp": now() + 300}),
     );
-    assert_invalid(outcome(&s, Creds::Jwt(token)).await, "JWT while disabled");
+    assert_invalid_because(
+        outcome(&s, Creds::Jwt(token)).await,
+        "JWT while disabled",
+        "JWT authentication is off on this server (--jwt-algo)",
+    );
 }
 
 #[test]

@@ -75,17 +75,18 @@ async fn rpcs_and_refusals_are_counted_without_secrets() {
     }
 
     let m = scrape(addr).await;
-    let rpc = |method: &str, code: &str| {
+    let rpc = |method: &str, code: &str, result: &str| {
         value(
             &m,
             &format!(
-                "leotest_orchestrator_rpc_requests_total{{method=\"{method}\",code=\"{code}\"}}"
+                "leotest_orchestrator_rpc_requests_total{{method=\"{method}\",code=\"{code}\",\
+                 result=\"{result}\"}}"
             ),
         )
     };
-    assert_eq!(rpc("get_user", "OK"), 3.0);
-    assert_eq!(rpc("get_user", "Unauthenticated"), 4.0);
-    assert_eq!(rpc("register_user", "OK"), 1.0);
+    assert_eq!(rpc("get_user", "OK", "ok"), 3.0);
+    assert_eq!(rpc("get_user", "Unauthenticated", "refused"), 4.0);
+    assert_eq!(rpc("register_user", "OK", "ok"), 1.0);
     assert_eq!(
         value(
             &m,

@@ -100,10 +100,19 @@ async fn security_bad_credentials_get_invalid_token() {
         Creds::token("admin", &format!("{ADMIN_TOKEN}x")),
         Creds::token(&"a".repeat(9_000), ADMIN_TOKEN),
         Creds::token("admin", &"b".repeat(9_000)),
-        Creds::Jwt("not.a.jwt".into()),
     ] {
         assert_invalid_token(As::new(&c, &creds).try_get_user("admin").await);
     }
+    // A JWT while JWTs are off: the same code and words, and why.
+    let st = As::new(&c, &Creds::Jwt("not.a.jwt".into()))
+        .try_get_user("admin")
+        .await
+        .expect_err("JWT while off");
+    assert_eq!(st.code(), tonic::Code::Unauthenticated);
+    assert_eq!(
+        st.message(),
+        "Invalid token: JWT authentication is off on this server (--jwt-algo)"
+    );
     // userid without token
     let mut r = tonic::Request::new(MessageGetUser {
         userid: "admin".into(),

@@ -190,6 +190,8 @@ impl Service {
                 commands::bbr2_set(self.cfg.bbr2_param_dir.clone(), name.clone(), value.clone())
                     .await
             }
+            // Only the bare word: other words still run as sandboxed programs.
+            Command::Other(line) if is_help(line) => return commands::HELP.as_bytes().to_vec(),
             _ => {
                 let Some(jobs) = &self.jobs else {
                     return UNKNOWN_COMMAND.to_vec();
@@ -301,7 +303,7 @@ impl Service {
             }
             Ok(line) => match protocol::parse(&line) {
                 Ok(cmd) => (
-                    cmd.kind(),
+                    command_label(&cmd),
                     self.run_command(&cmd, &caller, &mut stream).await,
                 ),
                 Err(e) => {
@@ -314,11 +316,31 @@ impl Service {
             .commands
             .get_or_create(&CommandKind { command: kind })
             .inc();
-        audit(peer, Some(&caller), kind, "granted", "", t0);
+        // A granted command that then failed says so (its reply was an error line): the
+        // grant alone does not tell an operator the change was not made.
+        let outcome = if reply.starts_with(b"error:") {
+            "failed"
+        } else {
+            "ok"
+        };
+        audit_outcome(peer, Some(&caller), kind, "granted", "", outcome, t0);
         if !reply.is_empty() {
             let _ = tokio::time::timeout(self.cfg.read_timeout, stream.write_all(&reply)).await;
         }
         let _ = stream.shutdown().await;
+    }
+}
+
+/// Whether a `Command::Other` line is the `help` request.
+fn is_help(line: &str) -> bool {
+    line.trim() == "help"
+}
+
+/// The `command` label and audit kind: `help` apart from the other one-shot programs.
+fn command_label(cmd: &Command) -> &'static str {
+    match cmd {
+        Command::Other(line) if is_help(line) => "help",
+        _ => cmd.kind(),
     }
 }
 
@@ -330,6 +352,19 @@ fn audit(
     command: &str,
     decision: &str,
     reason: &str,
+    t0: Instant,
+) {
+    audit_outcome(peer, caller, command, decision, reason, "-", t0);
+}
+
+/// [`audit`] with the command's `outcome`: `ok`, `failed` (an error reply), `-` (none ran).
+fn audit_outcome(
+    peer: SocketAddr,
+    caller: Option<&Caller>,
+    command: &str,
+    decision: &str,
+    reason: &str,
+    outcome: &str,
     t0: Instant,
 ) {
     let container = caller
@@ -344,6 +379,7 @@ fn audit(
         command,
         decision,
         reason,
+        outcome,
         latency_ms = t0.elapsed().as_millis() as u64,
     );
 }

@@ -5,7 +5,9 @@
 //! and most errors answer) or in the trailers after the body; the reply's body is wrapped so
 //! the trailers are seen, and the request is recorded once, when its status is known. A reply
 //! dropped before its trailers (client gone, stream cancelled) counts as `Canceled`. The time
-//! is from the request's arrival to the end of its reply.
+//! is from the request's arrival to the end of its reply. A handler's [`super::Refused`]
+//! marker travels in the reply's extensions (never on the wire) and makes the result
+//! `refused`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -54,6 +56,8 @@ struct Pending {
     metrics: Arc<Metrics>,
     method: &'static str,
     t0: Instant,
+    /// The reply carried [`super::Refused`] (seen with the reply's head).
+    refused: bool,
 }
 
 struct Recorder(Option<Pending>);
@@ -61,7 +65,13 @@ struct Recorder(Option<Pending>);
 impl Recorder {
     fn finish(&mut self, code: &'static str) {
         if let Some(p) = self.0.take() {
-            p.metrics.rpc(p.method, code, p.t0);
+            p.metrics.rpc(p.method, code, p.refused, p.t0);
+        }
+    }
+
+    fn set_refused(&mut self) {
+        if let Some(p) = self.0.as_mut() {
+            p.refused = true;
         }
     }
 }
@@ -139,6 +149,7 @@ where
             metrics: Arc::clone(m),
             method: method_label(req.uri().path()),
             t0: Instant::now(),
+            refused: false,
         });
         Box::pin(async move {
             let mut recorder = Recorder(pending);
@@ -149,6 +160,9 @@ where
                     return Err(e);
                 }
             };
+            if resp.extensions().get::<super::Refused>().is_some() {
+                recorder.set_refused();
+            }
             if let Some(status) = resp.headers().get(GRPC_STATUS) {
                 recorder.finish(code_label(status.as_bytes()));
             }

@@ -1,8 +1,11 @@
-//! The orchestrator's metrics, on when `--metrics-listen` is given: per-RPC requests by method
-//! and gRPC status code with a latency histogram ([`layer`], one tower layer in front of the
+//! The orchestrator's metrics, on when `--metrics-listen` is given: per-RPC requests by method,
+//! gRPC status code and result (`ok`, `refused`, `error`: [`result_label`]) with a latency
+//! histogram ([`layer`], one tower layer in front of the
 //! auth layer), authentication failures by reason ([`crate::auth::AuthFailure`]), store
 //! operation latency ([`store`], a wrapper around the [`crate::store::Store`] trait) and
-//! connections ([`conn`]). Served as plain HTTP (`/metrics`, `/healthz`) by `leotest-metrics`.
+//! connections ([`conn`]), plus `process_*` and `leotest_orchestrator_build_info`. Served as
+//! plain HTTP (`/metrics`, `/healthz`) by `leotest-metrics`. Every RPC's series exist from the
+//! start with 0 (see [`Metrics::default`]), so a dashboard shows 0 rather than "No data".
 //!
 //! Nothing here can carry a secret or grow without bound: every label value comes from a fixed
 //! list in this crate (the RPC names of the proto, gRPC code names, auth failure reasons,
@@ -122,12 +125,51 @@ pub fn code_label(grpc_status: &[u8]) -> &'static str {
         .unwrap_or("Unknown")
 }
 
-/// `method` and `code` of a finished RPC.
+/// Put in a reply's extensions by a handler that answered OK but refused the request in its
+/// `state`/`message` fields (a schedule conflict, a permission denial: the original's way,
+/// which its clients need). Never sent on the wire; read by [`layer`] for the `result` label.
+#[derive(Clone, Copy, Debug)]
+pub struct Refused;
+
+/// The codes a client causes (bad or missing credentials, bad input): `refused`, as are
+/// OK replies that carry a refusal ([`Refused`]). Every other non-OK code is an `error`.
+const REFUSAL_CODES: [&str; 8] = [
+    "Unauthenticated",
+    "PermissionDenied",
+    "InvalidArgument",
+    "NotFound",
+    "AlreadyExists",
+    "FailedPrecondition",
+    "OutOfRange",
+    "ResourceExhausted",
+];
+
+/// The `result` label: `ok`, `refused` or `error`.
+pub fn result_label(code: &str, refused: bool) -> &'static str {
+    match code {
+        "OK" if refused => "refused",
+        "OK" => "ok",
+        c if REFUSAL_CODES.contains(&c) => "refused",
+        _ => "error",
+    }
+}
+
+/// `method`, `code` and `result` of a finished RPC.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
     pub method: &'static str,
     pub code: &'static str,
+    pub result: &'static str,
 }
+
+/// The series created at start for each RPC: OK, a refusal in the reply, a refusal by
+/// the authentication layer and a server fault.
+const INITIAL: [(&str, &str); 4] = [
+    ("OK", "ok"),
+    ("OK", "refused"),
+    ("Unauthenticated", "refused"),
+    ("Internal", "error"),
+];
 
 /// `method` of an RPC latency.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -161,7 +203,7 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
+        let m = Metrics {
             requests: Family::default(),
             request_seconds: histograms(),
             auth_failures: Family::default(),
@@ -169,15 +211,35 @@ impl Default for Metrics {
             store_errors: Family::default(),
             connections: Counter::default(),
             connections_active: Gauge::default(),
+        };
+        // Zero series for every RPC and reason: rates and alerts see 0, not an absent series.
+        for method in RPC_METHODS {
+            for (code, result) in INITIAL {
+                let _ = m.requests.get_or_create(&RpcLabels {
+                    method,
+                    code,
+                    result,
+                });
+            }
+            let _ = m.request_seconds.get_or_create(&MethodLabel { method });
         }
+        for reason in AuthFailure::LABELS {
+            let _ = m.auth_failures.get_or_create(&ReasonLabel { reason });
+        }
+        m
     }
 }
 
 impl Metrics {
-    /// Records a finished RPC.
-    pub fn rpc(&self, method: &'static str, code: &'static str, t0: Instant) {
+    /// Records a finished RPC (`refused`: an OK reply that refused, see [`Refused`]).
+    pub fn rpc(&self, method: &'static str, code: &'static str, refused: bool, t0: Instant) {
+        let result = result_label(code, refused);
         self.requests
-            .get_or_create(&RpcLabels { method, code })
+            .get_or_create(&RpcLabels {
+                method,
+                code,
+                result,
+            })
             .inc();
         self.request_seconds
             .get_or_create(&MethodLabel { method })
@@ -209,7 +271,9 @@ impl Metrics {
         let mut r = Registry::default();
         r.register(
             "leotest_orchestrator_rpc_requests",
-            "gRPC requests answered, by method and status code",
+            "gRPC requests answered, by method, status code and result (ok; refused: a refusal \
+             in the reply's state or message, or a client error code such as Unauthenticated; \
+             error: a server fault)",
             self.requests.clone(),
         );
         r.register_with_unit(
@@ -244,6 +308,12 @@ impl Metrics {
             "TLS connections open now",
             self.connections_active.clone(),
         );
+        r.register_collector(Box::new(leotest_metrics::ProcessCollector));
+        r.register_collector(leotest_metrics::BuildInfo::new(
+            "leotest_orchestrator_build_info",
+            "The running leotest-orchestrator's version (value 1)",
+            env!("CARGO_PKG_VERSION"),
+        ));
         r
     }
 }
@@ -294,12 +364,50 @@ mod tests {
         assert_eq!(code_label(b"16"), "Unauthenticated");
         assert_eq!(code_label(b"17"), "Unknown");
         assert_eq!(code_label(b"secret-token"), "Unknown");
+        assert_eq!(result_label("OK", false), "ok");
+        assert_eq!(result_label("OK", true), "refused");
+        assert_eq!(result_label("Unauthenticated", false), "refused");
+        assert_eq!(result_label("Internal", false), "error");
+        assert_eq!(result_label("Canceled", false), "error");
+    }
+
+    #[test]
+    fn every_rpc_has_zero_series_from_the_start() {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &Metrics::default().registry())
+            .expect("encode");
+        for method in RPC_METHODS {
+            for result in ["ok", "refused", "error"] {
+                let series = out.lines().find(|l| {
+                    l.starts_with("leotest_orchestrator_rpc_requests_total{")
+                        && l.contains(&format!("method=\"{method}\""))
+                        && l.contains(&format!("result=\"{result}\""))
+                });
+                assert!(
+                    series.is_some_and(|l| l.ends_with(" 0")),
+                    "{method} {result}:\n{out}"
+                );
+            }
+        }
+        assert!(out.contains("leotest_orchestrator_auth_failures_total{reason=\"bad_token\"} 0"));
+        assert!(
+            out.contains("leotest_orchestrator_build_info{version=\""),
+            "{out}"
+        );
+        assert!(out.contains("\nprocess_resident_memory_bytes "), "{out}");
+        // Label values never contain spaces (they are fixed identifiers).
+        for l in out.lines().filter(|l| !l.starts_with('#')) {
+            let labels = l.split_once('{').and_then(|(_, r)| r.split_once('}'));
+            if let Some((labels, _)) = labels {
+                assert!(!labels.contains(' '), "{l}");
+            }
+        }
     }
 
     #[test]
     fn the_dashboard_uses_only_exposed_names() {
         let m = Metrics::default();
-        m.rpc("get_user", "OK", Instant::now());
+        m.rpc("get_user", "OK", false, Instant::now());
         m.auth_failure(AuthFailure::BadToken);
         m.store_op("get_user", Instant::now(), true);
         m.connections.inc();

@@ -86,14 +86,28 @@ fn field(expr: &str, lo: u32, hi: u32, names: &[&str], name_base: u32) -> Result
     Ok(mask)
 }
 
+/// The five fields a croniter nickname stands for (croniter 1.4, the original's: the whole
+/// string, any case, no surrounding space). `@reboot` is not one of them.
+pub fn nickname(expr: &str) -> Option<&'static str> {
+    Some(match expr.to_ascii_lowercase().as_str() {
+        "@midnight" | "@daily" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        "@weekly" => "0 0 * * 0",
+        "@monthly" => "0 0 1 * *",
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        _ => return None,
+    })
+}
+
 impl Cron {
-    /// Parses `"m h dom mon dow"`; names (`jan`, `mon`) and `7` for Sunday are accepted.
+    /// Parses `"m h dom mon dow"`; names (`jan`, `mon`) and `7` for Sunday are accepted, and
+    /// the nicknames croniter accepts ([`nickname`]).
     pub fn parse(expr: &str) -> Result<Cron, CronError> {
         let bad = |why: String| CronError::Invalid(expr.chars().take(64).collect(), why);
         if expr.len() > MAX_LEN {
             return Err(bad("too long".into()));
         }
-        let fields: Vec<&str> = expr.split_whitespace().collect();
+        let fields: Vec<&str> = nickname(expr).unwrap_or(expr).split_whitespace().collect();
         if fields.len() != 5 {
             return Err(bad(format!("expected 5 fields, got {}", fields.len())));
         }
@@ -218,6 +232,31 @@ mod tests {
         v.iter()
             .map(|x| crate::timefmt::format_python(*x))
             .collect()
+    }
+
+    #[test]
+    fn croniter_nicknames() {
+        let hourly = Cron::parse("@hourly").expect("@hourly");
+        assert_eq!(hourly, Cron::parse("0 * * * *").expect("fields"));
+        assert_eq!(
+            fmt(&hourly
+                .range(t("2024-01-01 00:30"), t("2024-01-01 02:00"))
+                .expect("range")),
+            vec!["2024-01-01 01:00:00", "2024-01-01 02:00:00"]
+        );
+        for (nick, fields) in [
+            ("@daily", "0 0 * * *"),
+            ("@MIDNIGHT", "0 0 * * *"),
+            ("@weekly", "0 0 * * 0"),
+            ("@monthly", "0 0 1 * *"),
+            ("@yearly", "0 0 1 1 *"),
+            ("@annually", "0 0 1 1 *"),
+        ] {
+            assert_eq!(Cron::parse(nick), Cron::parse(fields), "{nick}");
+        }
+        for bad in ["@reboot", "@every 5m", " @hourly", "@hourly 1"] {
+            assert!(Cron::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -86,11 +86,39 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
             });
             i += 1;
         } else {
+            // The original's words (sly's LexError, which the web portal shows users): the
+            // character as Python's repr() shows it, and its index in characters.
             let ch = rest.chars().next().unwrap_or('?');
-            return Err(format!("illegal character '{ch}'"));
+            let index = src[..i].chars().count();
+            return Err(format!(
+                "Illegal character {} at index {index}",
+                py_repr(ch)
+            ));
         }
     }
     Ok(out)
+}
+
+/// Python's `repr()` of a one-character string: single quotes (double for a quote), escapes
+/// for `\\`, `\t`, `\n`, `\r`, and `\xNN` / `\uNNNN` / `\UNNNNNNNN` for characters Python
+/// does not print (controls, separators other than space, format characters).
+fn py_repr(c: char) -> String {
+    let n = c as u32;
+    let hidden = c.is_control()
+        || (c.is_whitespace() && c != ' ')
+        || matches!(n, 0xad | 0x200b..=0x200f | 0x202a..=0x202e | 0x2060..=0x206f | 0xfeff);
+    let body = match c {
+        '\\' => "\\\\".to_string(),
+        '\t' => "\\t".to_string(),
+        '\n' => "\\n".to_string(),
+        '\r' => "\\r".to_string(),
+        '\'' => return "\"'\"".to_string(),
+        _ if hidden && n <= 0xff => format!("\\x{n:02x}"),
+        _ if hidden && n <= 0xffff => format!("\\u{n:04x}"),
+        _ if hidden => format!("\\U{n:08x}"),
+        c => c.to_string(),
+    };
+    format!("'{body}'")
 }
 
 struct Parser<'a> {
@@ -283,7 +311,18 @@ mod tests {
         let invalid = [
             ("temp > 20", "trigger: undefined variable 'temp'"),
             ("weather_temp >", "trigger: syntax error at end of input"),
-            ("weather_temp $ 3", "trigger: illegal character '$'"),
+            (
+                "weather_temp $ 3",
+                "trigger: Illegal character '$' at index 13",
+            ),
+            (
+                "weather.temp > 3",
+                "trigger: Illegal character '.' at index 7",
+            ),
+            ("é > 1", "trigger: Illegal character 'é' at index 0"),
+            ("1 > 'x'", "trigger: Illegal character \"'\" at index 4"),
+            ("1 > \\", "trigger: Illegal character '\\\\' at index 4"),
+            ("1 >\u{1}", "trigger: Illegal character '\\x01' at index 3"),
             ("(weather_temp > 3", "trigger: syntax error at comparison"),
             ("weather_temp 3", "trigger: syntax error at number"),
         ];

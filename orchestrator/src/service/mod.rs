@@ -9,6 +9,7 @@ pub mod convert;
 pub mod jobs;
 pub mod kernel;
 pub mod nodes;
+pub mod outcome;
 pub mod runs;
 mod sched_memo;
 pub mod tasks;
@@ -49,20 +50,45 @@ impl OrchestratorService {
     }
 }
 
+/// Runs one handler: the caller from the auth layer, the reply or the error status, the
+/// refusal marker for the metrics (`outcome::Outcome`) and, for a state-changing RPC, its
+/// audit line.
 async fn dispatch<Req, Resp, Fut>(
     rpc: &'static str,
     request: Request<Req>,
     handler: impl FnOnce(Caller, Req) -> Fut,
 ) -> Result<Response<Resp>, Status>
 where
+    Req: outcome::Target,
+    Resp: outcome::Outcome,
     Fut: std::future::Future<Output = Result<Resp, ServiceError>>,
 {
     let caller = caller_of(&request)?;
     tracing::debug!(rpc, userid = %untrusted(&caller.userid), role = caller.role.name(), "rpc");
-    handler(caller, request.into_inner())
-        .await
-        .map(Response::new)
-        .map_err(Status::from)
+    let req = request.into_inner();
+    let target = if outcome::audited(rpc) {
+        Some(req.target())
+    } else {
+        None
+    };
+    let result = handler(caller.clone(), req).await;
+    let refused = matches!(&result, Ok(r) if r.refused());
+    let result = result.map_err(Status::from);
+    if let Some(target) = target {
+        let what = match &result {
+            Ok(_) if refused => "refused".to_string(),
+            Ok(_) => "ok".to_string(),
+            Err(status) => format!("error ({:?})", status.code()),
+        };
+        outcome::audit(rpc, &caller, &target, &what);
+    }
+    result.map(|reply| {
+        let mut response = Response::new(reply);
+        if refused {
+            response.extensions_mut().insert(crate::metrics::Refused);
+        }
+        response
+    })
 }
 
 macro_rules! rpcs {
