@@ -53,7 +53,9 @@ expect() {
 (cd "$work/server" && "$target/debug/leotest-orchestrator" gen-cert --san localhost --san 127.0.0.1 \
     --cert pki/server.crt --key pki/server.key >/dev/null 2>&1)
 admin_token=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+jwt_secret=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 (cd "$work/server" && exec env -i PATH=/usr/bin:/bin LEOTEST_ADMIN_ACCESS_TOKEN="$admin_token" \
+    LEOTEST_JWT_ALGO=HS256 LEOTEST_JWT_SECRET="$jwt_secret" \
     "$target/debug/leotest-orchestrator" --listen 127.0.0.1 --grpc-port "$port" --data-dir data \
     --tls-cert pki/server.crt --tls-key pki/server.key) >"$work/orchestrator.log" 2>&1 &
 orch_pid=$!
@@ -104,6 +106,13 @@ expect 0 "reschedule" "rescheduled +true" -- $lt job --action=reschedule --jobid
     --start-date=2099-01-02T00:00:00Z --end-date=2099-01-03T00:00:00Z
 expect 0 "delete a job" "deleted job successfully" -- $lt job --action=delete --jobid=j2
 expect 0 "the admin lists every job" "j1" -- $lt --context default job --action=get --all --fields=id,userid
+
+# --- a JWT from the orchestrator's own `jwt` subcommand -------------------------------------
+jwt=$(cd "$work/server" && env -i PATH=/usr/bin:/bin LEOTEST_JWT_ALGO=HS256 LEOTEST_JWT_SECRET="$jwt_secret" \
+    "$target/debug/leotest-orchestrator" jwt --userid alice --ttl 1h 2>/dev/null || true)
+expect 0 "a JWT from 'leotest-orchestrator jwt' is accepted" '"auth": ?"jwt"' -- $lt -o json --jwt-access-token "$jwt" whoami
+expect 0 "alice's jobs through the JWT" "j1" -- $lt --jwt-access-token "$jwt" --userid alice job --action=get --fields=id
+expect 4 "4: a JWT the server did not sign, and why" "Invalid token" -- $lt --jwt-access-token e30.e30.c2ln whoami
 
 # --- every exit code on purpose ---------------------------------------------------------------
 expect 1 "1: delete a job that does not exist" "does not exist" -- $lt job --action=delete --jobid=nope
