@@ -35,6 +35,9 @@ cargo test --release --locked -p leotest-orchestrator --test scale_jobs -- --ign
 step "README examples, as written"
 scripts/readme-examples.sh
 
+step "newcomer walk-through: login, users, nodes, jobs, every exit code (from outside the repository)"
+scripts/newcomer.sh
+
 step "docs/operations.md's checked blocks (certificate, registration, online backup and restore, SIGHUP, promtool)"
 scripts/operations-examples.sh
 

@@ -26,6 +26,10 @@ pub enum ClientError {
     /// The orchestrator could not be reached (connection refused, TLS failure, UNAVAILABLE).
     #[error("orchestrator unreachable: {0}")]
     Unavailable(String),
+    /// The TLS handshake failed: the server's certificate is not trusted by the CA file, does
+    /// not carry the expected name, or the server does not speak TLS. Not retried.
+    #[error("{0}")]
+    Tls(crate::tls::ConnectError),
     /// The call did not complete within the per-call timeout (or DEADLINE_EXCEEDED).
     #[error("request timed out: {0}")]
     Timeout(String),
@@ -62,6 +66,12 @@ impl ClientError {
 impl From<tonic::Status> for ClientError {
     fn from(status: tonic::Status) -> Self {
         let message = status.message().to_owned();
+        if let Some(connect) = crate::tls::ConnectError::find(&status) {
+            return match connect.stage {
+                crate::tls::ConnectStage::Tls => ClientError::Tls(connect),
+                _ => ClientError::Unavailable(connect.to_string()),
+            };
+        }
         match status.code() {
             Code::Unavailable => ClientError::Unavailable(describe_unavailable(&status)),
             Code::DeadlineExceeded => ClientError::Timeout(message),

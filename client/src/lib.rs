@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod connect;
 mod error;
 pub mod kernel;
 pub mod retry;
@@ -69,6 +70,9 @@ pub struct ClientConfig {
     pub ca_cert: Option<PathBuf>,
     /// Name the server certificate must carry.
     pub domain: String,
+    /// Another name accepted when the certificate does not carry `domain` (see
+    /// [`tls::NameFallback`]); `None` checks `domain` only.
+    pub fallback_domain: Option<String>,
     pub credentials: Credentials,
     /// Limit for each call (and for connecting).
     pub timeout: Duration,
@@ -82,6 +86,7 @@ impl ClientConfig {
             endpoint: endpoint.into(),
             ca_cert: None,
             domain: DEFAULT_DOMAIN.to_string(),
+            fallback_domain: None,
             credentials,
             timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
@@ -148,6 +153,8 @@ pub struct LeotestClient {
     auth: AuthMetadata,
     timeout: Duration,
     retry: RetryPolicy,
+    /// `host:port` as given, for error messages.
+    endpoint: String,
     /// Attempts after the first, over every call of this client and its clones.
     retries: Arc<AtomicU64>,
 }
@@ -223,16 +230,22 @@ impl LeotestClient {
                 path: ca_path.clone(),
                 source,
             })?;
-        let connector = tls::TlsConnector::new(&pem, &cfg.domain).map_err(|e| match e {
-            tls::TlsSetupError::ServerName(_) => ClientError::InvalidEndpoint {
-                endpoint: cfg.domain.clone(),
-                reason: e.to_string(),
-            },
-            other => ClientError::CaCert {
-                path: ca_path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
-            },
-        })?;
+        let connector =
+            tls::TlsConnector::with_fallback(&pem, &cfg.domain, cfg.fallback_domain.as_deref())
+                .map(|c| c.handshake_timeout(cfg.timeout))
+                .map_err(|e| match e {
+                    tls::TlsSetupError::ServerName(_) => ClientError::InvalidEndpoint {
+                        endpoint: cfg.domain.clone(),
+                        reason: e.to_string(),
+                    },
+                    other => ClientError::CaCert {
+                        path: ca_path.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            other.to_string(),
+                        ),
+                    },
+                })?;
         // tonic's own TLS cannot take a custom verifier: the connector does TCP + TLS and tonic
         // sees a plain `http://` transport, while requests still carry the `https` origin.
         let connect = tower::service_fn(move |_: http::Uri| {
@@ -253,6 +266,7 @@ impl LeotestClient {
             auth,
             timeout: cfg.timeout,
             retry: cfg.retry,
+            endpoint: cfg.endpoint.clone(),
             retries: Arc::default(),
         })
     }
@@ -277,6 +291,7 @@ impl LeotestClient {
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
         let timeout = self.timeout;
+        let endpoint = &self.endpoint;
         retry::with_retry_counted(&self.retry, &self.retries, || {
             let fut = rpc(self.grpc.clone(), self.request(message.clone()));
             async move {
@@ -284,7 +299,7 @@ impl LeotestClient {
                     Ok(Ok(response)) => Ok(response.into_inner()),
                     Ok(Err(status)) => Err(ClientError::from(status)),
                     Err(_) => Err(ClientError::Timeout(format!(
-                        "no reply within {} ms",
+                        "no reply from {endpoint} within {} ms",
                         timeout.as_millis()
                     ))),
                 }

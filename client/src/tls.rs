@@ -29,6 +29,8 @@ use rustls::{CertificateError, DigitallySignedStruct, Error as TlsError, Signatu
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+pub use crate::connect::{ConnectError, ConnectStage};
+
 /// Why the trusted certificates cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -343,16 +345,106 @@ impl ServerCertVerifier for PinnedOrWebPki {
 
 /// A rustls client config (ALPN `h2`) that trusts the certificates in `ca_pem` as above.
 pub fn client_config(ca_pem: &[u8]) -> Result<rustls::ClientConfig, TlsSetupError> {
+    client_config_with_fallback(ca_pem, None)
+}
+
+/// [`client_config`], also accepting a certificate valid for `fallback` when it is not valid
+/// for the name connected to (see [`NameFallback`]).
+pub fn client_config_with_fallback(
+    ca_pem: &[u8],
+    fallback: Option<ServerName<'static>>,
+) -> Result<rustls::ClientConfig, TlsSetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = PinnedOrWebPki::from_pem(ca_pem, provider.clone())?;
+    let verifier: Arc<dyn ServerCertVerifier> = match fallback {
+        Some(fallback) => Arc::new(NameFallback {
+            inner: verifier,
+            fallback,
+        }),
+        None => Arc::new(verifier),
+    };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsSetupError::Rustls(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
+}
+
+/// When no `--tls-domain` is given the client checks the host name it connects to, and, if
+/// the certificate does not carry it, the original's fixed name `localhost` (its
+/// `ssl_target_name_override`): every certificate the original accepted is still accepted,
+/// and a certificate issued for the public name works without `--tls-domain`. The trust
+/// anchor (the CA file) and the handshake proof are the same for both names.
+#[derive(Debug)]
+pub struct NameFallback {
+    inner: PinnedOrWebPki,
+    fallback: ServerName<'static>,
+}
+
+fn is_name_error(e: &TlsError) -> bool {
+    matches!(
+        e,
+        TlsError::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+        )
+    )
+}
+
+impl ServerCertVerifier for NameFallback {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, TlsError> {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(e) if is_name_error(&e) && *server_name != self.fallback => self
+                .inner
+                .verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    &self.fallback,
+                    ocsp_response,
+                    now,
+                )
+                // The error names what was asked for, not the fallback.
+                .map_err(|_| e),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Opens TCP and then TLS to the orchestrator, checking the certificate for `server_name`.
@@ -360,6 +452,7 @@ pub fn client_config(ca_pem: &[u8]) -> Result<rustls::ClientConfig, TlsSetupErro
 pub struct TlsConnector {
     inner: tokio_rustls::TlsConnector,
     server_name: ServerName<'static>,
+    handshake_timeout: Duration,
 }
 
 impl fmt::Debug for TlsConnector {
@@ -373,19 +466,71 @@ impl fmt::Debug for TlsConnector {
 impl TlsConnector {
     /// `server_name` is what the certificate must carry (the original's target name override).
     pub fn new(ca_pem: &[u8], server_name: &str) -> Result<Self, TlsSetupError> {
-        let server_name = ServerName::try_from(server_name.to_string())
-            .map_err(|_| TlsSetupError::ServerName(server_name.to_string()))?;
+        Self::with_fallback(ca_pem, server_name, None)
+    }
+
+    /// Like [`TlsConnector::new`]; a certificate valid for `fallback` (and not for
+    /// `server_name`) is accepted too (see [`NameFallback`]).
+    pub fn with_fallback(
+        ca_pem: &[u8],
+        server_name: &str,
+        fallback: Option<&str>,
+    ) -> Result<Self, TlsSetupError> {
+        let name = |n: &str| {
+            ServerName::try_from(n.to_string())
+                .map_err(|_| TlsSetupError::ServerName(n.to_string()))
+        };
+        let server_name = name(server_name)?;
+        let fallback = fallback.map(name).transpose()?;
         Ok(TlsConnector {
-            inner: tokio_rustls::TlsConnector::from(Arc::new(client_config(ca_pem)?)),
+            inner: tokio_rustls::TlsConnector::from(Arc::new(client_config_with_fallback(
+                ca_pem, fallback,
+            )?)),
             server_name,
+            handshake_timeout: Duration::from_secs(20),
         })
     }
 
-    /// Connects to `host:port` (every address the name resolves to, in turn).
+    /// Gives up on a TLS handshake that has not completed after `limit`.
+    pub fn handshake_timeout(mut self, limit: Duration) -> Self {
+        self.handshake_timeout = limit;
+        self
+    }
+
+    /// Connects to `host:port` (every address the name resolves to, in turn). Failures are
+    /// `io::Error`s carrying a [`ConnectError`] that names the address.
     pub async fn connect(&self, host: &str, port: u16) -> std::io::Result<TlsStream<TcpStream>> {
-        let tcp = TcpStream::connect((host, port)).await?;
+        let addr = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let fail = |stage, detail: String, kind| {
+            ConnectError {
+                addr: addr.clone(),
+                stage,
+                detail,
+            }
+            .into_io(kind)
+        };
+        let tcp = TcpStream::connect((host, port))
+            .await
+            .map_err(|e| fail(ConnectStage::Tcp, e.to_string(), e.kind()))?;
         tcp.set_nodelay(true)?;
-        self.inner.connect(self.server_name.clone(), tcp).await
+        match tokio::time::timeout(
+            self.handshake_timeout,
+            self.inner.connect(self.server_name.clone(), tcp),
+        )
+        .await
+        {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err(e)) => Err(fail(ConnectStage::Tls, e.to_string(), e.kind())),
+            Err(_) => Err(fail(
+                ConnectStage::TlsTimeout,
+                format!("{} ms", self.handshake_timeout.as_millis()),
+                std::io::ErrorKind::TimedOut,
+            )),
+        }
     }
 }
 

@@ -92,6 +92,11 @@ fn completions_are_generated() {
             "{shell}"
         );
     }
+    let r = leotest_plain(dir.path(), &["completions", "bash"]);
+    assert!(
+        r.stdout.contains("__complete-ids"),
+        "bash completes ids from the server"
+    );
     leotest_plain(dir.path(), &["completions", "cmd.exe"]).expect(2);
 }
 
@@ -156,13 +161,48 @@ fn kernel_commands_send_protocol_lines() {
     }
 }
 
+/// A fake kernel service for `job watch`: the watch stream on the first connection, then the
+/// job's status line on the second; returns the lines received.
+fn fake_watch(status: &'static str) -> (u16, thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = thread::spawn(move || {
+        let mut lines = Vec::new();
+        for reply in [&["line 1\n", "line 2\n", "done\n"][..], &[status][..]] {
+            let (sock, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(sock.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            lines.push(line);
+            let mut w = sock;
+            for part in reply {
+                w.write_all(part.as_bytes()).unwrap();
+                w.flush().unwrap();
+            }
+        }
+        lines
+    });
+    (port, handle)
+}
+
 #[test]
 fn kernel_watch_streams_all_output() {
-    let (port, server) = fake_kernel(&["line 1\n", "line 2\n", "done\n"]);
+    let (port, server) = fake_watch("id=j1 state=COMPLETED exit_code=0 owner=a command=\"x\"\n");
     let r = kernel(port, &["job", "watch", "j1"]);
     r.expect(0);
     assert_eq!(r.stdout, "line 1\nline 2\ndone\n");
-    assert_eq!(server.join().unwrap(), "job.watch j1\n");
+    assert_eq!(
+        server.join().unwrap(),
+        ["job.watch j1\n", "job.status j1\n"]
+    );
+}
+
+#[test]
+fn kernel_watch_exits_1_when_the_job_failed() {
+    let (port, _server) = fake_watch("id=j1 state=FAILED exit_code=3 owner=a command=\"x\"\n");
+    let r = kernel(port, &["job", "watch", "j1"]);
+    r.expect(1);
+    assert!(r.stderr.contains("ended FAILED (exit_code=3)"), "{r:?}");
 }
 
 #[test]

@@ -60,7 +60,12 @@ fn original_cli_test_user_sequence() {
     for id in ["user-id-1", "user-id-2", "user-id-3"] {
         let r = o.leotest(&["--json", "user", "--action=get", &format!("--id={id}")]);
         r.expect(1);
-        assert_eq!(r.json()["exists"], false);
+        // Not found is an error object, never a record of default values.
+        assert_eq!(r.json()["exit_code"], 1);
+        assert!(
+            r.json()["error"].as_str().unwrap().contains("not found"),
+            "{r:?}"
+        );
     }
 }
 
@@ -242,9 +247,10 @@ fn a_plain_user_is_refused_admin_actions() {
             "--team=t",
         ],
     );
-    r.expect(1);
+    // A permission refusal is exit 4 (authentication or permission), not a rule's refusal.
+    r.expect(4);
     assert!(
-        r.json()["message"]
+        r.json()["error"]
             .as_str()
             .unwrap()
             .contains("permission denied"),

@@ -13,6 +13,7 @@ fn config(o: &Orchestrator, port: u16, credentials: Credentials) -> ClientConfig
         endpoint: format!("127.0.0.1:{port}"),
         ca_cert: Some(o.cwd().join("certs/server.crt")),
         domain: "localhost".into(),
+        fallback_domain: None,
         credentials,
         timeout: Duration::from_secs(5),
         retry: RetryPolicy {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use leotest_client::leotest_proto::unary;
 
-use super::{given, read_small_file, CliError, CliResult, Global, Output};
+use super::{given, plan, read_small_file, CliError, CliResult, Global, Outcome, Output};
 
 /// Experiment config read when --exp-config is not given.
 const DEFAULT_EXP_CONFIG: &str = "experiment-config.yaml";
@@ -18,6 +18,8 @@ pub enum JobAction {
     Delete,
     /// Move a job to the nearest free slot in [--start-date, --end-date] (new)
     Reschedule,
+    /// Dry run of schedule: conflicts on the node and the nearest free slot (new)
+    Plan,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,8 +35,13 @@ pub enum ParamsMode {
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-get:    --jobid, else --nodeid, else the jobs of --userid
+get:    --jobid, else --nodeid, else the jobs of --owner (default: the user logged in;
+        --all: every job, ADMIN only)
 delete: --jobid, or every job of --nodeid
+schedule checks dates (end after start, not over), --length, and --schedule for cron jobs
+        before sending, and warns about a node that is not registered
+plan:   the schedule options without creating anything: conflicts with the node's booked
+        runs and, for --type=atq, the nearest free slot (exit 0 free, 1 conflicts)
 Example: leotest job --action=schedule --jobid=j1 --nodeid=n1 --type=cron --schedule='*/6 * * * *' \\
            --start-date=2026-01-01T00:00:00 --end-date=2026-02-01T00:00:00 --length=60 --exp-config=exp.yaml")]
 pub struct JobArgs {
@@ -89,6 +96,12 @@ pub struct JobArgs {
     /// Experiment config YAML sent with the job
     #[arg(long)]
     pub exp_config: Option<PathBuf>,
+    /// get: list the jobs of this user (ADMIN: anyone's) instead of the login's
+    #[arg(long, conflicts_with = "all")]
+    pub owner: Option<String>,
+    /// get: list every job (ADMIN only)
+    #[arg(long)]
+    pub all: bool,
 }
 
 impl JobArgs {
@@ -150,28 +163,45 @@ impl JobArgs {
 pub async fn run(global: &Global, out: &Output, args: JobArgs) -> CliResult {
     match args.action {
         JobAction::Schedule => {
+            plan::check(&args, chrono::Utc::now())?;
             let request = args.schedule_request()?;
             let client = global.connect().await?;
+            plan::warn_unknown_node(&client, &request.nodeid).await;
             let reply = client.schedule_job(request).await?;
             out.reply(&reply, "message_schedule_job_response")
+        }
+        JobAction::Plan => {
+            if args.nodeid.is_none() {
+                return Err(CliError::Usage("job plan needs --nodeid".into()));
+            }
+            let checked = plan::check(&args, chrono::Utc::now())?;
+            let client = global.connect().await?;
+            let (report, free) = plan::plan(&client, &args, &checked, out.tz).await?;
+            out.value(&report)?;
+            Ok(if free { Outcome::Ok } else { Outcome::Failed })
         }
         JobAction::Get => {
             let client = global.connect().await?;
             if let Some(jobid) = args.jobid {
+                let what = format!("job {jobid:?}");
                 let reply = client
                     .get_job_by_id(unary::MessageGetJobById { jobid })
                     .await?;
-                out.reply(&reply, "message_get_job_by_id_response")
+                out.record(&reply, "message_get_job_by_id_response", &what)
             } else if let Some(nodeid) = args.nodeid {
                 let reply = client
                     .get_jobs_by_nodeid(unary::MessageGetJobsByNodeid { nodeid })
                     .await?;
                 out.reply(&reply, "message_get_jobs_by_nodeid_response")
             } else {
+                // An empty userid lists every job (ADMIN only, as the original's `if userid:`).
+                let userid = if args.all {
+                    String::new()
+                } else {
+                    args.owner.unwrap_or_else(|| global.userid.clone())
+                };
                 let reply = client
-                    .get_jobs_by_userid(unary::MessageGetJobsByUserid {
-                        userid: global.userid.clone(),
-                    })
+                    .get_jobs_by_userid(unary::MessageGetJobsByUserid { userid })
                     .await?;
                 out.reply(&reply, "message_get_jobs_by_userid_response")
             }
@@ -182,6 +212,9 @@ pub async fn run(global: &Global, out: &Output, args: JobArgs) -> CliResult {
                 let reply = client
                     .delete_job_by_id(unary::MessageDeleteJobById { jobid })
                     .await?;
+                if !reply.exists {
+                    return Err(CliError::NotFound(reply.message));
+                }
                 out.reply(&reply, "message_delete_job_by_id_response")
             } else if let Some(nodeid) = args.nodeid {
                 let client = global.connect().await?;

@@ -11,7 +11,9 @@ use super::{CliError, CliResult, Global, Outcome, Output};
 #[command(after_help = "\
 Each command opens one connection, sends one line (cca.check, cca.change ALG,
 bbr2.param.set NAME VALUE, job.start CMD ARGS..., job.status ID, job.stop ID,
-job.watch ID, job.list) and prints the reply. A reply of `access_denied` exits 4.")]
+job.watch ID, job.list) and prints the reply. A reply of `access_denied` exits 4.
+`job watch` exits with the job's outcome: 0 COMPLETED, 1 FAILED or STOPPED (or an unknown
+job); the final state is printed on stderr.")]
 pub struct KernelArgs {
     /// Kernel service host
     #[arg(long, env = "LEOTEST_KERNEL_HOST", default_value = "kernel")]
@@ -105,7 +107,7 @@ pub async fn run(global: &Global, out: &Output, args: KernelArgs) -> CliResult {
         args.kernel_port,
         Duration::from_secs(global.timeout),
     );
-    let reply = if command.is_streaming() && !out.json {
+    let reply = if command.is_streaming() && !out.structured() {
         // Bytes go to the terminal as they arrive.
         let mut stdout = tokio::io::stdout();
         client.send(&command, &mut stdout).await?
@@ -119,5 +121,41 @@ pub async fn run(global: &Global, out: &Output, args: KernelArgs) -> CliResult {
     if reply.access_denied {
         return Err(CliError::AccessDenied);
     }
+    if let KernelCommand::JobWatch(id) = &command {
+        // The stream carries only the job's output: ask how it ended.
+        let (_, status) = client
+            .request(&KernelCommand::JobStatus(id.clone()))
+            .await?;
+        return watch_outcome(id, &status);
+    }
     Ok(Outcome::Ok)
+}
+
+/// The exit outcome of a watched job from its `job.status` line (`id=… state=… exit_code=…`).
+pub fn watch_outcome(id: &str, status: &str) -> CliResult {
+    let word = |key: &str| {
+        status
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or("")
+            .to_string()
+    };
+    let state = word("state=");
+    let exit = word("exit_code=");
+    match state.as_str() {
+        "COMPLETED" => {
+            eprintln!("kernel job {id}: COMPLETED exit_code={exit}");
+            Ok(Outcome::Ok)
+        }
+        "FAILED" | "STOPPED" => Err(CliError::Refused(format!(
+            "kernel job {id} ended {state} (exit_code={exit})"
+        ))),
+        "RUNNING" => Err(CliError::Other(format!(
+            "the watch of kernel job {id} ended while the job is still RUNNING"
+        ))),
+        _ => Err(CliError::NotFound(format!(
+            "kernel job {id}: {}",
+            status.trim()
+        ))),
+    }
 }

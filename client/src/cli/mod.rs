@@ -1,113 +1,72 @@
 //! Command-line parsing, dispatch and exit codes of `leotest`.
 
+mod complete;
 mod config;
+mod cron;
+mod global;
 mod job;
 mod kernel;
+mod login;
 mod node;
 mod output;
+mod plan;
+mod profile;
+mod render;
 mod run;
 mod services;
 mod task;
+mod times;
 mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use leotest_client::kernel::KernelError;
-use leotest_client::{ClientConfig, ClientError, Credentials, LeotestClient, RetryPolicy};
+use leotest_client::ClientError;
 
+pub use global::{Global, GlobalArgs};
 pub use output::Output;
 
 /// Exit codes, documented in `--help`.
 const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  the orchestrator answered FAILED / not found
-  2  usage error (bad or missing options)
-  3  orchestrator or kernel service unreachable, or no reply in time
-  4  authentication or permission failure (bad token, access_denied)
-  5  any other error (server error, unreadable local file, unsupported action)";
+Exit codes (every command):
+  0  done
+  1  not found, or refused by a rule (state FAILED: conflict, duplicate id, no free slot;
+     a kernel job that ended FAILED or STOPPED)
+  2  usage error (bad or missing options, a schedule that cannot work)
+  3  orchestrator or kernel service unreachable, TLS failure, or no reply in time
+  4  authentication or permission failure (bad token, permission denied, access_denied)
+  5  any other error (server error, unreadable local file, unsupported action)
+
+Settings come from flags, else LEOTEST_* environment variables, else the saved profile
+(`leotest login`), else the defaults.";
 
 /// Command-line interface of the LeoTest testbed (orchestrator and kernel service).
 #[derive(Debug, Parser)]
 #[command(name = "leotest", version, after_help = EXIT_CODES, arg_required_else_help = true)]
 pub struct Cli {
     #[command(flatten)]
-    pub global: Global,
+    pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Options shared by every subcommand (the original's top-level options plus a few new ones).
-#[derive(Debug, clap::Args)]
-#[command(next_help_heading = "Global options")]
-pub struct Global {
-    /// Orchestrator host
-    #[arg(
-        long,
-        global = true,
-        env = "LEOTEST_GRPC_HOST",
-        default_value = "0.0.0.0"
-    )]
-    pub grpc_host: String,
-    /// Orchestrator port
-    #[arg(
-        long,
-        global = true,
-        env = "LEOTEST_GRPC_PORT",
-        default_value_t = 50051
-    )]
-    pub grpc_port: u16,
-    /// LeoTest user id to authenticate as
-    #[arg(long, global = true, env = "LEOTEST_USERID", default_value = "admin")]
-    pub userid: String,
-    /// Access token of --userid (prefer the environment variable over the command line)
-    #[arg(
-        long,
-        global = true,
-        env = "LEOTEST_ACCESS_TOKEN",
-        hide_env_values = true,
-        hide_default_value = true,
-        default_value = ""
-    )]
-    pub access_token: String,
-    /// JWT access token; used instead of --userid/--access-token when given
-    #[arg(
-        long,
-        global = true,
-        env = "LEOTEST_JWT_ACCESS_TOKEN",
-        hide_env_values = true,
-        hide_default_value = true,
-        default_value = ""
-    )]
-    pub jwt_access_token: String,
-    /// Certificates (PEM) trusted for the orchestrator: its own certificate (pinned, like the
-    /// original's certs/server.crt) or the CA that issued it
-    #[arg(long, global = true, env = "LEOTEST_CA_CERT", default_value = leotest_client::DEFAULT_CA_CERT)]
-    pub ca_cert: PathBuf,
-    /// Name the orchestrator's certificate must carry
-    #[arg(long, global = true, env = "LEOTEST_TLS_DOMAIN", default_value = leotest_client::DEFAULT_DOMAIN)]
-    pub tls_domain: String,
-    /// Seconds to wait for each request (orchestrator call, or kernel-service reply)
-    #[arg(long, global = true, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: u64,
-    /// Extra attempts after a transient failure (unreachable, timeout); never after auth errors
-    #[arg(long, global = true, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=20))]
-    pub retries: u32,
-    /// Print machine-readable JSON instead of tables
-    #[arg(long, global = true)]
-    pub json: bool,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Save the server, CA, user and token as a named context (checked against the server)
+    Login(login::LoginArgs),
+    /// Show who the saved or given credentials authenticate as
+    Whoami,
+    /// Remove the token from a saved context
+    Logout(login::LogoutArgs),
+    /// Saved contexts: list, use, delete
+    Context(login::ContextArgs),
     /// Global configuration (datastore, weather API)
     Config(config::ConfigArgs),
     /// Users: register, get, modify, delete
     User(user::UserArgs),
-    /// Jobs: schedule, get, delete, reschedule
+    /// Jobs: schedule, plan (dry run), get, delete, reschedule
     Job(job::JobArgs),
     /// Runs of jobs: get, get-scheduled
     Run(run::RunArgs),
@@ -119,7 +78,14 @@ pub enum Command {
     Task(task::TaskArgs),
     /// Talk to the kernel service on TCP 9000 (from inside an experiment container)
     Kernel(kernel::KernelArgs),
-    /// Print a shell completion script
+    /// Print ids known to the orchestrator, one a line (used by the bash completion script)
+    #[command(name = "__complete-ids", hide = true)]
+    CompleteIds {
+        #[arg(value_enum)]
+        kind: complete::IdKind,
+    },
+    /// Print a shell completion script (bash also completes --jobid/--nodeid values from the
+    /// orchestrator)
     Completions {
         /// Shell to generate for
         shell: clap_complete::Shell,
@@ -137,6 +103,15 @@ pub enum CliError {
     Kernel(#[from] KernelError),
     #[error("kernel service: access_denied")]
     AccessDenied,
+    /// The record asked for does not exist (or is not visible to the caller).
+    #[error("{0}")]
+    NotFound(String),
+    /// The orchestrator refused the request for lack of permission (in its reply).
+    #[error("{0}")]
+    Denied(String),
+    /// A rule refused the request (already reported), e.g. a kernel job that failed.
+    #[error("{0}")]
+    Refused(String),
     #[error("cannot read {}: {source}", path.display())]
     ReadFile {
         path: PathBuf,
@@ -153,7 +128,10 @@ pub enum CliError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
+    /// Refused by a rule or nothing found (exit 1); the reply was printed.
     Failed,
+    /// Refused for lack of permission (exit 4).
+    Denied,
 }
 
 pub const EXIT_OK: u8 = 0;
@@ -168,7 +146,9 @@ impl CliError {
         match self {
             CliError::Usage(_) => EXIT_USAGE,
             CliError::Client(e) => match e {
-                ClientError::Unavailable(_) | ClientError::Timeout(_) => EXIT_UNREACHABLE,
+                ClientError::Unavailable(_) | ClientError::Timeout(_) | ClientError::Tls(_) => {
+                    EXIT_UNREACHABLE
+                }
                 ClientError::Unauthenticated(_)
                 | ClientError::PermissionDenied(_)
                 | ClientError::InvalidCredentials(_) => EXIT_AUTH,
@@ -183,23 +163,55 @@ impl CliError {
                 | KernelError::TooLong => EXIT_USAGE,
                 KernelError::Io(_) => EXIT_OTHER,
             },
-            CliError::AccessDenied => EXIT_AUTH,
+            CliError::AccessDenied | CliError::Denied(_) => EXIT_AUTH,
+            CliError::NotFound(_) | CliError::Refused(_) => EXIT_FAILED,
             CliError::ReadFile { .. } | CliError::Unsupported(_) | CliError::Other(_) => EXIT_OTHER,
         }
     }
 
-    /// A hint for the errors users hit most.
-    fn hint(&self) -> Option<&'static str> {
+    /// A hint for the errors users hit most, naming the options that fix them.
+    fn hint(&self, global: Option<&Global>) -> Option<String> {
+        let ca = global.map_or_else(
+            || leotest_client::DEFAULT_CA_CERT.to_string(),
+            |g| g.ca_cert.display().to_string(),
+        );
         match self {
             CliError::Client(ClientError::Unavailable(_)) => Some(
-                "is the orchestrator running at --grpc-host/--grpc-port, and does --ca-cert match its certificate?",
+                "is the orchestrator running there? Set --grpc-host/--grpc-port \
+                 (or LEOTEST_GRPC_HOST/LEOTEST_GRPC_PORT, or `leotest login`)"
+                    .into(),
             ),
-            CliError::Client(ClientError::Unauthenticated(_)) => {
-                Some("check --userid and --access-token (or LEOTEST_ACCESS_TOKEN / --jwt-access-token)")
+            CliError::Client(ClientError::Tls(e)) => {
+                let name = global.map_or("localhost", |g| g.tls_domain.as_str());
+                Some(if e.detail.contains("not valid for name") {
+                    format!(
+                        "the certificate does not carry the name {name:?}: pass the name it \
+                         carries with --tls-domain (or LEOTEST_TLS_DOMAIN)"
+                    )
+                } else if e.detail.contains("invalid peer certificate") {
+                    format!(
+                        "the server's certificate is not trusted by --ca-cert {ca}: pass the \
+                         orchestrator's certificate or its CA with --ca-cert"
+                    )
+                } else {
+                    "is that port the orchestrator's (TLS) port?".into()
+                })
             }
-            CliError::Client(ClientError::InvalidCredentials(_)) => {
-                Some("pass --access-token (or set LEOTEST_ACCESS_TOKEN), or --jwt-access-token")
-            }
+            CliError::Client(ClientError::Unauthenticated(_)) => Some(
+                "check --userid and the token (--access-token-file, LEOTEST_ACCESS_TOKEN, \
+                 --jwt-access-token or `leotest login`)"
+                    .into(),
+            ),
+            CliError::Client(ClientError::InvalidCredentials(_)) => Some(
+                "log in with `leotest login`, or pass --access-token-file (or set \
+                 LEOTEST_ACCESS_TOKEN), or --jwt-access-token"
+                    .into(),
+            ),
+            CliError::Client(ClientError::CaCert { .. }) => Some(
+                "pass the orchestrator's certificate with --ca-cert (or LEOTEST_CA_CERT), or \
+                 `leotest login --ca-cert FILE` once"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -230,51 +242,30 @@ pub fn read_small_file(path: &std::path::Path) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(read_err)
 }
 
-impl Global {
-    /// The client configuration these options describe.
-    pub fn client_config(&self) -> Result<ClientConfig, CliError> {
-        let credentials = if !self.jwt_access_token.is_empty() {
-            Credentials::Jwt(self.jwt_access_token.clone())
-        } else if !self.access_token.is_empty() {
-            Credentials::Static {
-                userid: self.userid.clone(),
-                access_token: self.access_token.clone(),
-            }
-        } else {
-            return Err(CliError::Client(ClientError::InvalidCredentials(
-                "no access token given",
-            )));
-        };
-        Ok(ClientConfig {
-            endpoint: format!("{}:{}", self.grpc_host, self.grpc_port),
-            ca_cert: Some(self.ca_cert.clone()),
-            domain: self.tls_domain.clone(),
-            credentials,
-            timeout: Duration::from_secs(self.timeout),
-            retry: RetryPolicy {
-                max_attempts: self.retries.saturating_add(1),
-                max_elapsed: Duration::from_secs(self.timeout.saturating_mul(4).max(10)),
-                initial_backoff: Duration::from_millis(200),
-            },
-        })
+async fn dispatch(cli: Cli, resolved: &mut Option<Global>) -> CliResult {
+    let out = cli.global.output();
+    // Commands that manage the profile resolve the options themselves.
+    let own_resolution = matches!(
+        cli.command,
+        Command::Login(_) | Command::Logout(_) | Command::Context(_) | Command::Completions { .. }
+    );
+    if !own_resolution {
+        *resolved = Some(cli.global.resolve()?);
     }
-
-    pub async fn connect(&self) -> Result<LeotestClient, CliError> {
-        Ok(LeotestClient::connect(self.client_config()?).await?)
-    }
-}
-
-async fn dispatch(cli: Cli) -> CliResult {
-    let out = Output::new(cli.global.json);
-    match cli.command {
-        Command::Config(args) => config::run(&cli.global, &out, args).await,
-        Command::User(args) => user::run(&cli.global, &out, args).await,
-        Command::Job(args) => job::run(&cli.global, &out, args).await,
-        Command::Run(args) => run::run(&cli.global, &out, args).await,
-        Command::Node(args) => node::run(&cli.global, &out, args).await,
-        Command::Services(args) => services::run(&cli.global, &out, args).await,
-        Command::Task(args) => task::run(&cli.global, &out, args).await,
-        Command::Kernel(args) => kernel::run(&cli.global, &out, args).await,
+    let Cli {
+        global: args,
+        command,
+    } = cli;
+    let resolved = &*resolved;
+    let g = || {
+        resolved
+            .as_ref()
+            .ok_or_else(|| CliError::Other("options were not resolved".into()))
+    };
+    match command {
+        Command::Login(a) => login::login(&args, &out, a).await,
+        Command::Logout(a) => login::logout(&args, &out, a),
+        Command::Context(a) => login::context(&args, &out, a),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -282,8 +273,21 @@ async fn dispatch(cli: Cli) -> CliResult {
                 "leotest",
                 &mut std::io::stdout(),
             );
+            if shell == clap_complete::Shell::Bash {
+                print!("{}", complete::BASH_IDS);
+            }
             Ok(Outcome::Ok)
         }
+        Command::CompleteIds { kind } => complete::ids(g()?, kind).await,
+        Command::Whoami => login::whoami(g()?, &out).await,
+        Command::Config(a) => config::run(g()?, &out, a).await,
+        Command::User(a) => user::run(g()?, &out, a).await,
+        Command::Job(a) => job::run(g()?, &out, a).await,
+        Command::Run(a) => run::run(g()?, &out, a).await,
+        Command::Node(a) => node::run(g()?, &out, a).await,
+        Command::Services(a) => services::run(g()?, &out, a).await,
+        Command::Task(a) => task::run(g()?, &out, a).await,
+        Command::Kernel(a) => kernel::run(g()?, &out, a).await,
     }
 }
 
@@ -297,7 +301,7 @@ pub fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let json = cli.global.json;
+    let out = cli.global.output();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -308,17 +312,24 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_OTHER);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let mut resolved = None;
+    match runtime.block_on(dispatch(cli, &mut resolved)) {
         Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),
         Ok(Outcome::Failed) => ExitCode::from(EXIT_FAILED),
+        Ok(Outcome::Denied) => ExitCode::from(EXIT_AUTH),
         Err(err) => {
             let code = err.exit_code();
-            if json {
-                let value = serde_json::json!({ "error": err.to_string(), "exit_code": code });
-                println!("{value}");
+            let hint = err.hint(resolved.as_ref());
+            if out.structured() {
+                let mut value = serde_json::json!({ "error": err.to_string(), "exit_code": code });
+                if let Some(h) = &hint {
+                    value["hint"] = serde_json::Value::String(h.clone());
+                }
+                // Errors ignore --fields: a script must always see them whole.
+                let _ = Output::new(out.format, None, out.tz).value(&value);
             } else {
                 eprintln!("error: {err}");
-                if let Some(hint) = err.hint() {
+                if let Some(hint) = hint {
                     eprintln!("hint: {hint}");
                 }
             }

@@ -1,15 +1,16 @@
-//! Rendering of orchestrator replies: JSON (`--json`) or readable tables, plus the exit outcome.
+//! Rendering of orchestrator replies (table, JSON or YAML; field selection; times in UTC) and
+//! what each reply means for the exit code.
 
 use std::sync::OnceLock;
 
-use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, SerializeOptions};
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
 use serde_json::Value;
 
 use super::{CliError, CliResult, Outcome};
 
-/// Widest table cell; longer values (experiment configs) are cut with an ellipsis.
-const MAX_CELL: usize = 48;
-
+use super::render;
+pub use super::render::render_table;
+pub use super::times::TimeZone;
 fn pool() -> Result<&'static DescriptorPool, CliError> {
     static POOL: OnceLock<Option<DescriptorPool>> = OnceLock::new();
     POOL.get_or_init(|| DescriptorPool::decode(leotest_proto::FILE_DESCRIPTOR_SET).ok())
@@ -50,8 +51,13 @@ pub fn from_json<T: prost::Message + Default>(text: &str, name: &str) -> Result<
         .map_err(|e| CliError::Other(format!("cannot convert {name}: {e}")))
 }
 
-/// Whether a reply means the request did not do what was asked (state FAILED, not found).
+/// Whether a reply means the request did not do what was asked: a refusal naming a permission
+/// is an authorisation failure (exit 4), FAILED or nothing found a refusal (exit 1).
 pub fn outcome(value: &Value) -> Outcome {
+    let message = value.get("message").and_then(Value::as_str).unwrap_or("");
+    if message.starts_with("permission denied") {
+        return Outcome::Denied;
+    }
     let failed = value.get("state").and_then(Value::as_str) == Some("FAILED")
         || ["exists", "found", "rescheduled", "received"]
             .iter()
@@ -63,171 +69,112 @@ pub fn outcome(value: &Value) -> Outcome {
     }
 }
 
+/// Output formats of `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Readable tables (default)
+    #[default]
+    Table,
+    /// One JSON document (protobuf field names, every field)
+    Json,
+    /// The same document as YAML
+    Yaml,
+}
+
 /// Where and how results are printed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Output {
-    pub json: bool,
+    pub format: Format,
+    /// `--fields`: keep only these (dotted paths), in this order.
+    pub fields: Option<Vec<String>>,
+    pub tz: TimeZone,
 }
 
 impl Output {
-    pub fn new(json: bool) -> Self {
-        Output { json }
+    pub fn new(format: Format, fields: Option<Vec<String>>, tz: TimeZone) -> Self {
+        let fields = fields
+            .map(|f| {
+                f.into_iter()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|f| !f.is_empty());
+        Output { format, fields, tz }
     }
 
-    /// Prints a reply of type `unary.<name>` and returns its outcome.
+    /// True for machine-readable output (JSON or YAML).
+    pub fn structured(&self) -> bool {
+        self.format != Format::Table
+    }
+
+    /// Prints a reply of type `unary.<name>` and returns its outcome. A refusal naming a
+    /// permission is returned as [`CliError::Denied`] (exit 4) and not printed as a record.
     pub fn reply<M: prost::Message>(&self, msg: &M, name: &str) -> CliResult {
         let value = to_json(msg, name)?;
-        if self.json {
-            println!("{value}");
-        } else {
-            print!("{}", render_table(&descriptor(name)?, &value));
+        let outcome = outcome(&value);
+        if outcome == Outcome::Denied {
+            return Err(CliError::Denied(message_of(&value)));
         }
-        Ok(outcome(&value))
+        self.print_message(&value, name)?;
+        Ok(outcome)
     }
 
-    /// Prints free text (kernel service replies); JSON wraps it.
-    pub fn text(&self, key: &str, text: &str) {
-        if self.json {
-            println!("{}", serde_json::json!({ key: text }));
-        } else {
-            print!("{text}");
-            if !text.is_empty() && !text.ends_with('\n') {
-                println!();
-            }
+    /// Prints a single record (`get_user`, `get_job_by_id`), or reports `what` as not found
+    /// (exit 1, nothing on stdout) when the reply says it does not exist: never a record of
+    /// default values.
+    pub fn record<M: prost::Message>(&self, msg: &M, name: &str, what: &str) -> CliResult {
+        let value = to_json(msg, name)?;
+        if value.get("exists").and_then(Value::as_bool) == Some(false) {
+            return Err(CliError::NotFound(format!("{what} not found")));
         }
+        self.reply(msg, name)
     }
-}
 
-fn scalar(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn cell(text: &str) -> String {
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if one_line.chars().count() > MAX_CELL {
-        let mut cut: String = one_line.chars().take(MAX_CELL - 1).collect();
-        cut.push('…');
-        cut
-    } else {
-        one_line
-    }
-}
-
-/// Scalar fields of a message in declaration order, nested messages flattened as `a.b`.
-fn flatten(
-    desc: &MessageDescriptor,
-    value: &Value,
-    prefix: &str,
-    rows: &mut Vec<(String, String)>,
-) {
-    for field in desc.fields() {
-        let key = format!("{prefix}{}", field.name());
-        let v = value.get(field.name()).unwrap_or(&Value::Null);
-        match field.kind() {
-            Kind::Message(inner) if !field.is_list() => {
-                flatten(&inner, v, &format!("{key}."), rows);
-            }
-            Kind::Message(_) => {}
-            _ if field.is_list() => {
-                let items: Vec<String> = v
-                    .as_array()
-                    .map(|a| a.iter().map(scalar).collect())
-                    .unwrap_or_default();
-                rows.push((key, items.join(",")));
-            }
-            _ => rows.push((key, scalar(v))),
+    fn print_message(&self, value: &Value, name: &str) -> Result<(), CliError> {
+        let mut value = value.clone();
+        super::times::normalize(&mut value, self.tz);
+        if self.fields.is_some() || self.structured() {
+            return self.value(&value);
         }
+        print!("{}", render_table(&descriptor(name)?, &value));
+        Ok(())
     }
-}
 
-fn render_list(name: &str, desc: &MessageDescriptor, items: &[Value]) -> String {
-    if items.is_empty() {
-        return format!("{name}: none\n");
-    }
-    let rows: Vec<Vec<(String, String)>> = items
-        .iter()
-        .map(|item| {
-            let mut r = Vec::new();
-            flatten(desc, item, "", &mut r);
-            r
-        })
-        .collect();
-    let Some(first) = rows.first() else {
-        return String::new();
-    };
-    // Columns empty in every row only add width.
-    let columns: Vec<usize> = (0..first.len())
-        .filter(|&i| {
-            rows.iter()
-                .any(|r| r.get(i).is_some_and(|(_, v)| !v.is_empty()))
-        })
-        .collect();
-    let header: Vec<String> = columns.iter().map(|&i| first[i].0.to_uppercase()).collect();
-    let body: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| columns.iter().map(|&i| cell(&r[i].1)).collect())
-        .collect();
-    let widths: Vec<usize> = (0..columns.len())
-        .map(|c| {
-            body.iter()
-                .map(|row| row[c].chars().count())
-                .chain(std::iter::once(header[c].chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: &[String]| {
-        let mut s = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
-        s.truncate(s.trim_end().len());
-        s.push('\n');
-        s
-    };
-    let mut out = format!("{name} ({}):\n", items.len());
-    out.push_str(&line(&header));
-    for row in &body {
-        out.push_str(&line(row));
-    }
-    out
-}
-
-/// Human-readable rendering: `key  value` lines, then one table per repeated message field.
-pub fn render_table(desc: &MessageDescriptor, value: &Value) -> String {
-    let mut scalars = Vec::new();
-    flatten(desc, value, "", &mut scalars);
-    let width = scalars.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    let mut out = String::new();
-    for (k, v) in &scalars {
-        let v = if v.contains('\n') {
-            format!("\n  {}", v.trim_end().replace('\n', "\n  "))
-        } else {
-            v.clone()
+    /// Prints any JSON value in the chosen format, after `--fields` selection.
+    pub fn value(&self, value: &Value) -> Result<(), CliError> {
+        let value = match &self.fields {
+            Some(fields) => render::select(value, fields),
+            None => value.clone(),
         };
-        out.push_str(&format!("{k:<width$}  {v}\n"));
+        match self.format {
+            Format::Json => println!("{value}"),
+            Format::Yaml => print!("{}", render::yaml(&value)),
+            Format::Table => print!("{}", render::generic_table(&value)),
+        }
+        Ok(())
     }
-    for field in desc.fields() {
-        if let (Kind::Message(inner), true) = (field.kind(), field.is_list()) {
-            let items = value
-                .get(field.name())
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            out.push_str(&render_list(field.name(), &inner, &items));
+
+    /// Prints free text (kernel service replies); JSON and YAML wrap it.
+    pub fn text(&self, key: &str, text: &str) {
+        match self.format {
+            Format::Table => {
+                print!("{text}");
+                if !text.is_empty() && !text.ends_with('\n') {
+                    println!();
+                }
+            }
+            _ => {
+                let _ = self.value(&serde_json::json!({ key: text }));
+            }
         }
     }
-    if out.is_empty() {
-        out.push_str("ok\n");
-    }
-    out
+}
+
+fn message_of(value: &Value) -> String {
+    value
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("permission denied")
+        .to_string()
 }

@@ -134,8 +134,8 @@ fn global_options_work_before_and_after_the_subcommand() {
         "--json",
     ]);
     for cli in [before, after] {
-        assert_eq!(cli.global.grpc_host, "h");
-        assert_eq!(cli.global.grpc_port, 1234);
+        assert_eq!(cli.global.grpc_host.as_deref(), Some("h"));
+        assert_eq!(cli.global.grpc_port, Some(1234));
         assert!(cli.global.json);
     }
 }
@@ -143,9 +143,13 @@ fn global_options_work_before_and_after_the_subcommand() {
 #[test]
 fn defaults_match_the_original() {
     let cli = parse(&["user", "--action=get", "--id=a"]);
-    assert_eq!(cli.global.grpc_host, "0.0.0.0");
-    assert_eq!(cli.global.grpc_port, 50051);
-    assert_eq!(cli.global.userid, "admin");
+    // No profile, no environment: the original's defaults.
+    let g = cli.global.resolve_with(None, None).unwrap();
+    assert_eq!(g.grpc_host, "0.0.0.0");
+    assert_eq!(g.grpc_port, 50051);
+    assert_eq!(g.userid, "admin");
+    assert_eq!(g.ca_cert, std::path::PathBuf::from("certs/server.crt"));
+    assert_eq!(g.tls_domain, "localhost");
     let run = parse(&["run", "--action=get"]);
     let Command::Run(args) = run.command else {
         panic!("not a run command");
@@ -216,13 +220,34 @@ fn credentials_prefer_jwt_and_require_a_token() {
         "--action=get",
         "--id=a",
     ]);
-    let cfg = cli.global.client_config().unwrap();
+    let cfg = cli
+        .global
+        .resolve_with(None, None)
+        .unwrap()
+        .client_config()
+        .unwrap();
+    assert!(
+        matches!(cfg.credentials, leotest_client::Credentials::Static { .. }),
+        "a token flag beats a JWT from a weaker source"
+    );
+    let cli = parse(&["--jwt-access-token=j", "user", "--action=get", "--id=a"]);
+    let cfg = cli
+        .global
+        .resolve_with(None, None)
+        .unwrap()
+        .client_config()
+        .unwrap();
     assert!(matches!(
         cfg.credentials,
         leotest_client::Credentials::Jwt(_)
     ));
     let cli = parse(&["--access-token=t", "user", "--action=get", "--id=a"]);
-    let cfg = cli.global.client_config().unwrap();
+    let cfg = cli
+        .global
+        .resolve_with(None, None)
+        .unwrap()
+        .client_config()
+        .unwrap();
     assert!(matches!(
         cfg.credentials,
         leotest_client::Credentials::Static { .. }
@@ -246,6 +271,73 @@ fn exit_codes_follow_the_error_kind() {
         EXIT_OTHER
     );
     assert_eq!(CliError::AccessDenied.exit_code(), EXIT_AUTH);
+    assert_eq!(CliError::Denied("x".into()).exit_code(), EXIT_AUTH);
+    assert_eq!(CliError::NotFound("x".into()).exit_code(), EXIT_FAILED);
+}
+
+#[test]
+fn the_tls_name_follows_the_host_with_the_original_as_fallback() {
+    let g = |args: &[&str]| {
+        let mut argv = args.to_vec();
+        argv.extend_from_slice(&["user", "--action=get", "--id=a"]);
+        parse(&argv).global.resolve_with(None, None).unwrap()
+    };
+    let named = g(&["--grpc-host=orch.example.org"]);
+    assert_eq!(named.tls_domain, "orch.example.org");
+    assert_eq!(named.fallback_domain.as_deref(), Some("localhost"));
+    let ip = g(&["--grpc-host=127.0.0.1"]);
+    assert_eq!(ip.tls_domain, "127.0.0.1");
+    let pinned = g(&["--grpc-host=orch.example.org", "--tls-domain=other"]);
+    assert_eq!(pinned.tls_domain, "other");
+    assert_eq!(
+        pinned.fallback_domain, None,
+        "an explicit name is the only one"
+    );
+    let profile = profile::Context {
+        grpc_host: Some("p.example".into()),
+        grpc_port: Some(7),
+        ca_cert: Some("/p/ca.crt".into()),
+        userid: Some("alice".into()),
+        access_token: Some("tok".into()),
+        ..Default::default()
+    };
+    let cli = parse(&["--grpc-port=9", "user", "--action=get", "--id=a"]);
+    let r = cli
+        .global
+        .resolve_with(Some(&profile), Some("p".into()))
+        .unwrap();
+    assert_eq!(
+        (r.grpc_host.as_str(), r.grpc_port),
+        ("p.example", 9),
+        "flags beat the profile"
+    );
+    assert_eq!(
+        r.ca_cert,
+        std::path::PathBuf::from("/p/ca.crt"),
+        "no cwd-relative CA"
+    );
+    assert_eq!(r.userid, "alice");
+}
+
+#[test]
+fn watch_exits_with_the_jobs_state() {
+    let line = |state: &str| format!("id=abc state={state} exit_code=3 owner=a command=\"x\"");
+    assert!(kernel::watch_outcome("abc", &line("COMPLETED")).is_ok());
+    let failed = kernel::watch_outcome("abc", &line("FAILED")).unwrap_err();
+    assert_eq!(failed.exit_code(), EXIT_FAILED);
+    assert!(failed.to_string().contains("FAILED"), "{failed}");
+    assert_eq!(
+        kernel::watch_outcome("abc", &line("STOPPED"))
+            .unwrap_err()
+            .exit_code(),
+        EXIT_FAILED
+    );
+    assert_eq!(
+        kernel::watch_outcome("abc", "error: no such job\n")
+            .unwrap_err()
+            .exit_code(),
+        EXIT_FAILED
+    );
 }
 
 #[test]
@@ -261,6 +353,12 @@ fn reply_outcome_reads_state_and_found_flags() {
     let v = output::to_json(&missing, "message_get_user_response").unwrap();
     assert_eq!(v["exists"], false, "defaults are included in JSON");
     assert_eq!(output::outcome(&v), Outcome::Failed);
+    let denied = unary::MessageDeleteJobsByNodeidResponse {
+        num_deleted: 0,
+        message: "permission denied: userid=alice and role=USER".into(),
+    };
+    let v = output::to_json(&denied, "message_delete_jobs_by_nodeid_response").unwrap();
+    assert_eq!(output::outcome(&v), Outcome::Denied);
     let ok = unary::MessageGetNodesResponse::default();
     let v = output::to_json(&ok, "message_get_nodes_response").unwrap();
     assert_eq!(output::outcome(&v), Outcome::Ok);

@@ -48,10 +48,10 @@ pub struct UserArgs {
     /// User id
     #[arg(long)]
     pub id: String,
-    /// Name of the user (register, modify)
+    /// Name of the user (register; modify changes only the fields given)
     #[arg(long)]
     pub name: Option<String>,
-    /// Role (required for register and modify)
+    /// Role (required for register; modify keeps the current one when not given)
     #[arg(long, value_enum)]
     pub role: Option<Role>,
     /// Team (register, modify)
@@ -62,12 +62,10 @@ pub struct UserArgs {
 fn role_for(args: &UserArgs) -> Result<i32, CliError> {
     args.role
         .map(|r| unary::UserRoles::from(r) as i32)
-        .ok_or_else(|| CliError::Usage("user register/modify needs --role".into()))
+        .ok_or_else(|| CliError::Usage("user register needs --role".into()))
 }
 
 pub async fn run(global: &Global, out: &Output, args: UserArgs) -> CliResult {
-    let name = args.name.clone().unwrap_or_default();
-    let team = args.team.clone().unwrap_or_default();
     match args.action {
         UserAction::Register => {
             let role = role_for(&args)?;
@@ -75,29 +73,57 @@ pub async fn run(global: &Global, out: &Output, args: UserArgs) -> CliResult {
             let reply = client
                 .register_user(unary::MessageRegisterUser {
                     id: args.id,
-                    name,
+                    name: args.name.unwrap_or_default(),
                     role,
-                    team,
+                    team: args.team.unwrap_or_default(),
                 })
                 .await?;
             out.reply(&reply, "message_register_user_response")
         }
         UserAction::Get => {
             let client = global.connect().await?;
+            let what = format!("user {:?}", args.id);
             let reply = client
                 .get_user(unary::MessageGetUser { userid: args.id })
                 .await?;
-            out.reply(&reply, "message_get_user_response")
+            out.record(&reply, "message_get_user_response", &what)
         }
         UserAction::Modify => {
-            let role = role_for(&args)?;
+            if args.name.is_none() && args.role.is_none() && args.team.is_none() {
+                return Err(CliError::Usage(
+                    "user modify: give at least one of --name, --role, --team".into(),
+                ));
+            }
             let client = global.connect().await?;
+            // modify_user replaces every field: read the record first so that only the
+            // fields given change (the original blanked the others).
+            let current = if args.name.is_none() || args.role.is_none() || args.team.is_none() {
+                let reply = client
+                    .get_user(unary::MessageGetUser {
+                        userid: args.id.clone(),
+                    })
+                    .await?;
+                if !reply.exists {
+                    return Err(CliError::NotFound(format!("user {:?} not found", args.id)));
+                }
+                Some(reply)
+            } else {
+                None
+            };
+            let keep = |given: Option<String>, f: fn(&unary::MessageGetUserResponse) -> String| {
+                given.unwrap_or_else(|| current.as_ref().map(f).unwrap_or_default())
+            };
+            let role = match (args.role, &current) {
+                (Some(r), _) => unary::UserRoles::from(r) as i32,
+                (None, Some(c)) => c.role,
+                (None, None) => unary::UserRoles::User as i32,
+            };
             let reply = client
                 .modify_user(unary::MessageModifyUser {
+                    name: keep(args.name, |c| c.name.clone()),
+                    team: keep(args.team, |c| c.team.clone()),
                     id: args.id,
-                    name,
                     role,
-                    team,
                 })
                 .await?;
             out.reply(&reply, "message_modify_user_response")
