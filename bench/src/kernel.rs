@@ -285,7 +285,7 @@ pub fn start_kernel_binary(
     log: &Path,
 ) -> Result<Proc> {
     // Flag names beyond the original's are read from --help, so the harness follows the CLI.
-    let help = std::process::Command::new(&bin)
+    let help = std::process::Command::new(bin)
         .arg("--help")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
