@@ -266,9 +266,26 @@ pub fn start_kernel_service(
     port: u16,
     log: &Path,
 ) -> Result<Proc> {
-    let bin = binary(bin_dir, "leotest-kernel-service")?;
+    start_kernel_binary(
+        &binary(bin_dir, "leotest-kernel-service")?,
+        o,
+        network,
+        port,
+        log,
+    )
+}
+
+/// [`start_kernel_service`] with a given binary (e.g. an earlier revision's, for a before/after
+/// row in the same run).
+pub fn start_kernel_binary(
+    bin: &Path,
+    o: &Orchestrator,
+    network: &str,
+    port: u16,
+    log: &Path,
+) -> Result<Proc> {
     // Flag names beyond the original's are read from --help, so the harness follows the CLI.
-    let help = std::process::Command::new(&bin)
+    let help = std::process::Command::new(bin)
         .arg("--help")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -312,7 +329,7 @@ pub fn start_kernel_service(
     if let Ok(extra) = std::env::var("LEOTEST_BENCH_KERNEL_ARGS") {
         args.extend(extra.split_whitespace().map(str::to_string));
     }
-    Proc::spawn(&bin, &args, log)
+    Proc::spawn(bin, &args, log)
 }
 
 /// Waits until the service answers `cca.check` from the container (its cache may still be
@@ -374,6 +391,23 @@ async fn measure(s: &Settings, o: &Orchestrator, scene: &Scene) -> Result<String
         Err(e) => Err(e),
     };
 
+    // Optionally an earlier build of the service (LEOTEST_BENCH_KERNEL_BEFORE_BIN), measured in
+    // the same interleaved rounds: the before/after cost of a change to the decision.
+    let before_log = dir.path().join("kernel-service-before.log");
+    let before_port = free_port()?;
+    let before_addr = SocketAddr::new(scene.gateway.into(), before_port);
+    let before = match std::env::var_os("LEOTEST_BENCH_KERNEL_BEFORE_BIN") {
+        Some(bin) => {
+            let mut p =
+                start_kernel_binary(Path::new(&bin), o, &scene.network, before_port, &before_log)?;
+            wait_ready(pid, before_addr, &mut p)?;
+            let _ = tokio::task::spawn_blocking(move || sequential(pid, before_addr, 10)).await?;
+            Some(p)
+        }
+        None => None,
+    };
+    let mut before_s = Samples::with_capacity(n);
+
     // Warm-up, then interleaved rounds so both see the same machine state.
     let _ = tokio::task::spawn_blocking(move || sequential(pid, base_addr, 10)).await?;
     let mut floor = Samples::with_capacity(n);
@@ -399,6 +433,11 @@ async fn measure(s: &Settings, o: &Orchestrator, scene: &Scene) -> Result<String
                 tokio::task::spawn_blocking(move || sequential(pid, ks_addr, chunk)).await??,
             );
         }
+        if before.is_some() {
+            before_s.extend(
+                tokio::task::spawn_blocking(move || sequential(pid, before_addr, chunk)).await??,
+            );
+        }
     }
 
     // The generator's own ceiling: the same burst against the floor broker.
@@ -411,6 +450,13 @@ async fn measure(s: &Settings, o: &Orchestrator, scene: &Scene) -> Result<String
         &mut base,
         None,
     )];
+    if before.is_some() {
+        rows.push(Row::new(
+            "leotest-kernel-service, before (LEOTEST_BENCH_KERNEL_BEFORE_BIN)",
+            &mut before_s,
+            None,
+        ));
+    }
     let floor_row = Row::new(
         "floor: same TCP exchange, no identity lookup, no orchestrator call",
         &mut floor,

@@ -134,10 +134,26 @@ pub async fn cca_check(
     }
 }
 
-/// `cca.change ALG`, in the scope's namespace.
-pub async fn cca_change(scope: CcaScope, pid: u32, alg: String) -> Result<Vec<u8>, CommandError> {
+/// `cca.change ALG`, in the scope's namespace: entered through `netns` (the handle checked
+/// when the caller was resolved) when there is one, by `pid` otherwise.
+pub async fn cca_change(
+    scope: CcaScope,
+    pid: u32,
+    netns: Option<&NetnsHandles>,
+    alg: String,
+) -> Result<Vec<u8>, CommandError> {
     match scope {
-        CcaScope::Container => in_netns(pid, move || change(&alg)).await,
+        CcaScope::Container => match netns {
+            Some(h) => {
+                let ns = h
+                    .ns_file()
+                    .map_err(|e| CommandError::Netns(e.to_string()))?;
+                ns::run_in_async(ns, move || change(&alg))
+                    .await
+                    .map_err(|e| CommandError::Netns(e.to_string()))?
+            }
+            None => in_netns(pid, move || change(&alg)).await,
+        },
         CcaScope::Node => tokio::task::spawn_blocking(move || change(&alg))
             .await
             .map_err(|e| CommandError::Sysctl(e.to_string()))?,
@@ -256,9 +272,29 @@ mod tests {
 
     #[tokio::test]
     async fn unlisted_algorithm_is_refused() {
-        let err = cca_change(CcaScope::Node, 0, "nosuchalg".into())
+        let err = cca_change(CcaScope::Node, 0, None, "nosuchalg".into())
             .await
             .unwrap_err();
         assert!(matches!(err, CommandError::Unavailable(_)), "{err}");
+    }
+
+    /// Issue 23: `cca.change` entered the caller's namespace by its PID at command time, not
+    /// through the handle checked at decision time. With a handle, the PID is not used at all
+    /// (here: one no process has); the change re-sets the current value, so nothing changes.
+    #[tokio::test]
+    async fn security_cca_change_enters_the_checked_namespace_handle() {
+        let h = NetnsHandles::open(std::process::id()).unwrap();
+        let current = h.read_cca().unwrap();
+        let out = cca_change(CcaScope::Container, u32::MAX, Some(&h), current.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("{CCA} = {current}\n")
+        );
+        let err = cca_change(CcaScope::Container, u32::MAX, None, current)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CommandError::Netns(_)), "{err}");
     }
 }

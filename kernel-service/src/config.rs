@@ -52,6 +52,15 @@ pub struct Cli {
 pub enum Sub {
     /// Exit 0 when the running service answers on its health endpoint (container health checks).
     Healthcheck,
+    /// Send one command line over the service's unix socket and print the reply (a client for
+    /// tests and containers without a unix-socket `nc`).
+    Ask {
+        /// Path of the unix socket (`--unix-socket` of the service).
+        #[arg(long)]
+        socket: PathBuf,
+        /// The command line, e.g. `cca.check`.
+        line: String,
+    },
 }
 
 /// Service flags.
@@ -92,6 +101,11 @@ pub struct Args {
     /// Address of the command listener.
     #[arg(long, env = "LEOTEST_LISTEN", default_value = "0.0.0.0:9000")]
     pub listen: SocketAddr,
+    /// Also serve the same commands on this unix socket (mount its directory into experiment
+    /// containers): callers are identified by their process (SO_PEERCRED/SO_PEERPIDFD →
+    /// cgroup → container), which no network neighbour can forge.
+    #[arg(long, env = "LEOTEST_UNIX_SOCKET")]
+    pub unix_socket: Option<PathBuf>,
     /// Accept backlog of the command listener (capped by net.core.somaxconn): connections
     /// arriving at once beyond it wait a second for the kernel's SYN-ACK retransmission.
     #[arg(long, env = "LEOTEST_LISTEN_BACKLOG", default_value_t = 4096,

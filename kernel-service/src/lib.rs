@@ -8,6 +8,8 @@
 pub mod caps;
 pub mod commands;
 pub mod config;
+pub mod conncheck;
+pub mod hardening;
 pub mod identity;
 pub mod logsafe;
 pub mod metrics;

@@ -16,16 +16,32 @@ use leotest_kernel_service::{preflight, sys};
 use leotest_metrics::Sampled;
 use tokio::signal::unix::{signal, SignalKind};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before any thread exists (capability sets and no_new_privs are per thread, inherited by
+    // threads created later): keep only the capabilities the service uses (issue 23).
+    sys::privs::no_new_privs().context("no_new_privs")?;
+    sys::privs::keep_only(sys::privs::daemon_mask()).context("dropping capabilities")?;
+    leotest_kernel_service::hardening::install().context("the daemon's seccomp filter")?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("async runtime")?
+        .block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let a = cli.args;
-    if let Some(Sub::Healthcheck) = cli.command {
-        std::process::exit(if leotest_metrics::healthcheck(a.metrics_listen).await {
-            0
-        } else {
-            1
-        });
+    match cli.command {
+        Some(Sub::Healthcheck) => {
+            std::process::exit(if leotest_metrics::healthcheck(a.metrics_listen).await {
+                0
+            } else {
+                1
+            });
+        }
+        Some(Sub::Ask { socket, line }) => return ask(&socket, &line).await,
+        None => {}
     }
     init_logging(a.log_format);
     anyhow::ensure!(!a.nodeid.is_empty(), "--nodeid is required");
@@ -143,7 +159,58 @@ async fn main() -> anyhow::Result<()> {
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
         tracing::info!("shutting down");
     };
+    let unix = match &a.unix_socket {
+        Some(path) => {
+            let l = server::unix::listen_unix(path)
+                .with_context(|| format!("binding the unix socket {}", path.display()))?;
+            tracing::info!(unix_socket = %path.display(), "also serving on the unix socket");
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(server::unix::run_unix(l, Arc::clone(&svc), async {
+                let _ = stop_rx.await;
+            }));
+            Some((stop_tx, task))
+        }
+        None => None,
+    };
     server::run(listener, svc, shutdown).await;
+    if let Some((stop, task)) = unix {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+/// `ask`: one command over the unix socket, the reply to stdout (bounded by a time-out).
+async fn ask(socket: &std::path::Path, line: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::UnixStream::connect(socket).await?;
+        // A refusal may come (and the service close) before the command is written: read it.
+        match s.write_all(format!("{line}\n").as_bytes()).await {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e),
+            _ => {}
+        }
+        let (mut out, mut buf) = (Vec::new(), [0u8; 8192]);
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                // A refusal closes without reading the command: the reset comes after the reply.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !out.is_empty() => {
+                    break
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok::<_, std::io::Error>(out)
+    };
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), exchange)
+        .await
+        .context("no reply within 30 s")?
+        .with_context(|| format!("talking to {}", socket.display()))?;
+    let mut stdout = tokio::io::stdout();
+    stdout.write_all(&out).await?;
+    stdout.flush().await?;
     Ok(())
 }
 

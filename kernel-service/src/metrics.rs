@@ -202,6 +202,12 @@ impl Metrics {
         }
     }
 
+    /// A connection granted at decision time but refused before its command ran (the
+    /// connection counters check): counted as a denial with its reason.
+    pub fn refused_after_decision(&self, reason: &'static str) {
+        self.denials.get_or_create(&Reason { reason }).inc();
+    }
+
     /// Records one Docker API request of kind `op` that started at `t0`.
     pub fn docker_lookup(&self, op: &'static str, t0: Instant) {
         self.docker_lookups.inc();

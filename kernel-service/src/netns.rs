@@ -101,6 +101,25 @@ impl NetnsHandles {
         crate::sockdiag::live_connection_on(&fd, local, remote)
     }
 
+    /// The counters of the live socket `local` → `remote` in this namespace (`None`: no such
+    /// live socket); never blocks. See [`crate::conncheck`].
+    pub fn peer_counters(
+        &self,
+        local: std::net::SocketAddr,
+        remote: std::net::SocketAddr,
+    ) -> io::Result<Option<crate::conncheck::TcpCounters>> {
+        let fd = self
+            .diag
+            .lock()
+            .map_err(|_| io::Error::other("sock_diag lock poisoned"))?;
+        crate::sockdiag::peer_counters_on(&fd, local, remote)
+    }
+
+    /// A new handle on the namespace itself (to enter it on a thread of its own).
+    pub fn ns_file(&self) -> io::Result<File> {
+        self._ns.try_clone()
+    }
+
     /// The namespace's congestion control, read now.
     pub fn read_cca(&self) -> io::Result<String> {
         let f = self

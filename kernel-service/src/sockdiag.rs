@@ -20,6 +20,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::conncheck::TcpCounters;
 use crate::sys::{netlink, ns};
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -35,6 +36,10 @@ const MSG_ID_OFFSET: usize = 4;
 const MSG_INODE_OFFSET: usize = 68;
 /// `inet_diag_sockid` without interface and cookie: sport, dport, src[16], dst[16].
 const ID_CMP_LEN: usize = 36;
+/// `struct inet_diag_msg`: its attributes follow it.
+const MSG_LEN: usize = 72;
+/// The attribute carrying `struct tcp_info`.
+const INET_DIAG_INFO: u8 = 2;
 
 /// TCP states (`include/net/tcp_states.h`).
 const TCP_ESTABLISHED: u8 = 1;
@@ -64,7 +69,8 @@ fn sock_id(local: SocketAddr, remote: SocketAddr) -> [u8; ID_CMP_LEN] {
 }
 
 /// Builds the SOCK_DIAG_BY_FAMILY exact-lookup request (no dump flag).
-fn request(family: u8, id: &[u8; ID_CMP_LEN], seq: u32) -> Vec<u8> {
+/// With `info`, the kernel appends the socket's `struct tcp_info` (`INET_DIAG_INFO`).
+fn request(family: u8, id: &[u8; ID_CMP_LEN], seq: u32, info: bool) -> Vec<u8> {
     let len = NLMSG_HDR + REQ_LEN;
     let mut m = Vec::with_capacity(len);
     m.extend_from_slice(&(len as u32).to_ne_bytes());
@@ -72,7 +78,8 @@ fn request(family: u8, id: &[u8; ID_CMP_LEN], seq: u32) -> Vec<u8> {
     m.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
     m.extend_from_slice(&seq.to_ne_bytes());
     m.extend_from_slice(&0u32.to_ne_bytes());
-    m.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
+    let ext = if info { 1u8 << (INET_DIAG_INFO - 1) } else { 0 };
+    m.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, ext, 0]);
     // The exact lookup ignores this mask (it finds TIME_WAIT sockets too): the state is checked
     // on the reply. It still says what we ask for.
     let live = (1u32 << TCP_ESTABLISHED) | (1 << TCP_FIN_WAIT1) | (1 << TCP_FIN_WAIT2);
@@ -83,17 +90,52 @@ fn request(family: u8, id: &[u8; ID_CMP_LEN], seq: u32) -> Vec<u8> {
     m
 }
 
+/// What an exact lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// No live client socket with that 4-tuple (see [`is_live_client`]).
+    Absent,
+    /// A live one, with its counters when they were asked for and the kernel has them.
+    Live(Option<TcpCounters>),
+}
+
+impl Lookup {
+    pub fn is_live(&self) -> bool {
+        matches!(self, Lookup::Live(_))
+    }
+}
+
+/// The payload of the `INET_DIAG_INFO` attribute among the attributes after the message.
+fn info_attr(mut attrs: &[u8]) -> Option<&[u8]> {
+    // Bounded by the buffer: every step consumes at least the 4-byte attribute header.
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let typ = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if typ == u16::from(INET_DIAG_INFO) {
+            return attrs.get(4..len);
+        }
+        attrs = attrs.get((len + 3) & !3..).unwrap_or_default();
+    }
+    None
+}
+
 /// Interprets the reply: the kernel may answer with a listener for the same local port, so
 /// the returned socket id must equal the requested one, and the socket must be live.
-fn parse_reply(buf: &[u8], id: &[u8; ID_CMP_LEN], seq: u32) -> io::Result<bool> {
+fn parse_reply(buf: &[u8], id: &[u8; ID_CMP_LEN], seq: u32) -> io::Result<Lookup> {
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed sock_diag reply");
     let hdr = buf.get(..NLMSG_HDR).ok_or_else(bad)?;
     let typ = u16::from_ne_bytes([hdr[4], hdr[5]]);
     let rseq = u32::from_ne_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]);
+    let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
     if rseq != seq {
         return Err(bad());
     }
-    let body = &buf[NLMSG_HDR..];
+    let body = buf
+        .get(NLMSG_HDR..len.clamp(NLMSG_HDR, buf.len()))
+        .ok_or_else(bad)?;
     match typ {
         NLMSG_ERROR => {
             let code = i32::from_ne_bytes(
@@ -103,7 +145,7 @@ fn parse_reply(buf: &[u8], id: &[u8; ID_CMP_LEN], seq: u32) -> io::Result<bool> 
                     .map_err(|_| bad())?,
             );
             if code == -libc::ENOENT {
-                Ok(false)
+                Ok(Lookup::Absent)
             } else {
                 Err(io::Error::from_raw_os_error(-code))
             }
@@ -117,7 +159,14 @@ fn parse_reply(buf: &[u8], id: &[u8; ID_CMP_LEN], seq: u32) -> io::Result<bool> 
                 .get(MSG_INODE_OFFSET..MSG_INODE_OFFSET + 4)
                 .ok_or_else(bad)?;
             let inode = u32::from_ne_bytes([inode[0], inode[1], inode[2], inode[3]]);
-            Ok(got == id && is_live_client(state, inode.into()))
+            if got != id || !is_live_client(state, inode.into()) {
+                return Ok(Lookup::Absent);
+            }
+            let info = body
+                .get(MSG_LEN..)
+                .and_then(info_attr)
+                .and_then(TcpCounters::parse);
+            Ok(Lookup::Live(info))
         }
         _ => Err(bad()),
     }
@@ -143,9 +192,10 @@ fn query_on(
     family: u8,
     id: &[u8; ID_CMP_LEN],
     nonblocking: bool,
-) -> io::Result<bool> {
+    info: bool,
+) -> io::Result<Lookup> {
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    netlink::send_to_kernel(fd, &request(family, id, seq))?;
+    netlink::send_to_kernel(fd, &request(family, id, seq, info))?;
     let mut buf = [0u8; 4096];
     // Bounded: at most this many stale replies are skipped before giving up.
     for _ in 0..64 {
@@ -182,8 +232,28 @@ fn lookup_key(local: SocketAddr, remote: SocketAddr) -> Option<(u8, [u8; ID_CMP_
 /// was created in), without ever blocking: `WouldBlock` if the reply is not queued at once.
 pub fn live_connection_on(fd: &OwnedFd, local: SocketAddr, remote: SocketAddr) -> io::Result<bool> {
     match lookup_key(local, remote) {
-        Some((family, id)) => query_on(fd, family, &id, true),
+        Some((family, id)) => query_on(fd, family, &id, true, false).map(|l| l.is_live()),
         None => Ok(false),
+    }
+}
+
+/// The counters of the live socket `local` → `remote` in the namespace `fd` was opened in
+/// (`None`: no such live socket); never blocks, like [`live_connection_on`].
+pub fn peer_counters_on(
+    fd: &OwnedFd,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> io::Result<Option<TcpCounters>> {
+    let Some((family, id)) = lookup_key(local, remote) else {
+        return Ok(None);
+    };
+    match query_on(fd, family, &id, true, true)? {
+        Lookup::Absent => Ok(None),
+        Lookup::Live(Some(c)) => Ok(Some(c)),
+        Lookup::Live(None) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "sock_diag reply without tcp_info byte counters (Linux < 5.5)",
+        )),
     }
 }
 
@@ -191,7 +261,9 @@ pub fn live_connection_on(fd: &OwnedFd, local: SocketAddr, remote: SocketAddr) -
 /// connected to `remote` (see [`is_live_client`]).
 pub fn live_connection_here(local: SocketAddr, remote: SocketAddr) -> io::Result<bool> {
     match lookup_key(local, remote) {
-        Some((family, id)) => query_on(&open_socket()?, family, &id, false),
+        Some((family, id)) => {
+            query_on(&open_socket()?, family, &id, false, false).map(|l| l.is_live())
+        }
         None => Ok(false),
     }
 }
@@ -333,10 +405,11 @@ mod tests {
     fn error_reply_enoent_means_absent() {
         let id = [0u8; ID_CMP_LEN];
         let mut buf = vec![0u8; NLMSG_HDR + 4];
+        buf[0..4].copy_from_slice(&((NLMSG_HDR + 4) as u32).to_ne_bytes());
         buf[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
         buf[8..12].copy_from_slice(&7u32.to_ne_bytes());
         buf[16..20].copy_from_slice(&(-libc::ENOENT).to_ne_bytes());
-        assert!(!parse_reply(&buf, &id, 7).unwrap());
+        assert_eq!(parse_reply(&buf, &id, 7).unwrap(), Lookup::Absent);
         assert!(parse_reply(&buf, &id, 8).is_err());
     }
 

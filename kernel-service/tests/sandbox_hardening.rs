@@ -147,13 +147,15 @@ async fn security_the_job_sees_a_minimal_root() {
 async fn security_ordinary_commands_still_run() {
     let m = manager();
     let script = "echo hi; ls /usr/bin >/dev/null && echo ls-ok; grep -c '^nobody:' /etc/passwd; \
-                  id -un; awk 'BEGIN { print 6 * 7 }'; date +%Y >/dev/null && echo date-ok; \
+                  (id -un >/dev/null 2>&1 && id -un) || echo unnamed; awk 'BEGIN { print 6 * 7 }'; date +%Y >/dev/null && echo date-ok; \
                   head -c 4 /dev/urandom | wc -c; echo x > /dev/null && echo null-ok; \
                   cat /proc/self/cgroup >/dev/null && echo proc-ok";
     let (st, out) = run(&m, sh(script)).await;
     assert_eq!(st.state, JobState::Completed, "{out}");
     assert_eq!(
-        out, "hi\nls-ok\n1\nnobody\n42\ndate-ok\n4\nnull-ok\nproc-ok\n",
+        // Each job's uid is its own (issue 23) and has no name in the host's /etc/passwd.
+        out,
+        "hi\nls-ok\n1\nunnamed\n42\ndate-ok\n4\nnull-ok\nproc-ok\n",
         "{out}"
     );
     if std::path::Path::new("/usr/bin/python3").exists() {
@@ -169,4 +171,71 @@ async fn security_ordinary_commands_still_run() {
         assert_eq!(st.state, JobState::Completed, "{out}");
         assert!(out.starts_with("[\""), "{out}");
     }
+}
+
+/// Issue 23: jobs inherited the service's ignored signals (SIGPIPE from Rust; SIGQUIT, SIGXFSZ
+/// from whoever started it) and its raised open-file limit. This test process stands in for the
+/// service: it ignores SIGQUIT and SIGXFSZ before the sandboxes are cloned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_jobs_get_default_signals_and_explicit_rlimits() {
+    // SAFETY: changing this process's disposition of two signals nobody here relies on.
+    unsafe {
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+    let m = manager();
+    let (_, status) = run(&m, vec!["/bin/cat".into(), "/proc/self/status".into()]).await;
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("SigIgn:"), "0000000000000000", "{status}");
+    assert_eq!(field("SigBlk:"), "0000000000000000", "{status}");
+    let (_, limits) = run(&m, vec!["/bin/cat".into(), "/proc/self/limits".into()]).await;
+    let limit = |k: &str| {
+        limits
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert_eq!(limit("Max open files"), "1024 1024", "{limits}");
+    assert_eq!(limit("Max core file size"), "0 0", "{limits}");
+    assert_eq!(limit("Max pending signals"), "1024 1024", "{limits}");
+    assert_eq!(limit("Max msgqueue size"), "65536 65536", "{limits}");
+}
+
+/// Issue 23: the daemon had no seccomp filter of its own. Installed on one thread here (seccomp
+/// is per thread): what it refuses fails with EPERM there, ordinary calls and sandboxed jobs
+/// started from a manager made on that thread still work.
+#[test]
+fn security_the_daemons_own_filter_refuses_what_it_never_needs() {
+    std::thread::spawn(|| {
+        leotest_kernel_service::hardening::install().unwrap();
+        let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        assert!(status.contains("Seccomp:\t2"), "{status}");
+        // SAFETY: invalid arguments; only the error code is looked at.
+        let r = unsafe { libc::syscall(libc::SYS_open_by_handle_at, -1, 0, 0) };
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        assert_eq!((r, errno), (-1, Some(libc::EPERM)));
+        // SAFETY: as above.
+        let r = unsafe { libc::syscall(libc::SYS_kexec_load, 0, 0, 0, 0) };
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        assert_eq!((r, errno), (-1, Some(libc::EPERM)));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (st, out) = run(&manager(), sh("echo ok")).await;
+            assert_eq!(st.state, JobState::Completed, "{out}");
+            assert_eq!(out, "ok\n");
+        });
+    })
+    .join()
+    .unwrap();
 }

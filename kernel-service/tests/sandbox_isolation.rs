@@ -6,6 +6,7 @@ use jobs::{manager, run, sh};
 
 use std::time::{Duration, Instant};
 
+use leotest_kernel_service::sandbox::spec::DEFAULT_JOB_UID_BASE;
 use leotest_kernel_service::sandbox::{cgroup, ExitInfo, JobState, Layout};
 
 const MIB: u64 = 1024 * 1024;
@@ -66,9 +67,12 @@ async fn security_job_runs_unprivileged_with_minimal_env() {
     .await;
     assert_eq!(st.state, JobState::Completed, "{out}");
     let l: Vec<&str> = out.lines().collect();
+    // Its own uid and gid from the reserved range (issue 23), as `job.status` says.
+    let uid = st.uid.to_string();
+    assert!(st.uid >= DEFAULT_JOB_UID_BASE, "{st}");
     assert_eq!(
         &l[..5],
-        ["65534", "65534", "65534", "NoNewPrivs:\t1", "/tmp"],
+        [uid.as_str(), &uid, &uid, "NoNewPrivs:\t1", "/tmp"],
         "{out}"
     );
     // Permitted, effective and bounding capability sets are all empty.
@@ -214,4 +218,41 @@ async fn job_has_its_own_pid_mount_net_uts_and_ipc_namespaces() {
             "{k} namespace shared with the host"
         );
     }
+}
+
+/// Issue 23: every job ran as uid 65534, and the kernel counts some quotas per uid: one job
+/// holding every inotify instance its uid may have left none to another user's job (nor to any
+/// host process running as `nobody`). Each running job now has a uid of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_one_jobs_per_uid_quota_is_not_anothers() {
+    use futures::StreamExt;
+    let m = manager();
+    let hog = "import ctypes, time\nl = ctypes.CDLL(None)\nn = 0\n\
+               while n < 100000 and l.inotify_init() >= 0:\n    n += 1\n\
+               print(n, flush=True)\ntime.sleep(60)\n";
+    let id = m
+        .start("alice", vec!["python3".into(), "-c".into(), hog.into()])
+        .await
+        .unwrap();
+    // Its first output: every instance its uid may have is taken.
+    let mut w = m.watch("alice", false, id.as_str()).unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(30), w.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let taken: u64 = String::from_utf8_lossy(&first).trim().parse().unwrap();
+    assert!(taken > 0 && taken < 100_000, "{taken}");
+    let probe = "import ctypes; print(ctypes.CDLL(None).inotify_init() >= 0)";
+    let o = m
+        .run_oneshot(
+            "bob",
+            vec!["python3".into(), "-c".into(), probe.into()],
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.output), "True\n");
+    let hog_uid = m.status("alice", false, id.as_str()).unwrap().uid;
+    assert_ne!(hog_uid, o.status.uid);
+    m.stop("alice", false, id.as_str()).await.unwrap();
 }

@@ -202,3 +202,28 @@ async fn security_finished_jobs_are_remembered_per_user() {
     assert_eq!(m.list("alice", false).len(), 4);
     assert_eq!(m.list("bob", false).len(), 2);
 }
+
+/// Issue 23: after the output cap the daemon kept reading (and discarding) a job's output for
+/// the job's whole life, at a CPU cost outside any cgroup. Now it stops reading at the cap and
+/// the job is stopped at once with a clear reason, its output kept up to the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_a_job_over_its_output_cap_is_stopped_not_read_forever() {
+    let m = JobManager::new(SandboxConfig {
+        output_max: 64 * 1024,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    // Endless output: without the fix it runs until its wall-clock limit (10 minutes).
+    let id = m
+        .start("alice", vec!["/bin/cat".into(), "/dev/zero".into()])
+        .await
+        .unwrap();
+    let st = tokio::time::timeout(Duration::from_secs(60), m.wait("alice", false, id.as_str()))
+        .await
+        .expect("stopped at the cap, not at the time limit")
+        .unwrap();
+    assert_eq!(st.state, JobState::Failed, "{st}");
+    assert_eq!(st.reason.as_deref(), Some("output limit reached"), "{st}");
+    let out = collect(&m, "alice", false, &id).await;
+    assert_eq!(out.len(), 64 * 1024 + TRUNCATED_MARKER.len());
+}

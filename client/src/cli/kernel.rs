@@ -21,6 +21,10 @@ pub struct KernelArgs {
     /// Kernel service port
     #[arg(long, env = "LEOTEST_KERNEL_PORT", default_value_t = DEFAULT_PORT)]
     pub kernel_port: u16,
+    /// Use the kernel service's unix socket at this path instead of TCP (the caller is then
+    /// identified by its process, not its address)
+    #[arg(long, env = "LEOTEST_KERNEL_SOCKET")]
+    pub kernel_socket: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: KernelCmd,
 }
@@ -102,11 +106,11 @@ impl KernelCmd {
 
 pub async fn run(global: &Global, out: &Output, args: KernelArgs) -> CliResult {
     let command = args.command.to_command();
-    let client = KernelClient::new(
-        &args.kernel_host,
-        args.kernel_port,
-        Duration::from_secs(global.timeout),
-    );
+    let timeout = Duration::from_secs(global.timeout);
+    let client = match args.kernel_socket {
+        Some(path) => KernelClient::unix(path, timeout),
+        None => KernelClient::new(&args.kernel_host, args.kernel_port, timeout),
+    };
     let reply = if command.is_streaming() && !out.structured() {
         // Bytes go to the terminal as they arrive.
         let mut stdout = tokio::io::stdout();

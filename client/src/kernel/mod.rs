@@ -1,11 +1,14 @@
 //! Client for the kernel service's line protocol on TCP port 9000 (used inside experiment containers).
 //!
 //! One connection per command: connect, send one line, read the reply until the server closes.
+//! The same exchange works over the service's unix socket (`--unix-socket` there), where the
+//! caller is identified by its process instead of its address.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
 
 mod command;
 pub use command::{parse, KernelCommand, ParseError, MAX_LINE};
@@ -60,6 +63,8 @@ pub struct KernelClient {
     pub addr: String,
     /// Limit for connecting, and for the whole reply of non-streaming commands.
     pub timeout: Duration,
+    /// Connect to this unix socket instead of `addr`.
+    pub unix: Option<PathBuf>,
 }
 
 impl KernelClient {
@@ -67,6 +72,16 @@ impl KernelClient {
         KernelClient {
             addr: format!("{host}:{port}"),
             timeout,
+            unix: None,
+        }
+    }
+
+    /// A client of the service's unix socket at `path`.
+    pub fn unix(path: PathBuf, timeout: Duration) -> Self {
+        KernelClient {
+            addr: path.display().to_string(),
+            timeout,
+            unix: Some(path),
         }
     }
 
@@ -81,20 +96,43 @@ impl KernelClient {
             addr: self.addr.clone(),
             timeout: self.timeout,
         };
-        let mut stream = tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr))
-            .await
-            .map_err(|_| timeout_err())?
-            .map_err(|source| KernelError::Connect {
-                addr: self.addr.clone(),
-                source,
-            })?;
-        let exchange = exchange(&mut stream, line, out);
+        let connect_err = |source| KernelError::Connect {
+            addr: self.addr.clone(),
+            source,
+        };
+        match &self.unix {
+            Some(path) => {
+                let mut stream = tokio::time::timeout(self.timeout, UnixStream::connect(path))
+                    .await
+                    .map_err(|_| timeout_err())?
+                    .map_err(connect_err)?;
+                self.bounded(cmd, exchange(&mut stream, line, out)).await
+            }
+            None => {
+                let mut stream = tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr))
+                    .await
+                    .map_err(|_| timeout_err())?
+                    .map_err(connect_err)?;
+                self.bounded(cmd, exchange(&mut stream, line, out)).await
+            }
+        }
+    }
+
+    /// Streaming commands run until the service closes; the others within the time-out.
+    async fn bounded(
+        &self,
+        cmd: &KernelCommand,
+        exchange: impl std::future::Future<Output = Result<KernelReply, KernelError>>,
+    ) -> Result<KernelReply, KernelError> {
         if cmd.is_streaming() {
             exchange.await
         } else {
             tokio::time::timeout(self.timeout, exchange)
                 .await
-                .map_err(|_| timeout_err())?
+                .map_err(|_| KernelError::Timeout {
+                    addr: self.addr.clone(),
+                    timeout: self.timeout,
+                })?
         }
     }
 
@@ -106,13 +144,21 @@ impl KernelClient {
     }
 }
 
-async fn exchange<W: AsyncWrite + Unpin>(
-    stream: &mut TcpStream,
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin, W: AsyncWrite + Unpin>(
+    stream: &mut S,
     line: String,
     out: &mut W,
 ) -> Result<KernelReply, KernelError> {
-    stream.write_all(format!("{line}\n").as_bytes()).await?;
-    stream.flush().await?;
+    // A refusal may arrive (and the service close) before the line is written, above all on
+    // the unix socket: a broken pipe here still leaves the reply to read.
+    let sent = async {
+        stream.write_all(format!("{line}\n").as_bytes()).await?;
+        stream.flush().await
+    };
+    match sent.await {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
     let mut buf = vec![0u8; 8192];
     let mut head = Vec::with_capacity(ACCESS_DENIED.len());
     let mut total = 0u64;
@@ -214,6 +260,7 @@ mod tests {
         let client = KernelClient {
             addr,
             timeout: Duration::from_secs(10),
+            unix: None,
         };
         let (reply, text) = client.request(&KernelCommand::CcaCheck).await.unwrap();
         assert_eq!(text, "net.ipv4.tcp_congestion_control = cubic\n");
@@ -227,6 +274,7 @@ mod tests {
         let client = KernelClient {
             addr,
             timeout: Duration::from_secs(10),
+            unix: None,
         };
         let (reply, _) = client.request(&KernelCommand::JobList).await.unwrap();
         assert!(reply.access_denied);
@@ -240,6 +288,7 @@ mod tests {
         let client = KernelClient {
             addr,
             timeout: Duration::from_secs(10),
+            unix: None,
         };
         let err = client.request(&KernelCommand::CcaCheck).await.unwrap_err();
         assert!(matches!(err, KernelError::Connect { .. }), "{err}");

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use bollard::Docker;
 use futures::StreamExt;
 
-use super::{Caller, ContainerMap, Entry, IdentityError, IdentityMode, IdentitySource};
+use super::{Caller, ConnCheck, ContainerMap, Entry, IdentityError, IdentityMode, IdentitySource};
 use crate::caps::CapSet;
 use crate::logsafe::Untrusted;
 use crate::metrics::Metrics;
@@ -399,9 +400,21 @@ impl IdentitySource for DockerIdentity {
             Some(e) => e,
             None => self.lookup_miss(ip).await?,
         };
-        let netns = match self.opts.mode {
-            IdentityMode::Netns => self.check_socket(&entry, peer, local).await?,
-            IdentityMode::SourceIp | IdentityMode::DenyAll => None,
+        let (netns, conn) = match self.opts.mode {
+            IdentityMode::Netns => {
+                let netns = self.check_socket(&entry, peer, local).await?;
+                // Seen from inside the container its socket is `peer` → `local`.
+                let conn = match &netns {
+                    Some(n) => ConnCheck::Counters {
+                        netns: n.clone(),
+                        client: peer,
+                        server: local,
+                    },
+                    None => ConnCheck::Unavailable,
+                };
+                (netns, conn)
+            }
+            IdentityMode::SourceIp | IdentityMode::DenyAll => (None, ConnCheck::NotApplicable),
         };
         Ok(Caller {
             container_id: entry.container_id,
@@ -409,6 +422,43 @@ impl IdentitySource for DockerIdentity {
             pid: entry.pid,
             netns,
             caps: entry.caps,
+            conn,
+        })
+    }
+
+    async fn resolve_process(&self, pid: u32, pidfd: &OwnedFd) -> Result<Caller, IdentityError> {
+        // 0: the process is not visible in our PID namespace (no host PID namespace).
+        if pid == 0 {
+            return Err(IdentityError::NotAContainer);
+        }
+        let id = super::process::container_of(pid)
+            .map_err(|_| IdentityError::ProcessGone)?
+            .ok_or(IdentityError::NotAContainer)?;
+        let entry = self
+            .map
+            .read()
+            .ok()
+            .and_then(|m| m.by_container(&id).cloned())
+            .ok_or(IdentityError::UnknownContainer)?;
+        // The cgroup was read by pid: it was the caller's only if the caller still lives now
+        // (a pid is reused only after its process is gone).
+        if !crate::sys::peercred::pidfd_alive(pidfd.as_fd()).unwrap_or(false) {
+            return Err(IdentityError::ProcessGone);
+        }
+        // Commands act on the container's namespace through handles checked here.
+        let netns = self
+            .netns
+            .get(&entry.container_id, entry.pid)
+            .await
+            .ok()
+            .map(NetnsRef);
+        Ok(Caller {
+            container_id: entry.container_id,
+            userid: entry.userid,
+            pid: entry.pid,
+            netns,
+            caps: entry.caps,
+            conn: ConnCheck::NotApplicable,
         })
     }
 

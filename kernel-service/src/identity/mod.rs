@@ -3,14 +3,17 @@
 //! namespace's own sockets.
 
 mod docker;
+pub mod process;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::caps::CapSet;
+pub use crate::conncheck::ConnCheck;
 use crate::netns::NetnsRef;
 
 pub use docker::{DockerIdentity, IdentityOptions};
@@ -41,6 +44,9 @@ pub struct Caller {
     pub netns: Option<NetnsRef>,
     /// Capabilities the container may hold (from Docker's view of it).
     pub caps: CapSet,
+    /// What the accepted connection must be checked against before a command runs (see
+    /// [`crate::conncheck`]).
+    pub conn: ConnCheck,
 }
 
 /// Why a peer could not be resolved; every variant means deny.
@@ -58,6 +64,12 @@ pub enum IdentityError {
     Docker(String),
     #[error("callers cannot be verified here (--identity-fallback=deny)")]
     Unverifiable,
+    #[error("the connecting process is not in a container")]
+    NotAContainer,
+    #[error("the connecting process's container is not on the network")]
+    UnknownContainer,
+    #[error("the connecting process is gone")]
+    ProcessGone,
 }
 
 impl IdentityError {
@@ -70,6 +82,9 @@ impl IdentityError {
             IdentityError::SocketMismatch => "connection not in the container's namespace",
             IdentityError::Docker(_) => "docker error",
             IdentityError::Unverifiable => "identity unverifiable (--identity-fallback=deny)",
+            IdentityError::NotAContainer => "process not in a container",
+            IdentityError::UnknownContainer => "container not on the network",
+            IdentityError::ProcessGone => "connecting process gone",
         }
     }
 }
@@ -79,6 +94,13 @@ impl IdentityError {
 pub trait IdentitySource: Send + Sync {
     /// `peer` is the client's address, `local` ours, as seen on the accepted socket.
     async fn resolve(&self, peer: SocketAddr, local: SocketAddr) -> Result<Caller, IdentityError>;
+    /// A unix-socket caller: `pid` from `SO_PEERCRED`, `pidfd` from `SO_PEERPIDFD` of the same
+    /// connection (re-checked after the lookup: the process still alive means `pid` was not
+    /// reused meanwhile). Sources that cannot tell deny.
+    async fn resolve_process(&self, pid: u32, pidfd: &OwnedFd) -> Result<Caller, IdentityError> {
+        let _ = (pid, pidfd);
+        Err(IdentityError::Unverifiable)
+    }
     /// Changes whenever any container state changes (invalidates cached grants).
     fn generation(&self) -> u64;
 }
@@ -112,6 +134,10 @@ impl ContainerMap {
     }
     pub fn get(&self, ip: &IpAddr) -> Option<&Entry> {
         self.by_ip.get(ip)
+    }
+    /// The entry of a container, by its full id.
+    pub fn by_container(&self, container_id: &str) -> Option<&Entry> {
+        self.by_ip.values().find(|e| e.container_id == container_id)
     }
     pub fn contains_container(&self, container_id: &str) -> bool {
         self.by_ip.values().any(|e| e.container_id == container_id)

@@ -25,6 +25,18 @@ use super::spawn::{Stage, WORKDIR_C};
 pub const CHILD_REPORT_FD: RawFd = 3;
 /// See [`CHILD_REPORT_FD`].
 pub const CHILD_COMMAND_FD: RawFd = 4;
+/// The job's resource limits, soft = hard, set explicitly rather than inherited from the
+/// service (which raises its own open-file limit to serve many connections). Several count per
+/// uid across the whole host (pending signals, POSIX message-queue bytes): a job's limit bounds
+/// how much of its uid's share it can take.
+const JOB_RLIMITS: [(libc::__rlimit_resource_t, u64); 5] = [
+    (libc::RLIMIT_NOFILE, 1024),
+    (libc::RLIMIT_CORE, 0),
+    (libc::RLIMIT_SIGPENDING, 1024),
+    (libc::RLIMIT_MSGQUEUE, 64 * 1024),
+    (libc::RLIMIT_MEMLOCK, 64 * 1024),
+];
+
 /// Report "set up, waiting for the command" (stage 0 is no failure stage).
 pub const READY: [u8; 8] = [0; 8];
 /// Report "command received, about to exec": tells a sandbox that died while waiting (EOF
@@ -42,10 +54,6 @@ pub struct ChildPlan<'a> {
     pub hostname: &'a [u8],
     /// The job's environment.
     pub envp: &'a CStrArray,
-    /// Unprivileged ids to drop to.
-    pub uid: u32,
-    /// See `uid`.
-    pub gid: u32,
     /// Seccomp filters installed before the command is awaited.
     pub filters: &'a Filters,
 }
@@ -103,11 +111,11 @@ pub fn run(plan: &ChildPlan<'_>, cmd: &mut ExecBuf, fds: ChildFds) -> Infallible
     // Ready: wait for the command. EOF (the manager went away) or anything malformed ends the
     // sandbox quietly; nothing user-supplied has run yet.
     sys::write_raw(report, &READY);
-    if !await_command(cmd) {
+    let Some(ids) = await_command(cmd) else {
         sys::exit(0)
-    }
+    };
     sys::write_raw(report, &TAKEN);
-    if let Err(f) = drop_privileges(plan) {
+    if let Err(f) = set_rlimits().and_then(|()| drop_privileges(ids)) {
         fail(report, f)
     }
     let e = cmd.exec(plan.envp);
@@ -168,8 +176,23 @@ fn install_seccomp(plan: &ChildPlan<'_>) -> Result<(), Failed> {
     plan.filters.install().map_err(at(Stage::Seccomp))
 }
 
+/// Reads the job's uid and gid (u32 LE each, never 0), `len` (u32 LE) and then the command
+/// into `cmd`; `None` on EOF or anything malformed.
+fn await_command(cmd: &mut ExecBuf) -> Option<(u32, u32)> {
+    let mut ids_le = [0u8; 8];
+    if !sys::read_exact(CHILD_COMMAND_FD, &mut ids_le) {
+        return None;
+    }
+    let uid = u32::from_le_bytes([ids_le[0], ids_le[1], ids_le[2], ids_le[3]]);
+    let gid = u32::from_le_bytes([ids_le[4], ids_le[5], ids_le[6], ids_le[7]]);
+    if uid == 0 || gid == 0 {
+        return None;
+    }
+    read_command(cmd).then_some((uid, gid))
+}
+
 /// Reads `len` (u32 LE) and then the command into `cmd`; false on EOF or anything malformed.
-fn await_command(cmd: &mut ExecBuf) -> bool {
+fn read_command(cmd: &mut ExecBuf) -> bool {
     let mut len_le = [0u8; 4];
     if !sys::read_exact(CHILD_COMMAND_FD, &mut len_le) {
         return false;
@@ -183,9 +206,17 @@ fn await_command(cmd: &mut ExecBuf) -> bool {
     cmd.parse(len)
 }
 
-/// The unprivileged uid/gid, `no_new_privs`, and the parent-death signal again.
-fn drop_privileges(plan: &ChildPlan<'_>) -> Result<(), Failed> {
-    sys::drop_to(plan.uid, plan.gid).map_err(at(Stage::DropPrivileges))?;
+/// The job's explicit resource limits ([`JOB_RLIMITS`]).
+fn set_rlimits() -> Result<(), Failed> {
+    for (resource, value) in JOB_RLIMITS {
+        sys::set_rlimit(resource, value).map_err(at(Stage::Rlimits))?;
+    }
+    Ok(())
+}
+
+/// The job's unprivileged uid/gid, `no_new_privs`, and the parent-death signal again.
+fn drop_privileges((uid, gid): (u32, u32)) -> Result<(), Failed> {
+    sys::drop_to(uid, gid).map_err(at(Stage::DropPrivileges))?;
     sys::set_no_new_privs().map_err(at(Stage::Prctl))?;
     sys::set_parent_death_kill().map_err(at(Stage::Prctl))
 }

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::spec::{DEFAULT_JOB_UID_BASE, DEFAULT_JOB_UID_COUNT};
+use super::uids::UidRange;
 use super::SandboxConfig;
 
 const KIB: u64 = 1024;
@@ -49,6 +51,12 @@ pub struct SandboxArgs {
     /// Directory of the (unlinked) spill files [default: the temp directory].
     #[arg(long, env = "LEOTEST_SANDBOX_SPILL_DIR")]
     pub sandbox_spill_dir: Option<PathBuf>,
+    /// First uid (and gid) of the range jobs get their own uid from; no host account may use it
+    #[arg(long, env = "LEOTEST_SANDBOX_UID_BASE", default_value_t = DEFAULT_JOB_UID_BASE)]
+    pub sandbox_uid_base: u32,
+    /// Size of that range; 0: every job runs as uid/gid 65534, as before
+    #[arg(long, env = "LEOTEST_SANDBOX_UID_COUNT", default_value_t = DEFAULT_JOB_UID_COUNT)]
+    pub sandbox_uid_count: u32,
 }
 
 impl SandboxArgs {
@@ -68,6 +76,10 @@ impl SandboxArgs {
                 .sandbox_spill_dir
                 .clone()
                 .unwrap_or(base.spill_dir.clone()),
+            job_uids: (self.sandbox_uid_count > 0).then_some(UidRange {
+                base: self.sandbox_uid_base,
+                count: self.sandbox_uid_count,
+            }),
             ..base
         }
     }
@@ -111,6 +123,9 @@ mod tests {
                 d.spill_max_per_user
             )
         );
+        assert_eq!(c.job_uids, d.job_uids);
+        let t = T::try_parse_from(["x", "--sandbox-uid-count", "0"]).unwrap();
+        assert_eq!(t.s.apply(SandboxConfig::default()).job_uids, None);
         let t = T::try_parse_from(["x", "--sandbox-max-jobs-per-user", "2"]).unwrap();
         assert_eq!(t.s.apply(d).max_running_per_user, 2);
     }

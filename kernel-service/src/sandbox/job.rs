@@ -113,6 +113,8 @@ pub struct JobStatus {
     pub owner: String,
     /// The command and its arguments.
     pub argv: Vec<String>,
+    /// The uid (and gid) it runs as: its own, from the reserved range (see `uids`).
+    pub uid: u32,
     /// Current state.
     pub state: JobState,
     /// How it ended, once it has.
@@ -152,12 +154,13 @@ impl fmt::Display for JobStatus {
         let s = &self.stats;
         write!(
             f,
-            "id={} state={} {} owner={} cpu_usage_usec={} memory_current={} memory_peak={} \
+            "id={} state={} {} owner={} uid={} cpu_usage_usec={} memory_current={} memory_peak={} \
              io_read_bytes={} io_write_bytes={} pids_current={} oom_kills={}",
             self.id,
             self.state,
             exit,
             self.owner,
+            self.uid,
             opt(s.cpu_usage_usec),
             opt(s.memory_current),
             opt(s.memory_peak),
@@ -193,6 +196,7 @@ mod tests {
             id: JobId::parse(&"0".repeat(32)).unwrap(),
             owner: "alice".into(),
             argv: vec!["echo".into(), "hi".into()],
+            uid: 1_879_048_200,
             state: JobState::Failed,
             exit: Some(ExitInfo::Signal(9)),
             reason: Some("time limit exceeded".into()),
@@ -203,6 +207,7 @@ mod tests {
         let line = st.to_string();
         assert!(line.contains("state=FAILED"), "{line}");
         assert!(line.contains("signal=9"), "{line}");
+        assert!(line.contains(" uid=1879048200 "), "{line}");
         assert!(line.contains("reason=\"time limit exceeded\""), "{line}");
         assert!(!line.contains('\n'));
     }

@@ -32,6 +32,7 @@ pub mod seccomp;
 pub mod spawn;
 pub mod spec;
 mod table;
+pub mod uids;
 pub mod wire;
 
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,7 @@ use rootfs::RootPlan;
 use seccomp::Filters;
 use spawn::{Spawner, Started, Template};
 use table::{Job, Jobs, Quotas, Record, RunSlot};
+use uids::{JobIds, UidLease, UidPool};
 
 /// Errors of the job API; the `Display` text is safe to send to the client.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +110,8 @@ struct Inner {
     spawner: Spawner,
     jobs: Arc<Jobs>,
     budget: Arc<SpillBudget>,
+    /// A uid per running job (`None`: every job runs as `config.uid`).
+    uids: Option<Arc<UidPool>>,
 }
 
 /// The broker-facing job API; cheap to clone.
@@ -126,8 +130,28 @@ impl JobManager {
                 "the sandbox needs root to create namespaces and cgroups".into(),
             ));
         }
+        let uids = match config.job_uids {
+            Some(range) => {
+                let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+                let (subuid, subgid) = (read("/etc/subuid"), read("/etc/subgid"));
+                range
+                    .check(
+                        &read("/etc/passwd"),
+                        &read("/etc/group"),
+                        &[&subuid, &subgid],
+                    )
+                    .map_err(SandboxError::Config)?;
+                Some(UidPool::new(range))
+            }
+            None => None,
+        };
         let layout = cgroup::detect()?;
-        let workdir = Template::workdir_opts(config.workdir_bytes, config.uid, config.gid);
+        // A warm sandbox does not know its job's uid yet: with a uid per job its private tmpfs
+        // is world-writable and sticky, like /tmp (no other job can see it anyway).
+        let workdir = match config.job_uids {
+            Some(_) => Template::shared_workdir_opts(config.workdir_bytes),
+            None => Template::workdir_opts(config.workdir_bytes, config.uid, config.gid),
+        };
         let root = RootPlan::detect(&workdir)
             .map_err(|e| SandboxError::Config(format!("job root: {e}")))?;
         let filters =
@@ -152,6 +176,7 @@ impl JobManager {
                 config,
                 layout,
                 spawner,
+                uids,
             }),
         })
     }
@@ -199,6 +224,21 @@ impl JobManager {
         let inner = &self.inner;
         let cfg = &inner.config;
         let slot = inner.jobs.reserve_run(owner)?;
+        // Its own uid, held until `supervise` has emptied and removed its cgroup.
+        let lease = match &inner.uids {
+            Some(pool) => Some(
+                pool.lease()
+                    .ok_or(SandboxError::TooManyJobs(cfg.max_running))?,
+            ),
+            None => None,
+        };
+        let ids = lease.as_ref().map_or(
+            JobIds {
+                uid: cfg.uid,
+                gid: cfg.gid,
+            },
+            |l| l.ids,
+        );
         let limits = LogLimits {
             mem_cap: cfg.output_memory_cap,
             max: output_max,
@@ -213,7 +253,7 @@ impl JobManager {
             id,
             cgroup: cg,
             result,
-        } = inner.spawner.start(argv.clone()).await?;
+        } = inner.spawner.start(argv.clone(), ids).await?;
         let spawned = match result {
             Ok(s) => s,
             Err(SpawnError::Exec { program, source }) => {
@@ -230,6 +270,7 @@ impl JobManager {
                     id: id.clone(),
                     owner: owner.to_string(),
                     argv,
+                    uid: ids.uid,
                     started_at,
                     output,
                     cgroup: None,
@@ -270,6 +311,7 @@ impl JobManager {
             id: id.clone(),
             owner: owner.to_string(),
             argv,
+            uid: ids.uid,
             started_at,
             output,
             cgroup: Some(cg),
@@ -282,7 +324,14 @@ impl JobManager {
         });
         inner.jobs.lock().jobs.insert(id.clone(), job.clone());
         tracing::info!(job = %id, owner, pid = spawned.pid, "job started");
-        tokio::spawn(supervise(self.inner.clone(), job, slot, pump, time_limit));
+        tokio::spawn(supervise(
+            self.inner.clone(),
+            job,
+            slot,
+            pump,
+            time_limit,
+            lease,
+        ));
         Ok(id)
     }
 
@@ -440,19 +489,35 @@ async fn supervise(
     inner: Arc<Inner>,
     job: Arc<Job>,
     slot: RunSlot,
-    pump: tokio::task::JoinHandle<()>,
+    mut pump: tokio::task::JoinHandle<Option<std::fs::File>>,
     time_limit: Duration,
+    lease: Option<UidLease>,
 ) {
     let (Some(pidfd), Some(cg)) = (job.pidfd.clone(), job.cgroup.clone()) else {
         return;
     };
-    let mut timed_out = false;
-    let exit = tokio::select! {
-        r = pidfd.wait() => r,
-        _ = tokio::time::sleep(time_limit) => {
-            timed_out = true;
-            pidfd.kill();
-            pidfd.wait().await
+    let (mut timed_out, mut output_full, mut pump_done) = (false, false, false);
+    // The pipe of a job whose output is full: kept open (unread) until the job is gone.
+    let mut held_pipe = None;
+    let deadline = tokio::time::sleep(time_limit);
+    tokio::pin!(deadline);
+    let exit = loop {
+        tokio::select! {
+            r = pidfd.wait() => break r,
+            _ = &mut deadline => {
+                timed_out = true;
+                pidfd.kill();
+                break pidfd.wait().await;
+            }
+            r = &mut pump, if !pump_done => {
+                pump_done = true;
+                if let Ok(Some(pipe)) = r {
+                    held_pipe = Some(pipe);
+                    output_full = true;
+                    pidfd.kill();
+                    break pidfd.wait().await;
+                }
+            }
         }
     }
     .map(ExitInfo::from);
@@ -466,14 +531,18 @@ async fn supervise(
         .await
         .unwrap_or_default()
     };
-    if tokio::time::timeout(Duration::from_secs(5), pump)
-        .await
-        .is_err()
+    drop(held_pipe);
+    if !pump_done
+        && tokio::time::timeout(Duration::from_secs(5), pump)
+            .await
+            .is_err()
     {
         tracing::warn!(job = %job.id, "job output still open after exit");
     }
     job.output.close();
     discard_cgroup(cg).await;
+    // No process of the job is left: its uid may serve another job.
+    drop(lease);
 
     // A job that exited on its own just before our kill landed keeps its own outcome.
     let killed = matches!(exit, Ok(ExitInfo::Signal(libc::SIGKILL)));
@@ -481,6 +550,7 @@ async fn supervise(
     let (state, reason) = match exit {
         _ if killed && stop_requested => (JobState::Stopped, Some("stopped by user".to_string())),
         _ if killed && timed_out => (JobState::Failed, Some("time limit exceeded".to_string())),
+        _ if output_full => (JobState::Failed, Some("output limit reached".to_string())),
         Ok(ExitInfo::Code(0)) => (JobState::Completed, None),
         Ok(ExitInfo::Code(c)) => (JobState::Failed, Some(format!("exited with status {c}"))),
         Ok(ExitInfo::Signal(s)) if stats.oom_kills.unwrap_or(0) > 0 => (

@@ -113,6 +113,11 @@ impl OutputLog {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether no more output will be kept (the cap or the spill budget was reached).
+    pub fn is_full(&self) -> bool {
+        self.lock().truncated
+    }
+
     /// Appends job output (may write to the spill file: call from a blocking context).
     pub fn append(&self, data: &[u8]) {
         let mut g = self.lock();
@@ -337,12 +342,22 @@ where
 }
 
 /// Copies a pipe into `log` until EOF, then closes the log (blocking; run on a blocking thread).
-pub fn pump(mut src: File, log: &OutputLog) {
+///
+/// Once the log is full (its cap, or the spill budget) nothing more is read: the daemon spends
+/// no more CPU on the job's output (issue 23). The pipe is returned still open, so the job is
+/// stopped by its supervisor with a clear reason, not by a broken pipe.
+pub fn pump(mut src: File, log: &OutputLog) -> Option<File> {
     let mut buf = vec![0u8; CHUNK];
     loop {
         match src.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => log.append(&buf[..n]),
+            Ok(n) => {
+                log.append(&buf[..n]);
+                if log.is_full() {
+                    log.close();
+                    return Some(src);
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 tracing::warn!(error = %e, "reading job output failed");
@@ -351,6 +366,7 @@ pub fn pump(mut src: File, log: &OutputLog) {
         }
     }
     log.close();
+    None
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ use super::child::{self, ChildFds, ChildPlan};
 use super::job::JobId;
 use super::spawn::{resolve_program, Request, SpawnError, Spawned, Stage, Started, Template};
 use super::spec::{MAX_ARGS, MAX_ARG_LEN};
+use super::uids::JobIds;
 use super::SandboxError;
 
 /// Largest command message: the resolved program, then every argument, each NUL-terminated.
@@ -103,8 +104,6 @@ fn clone_child(s: &Shared, cgroup: &dyn JobCgroup) -> io::Result<Fds> {
         root: &s.t.root,
         hostname: s.t.hostname.as_bytes(),
         envp: &s.envp,
-        uid: s.t.uid,
-        gid: s.t.gid,
         filters: &s.t.filters,
     };
     let mut cmd = ExecBuf::new(MAX_REQ, MAX_ARGS + 1);
@@ -171,8 +170,9 @@ fn failure(stage_raw: u32, errno: i32, program: &str) -> SpawnError {
     }
 }
 
-/// `len (u32 LE) | program\0 argv0\0 argv1\0 ...`, bounded like the child's buffer.
-fn command_message(program: &str, argv: &[String]) -> Result<Vec<u8>, SpawnError> {
+/// `uid (u32 LE) | gid (u32 LE) | len (u32 LE) | program\0 argv0\0 argv1\0 ...`, bounded like
+/// the child's buffer.
+fn command_message(program: &str, argv: &[String], ids: JobIds) -> Result<Vec<u8>, SpawnError> {
     let invalid =
         |m: &str| SpawnError::Prepare(io::Error::new(io::ErrorKind::InvalidInput, m.to_string()));
     let mut msg = Vec::with_capacity(4 + program.len() + 1 + argv.len() * 16);
@@ -189,7 +189,11 @@ fn command_message(program: &str, argv: &[String]) -> Result<Vec<u8>, SpawnError
         return Err(invalid("command too large"));
     }
     msg[..4].copy_from_slice(&(body as u32).to_le_bytes());
-    Ok(msg)
+    let mut out = Vec::with_capacity(8 + msg.len());
+    out.extend_from_slice(&ids.uid.to_le_bytes());
+    out.extend_from_slice(&ids.gid.to_le_bytes());
+    out.extend_from_slice(&msg);
+    Ok(out)
 }
 
 impl WarmSandbox {
@@ -200,8 +204,8 @@ impl WarmSandbox {
     }
 
     /// Gives the waiting sandbox its command; returns once it has exec'd (or failed to).
-    fn launch(self, argv: &[String]) -> Started {
-        let result = self.launch_inner(argv);
+    fn launch(self, argv: &[String], ids: JobIds) -> Started {
+        let result = self.launch_inner(argv, ids);
         if result.is_err() {
             self.kill_and_reap();
         }
@@ -216,7 +220,7 @@ impl WarmSandbox {
         }
     }
 
-    fn launch_inner(&self, argv: &[String]) -> Result<(), SpawnError> {
+    fn launch_inner(&self, argv: &[String], ids: JobIds) -> Result<(), SpawnError> {
         let first = argv.first().cloned().unwrap_or_default();
         match read_report(&self.report_r).map_err(SpawnError::Prepare)? {
             Some((0, 0)) => {}
@@ -227,7 +231,7 @@ impl WarmSandbox {
                 )))
             }
         }
-        let msg = command_message(&resolve_program(&first), argv)?;
+        let msg = command_message(&resolve_program(&first), argv, ids)?;
         {
             let mut w = File::from(self.command_w.try_clone().map_err(SpawnError::Prepare)?);
             io::Write::write_all(&mut w, &msg).map_err(SpawnError::Prepare)?;
@@ -309,7 +313,7 @@ pub(super) fn run(t: Template, rx: mpsc::Receiver<Request>) {
                 }
             }
         }
-        let (argv, reply) = match pending.take() {
+        let (argv, ids, reply) = match pending.take() {
             Some(r) => r,
             None => match rx.recv() {
                 Ok(r) => r,
@@ -317,7 +321,7 @@ pub(super) fn run(t: Template, rx: mpsc::Receiver<Request>) {
             },
         };
         let started = match pool.pop_front() {
-            Some(w) => match w.launch(&argv) {
+            Some(w) => match w.launch(&argv, ids) {
                 s @ Started {
                     result: Ok(_) | Err(SpawnError::Exec { .. }),
                     ..
@@ -329,10 +333,10 @@ pub(super) fn run(t: Template, rx: mpsc::Receiver<Request>) {
                         tracing::warn!(error = %e, "warm sandbox unusable, making a new one");
                     }
                     failed.cgroup.discard();
-                    warm_up(&s).map(|w| w.launch(&argv))
+                    warm_up(&s).map(|w| w.launch(&argv, ids))
                 }
             },
-            None => warm_up(&s).map(|w| w.launch(&argv)),
+            None => warm_up(&s).map(|w| w.launch(&argv, ids)),
         };
         // Nobody waits any more (the start was cancelled): do not leave the job running
         // unsupervised.

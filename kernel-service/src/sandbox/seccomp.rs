@@ -101,7 +101,7 @@ pub struct Filters {
     clone3: BpfProgram,
 }
 
-fn compile(
+pub(crate) fn compile(
     rules: BTreeMap<i64, Vec<SeccompRule>>,
     action: SeccompAction,
 ) -> Result<BpfProgram, seccompiler::Error> {
@@ -109,7 +109,7 @@ fn compile(
     Ok(SeccompFilter::new(rules, SeccompAction::Allow, action, arch)?.try_into()?)
 }
 
-fn with_x32(nr: i64) -> [i64; 2] {
+pub(crate) fn with_x32(nr: i64) -> [i64; 2] {
     [nr, nr | X32_SYSCALL_BIT]
 }
 

@@ -28,6 +28,7 @@ use super::pool;
 use super::rootfs::RootPlan;
 use super::seccomp::Filters;
 use super::spec::Limits;
+use super::uids::JobIds;
 use super::SandboxError;
 
 /// `PATH` inside the sandbox; also used to resolve bare command names before cloning.
@@ -67,6 +68,8 @@ pub enum Stage {
     DropPrivileges,
     /// Setting no_new_privs and the parent-death signal.
     Prctl,
+    /// Setting the job's resource limits.
+    Rlimits,
     /// Replacing the process image.
     Exec,
 }
@@ -89,6 +92,7 @@ impl Stage {
             Seccomp,
             DropPrivileges,
             Prctl,
+            Rlimits,
             Exec,
         ]
         .into_iter()
@@ -155,6 +159,11 @@ impl Template {
         format!("size={workdir_bytes},nr_inodes=16384,mode=0700,uid={uid},gid={gid}")
     }
 
+    /// The working directory's tmpfs options when the job's uid is known only at exec.
+    pub fn shared_workdir_opts(workdir_bytes: u64) -> String {
+        format!("size={workdir_bytes},nr_inodes=16384,mode=1777")
+    }
+
     /// The job's environment.
     pub fn environment(&self) -> io::Result<Vec<CString>> {
         [
@@ -209,7 +218,11 @@ pub fn resolve_program(name: &str) -> String {
 }
 
 /// A job start handed to the spawner thread.
-pub(super) type Request = (Vec<String>, oneshot::Sender<Result<Started, SandboxError>>);
+pub(super) type Request = (
+    Vec<String>,
+    JobIds,
+    oneshot::Sender<Result<Started, SandboxError>>,
+);
 
 /// Owner of the cloning thread; dropping it (with the manager) lets its jobs receive SIGKILL
 /// and ends the warm sandboxes.
@@ -234,14 +247,14 @@ impl Spawner {
 
     /// Creates the job's cgroup and sandboxed process; resolves once it has exec'd (or failed
     /// to). `Err` means there is no cgroup to clean up.
-    pub async fn start(&self, argv: Vec<String>) -> Result<Started, SandboxError> {
+    pub async fn start(&self, argv: Vec<String>, ids: JobIds) -> Result<Started, SandboxError> {
         let gone = || SandboxError::Internal("spawner thread gone".into());
         let (reply, rx) = oneshot::channel();
         {
             let tx = self.tx.lock().map_err(|_| gone())?;
             tx.as_ref()
                 .ok_or_else(gone)?
-                .send((argv, reply))
+                .send((argv, ids, reply))
                 .map_err(|_| gone())?;
         }
         rx.await.map_err(|_| gone())?

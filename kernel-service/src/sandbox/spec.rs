@@ -59,6 +59,12 @@ impl Default for Limits {
     }
 }
 
+/// First uid of the default per-job range (0x70000000): far above distributions' system and
+/// user ranges and the usual subordinate-id ranges (100000 + 65536 per user).
+pub const DEFAULT_JOB_UID_BASE: u32 = 1_879_048_192;
+/// Size of the default per-job range.
+pub const DEFAULT_JOB_UID_COUNT: u32 = 65_536;
+
 /// Everything the job manager needs to know; `Default` gives the documented policy.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -68,6 +74,9 @@ pub struct SandboxConfig {
     pub uid: u32,
     /// Unprivileged gid the job runs as (never 0).
     pub gid: u32,
+    /// A uid (and gid) of its own per running job from this reserved range, instead of
+    /// `uid`/`gid` for every job (see `uids`); `None`: the shared ids.
+    pub job_uids: Option<crate::sandbox::uids::UidRange>,
     /// Hostname inside the job's UTS namespace.
     pub hostname: String,
     /// Size of the job's private tmpfs working directory (mounted on `/tmp`).
@@ -114,6 +123,10 @@ impl Default for SandboxConfig {
             limits: Limits::default(),
             uid: 65534,
             gid: 65534,
+            job_uids: Some(crate::sandbox::uids::UidRange {
+                base: DEFAULT_JOB_UID_BASE,
+                count: DEFAULT_JOB_UID_COUNT,
+            }),
             hostname: "sandbox".to_string(),
             workdir_bytes: 64 * MIB,
             output_memory_cap: 256 * 1024,

@@ -34,6 +34,8 @@ pub(super) struct Job {
     pub id: JobId,
     pub owner: String,
     pub argv: Vec<String>,
+    /// The uid (and gid) it runs as.
+    pub uid: u32,
     pub started_at: SystemTime,
     pub output: Arc<OutputLog>,
     pub cgroup: Option<Arc<dyn JobCgroup>>,
@@ -59,6 +61,7 @@ impl Job {
             id: self.id.clone(),
             owner: self.owner.clone(),
             argv: self.argv.clone(),
+            uid: self.uid,
             state,
             exit: r.exit,
             reason: r.reason.clone(),

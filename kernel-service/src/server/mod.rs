@@ -3,6 +3,7 @@
 
 mod framing;
 mod limits;
+pub mod unix;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,7 +21,8 @@ pub use limits::{default_limits, ConnLimits, Slot};
 use crate::caps::CapSet;
 use crate::commands;
 use crate::config::CcaScope;
-use crate::identity::{Caller, IdentitySource};
+use crate::conncheck::{self, OwnSocket, Rechecked};
+use crate::identity::{Caller, IdentityError, IdentitySource};
 use crate::logsafe::Untrusted;
 use crate::metrics::{CommandKind, Limit, Metrics};
 use crate::oracle::{AccessOracle, DecisionCache, InFlight, TimedOracle};
@@ -116,16 +118,33 @@ impl Service {
 
     /// Identity, label, orchestrator; every failure or time-out denies.
     pub async fn decide(&self, peer: SocketAddr, local: SocketAddr) -> Decision {
-        match tokio::time::timeout(self.cfg.decision_deadline, self.decide_inner(peer, local)).await
-        {
+        let generation = self.identity.generation();
+        self.within_deadline(self.decide_inner(generation, self.identity.resolve(peer, local)))
+            .await
+    }
+
+    /// The same decision for a unix-socket caller (see [`unix`]).
+    pub async fn decide_process(&self, pid: u32, pidfd: &std::os::fd::OwnedFd) -> Decision {
+        let generation = self.identity.generation();
+        self.within_deadline(
+            self.decide_inner(generation, self.identity.resolve_process(pid, pidfd)),
+        )
+        .await
+    }
+
+    async fn within_deadline(&self, decision: impl Future<Output = Decision>) -> Decision {
+        match tokio::time::timeout(self.cfg.decision_deadline, decision).await {
             Ok(d) => d,
             Err(_) => Decision::Denied("decision deadline", None),
         }
     }
 
-    async fn decide_inner(&self, peer: SocketAddr, local: SocketAddr) -> Decision {
-        let generation = self.identity.generation();
-        let caller = match self.identity.resolve(peer, local).await {
+    async fn decide_inner(
+        &self,
+        generation: u64,
+        resolved: impl Future<Output = Result<Caller, IdentityError>>,
+    ) -> Decision {
+        let caller = match resolved.await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(error = %e, "identity");
@@ -175,7 +194,7 @@ impl Service {
 
     async fn run_command<S>(&self, cmd: &Command, caller: &Caller, out: &mut S) -> Vec<u8>
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + OwnSocket + Unpin,
     {
         let user = caller.userid.as_deref().unwrap_or_default();
         let res = match cmd {
@@ -184,7 +203,8 @@ impl Service {
                 commands::cca_check(self.cfg.cca_scope, caller.pid, netns).await
             }
             Command::CcaChange(a) => {
-                commands::cca_change(self.cfg.cca_scope, caller.pid, a.clone()).await
+                let netns = caller.netns.as_ref().map(|n| &*n.0);
+                commands::cca_change(self.cfg.cca_scope, caller.pid, netns, a.clone()).await
             }
             Command::Bbr2Set { name, value } => {
                 commands::bbr2_set(self.cfg.bbr2_param_dir.clone(), name.clone(), value.clone())
@@ -212,7 +232,9 @@ impl Service {
                     Command::JobStop(id) => wire::job_stop(jobs, user, false, id).await,
                     Command::JobList => wire::job_list(jobs, user, false),
                     Command::JobWatch(id) => {
-                        let _ = wire::job_watch(jobs, user, false, id, out).await;
+                        // A long connection: its counters are checked again while it streams.
+                        let mut out = Rechecked::new(out, &caller.conn, conncheck::RECHECK_EVERY);
+                        let _ = wire::job_watch(jobs, user, false, id, &mut out).await;
                         Vec::new()
                     }
                     Command::Other(line) => wire::oneshot(jobs, user, line).await,
@@ -246,14 +268,14 @@ impl Service {
     /// Serves one connection to completion.
     pub async fn handle<S>(&self, mut stream: S, peer: SocketAddr, local: SocketAddr)
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + OwnSocket + Unpin,
     {
         let t0 = Instant::now();
         let _active = self.metrics.connection();
         // Before anything else: a source over its limit costs no lookup and no orchestrator call.
         let Some(_source_slot) = self.limits.source(peer.ip()) else {
             audit(
-                peer,
+                Peer::Tcp(peer),
                 None,
                 "-",
                 "limited",
@@ -266,6 +288,22 @@ impl Service {
         };
         let t_decide = Instant::now();
         let decision = self.decide(peer, local).await;
+        self.serve_decision(stream, Peer::Tcp(peer), decision, t0, t_decide)
+            .await;
+    }
+
+    /// The rest of a connection once its caller is decided: per-user limit, the command, the
+    /// connection check, the reply (TCP and unix socket alike).
+    async fn serve_decision<S>(
+        &self,
+        mut stream: S,
+        peer: Peer,
+        decision: Decision,
+        t0: Instant,
+        t_decide: Instant,
+    ) where
+        S: AsyncRead + AsyncWrite + OwnSocket + Unpin,
+    {
         let caller = match decision {
             Decision::Granted(c) => {
                 self.metrics.decided("granted", None, t_decide);
@@ -295,7 +333,23 @@ impl Service {
                 .await;
             return;
         };
-        let (kind, reply) = match read_command(&mut stream, self.cfg.read_timeout).await {
+        let line = read_command(&mut stream, self.cfg.read_timeout).await;
+        // The command is in: before it runs, the connection must be the one the caller's
+        // socket holds (issue 23: an on-path neighbour that reset the service's side of the
+        // victim's connection and reconnected from its 4-tuple fails here).
+        if line.is_ok() {
+            if let Err(e) = conncheck::verify(stream.own_fd(), &caller.conn) {
+                tracing::warn!(error = %e, "connection check failed");
+                self.metrics.refused_after_decision(e.reason());
+                audit(peer, Some(&caller), "-", "denied", e.reason(), t0);
+                let _ =
+                    tokio::time::timeout(self.cfg.read_timeout, stream.write_all(ACCESS_DENIED))
+                        .await;
+                let _ = stream.shutdown().await;
+                return;
+            }
+        }
+        let (kind, reply) = match line {
             Err(LineError::Timeout) | Err(LineError::Io) => ("none", Vec::new()),
             Err(LineError::TooLong) => {
                 self.metrics.bad_requests.inc();
@@ -344,10 +398,27 @@ fn command_label(cmd: &Command) -> &'static str {
     }
 }
 
+/// Who is connected, for the audit line: a TCP source address, or a unix-socket caller's pid.
+#[derive(Debug, Clone, Copy)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    Unix(u32),
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The address only, as before: the source port says nothing about the caller.
+            Peer::Tcp(a) => write!(f, "{}", a.ip()),
+            Peer::Unix(pid) => write!(f, "unix:pid={pid}"),
+        }
+    }
+}
+
 /// One audit line per connection; caller-supplied values (the `userid` label) are escaped and
 /// cut, the command is only its kind (never its arguments).
 fn audit(
-    peer: SocketAddr,
+    peer: Peer,
     caller: Option<&Caller>,
     command: &str,
     decision: &str,
@@ -359,7 +430,7 @@ fn audit(
 
 /// [`audit`] with the command's `outcome`: `ok`, `failed` (an error reply), `-` (none ran).
 fn audit_outcome(
-    peer: SocketAddr,
+    peer: Peer,
     caller: Option<&Caller>,
     command: &str,
     decision: &str,
@@ -373,7 +444,7 @@ fn audit_outcome(
     let userid = caller.and_then(|c| c.userid.as_deref()).unwrap_or("-");
     tracing::info!(
         target: "audit",
-        peer = %peer.ip(),
+        peer = %peer,
         container = %Untrusted(container),
         userid = %Untrusted(userid),
         command,

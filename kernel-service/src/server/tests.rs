@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use tokio::io::duplex;
 
 use super::*;
-use crate::identity::{ContainerMap, Entry, IdentityError};
+use crate::identity::{ConnCheck, ContainerMap, Entry, IdentityError};
+use crate::netns::{NetnsHandles, NetnsRef};
 use crate::oracle::OracleError;
 use tokio::io::AsyncReadExt;
 
@@ -17,6 +18,15 @@ use tokio::io::AsyncReadExt;
 struct FakeIdentity {
     map: Mutex<ContainerMap>,
     gen: AtomicU64,
+    conn: Mutex<Option<FakeConn>>,
+}
+
+/// What the fake identity asks the service to check the connection against.
+enum FakeConn {
+    /// The caller's real socket (`peer` → `local` in `netns`), as the Docker identity does.
+    Real(NetnsRef),
+    /// Whatever socket the test names (a victim's, for the takeover).
+    Fixed(ConnCheck),
 }
 
 impl FakeIdentity {
@@ -44,7 +54,7 @@ impl FakeIdentity {
 
 #[async_trait]
 impl IdentitySource for FakeIdentity {
-    async fn resolve(&self, peer: SocketAddr, _local: SocketAddr) -> Result<Caller, IdentityError> {
+    async fn resolve(&self, peer: SocketAddr, local: SocketAddr) -> Result<Caller, IdentityError> {
         let m = self.map.lock().unwrap();
         let e = m.get(&peer.ip()).ok_or(IdentityError::Unknown(peer.ip()))?;
         Ok(Caller {
@@ -53,6 +63,36 @@ impl IdentitySource for FakeIdentity {
             pid: e.pid,
             netns: None,
             caps: e.caps,
+            conn: match &*self.conn.lock().unwrap() {
+                None => ConnCheck::NotApplicable,
+                Some(FakeConn::Real(netns)) => ConnCheck::Counters {
+                    netns: netns.clone(),
+                    client: peer,
+                    server: local,
+                },
+                Some(FakeConn::Fixed(c)) => c.clone(),
+            },
+        })
+    }
+    /// Unix-socket callers: this test process is the container "c-unix" of user `priv`,
+    /// anyone else is unknown.
+    async fn resolve_process(
+        &self,
+        pid: u32,
+        pidfd: &std::os::fd::OwnedFd,
+    ) -> Result<Caller, IdentityError> {
+        if pid != std::process::id()
+            || !crate::sys::peercred::pidfd_alive(std::os::fd::AsFd::as_fd(pidfd)).unwrap()
+        {
+            return Err(IdentityError::NotAContainer);
+        }
+        Ok(Caller {
+            container_id: "c-unix".into(),
+            userid: Some("priv".into()),
+            pid,
+            netns: None,
+            caps: CapSet::docker_default(),
+            conn: ConnCheck::NotApplicable,
         })
     }
     fn generation(&self) -> u64 {
@@ -475,85 +515,5 @@ async fn security_denials_are_remembered_briefly_and_bad_labels_never_asked() {
     assert_eq!(oracle.calls.load(Ordering::SeqCst), 1);
 }
 
-/// Log lines written while the guard lives (this thread only: a current-thread runtime).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn start(&self) -> tracing::subscriber::DefaultGuard {
-        let out = self.clone();
-        tracing::subscriber::set_default(
-            tracing_subscriber::fmt()
-                .with_writer(move || out.clone())
-                .with_max_level(tracing::Level::INFO)
-                .with_ansi(false)
-                .finish(),
-        )
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-#[tokio::test]
-async fn help_lists_the_commands_and_other_words_still_run() {
-    let (id, _, svc) = service(Duration::ZERO, "/nonexistent".into());
-    id.add("172.30.0.2", "c-priv", Some("priv"));
-    id.add("172.30.0.3", "c-plain", Some("plain"));
-    let out = String::from_utf8(exchange(&svc, "172.30.0.2", b"help\n").await).unwrap();
-    assert_eq!(out, commands::HELP);
-    assert!(out.contains("job.start CMD ARGS..."), "{out}");
-    // Only the bare word: `help me` is a program like any other (no sandbox here).
-    assert_eq!(
-        exchange(&svc, "172.30.0.2", b"help me\n").await,
-        UNKNOWN_COMMAND
-    );
-    // The access check comes first.
-    assert_eq!(exchange(&svc, "172.30.0.3", b"help\n").await, ACCESS_DENIED);
-    let m = svc.metrics().render();
-    assert!(
-        m.contains("leotest_kernel_commands_total{command=\"help\"} 1\n"),
-        "{m}"
-    );
-}
-
-#[tokio::test]
-async fn a_granted_command_that_fails_is_audited_as_failed() {
-    let (id, _, svc) = service(Duration::ZERO, "/nonexistent".into());
-    id.add("172.30.0.2", "c-priv", Some("priv"));
-    let logs = Captured::default();
-    let _guard = logs.start();
-    let out =
-        String::from_utf8(exchange(&svc, "172.30.0.2", b"cca.change nosuchalg\n").await).unwrap();
-    assert!(out.starts_with("error:"), "{out}");
-    exchange(&svc, "172.30.0.2", b"cca.check\n").await;
-    let text = logs.text();
-    let lines: Vec<&str> = text.lines().filter(|l| l.contains("decision=")).collect();
-    assert_eq!(lines.len(), 2, "{text}");
-    assert!(
-        lines[0].contains("command=\"cca.change\"") || lines[0].contains("command=cca.change"),
-        "{}",
-        lines[0]
-    );
-    assert!(lines[0].contains("decision=\"granted\"") || lines[0].contains("decision=granted"));
-    assert!(
-        lines[0].contains("outcome=\"failed\"") || lines[0].contains("outcome=failed"),
-        "{}",
-        lines[0]
-    );
-    assert!(
-        lines[1].contains("outcome=\"ok\"") || lines[1].contains("outcome=ok"),
-        "{}",
-        lines[1]
-    );
-}
+mod help_audit;
+mod takeover;

@@ -124,15 +124,40 @@ pub fn close_from(first: RawFd) -> io::Result<()> {
     unit(unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, 0u32) })
 }
 
-/// Empties the signal mask and restores SIGPIPE's default (Rust ignores it; jobs expect it).
+/// Empties the signal mask and restores every signal's default disposition: the service
+/// ignores SIGPIPE (Rust does) and may have inherited other ignored signals (SIGQUIT, SIGXFSZ,
+/// ... from whoever started it), and ignored dispositions survive `execve`.
 pub fn reset_signals() {
-    // SAFETY: a zeroed sigset is a valid argument to sigemptyset; plain syscalls.
+    // SAFETY: a zeroed sigset is a valid argument to sigemptyset; plain syscalls. Signals that
+    // cannot be changed (SIGKILL, SIGSTOP, the C library's reserved ones) just fail.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // The raw call: glibc's wrappers refuse the signals it reserves (32, 33), which the
+        // service may have inherited ignored all the same. The kernel's own `struct sigaction`
+        // (handler, flags, restorer, mask) all zero is SIG_DFL with no flags.
+        let dfl = [0u64; 4];
+        for sig in 1..=64 {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+        }
     }
+}
+
+/// Sets both the soft and the hard limit of `resource` to `value`.
+pub fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: setrlimit reads the local struct it is given; it only affects this process.
+    unit(unsafe { libc::setrlimit(resource, &lim) })
 }
 
 /// `mount(2)`.

@@ -6,16 +6,22 @@
 //! - [`ns`]: running code inside another namespace (setns on a dedicated thread), private procfs.
 //! - [`netlink`]: the sock_diag netlink socket.
 //! - [`fd`]: pipes and readiness polls.
+//! - [`peercred`]: who is on the other end of a unix socket (`SO_PEERCRED`, `SO_PEERPIDFD`).
+//! - [`privs`]: the daemon's own `no_new_privs` and capability sets.
 //! - [`pidfd`]: signalling, reaping and awaiting a process through its pidfd.
 //! - [`process`]: the sandbox clone, credentials-free process helpers (euid, randomness, kill).
+//! - [`tcpinfo`]: `TCP_INFO` of our own sockets (the connection counters check).
 //! - [`child`]: the raw, allocation-free calls a freshly cloned sandbox child makes before exec.
 
 pub mod child;
 pub mod fd;
 pub mod netlink;
 pub mod ns;
+pub mod peercred;
 pub mod pidfd;
+pub mod privs;
 pub mod process;
+pub mod tcpinfo;
 
 use std::io;
 

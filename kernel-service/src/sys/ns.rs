@@ -67,7 +67,16 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    let ns = open_net(pid)?;
+    run_in_async(open_net(pid)?, f).await
+}
+
+/// [`run_in`] the namespace `ns` without blocking the async caller (the thread reports back
+/// over a channel).
+pub async fn run_in_async<T, F>(ns: File, f: F) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("netns".into())
