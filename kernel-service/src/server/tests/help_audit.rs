@@ -2,13 +2,26 @@
 
 use super::*;
 
-/// Log lines written while the guard lives (this thread only: a current-thread runtime).
+/// Log lines of this thread while a capture is on (a current-thread runtime runs the service).
+///
+/// One process-wide subscriber writes into a per-thread buffer: a scoped `set_default` raced
+/// with the other tests' threads over tracing's cached callsite interest and saw no lines.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+struct Captured;
 
-impl std::io::Write for Captured {
+thread_local! {
+    static BUF: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
+
+struct ThreadBuf;
+
+impl std::io::Write for ThreadBuf {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        BUF.with(|b| {
+            if let Some(v) = b.borrow_mut().as_mut() {
+                v.extend_from_slice(buf)
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -17,18 +30,23 @@ impl std::io::Write for Captured {
 }
 
 impl Captured {
-    fn start(&self) -> tracing::subscriber::DefaultGuard {
-        let out = self.clone();
-        tracing::subscriber::set_default(
-            tracing_subscriber::fmt()
-                .with_writer(move || out.clone())
-                .with_max_level(tracing::Level::INFO)
-                .with_ansi(false)
-                .finish(),
-        )
+    fn start(&self) {
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(
+                tracing_subscriber::fmt()
+                    .with_writer(|| ThreadBuf)
+                    .with_max_level(tracing::Level::INFO)
+                    .with_ansi(false)
+                    .finish(),
+            );
+        });
+        BUF.with(|b| *b.borrow_mut() = Some(Vec::new()));
     }
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        BUF.with(|b| {
+            String::from_utf8_lossy(b.borrow().as_deref().unwrap_or_default()).into_owned()
+        })
     }
 }
 
@@ -59,7 +77,7 @@ async fn a_granted_command_that_fails_is_audited_as_failed() {
     let (id, _, svc) = service(Duration::ZERO, "/nonexistent".into());
     id.add("172.30.0.2", "c-priv", Some("priv"));
     let logs = Captured::default();
-    let _guard = logs.start();
+    logs.start();
     let out =
         String::from_utf8(exchange(&svc, "172.30.0.2", b"cca.change nosuchalg\n").await).unwrap();
     assert!(out.starts_with("error:"), "{out}");
