@@ -76,7 +76,7 @@ async fn help_lists_the_commands_and_other_words_still_run() {
 async fn a_granted_command_that_fails_is_audited_as_failed() {
     let (id, _, svc) = service(Duration::ZERO, "/nonexistent".into());
     id.add("172.30.0.2", "c-priv", Some("priv"));
-    let logs = Captured::default();
+    let logs = Captured;
     logs.start();
     let out =
         String::from_utf8(exchange(&svc, "172.30.0.2", b"cca.change nosuchalg\n").await).unwrap();
