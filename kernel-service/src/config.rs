@@ -156,6 +156,25 @@ pub struct Args {
     /// Address of the /metrics and /healthz HTTP listener.
     #[arg(long, env = "LEOTEST_METRICS_LISTEN", default_value = "127.0.0.1:9100")]
     pub metrics_listen: SocketAddr,
+    /// Bind the metrics listener to the address this host name resolves to (at start-up, with
+    /// --metrics-listen's port) instead of --metrics-listen's address. The compose testbed names
+    /// an alias the container has on its control network only, so that experiments on the
+    /// experiment network cannot reach /metrics (README, "The docker-compose testbed").
+    #[arg(long, env = "LEOTEST_METRICS_HOST", value_parser = parse_host_name)]
+    pub metrics_host: Option<String>,
+}
+
+/// A DNS name or address literal: 1 to 253 characters of `[A-Za-z0-9.-:]`.
+fn parse_host_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a host name"))
+    }
 }
 
 fn parse_caps(s: &str) -> Result<CapSet, String> {
@@ -199,6 +218,29 @@ impl Args {
             self.max_connections_per_source.map_or(src, |v| v as usize),
             self.max_connections_per_user.map_or(user, |v| v as usize),
         )
+    }
+
+    /// Where the metrics listener binds: --metrics-listen, or --metrics-host's first address
+    /// (IPv4 preferred) with --metrics-listen's port.
+    pub async fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        let Some(host) = &self.metrics_host else {
+            return Ok(self.metrics_listen);
+        };
+        let port = self.metrics_listen.port();
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await?
+            .collect();
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or_else(|| addrs.first())
+            .copied()
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("--metrics-host {host} has no address"),
+                )
+            })
     }
 
     /// The node token: from --access-token-file when given (trailing newline stripped).
@@ -275,6 +317,31 @@ mod tests {
         assert_eq!(limits.args.connection_limits(), (16, 8));
         assert!(limits.args.refuse_caps.is_empty());
         assert!(Cli::try_parse_from(["x", "--refuse-caps=NET_WIZARD"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn metrics_host_picks_the_address_and_keeps_the_port() {
+        let plain = Cli::try_parse_from(["x", "--metrics-listen=0.0.0.0:9100"]).unwrap();
+        assert_eq!(
+            plain.args.metrics_addr().await.unwrap(),
+            "0.0.0.0:9100".parse().unwrap()
+        );
+        let named = Cli::try_parse_from([
+            "x",
+            "--metrics-listen=0.0.0.0:9100",
+            "--metrics-host=127.0.0.1",
+        ])
+        .unwrap();
+        assert_eq!(
+            named.args.metrics_addr().await.unwrap(),
+            "127.0.0.1:9100".parse().unwrap()
+        );
+        for bad in ["", "a b", "x;y", &"a".repeat(254)] {
+            assert!(
+                Cli::try_parse_from(["x", &format!("--metrics-host={bad}")]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

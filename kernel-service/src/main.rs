@@ -21,11 +21,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let a = cli.args;
     if let Some(Sub::Healthcheck) = cli.command {
-        std::process::exit(if leotest_metrics::healthcheck(a.metrics_listen).await {
-            0
-        } else {
-            1
-        });
+        let healthy = match a.metrics_addr().await {
+            Ok(addr) => leotest_metrics::healthcheck(addr).await,
+            Err(_) => false,
+        };
+        std::process::exit(if healthy { 0 } else { 1 });
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -128,9 +128,10 @@ async fn main() -> anyhow::Result<()> {
         },
         Arc::clone(&metrics),
     ));
-    let mlisten = leotest_metrics::bind(a.metrics_listen)
+    let maddr = a.metrics_addr().await.context("resolving --metrics-host")?;
+    let mlisten = leotest_metrics::bind(maddr)
         .await
-        .with_context(|| format!("binding {}", a.metrics_listen))?;
+        .with_context(|| format!("binding {maddr}"))?;
     tokio::spawn(leotest_metrics::serve(
         mlisten,
         registry,
