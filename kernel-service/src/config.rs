@@ -94,6 +94,19 @@ pub struct Args {
     /// Total time for one access decision (retries included); then deny.
     #[arg(long, env = "LEOTEST_DECISION_DEADLINE", default_value = "3s", value_parser = parse_duration)]
     pub decision_deadline: Duration,
+    /// Limit of one attempt of the orchestrator call (connecting included); failed attempts are
+    /// retried with backoff within --decision-deadline (README, "Sites and links").
+    #[arg(long, env = "LEOTEST_ORCHESTRATOR_ATTEMPT_TIMEOUT", default_value = "1s",
+          value_parser = parse_nonzero_duration)]
+    pub orchestrator_attempt_timeout: Duration,
+    /// HTTP/2 keepalive towards the orchestrator: ping after this much silence, drop the
+    /// connection when the answer takes as long (a dead link is noticed in ~2x this; 0 = off).
+    #[arg(long, env = "LEOTEST_ORCHESTRATOR_KEEPALIVE", default_value = "1s", value_parser = parse_duration)]
+    pub orchestrator_keepalive: Duration,
+    /// While the orchestrator is unreachable, grant a user it granted within this window
+    /// (0 = never, the default; at most 1h). Never after a denial; each reuse is counted and logged.
+    #[arg(long, env = "LEOTEST_STALE_GRANT_WINDOW", default_value = "0s", value_parser = parse_stale_window)]
+    pub stale_grant_window: Duration,
     /// How long a grant may be reused for the same container and user (0 = ask every time).
     #[arg(long, env = "LEOTEST_GRANT_CACHE_TTL", default_value = "0s", value_parser = parse_duration)]
     pub grant_cache_ttl: Duration,
@@ -181,6 +194,23 @@ fn parse_caps(s: &str) -> Result<CapSet, String> {
     CapSet::parse_list(s)
 }
 
+fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be more than 0".into()),
+        d => Ok(d),
+    }
+}
+
+fn parse_stale_window(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d > crate::stale::MAX_WINDOW => Err(format!(
+            "at most {}s: a revoked user keeps access up to this long while the link is down",
+            crate::stale::MAX_WINDOW.as_secs()
+        )),
+        d => Ok(d),
+    }
+}
+
 /// Parses `250ms`, `3s`, `2m` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -264,6 +294,18 @@ mod tests {
         assert_eq!(cli.args.listen.port(), 9000);
         assert_eq!(cli.args.decision_deadline, Duration::from_secs(3));
         assert_eq!(cli.args.grant_cache_ttl, Duration::ZERO);
+        assert_eq!(
+            cli.args.stale_grant_window,
+            Duration::ZERO,
+            "stale grants off"
+        );
+        assert_eq!(
+            cli.args.orchestrator_attempt_timeout,
+            Duration::from_secs(1)
+        );
+        assert_eq!(cli.args.orchestrator_keepalive, Duration::from_secs(1));
+        assert!(Cli::try_parse_from(["x", "--stale-grant-window=2h"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--orchestrator-attempt-timeout=0"]).is_err());
         assert_eq!(cli.args.cca_scope, CcaScope::Container);
         assert_eq!(cli.args.connection_limits(), (1024, 2048));
         assert_eq!(cli.args.deny_cache_ttl, Duration::from_secs(1));
