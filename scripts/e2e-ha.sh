@@ -22,6 +22,8 @@ LEOTEST_LB_PORT=${LEOTEST_LB_PORT:-$(free_port)}
 LEOTEST_ORCH_METRICS_PORT=${LEOTEST_ORCH_METRICS_PORT:-$(free_port)}
 LEOTEST_KERNEL_METRICS_PORT=${LEOTEST_KERNEL_METRICS_PORT:-$(free_port)}
 export LEOTEST_HOST_PORT LEOTEST_LB_PORT LEOTEST_ORCH_METRICS_PORT LEOTEST_KERNEL_METRICS_PORT
+# The control network (orchestrators, balancer, database), which experiments cannot reach.
+CONTROL_NET=${COMPOSE_PROJECT_NAME}_control
 # What `testbed.sh --ha` sets, for the compose commands of this script.
 export COMPOSE_PROFILES=mongo,ha LEOTEST_STORE=mongo LEOTEST_ORCHESTRATOR_HOST=orchestrator-lb
 COMPOSE=${COMPOSE:-$(command -v docker-compose >/dev/null && echo docker-compose || echo "docker compose")}
@@ -51,6 +53,8 @@ check_le() { # name value limit
     else fail=$((fail + 1)); log "FAIL $1: $2 > $3"; fi
 }
 cleanup() { $COMPOSE down -v --remove-orphans >/dev/null 2>&1 || true; rm -rf "$tmp"; }
+# shellcheck source=scripts/lib/segmentation.sh
+. scripts/lib/segmentation.sh
 trap cleanup EXIT
 now_ms() { date +%s%3N; }
 ctr() { $COMPOSE ps -q "$1"; }
@@ -90,6 +94,9 @@ cp "${CARGO_TARGET_DIR:-target}/$TARGET/release/leotest-ha-load" "$tmp/"
 # The README's command.
 scripts/testbed.sh up --ha
 lb=$(ctr orchestrator-lb)
+# Experiments reach the kernel service's port 9000 and nothing else: not the balancer, its
+# status page, either replica or the database (issue 21 item 6).
+security_segmentation experiment-user "$LEOTEST_NETWORK"
 
 for s in orchestrator-1 orchestrator-2; do
     check_ms "the balancer has $s up" "$(wait_lb_state "$s" UP 30)"
@@ -109,18 +116,22 @@ check "the CLI reaches the orchestrator through the balancer" "node-1" "$(lt use
 # replica it landed on, and that replica is the one killed below.
 check "USER_PRIV gets the congestion control through the balancer" "net.ipv4.tcp_congestion_control = " \
     "$($COMPOSE exec -T experiment-priv sh -c 'echo cca.check | nc -w 5 kernel-service 9000' 2>&1)"
-ks_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(ctr kernel-service)")
+ks_ip=$(docker inspect -f "{{with index .NetworkSettings.Networks \"$CONTROL_NET\"}}{{.IPAddress}}{{end}}" "$(ctr kernel-service)")
 victim_server=$(docker logs "$(ctr orchestrator-lb)" 2>&1 | grep -F "$ks_ip:" | grep -o 'orchestrators/orchestrator-[12]' | tail -n 1 | cut -d/ -f2)
 check "the kernel service's channel goes through the balancer" "orchestrator-" "$victim_server"
 case "$victim_server" in orchestrator-2) victim=orchestrator-2 ;; *) victim_server=orchestrator-1 victim=orchestrator ;; esac
 
 load_ctr=$(ctr experiment-priv)
+# The load also calls the balancer, which experiments cannot reach: for this test only, the
+# load's container joins the control network too; its kernel decisions still come from its
+# experiment-network address (`kernel` is an alias on that network only).
+docker network connect "$CONTROL_NET" "$load_ctr"
 docker cp "$tmp/leotest-ha-load" "$load_ctr:/usr/local/bin/leotest-ha-load"
 docker cp "$tmp/server.crt" "$load_ctr:/server.crt"
 docker cp "$tmp/node-token" "$load_ctr:/node-token"
 log "load for ${LOAD_SECONDS}s; killing $victim ($victim_server) after ${KILL_AFTER}s"
 $COMPOSE exec -T experiment-priv leotest-ha-load --ca-cert=/server.crt --access-token-file=/node-token \
-    --duration="$LOAD_SECONDS" --deadline="$((DEADLINE_MS / 1000))" --event-file=/kill-at \
+    --kernel=kernel:9000 --duration="$LOAD_SECONDS" --deadline="$((DEADLINE_MS / 1000))" --event-file=/kill-at \
     --job="e2e-ha-$(now_ms)" >"$tmp/load.out" 2>&1 &
 load_pid=$!
 sleep "$KILL_AFTER"
@@ -142,6 +153,7 @@ log "killed $victim at $kill_sent; the balancer marked it down $(( ${down_at:-$k
 load_rc=0; wait "$load_pid" || load_rc=$?
 cat "$tmp/load.out" >&2
 check "the load ran to the end" "0" "$load_rc"
+docker network disconnect "$CONTROL_NET" "$load_ctr" || true
 
 for s in kernel update_run get_runs; do
     check_le "$s: no failure beyond the requests in flight at the kill" "$(result "$s" failed_other)" 0
@@ -169,7 +181,7 @@ $COMPOSE down -v --remove-orphans
 trap 'rm -rf "$tmp"' EXIT
 left=$(docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME"; \
        docker volume ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME"; \
-       docker network ls -q --filter "name=^${LEOTEST_NETWORK}\$")
+       docker network ls -q --filter "name=^${LEOTEST_NETWORK}\$"; docker network ls -q --filter "name=^${CONTROL_NET}\$")
 check_empty "down -v leaves nothing behind" "$left"
 
 log "ha testbed end to end: $((SECONDS - start)) s"

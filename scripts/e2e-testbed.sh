@@ -12,6 +12,7 @@ case "${1:-}" in
     *) echo "usage: $0 [--mongo]" >&2; exit 2 ;;
 esac
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-leotest-rs-e2e}
+LEOTEST_NETWORK=${LEOTEST_NETWORK:-leotest-net}
 COMPOSE=${COMPOSE:-$(command -v docker-compose >/dev/null && echo docker-compose || echo "docker compose")}
 start=$SECONDS
 pass=0 fail=0
@@ -26,7 +27,10 @@ check_empty() { # name actual
     else fail=$((fail + 1)); log "FAIL $1: expected nothing, got '$2'"; fi
 }
 in_ctr() { $COMPOSE exec -T "$1" sh -c "$2" 2>&1 || true; }
-kernel() { in_ctr "$1" "echo '$2' | nc -w 5 kernel-service 9000"; }
+# `kernel`: the kernel service's alias on the experiment network (the original's name)
+kernel() { in_ctr "$1" "echo '$2' | nc -w 5 kernel 9000"; }
+# shellcheck source=scripts/lib/segmentation.sh
+. scripts/lib/segmentation.sh
 cleanup() { $COMPOSE down -v --remove-orphans >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
@@ -36,6 +40,10 @@ node_before=$(cat /proc/sys/net/ipv4/tcp_congestion_control)
 out=$(kernel experiment-priv cca.check)
 check "USER_PRIV gets the congestion control" "net.ipv4.tcp_congestion_control = " "$out"
 check "USER is denied" "access_denied" "$(kernel experiment-user cca.check)"
+check "the compose service name answers too" "net.ipv4.tcp_congestion_control = " \
+    "$(in_ctr experiment-priv "echo cca.check | nc -w 5 kernel-service 9000")"
+# Experiments reach the kernel service's port 9000 and nothing else (issue 21 item 6).
+security_segmentation experiment-user "$LEOTEST_NETWORK"
 
 before_user=$(in_ctr experiment-user 'cat /proc/sys/net/ipv4/tcp_congestion_control')
 current=$(in_ctr experiment-priv 'cat /proc/sys/net/ipv4/tcp_congestion_control')
@@ -87,7 +95,8 @@ $COMPOSE down -v --remove-orphans
 trap - EXIT
 left=$(docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME"; \
        docker volume ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME"; \
-       docker network ls -q --filter name=leotest-net)
+       docker network ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME"; \
+       docker network ls -q --filter "name=^${LEOTEST_NETWORK}\$")
 check_empty "down -v leaves nothing behind" "$left"
 
 log "testbed end to end (store: ${LEOTEST_STORE:-embedded}): $((SECONDS - start)) s"

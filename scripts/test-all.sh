@@ -5,7 +5,7 @@
 # suite (with our client and with the original's common/client.py) and the harness that drives
 # us with the original's own code (its orchestrator, node agent, certificates), the
 # docker-compose testbed end to end (embedded store, the `mongo` profile, then the `ha`
-# failover test), the drop-in test with the original's compose files, and a short benchmark
+# failover test, then 2 sites behind emulated satellite links), the drop-in test with the original's compose files, and a short benchmark
 # smoke run (with the Python original side by side: scripts/bench.sh --smoke --orig).
 # Needs: cargo, python3, docker (as root); it starts the MongoDB-wire server it needs by itself.
 # LEOTEST_SKIP_DOCKER_TESTS=1 skips everything that needs the Docker engine.
@@ -53,6 +53,8 @@ else
     scripts/e2e-testbed.sh --mongo
     step "docker-compose testbed end to end (ha: two replicas behind HAProxy, one killed under load)"
     scripts/e2e-ha.sh
+    step "multi-site testbed end to end (2 sites behind emulated leo links: isolation, link cut, revocation)"
+    scripts/e2e-sites.sh
     step "drop-in: the original's docker-compose files, certificates and client against our images"
     # The images the two runs above built (same tag); publishes host ports 50051 and 27017.
     DROPIN_SKIP_BUILD=1 LEOTEST_IMAGE_TAG=${LEOTEST_IMAGE_TAG:-dev} scripts/dropin-test.sh

@@ -6,6 +6,8 @@
 #   scripts/testbed.sh up [--mongo|--ha]      build, then start the testbed and wait until it is healthy
 #   scripts/testbed.sh down                   stop it and remove its containers, network and volumes
 #   scripts/testbed.sh e2e [--mongo|--ha]     up, run the end-to-end checks, down (used by CI)
+#   scripts/testbed.sh up --nodes N [--link lan|wan|leo]   a cloud and N sites (README, "Sites and links")
+#   scripts/testbed.sh link cut|restore SITE  cut or restore site SITE's uplink (multi-site testbed)
 #
 # --mongo adds the `mongo` profile (a MongoDB-wire server, nx-27017) and runs the orchestrator
 # on it (LEOTEST_STORE=mongo). Its image needs a Python base, made once with debootstrap from
@@ -25,6 +27,15 @@ HAPROXY_BASE=leotest-rs/haproxy-base:bookworm
 NX_27017_VERSION=${NX_27017_VERSION:-0.8.1}
 
 log() { printf '[testbed] %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib/sites-compose.sh
+. scripts/lib/sites-compose.sh
+
+# A multi-site testbed is docker-compose.yml plus a generated override, kept until `down`;
+# every compose command of this script (and of the e2e scripts) then reads both.
+SITES_FILE=target/testbed-sites/$COMPOSE_PROJECT_NAME.yml
+NODES=${LEOTEST_NODES:-}
+LINK_PROFILE=${LEOTEST_LINK:-leo}
+use_sites_file() { [ -f "$SITES_FILE" ] && export COMPOSE_FILE="docker-compose.yml:$SITES_FILE"; return 0; }
 
 # The orchestrator refuses the original's public default admin token on a listener other
 # containers can reach, so each testbed gets a random one, kept (mode 0600) until `down`.
@@ -125,18 +136,30 @@ build() {
     for b in leotest-orchestrator leotest-kernel-service leotest; do
         cp "${CARGO_TARGET_DIR:-target}/$TARGET/release/$b" "$STAGE/"
     done
+    if [ -n "$NODES" ]; then
+        RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target "$TARGET" \
+            -p leotest-bench --bin leotest-link
+        cp "${CARGO_TARGET_DIR:-target}/$TARGET/release/leotest-link" "$STAGE/"
+        docker build -q -f docker/link.Dockerfile -t "leotest-rs/link:${LEOTEST_IMAGE_TAG:-dev}" "$STAGE" >/dev/null
+    fi
     cp /bin/busybox "$STAGE/busybox"
     [ -n "${COMPOSE_PROFILES:-}" ] && stage_mongo
     if ha; then haproxy_base; fi
     log "building images"
-    $COMPOSE build
+    # single-node: a multi-site testbed parks the single-node services there; their images are its images
+    COMPOSE_PROFILES=${COMPOSE_PROFILES:+$COMPOSE_PROFILES,}single-node $COMPOSE build
 }
 
 wait_healthy() {
     local deadline=$((SECONDS + ${1:-180})) svc id state services=(orchestrator kernel-service)
     [ -n "${COMPOSE_PROFILES:-}" ] && services=(mongo "${services[@]}")
     if ha; then services=(mongo orchestrator orchestrator-2 orchestrator-lb kernel-service); fi
+    if [ -n "$NODES" ]; then
+        services=("${services[@]/kernel-service/}")
+        for k in $(seq 1 "$NODES"); do services+=("kernel-service-$k"); done
+    fi
     for svc in "${services[@]}"; do
+        [ -n "$svc" ] || continue
         while :; do
             id=$($COMPOSE ps -q "$svc" || true)
             state=$([ -n "$id" ] && docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo starting)
@@ -151,28 +174,55 @@ wait_healthy() {
 }
 
 up() {
+    if [ -n "$NODES" ]; then
+        sites_compose "$NODES" "$LINK_PROFILE" "$SITES_FILE"; use_sites_file
+        log "$NODES sites, each behind a '$LINK_PROFILE' link ($SITES_FILE)"
+    fi
     build; admin_token; $COMPOSE up -d; wait_healthy 180
     if ha; then log "load balancer on 127.0.0.1:${LEOTEST_LB_PORT:-50052}"; fi
     log "testbed is up (store: ${LEOTEST_STORE:-embedded}): see README for what to try"
 }
 # Every profile, so that a mongo or ha testbed is removed too.
-down() { COMPOSE_PROFILES=mongo,ha $COMPOSE down -v --remove-orphans && rm -rf "$SECRETS"; }
+down() {
+    use_sites_file
+    COMPOSE_PROFILES=mongo,ha,single-node $COMPOSE down -v --remove-orphans && rm -rf "$SECRETS" "$SITES_FILE"
+}
+# Cuts (SIGUSR1) or restores (SIGUSR2) one site's emulated uplink.
+link() { # cut|restore site
+    local sig id
+    case "${1:-}" in cut) sig=USR1 ;; restore) sig=USR2 ;; *) echo "usage: $0 link cut|restore SITE" >&2; exit 2 ;; esac
+    [[ "${2:-}" =~ ^[0-9]+$ ]] || { echo "usage: $0 link cut|restore SITE (a site number)" >&2; exit 2; }
+    use_sites_file
+    id=$($COMPOSE ps -q "link-$2") && [ -n "$id" ] || { echo "no site $2 in $COMPOSE_PROJECT_NAME" >&2; exit 1; }
+    docker kill -s "$sig" "$id" >/dev/null && log "site $2 uplink: $1"
+}
 ha() { [[ ",${COMPOSE_PROFILES:-}," == *,ha,* ]]; }
 
 cmd=${1:-up}
 [ $# -gt 0 ] && shift
-for arg in "$@"; do
+if [ "$cmd" = link ]; then link "$@"; exit 0; fi
+while [ $# -gt 0 ]; do
+    arg=$1; shift
     case "$arg" in
+        --nodes=*) NODES=${arg#--nodes=} ;;
+        --nodes) NODES=${1:-}; shift || true ;;
+        --link=*) LINK_PROFILE=${arg#--link=} ;;
+        --link) LINK_PROFILE=${1:-}; shift || true ;;
         --mongo) export COMPOSE_PROFILES=mongo LEOTEST_STORE=mongo ;;
         # Replicas share the MongoDB-wire database; the kernel service and init use the balancer.
         --ha) export COMPOSE_PROFILES=mongo,ha LEOTEST_STORE=mongo LEOTEST_ORCHESTRATOR_HOST=orchestrator-lb ;;
-        *) echo "unknown option $arg; usage: $0 build|up|down|e2e [--mongo|--ha]" >&2; exit 2 ;;
+        *) echo "unknown option $arg; usage: $0 build|up|down|e2e [--mongo|--ha] [--nodes N [--link lan|wan|leo]]" >&2; exit 2 ;;
     esac
 done
+if [ -n "$NODES" ]; then
+    [[ "$NODES" =~ ^[0-9]+$ ]] && [ "$NODES" -ge 2 ] && [ "$NODES" -le 16 ] ||
+        { echo "--nodes: a number of sites from 2 to 16" >&2; exit 2; }
+    case "$LINK_PROFILE" in lan|wan|leo) ;; *) echo "--link: lan, wan or leo" >&2; exit 2 ;; esac
+fi
 case "$cmd" in
     build) build ;;
     up) up ;;
     down) down ;;
     e2e) if ha; then exec "$(dirname "$0")/e2e-ha.sh"; else exec "$(dirname "$0")/e2e-testbed.sh"; fi ;;
-    *) echo "usage: $0 build|up|down|e2e [--mongo|--ha]" >&2; exit 2 ;;
+    *) echo "usage: $0 build|up|down|e2e|link [--mongo|--ha] [--nodes N [--link lan|wan|leo]]" >&2; exit 2 ;;
 esac

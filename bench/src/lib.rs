@@ -5,12 +5,14 @@ pub mod compare;
 pub mod docker_env;
 pub mod ha;
 pub mod kernel;
+pub mod link;
 pub mod load;
 pub mod orch;
 pub mod procs;
 pub mod runs;
 pub mod sandbox;
 pub mod schedule;
+pub mod sites;
 pub mod stats;
 
 use std::path::PathBuf;

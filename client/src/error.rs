@@ -74,6 +74,10 @@ impl From<tonic::Status> for ClientError {
         }
         match status.code() {
             Code::Unavailable => ClientError::Unavailable(describe_unavailable(&status)),
+            // What a call gets when its connection is closed under it (hyper's "operation was
+            // canceled: connection closed"), e.g. when HTTP/2 keepalive drops a connection a
+            // satellite handover stalled: the orchestrator was not heard, so it is retried.
+            Code::Cancelled => ClientError::Unavailable(describe_unavailable(&status)),
             Code::DeadlineExceeded => ClientError::Timeout(message),
             Code::Unauthenticated => ClientError::Unauthenticated(message),
             Code::PermissionDenied => ClientError::PermissionDenied(message),

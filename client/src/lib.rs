@@ -94,6 +94,17 @@ impl ClientConfig {
     }
 }
 
+/// Connection behaviour beyond [`ClientConfig`]; the default is what [`LeotestClient::connect`]
+/// uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelOptions {
+    /// HTTP/2 keepalive: a PING after this much silence on the connection (idle or not), and
+    /// the connection is dropped (the next call reconnects) when its answer does not come
+    /// within the same time. A dead link is then noticed in about twice this, not at a call's
+    /// deadline. `None`: no pings (the original's client sends none).
+    pub keepalive: Option<Duration>,
+}
+
 /// Metadata values, validated once at connect time.
 #[derive(Clone)]
 enum AuthMetadata {
@@ -203,6 +214,14 @@ impl LeotestClient {
     /// The server certificate is checked by [`tls::PinnedOrWebPki`]: one byte-identical to a
     /// certificate of the CA file is trusted (as grpcio does), anything else needs WebPKI.
     pub async fn connect(cfg: ClientConfig) -> Result<Self, ClientError> {
+        Self::connect_with(cfg, ChannelOptions::default()).await
+    }
+
+    /// [`LeotestClient::connect`] with [`ChannelOptions`].
+    pub async fn connect_with(
+        cfg: ClientConfig,
+        opts: ChannelOptions,
+    ) -> Result<Self, ClientError> {
         let auth = AuthMetadata::from_credentials(&cfg.credentials)?;
         let uri = endpoint_uri(&cfg.endpoint)?;
         let invalid = |reason: String| ClientError::InvalidEndpoint {
@@ -256,11 +275,17 @@ impl LeotestClient {
                 Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
             }
         });
-        let channel = Endpoint::from_shared(format!("http://{authority}"))
+        let mut endpoint = Endpoint::from_shared(format!("http://{authority}"))
             .map_err(|e| invalid(e.to_string()))?
             .origin(parsed)
-            .connect_timeout(cfg.timeout)
-            .connect_with_connector_lazy(connect);
+            .connect_timeout(cfg.timeout);
+        if let Some(k) = opts.keepalive.filter(|k| !k.is_zero()) {
+            endpoint = endpoint
+                .http2_keep_alive_interval(k)
+                .keep_alive_timeout(k)
+                .keep_alive_while_idle(true);
+        }
+        let channel = endpoint.connect_with_connector_lazy(connect);
         Ok(LeotestClient {
             grpc: LeotestOrchestratorClient::new(channel),
             auth,

@@ -125,6 +125,15 @@ mod tests {
     }
 
     #[test]
+    fn a_call_cut_by_a_dropped_connection_is_retried() {
+        let cut = ClientError::from(tonic::Status::cancelled(
+            "operation was canceled: connection closed",
+        ));
+        assert!(cut.is_transient(), "{cut}");
+        assert_eq!(classify(&policy(3), 1, &cut), Decision::Retry);
+    }
+
+    #[test]
     fn auth_and_other_errors_are_never_retried() {
         let p = policy(10);
         for status in [

@@ -120,6 +120,19 @@ pub struct Args {
     /// Total time for one access decision (retries included); then deny.
     #[arg(long, env = "LEOTEST_DECISION_DEADLINE", default_value = "3s", value_parser = parse_duration)]
     pub decision_deadline: Duration,
+    /// Limit of one attempt of the orchestrator call (connecting included); failed attempts are
+    /// retried with backoff within --decision-deadline (README, "Sites and links").
+    #[arg(long, env = "LEOTEST_ORCHESTRATOR_ATTEMPT_TIMEOUT", default_value = "1s",
+          value_parser = parse_nonzero_duration)]
+    pub orchestrator_attempt_timeout: Duration,
+    /// HTTP/2 keepalive towards the orchestrator: ping after this much silence, drop the
+    /// connection when the answer takes as long (a dead link is noticed in ~2x this; 0 = off).
+    #[arg(long, env = "LEOTEST_ORCHESTRATOR_KEEPALIVE", default_value = "1s", value_parser = parse_duration)]
+    pub orchestrator_keepalive: Duration,
+    /// While the orchestrator is unreachable, grant a user it granted within this window
+    /// (0 = never, the default; at most 1h). Never after a denial; each reuse is counted and logged.
+    #[arg(long, env = "LEOTEST_STALE_GRANT_WINDOW", default_value = "0s", value_parser = parse_stale_window)]
+    pub stale_grant_window: Duration,
     /// How long a grant may be reused for the same container and user (0 = ask every time).
     #[arg(long, env = "LEOTEST_GRANT_CACHE_TTL", default_value = "0s", value_parser = parse_duration)]
     pub grant_cache_ttl: Duration,
@@ -182,10 +195,46 @@ pub struct Args {
     /// Address of the /metrics and /healthz HTTP listener.
     #[arg(long, env = "LEOTEST_METRICS_LISTEN", default_value = "127.0.0.1:9100")]
     pub metrics_listen: SocketAddr,
+    /// Bind the metrics listener to the address this host name resolves to (at start-up, with
+    /// --metrics-listen's port) instead of --metrics-listen's address. The compose testbed names
+    /// an alias the container has on its control network only, so that experiments on the
+    /// experiment network cannot reach /metrics (README, "The docker-compose testbed").
+    #[arg(long, env = "LEOTEST_METRICS_HOST", value_parser = parse_host_name)]
+    pub metrics_host: Option<String>,
+}
+
+/// A DNS name or address literal: 1 to 253 characters of `[A-Za-z0-9.-:]`.
+fn parse_host_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a host name"))
+    }
 }
 
 fn parse_caps(s: &str) -> Result<CapSet, String> {
     CapSet::parse_list(s)
+}
+
+fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be more than 0".into()),
+        d => Ok(d),
+    }
+}
+
+fn parse_stale_window(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d > crate::stale::MAX_WINDOW => Err(format!(
+            "at most {}s: a revoked user keeps access up to this long while the link is down",
+            crate::stale::MAX_WINDOW.as_secs()
+        )),
+        d => Ok(d),
+    }
 }
 
 /// Parses `250ms`, `3s`, `2m` or a bare number of seconds.
@@ -227,6 +276,29 @@ impl Args {
         )
     }
 
+    /// Where the metrics listener binds: --metrics-listen, or --metrics-host's first address
+    /// (IPv4 preferred) with --metrics-listen's port.
+    pub async fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        let Some(host) = &self.metrics_host else {
+            return Ok(self.metrics_listen);
+        };
+        let port = self.metrics_listen.port();
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await?
+            .collect();
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or_else(|| addrs.first())
+            .copied()
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("--metrics-host {host} has no address"),
+                )
+            })
+    }
+
     /// The node token: from --access-token-file when given (trailing newline stripped).
     pub fn node_token(&self) -> std::io::Result<String> {
         match &self.access_token_file {
@@ -248,6 +320,18 @@ mod tests {
         assert_eq!(cli.args.listen.port(), 9000);
         assert_eq!(cli.args.decision_deadline, Duration::from_secs(3));
         assert_eq!(cli.args.grant_cache_ttl, Duration::ZERO);
+        assert_eq!(
+            cli.args.stale_grant_window,
+            Duration::ZERO,
+            "stale grants off"
+        );
+        assert_eq!(
+            cli.args.orchestrator_attempt_timeout,
+            Duration::from_secs(1)
+        );
+        assert_eq!(cli.args.orchestrator_keepalive, Duration::from_secs(1));
+        assert!(Cli::try_parse_from(["x", "--stale-grant-window=2h"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--orchestrator-attempt-timeout=0"]).is_err());
         assert_eq!(cli.args.cca_scope, CcaScope::Container);
         assert_eq!(cli.args.connection_limits(), (1024, 2048));
         assert_eq!(cli.args.deny_cache_ttl, Duration::from_secs(1));
@@ -301,6 +385,31 @@ mod tests {
         assert_eq!(limits.args.connection_limits(), (16, 8));
         assert!(limits.args.refuse_caps.is_empty());
         assert!(Cli::try_parse_from(["x", "--refuse-caps=NET_WIZARD"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn metrics_host_picks_the_address_and_keeps_the_port() {
+        let plain = Cli::try_parse_from(["x", "--metrics-listen=0.0.0.0:9100"]).unwrap();
+        assert_eq!(
+            plain.args.metrics_addr().await.unwrap(),
+            "0.0.0.0:9100".parse().unwrap()
+        );
+        let named = Cli::try_parse_from([
+            "x",
+            "--metrics-listen=0.0.0.0:9100",
+            "--metrics-host=127.0.0.1",
+        ])
+        .unwrap();
+        assert_eq!(
+            named.args.metrics_addr().await.unwrap(),
+            "127.0.0.1:9100".parse().unwrap()
+        );
+        for bad in ["", "a b", "x;y", &"a".repeat(254)] {
+            assert!(
+                Cli::try_parse_from(["x", &format!("--metrics-host={bad}")]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

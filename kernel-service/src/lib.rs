@@ -22,5 +22,6 @@ pub mod protocol;
 pub mod sandbox;
 pub mod server;
 pub mod sockdiag;
+pub mod stale;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -9,9 +9,10 @@ use leotest_kernel_service::config::{token_on_command_line, Cli, LogFormat, Sub}
 use leotest_kernel_service::identity::{DockerIdentity, IdentityOptions};
 use leotest_kernel_service::metrics::Metrics;
 use leotest_kernel_service::netns::NetnsCache;
-use leotest_kernel_service::oracle::{ClientOracle, DecisionCache};
+use leotest_kernel_service::oracle::{AccessOracle, ClientOracle, DecisionCache, OracleOptions};
 use leotest_kernel_service::sandbox::{JobManager, SandboxConfig};
 use leotest_kernel_service::server::{self, Service, ServiceConfig};
+use leotest_kernel_service::stale::StaleGrantOracle;
 use leotest_kernel_service::{preflight, sys};
 use leotest_metrics::Sampled;
 use tokio::signal::unix::{signal, SignalKind};
@@ -34,11 +35,11 @@ async fn serve() -> anyhow::Result<()> {
     let a = cli.args;
     match cli.command {
         Some(Sub::Healthcheck) => {
-            std::process::exit(if leotest_metrics::healthcheck(a.metrics_listen).await {
-                0
-            } else {
-                1
-            });
+            let healthy = match a.metrics_addr().await {
+                Ok(addr) => leotest_metrics::healthcheck(addr).await,
+                Err(_) => false,
+            };
+            std::process::exit(if healthy { 0 } else { 1 });
         }
         Some(Sub::Ask { socket, line }) => return ask(&socket, &line).await,
         None => {}
@@ -68,17 +69,37 @@ async fn serve() -> anyhow::Result<()> {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
-    let oracle = ClientOracle::connect(
-        format!("{}:{}", a.grpc_hostname, a.grpc_port),
-        a.ca_cert.clone(),
-        a.tls_domain.clone(),
-        a.nodeid.clone(),
+    // With stale grants on, the call gives up a little before the decision deadline, so that
+    // an unreachable orchestrator is known in time for the policy to answer.
+    let oracle_deadline = if a.stale_grant_window.is_zero() {
+        a.decision_deadline
+    } else {
+        a.decision_deadline.mul_f64(0.9)
+    };
+    let oracle = ClientOracle::connect_with(OracleOptions {
+        endpoint: format!("{}:{}", a.grpc_hostname, a.grpc_port),
+        ca_cert: a.ca_cert.clone(),
+        domain: a.tls_domain.clone(),
+        nodeid: a.nodeid.clone(),
         token,
-        a.decision_deadline,
-    )
+        deadline: oracle_deadline,
+        attempt_timeout: a.orchestrator_attempt_timeout,
+        keepalive: a.orchestrator_keepalive,
+    })
     .await
     .context("orchestrator client")?;
     let oracle = Arc::new(oracle);
+    let stale = Arc::new(StaleGrantOracle::new(
+        Arc::clone(&oracle) as Arc<dyn AccessOracle>,
+        a.stale_grant_window,
+    ));
+    if !a.stale_grant_window.is_zero() {
+        tracing::warn!(
+            window_ms = a.stale_grant_window.as_millis() as u64,
+            "stale grants on: while the orchestrator is unreachable, a user granted within the \
+             window keeps access (a revocation made meanwhile waits for the link)"
+        );
+    }
     let docker = bollard::Docker::connect_with_local_defaults().ok();
     let env = preflight::inspect(docker.as_ref()).await;
     let plan = preflight::plan(&env, a.identity_fallback, a.cca_scope);
@@ -116,6 +137,12 @@ async fn serve() -> anyhow::Result<()> {
         "Orchestrator calls retried after a transient error (attempts after the first)",
         move || client.retries(),
     ));
+    let reused = Arc::clone(&stale);
+    registry.register_collector(Sampled::counter(
+        "leotest_kernel_stale_grants",
+        "Decisions granted from a recent grant because the orchestrator was unreachable (--stale-grant-window)",
+        move || reused.reused(),
+    ));
     let running = jobs.clone();
     registry.register_collector(Sampled::gauge(
         "leotest_kernel_jobs_active",
@@ -125,7 +152,7 @@ async fn serve() -> anyhow::Result<()> {
     let (max_per_source, max_per_user) = a.connection_limits();
     let svc = Arc::new(Service::new(
         identity,
-        oracle,
+        stale,
         DecisionCache::new(a.grant_cache_ttl, a.deny_cache_ttl),
         jobs,
         ServiceConfig {
@@ -140,9 +167,10 @@ async fn serve() -> anyhow::Result<()> {
         },
         Arc::clone(&metrics),
     ));
-    let mlisten = leotest_metrics::bind(a.metrics_listen)
+    let maddr = a.metrics_addr().await.context("resolving --metrics-host")?;
+    let mlisten = leotest_metrics::bind(maddr)
         .await
-        .with_context(|| format!("binding {}", a.metrics_listen))?;
+        .with_context(|| format!("binding {maddr}"))?;
     tokio::spawn(leotest_metrics::serve(
         mlisten,
         registry,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use leotest_client::leotest_proto::unary::ResponseState;
-use leotest_client::{ClientConfig, Credentials, LeotestClient, RetryPolicy};
+use leotest_client::{ChannelOptions, ClientConfig, Credentials, LeotestClient, RetryPolicy};
 use thiserror::Error;
 
 /// Why no grant could be obtained; every variant means deny.
@@ -33,6 +33,35 @@ pub struct ClientOracle {
     deadline: Duration,
 }
 
+/// How the oracle reaches the orchestrator and how long it tries.
+#[derive(Debug, Clone)]
+pub struct OracleOptions {
+    pub endpoint: String,
+    pub ca_cert: std::path::PathBuf,
+    pub domain: String,
+    pub nodeid: String,
+    pub token: String,
+    /// Whole budget of one decision's call, retries included.
+    pub deadline: Duration,
+    /// Limit of one attempt (connecting included): a lost request or a dead connection costs
+    /// this, not the whole deadline, and the next attempt (after the retry module's backoff)
+    /// goes out on a fresh connection once keepalive has dropped the dead one.
+    pub attempt_timeout: Duration,
+    /// HTTP/2 keepalive interval and time-out ([`ChannelOptions::keepalive`]); zero: off.
+    pub keepalive: Duration,
+}
+
+impl std::fmt::Display for OracleOptions {
+    // Never prints the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} as {} (deadline {:?}, attempt {:?}, keepalive {:?})",
+            self.endpoint, self.nodeid, self.deadline, self.attempt_timeout, self.keepalive
+        )
+    }
+}
+
 impl ClientOracle {
     /// Builds the TLS client with the node's credentials; retries stay inside `deadline`.
     pub async fn connect(
@@ -43,23 +72,47 @@ impl ClientOracle {
         token: String,
         deadline: Duration,
     ) -> Result<Self, OracleError> {
-        let mut cfg = ClientConfig::new(
+        Self::connect_with(OracleOptions {
             endpoint,
+            ca_cert,
+            domain,
+            nodeid,
+            token,
+            deadline,
+            attempt_timeout: deadline,
+            keepalive: Duration::ZERO,
+        })
+        .await
+    }
+
+    /// Builds the TLS client from [`OracleOptions`]. Attempts are retried with backoff by the
+    /// client's retry module (the only place backoff lives), within `deadline`.
+    pub async fn connect_with(o: OracleOptions) -> Result<Self, OracleError> {
+        let mut cfg = ClientConfig::new(
+            o.endpoint,
             Credentials::Static {
-                userid: nodeid,
-                access_token: token,
+                userid: o.nodeid,
+                access_token: o.token,
             },
         );
-        cfg.ca_cert = Some(ca_cert);
-        cfg.domain = domain;
-        cfg.timeout = deadline;
+        cfg.ca_cert = Some(o.ca_cert);
+        cfg.domain = o.domain;
+        cfg.timeout = o.attempt_timeout.min(o.deadline);
         cfg.retry = RetryPolicy {
-            max_attempts: 5,
-            max_elapsed: deadline,
+            // bounded by `deadline` first: at 1 s per attempt and 100 ms, 200 ms, ... between
+            // them, a 3 s deadline holds 3 attempts, enough to ride out a 2 s handover gap
+            max_attempts: 8,
+            max_elapsed: o.deadline,
             initial_backoff: Duration::from_millis(100),
         };
-        let client = LeotestClient::connect(cfg).await?;
-        Ok(ClientOracle { client, deadline })
+        let opts = ChannelOptions {
+            keepalive: (!o.keepalive.is_zero()).then_some(o.keepalive),
+        };
+        let client = LeotestClient::connect_with(cfg, opts).await?;
+        Ok(ClientOracle {
+            client,
+            deadline: o.deadline,
+        })
     }
 
     /// Retries the client made after transient errors, since start.
