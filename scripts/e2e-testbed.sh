@@ -65,7 +65,7 @@ for c in experiment-priv experiment-user; do
 done
 # Both metrics endpoints, published on the host's loopback (README, "Metrics").
 scrape() { curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" 2>&1 || true; }
-kmetrics=$(scrape "${LEOTEST_KERNEL_METRICS_PORT:-9100}")
+kmetrics=$(scrape "${LEOTEST_KERNEL_METRICS_PORT:-19100}")
 check "kernel service metrics: decisions counted" 'leotest_kernel_decisions_total{outcome="granted"}' "$kmetrics"
 check "kernel service metrics: sandbox start timed" 'leotest_kernel_sandbox_start_seconds_count' "$kmetrics"
 ometrics=$(scrape "${LEOTEST_ORCH_METRICS_PORT:-9101}")

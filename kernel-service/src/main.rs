@@ -128,9 +128,10 @@ async fn main() -> anyhow::Result<()> {
         },
         Arc::clone(&metrics),
     ));
+    // The error is one line naming the address (and, for a taken port, what to do).
     let mlisten = leotest_metrics::bind(a.metrics_listen)
         .await
-        .with_context(|| format!("binding {}", a.metrics_listen))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     tokio::spawn(leotest_metrics::serve(
         mlisten,
         registry,
