@@ -9,6 +9,7 @@ pub mod convert;
 pub mod jobs;
 pub mod kernel;
 pub mod nodes;
+pub mod reply;
 pub mod runs;
 mod sched_memo;
 pub mod tasks;
@@ -35,6 +36,8 @@ pub struct Ctx {
     pub overlap: crate::schedule::OverlapRules,
     /// `--token-storage`: how tokens issued by register_user / register_node are stored.
     pub tokens: crate::tokens::TokenStorage,
+    /// `--max-reply-bytes`: the largest reply a list RPC builds.
+    pub max_reply_bytes: usize,
 }
 
 /// The gRPC service implementation.
