@@ -66,30 +66,40 @@ pub fn tls_incoming(
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
-            let limiter = Arc::clone(&limiter);
-            let from_balancer = trusted.contains(peer.ip());
-            tokio::spawn(async move {
-                // Only a trusted balancer's connections wait for their header before taking
-                // a slot (under the same time-out): the balancer sends it at once.
-                let client = if from_balancer {
-                    let header = proxy::read_header(&mut tcp, peer);
-                    match tokio::time::timeout(limits.timeout, header).await {
-                        Ok(Ok(client)) => client,
-                        Ok(Err(e)) => {
-                            tracing::warn!(%peer, error = %e, "refused: bad PROXY header from a trusted balancer");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "PROXY header timed out");
-                            return;
-                        }
-                    }
-                } else {
-                    peer
+            // Admitted here, in accept order, so that the newest connection is the last to be
+            // displaced. Only a trusted balancer's connections take their slot after their
+            // header names the client (under the same time-out; the balancer sends it at once).
+            let direct = if trusted.contains(peer.ip()) {
+                None
+            } else {
+                // Never refused: pending handshakes are never busy.
+                let Some(admitted) = limiter.admit(peer.ip()) else {
+                    continue;
                 };
-                // The limiter never refuses here: pending handshakes are never busy.
-                let Some((slot, evicted)) = limiter.admit(client.ip()) else {
-                    return;
+                Some(admitted)
+            };
+            let limiter = Arc::clone(&limiter);
+            tokio::spawn(async move {
+                let (client, (slot, evicted)) = match direct {
+                    Some(admitted) => (peer, admitted),
+                    None => {
+                        let header = proxy::read_header(&mut tcp, peer);
+                        let client = match tokio::time::timeout(limits.timeout, header).await {
+                            Ok(Ok(client)) => client,
+                            Ok(Err(e)) => {
+                                tracing::warn!(%peer, error = %e, "refused a connection of a trusted balancer");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "PROXY header timed out");
+                                return;
+                            }
+                        };
+                        let Some(admitted) = limiter.admit(client.ip()) else {
+                            return;
+                        };
+                        (client, admitted)
+                    }
                 };
                 let handshake = tokio::time::timeout(limits.timeout, acceptor.accept(tcp));
                 let outcome = tokio::select! {

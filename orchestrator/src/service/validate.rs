@@ -3,8 +3,8 @@
 //! Ids are tightly bounded: they are keys, appear in messages and logs, and no client makes
 //! long ones. A job's free text is bounded by what it costs later, since every calendar read
 //! of its node repeats it per run: each `params_*` field at [`MAX_PARAM_BYTES`], `config` (the
-//! web portal sends the whole experiment YAML, 30–60 KiB) at [`MAX_CONFIG_BYTES`], `schedule`
-//! and `trigger` at [`MAX_SCHEDULE_BYTES`] and [`MAX_TRIGGER_BYTES`]. Other free text (names,
+//! web portal sends the whole experiment YAML, 30–60 KiB) at [`MAX_CONFIG_BYTES`]; `schedule`
+//! (256 bytes) and `trigger` (4096) are bounded by their parsers. Other free text (names,
 //! descriptions, run status messages, global config values) is accepted up to the
 //! transport's `--max-message-bytes`, as the original stored whatever it received.
 
@@ -16,10 +16,6 @@ pub const MAX_PARAM_BYTES: usize = 64 * 1024;
 pub const MAX_URL_BYTES: usize = 8 * 1024;
 /// Longest `config` of a job (a whole experiment YAML).
 pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
-/// Longest `schedule` of a job (a crontab line).
-pub const MAX_SCHEDULE_BYTES: usize = 256;
-/// Longest `trigger` of a job (an expression; the parser's own bound).
-pub const MAX_TRIGGER_BYTES: usize = crate::schedule::trigger::MAX_LEN;
 
 /// Free text of at most `max` bytes.
 pub fn text(field: &str, value: &str, max: usize) -> Result<(), String> {
