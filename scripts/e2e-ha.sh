@@ -26,6 +26,7 @@ export LEOTEST_HOST_PORT LEOTEST_LB_PORT LEOTEST_ORCH_METRICS_PORT LEOTEST_KERNE
 CONTROL_NET=${COMPOSE_PROJECT_NAME}_control
 # What `testbed.sh --ha` sets, for the compose commands of this script.
 export COMPOSE_PROFILES=mongo,ha LEOTEST_STORE=mongo LEOTEST_ORCHESTRATOR_HOST=orchestrator-lb
+export LEOTEST_TRUSTED_PROXIES=${LEOTEST_TRUSTED_PROXIES:-172.16.0.0/12,192.168.0.0/16,10.0.0.0/8}
 COMPOSE=${COMPOSE:-$(command -v docker-compose >/dev/null && echo docker-compose || echo "docker compose")}
 TARGET=x86_64-unknown-linux-gnu
 LOAD_SECONDS=${LOAD_SECONDS:-30}

@@ -73,7 +73,7 @@ for c in experiment-priv experiment-user; do
 done
 # Both metrics endpoints, published on the host's loopback (README, "Metrics").
 scrape() { curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" 2>&1 || true; }
-kmetrics=$(scrape "${LEOTEST_KERNEL_METRICS_PORT:-9100}")
+kmetrics=$(scrape "${LEOTEST_KERNEL_METRICS_PORT:-19100}")
 # Series exist from the start with 0: what counts is a value above 0.
 value_of() { printf '%s\n' "$2" | awk -v s="$1" '$1 == s { print $2; exit }'; }
 nonzero() { v=$(value_of "$1" "$2"); if [ -n "$v" ] && [ "$v" != 0 ]; then echo counted; else echo "value ${v:-missing}"; fi; }

@@ -210,7 +210,8 @@ while [ $# -gt 0 ]; do
         --link) LINK_PROFILE=${1:-}; shift || true ;;
         --mongo) export COMPOSE_PROFILES=mongo LEOTEST_STORE=mongo ;;
         # Replicas share the MongoDB-wire database; the kernel service and init use the balancer.
-        --ha) export COMPOSE_PROFILES=mongo,ha LEOTEST_STORE=mongo LEOTEST_ORCHESTRATOR_HOST=orchestrator-lb ;;
+        --ha) export COMPOSE_PROFILES=mongo,ha LEOTEST_STORE=mongo LEOTEST_ORCHESTRATOR_HOST=orchestrator-lb
+              export LEOTEST_TRUSTED_PROXIES=${LEOTEST_TRUSTED_PROXIES:-172.16.0.0/12,192.168.0.0/16,10.0.0.0/8} ;;
         *) echo "unknown option $arg; usage: $0 build|up|down|e2e [--mongo|--ha] [--nodes N [--link lan|wan|leo]]" >&2; exit 2 ;;
     esac
 done

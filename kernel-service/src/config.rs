@@ -192,8 +192,13 @@ pub struct Args {
     /// Sandbox limits (jobs, watchers, output), in total and per user.
     #[command(flatten)]
     pub sandbox: crate::sandbox::flags::SandboxArgs,
-    /// Address of the /metrics and /healthz HTTP listener.
-    #[arg(long, env = "LEOTEST_METRICS_LISTEN", default_value = "127.0.0.1:9100")]
+    /// Address of the /metrics and /healthz HTTP listener. Port 19100: not 9100, which
+    /// Prometheus' node_exporter holds on most nodes (README, "Metrics").
+    #[arg(
+        long,
+        env = "LEOTEST_METRICS_LISTEN",
+        default_value = "127.0.0.1:19100"
+    )]
     pub metrics_listen: SocketAddr,
     /// Bind the metrics listener to the address this host name resolves to (at start-up, with
     /// --metrics-listen's port) instead of --metrics-listen's address. The compose testbed names

@@ -168,9 +168,10 @@ async fn serve() -> anyhow::Result<()> {
         Arc::clone(&metrics),
     ));
     let maddr = a.metrics_addr().await.context("resolving --metrics-host")?;
+    // The error is one line naming the address (and, for a taken port, what to do).
     let mlisten = leotest_metrics::bind(maddr)
         .await
-        .with_context(|| format!("binding {maddr}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     tokio::spawn(leotest_metrics::serve(
         mlisten,
         registry,

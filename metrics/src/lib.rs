@@ -5,14 +5,16 @@
 //! [`BuildInfo`] add the usual `process_*` and `*_build_info` series.
 //!
 //! Everything about the listener is bounded, since it is reachable by whoever can reach its
-//! address: connections served at once ([`MAX_CONNECTIONS`], more wait in the accept backlog),
-//! the request head (hyper's smallest buffer), the time to send it and the time a connection
-//! lives. Connections are closed after one answer (a scrape is one request every few seconds:
+//! address: connections held at once ([`MAX_CONNECTIONS`], [`MAX_PER_SOURCE`] per source; a
+//! newcomer displaces the oldest idle one, see [`limiter`], so idle sockets cannot hold the
+//! listener), the request head (hyper's smallest buffer), the time to send it and the time a
+//! connection lives. Connections are closed after one answer (a scrape is one request every few seconds:
 //! keep-alive would only let idle clients hold slots). The daemons register only bounded label
 //! sets, and nothing on this endpoint is a secret: tokens and user ids are never labels.
 
 #![forbid(unsafe_code)]
 
+pub mod limiter;
 pub mod names;
 pub mod negotiate;
 mod probe;
@@ -35,7 +37,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 pub use negotiate::Format;
 pub use probe::{get, get_text, healthcheck, Reply};
@@ -44,8 +45,11 @@ pub use sampled::Sampled;
 
 /// Content type of the OpenMetrics exposition (`prometheus_client::encoding::text`).
 pub const CONTENT_TYPE: &str = negotiate::OPENMETRICS;
-/// Connections served at once; more wait in the kernel's accept backlog.
+/// Connections held at once; a newcomer beyond it displaces the oldest idle one.
 pub const MAX_CONNECTIONS: usize = 32;
+/// Connections held at once from one source (an IPv4 address, an IPv6 /64): a scraper needs
+/// one, a health check another.
+pub const MAX_PER_SOURCE: usize = 4;
 /// Time a client has to send its request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest life of one connection (request, encoding and answer).
@@ -141,23 +145,33 @@ fn answer(ep: &Endpoint, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-/// Binds the metrics listener on `addr`.
+/// Binds the metrics listener on `addr`. Any failure is one line that names the address; a
+/// taken port also says how to choose another (node_exporter, on 9100, is a usual culprit).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+    TcpListener::bind(addr).await.map_err(|e| {
+        let advice = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (another program holds the port: choose a free one with --metrics-listen or \
+             LEOTEST_METRICS_LISTEN)"
+        } else {
+            ""
+        };
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen for metrics on {addr}: {e}{advice}"),
+        )
+    })
 }
 
 /// Serves `/metrics` (from `registry`) and `/healthz` (from `health`) on `listener` until the
 /// task is dropped.
 pub async fn serve(listener: TcpListener, registry: Registry, health: Health) {
     let ep = Arc::new(Endpoint { registry, health });
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = limiter::Limiter::new(MAX_CONNECTIONS, MAX_PER_SOURCE, "metrics connection");
     loop {
-        // A slot before the accept: excess clients wait in the backlog, costing nothing here.
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
+        // Accept at once, always: a full listener displaces its oldest idle connection
+        // instead of leaving newcomers (the scraper) in the backlog behind idle sockets.
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning.
                 tracing::warn!(error = %e, "metrics accept failed");
@@ -165,11 +179,21 @@ pub async fn serve(listener: TcpListener, registry: Registry, health: Health) {
                 continue;
             }
         };
+        let Some((slot, displaced)) = slots.admit(peer.ip()) else {
+            continue;
+        };
         let ep = Arc::clone(&ep);
         tokio::spawn(async move {
+            let slot = Arc::new(slot);
+            let held = Arc::clone(&slot);
             let svc = service_fn(move |req: Request<Incoming>| {
+                // Answering: not idle, so not displaced mid-answer.
+                let busy = held.busy();
                 let resp = answer(&ep, &req);
-                async move { Ok::<_, Infallible>(resp) }
+                async move {
+                    drop(busy);
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -177,12 +201,15 @@ pub async fn serve(listener: TcpListener, registry: Registry, health: Health) {
                 .max_buf_size(MAX_HEAD)
                 .keep_alive(false)
                 .serve_connection(TokioIo::new(stream), svc);
-            match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(error = %e, "metrics connection failed"),
-                Err(_) => tracing::debug!("metrics connection timed out"),
+            tokio::select! {
+                r = tokio::time::timeout(CONNECTION_TIMEOUT, conn) => match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::debug!(error = %e, "metrics connection failed"),
+                    Err(_) => tracing::debug!("metrics connection timed out"),
+                },
+                _ = displaced => tracing::debug!("metrics connection displaced"),
             }
-            drop(permit);
+            drop(slot);
         });
     }
 }
@@ -258,6 +285,31 @@ mod tests {
         let r = probe::request(addr, &long).await;
         assert!(r.map(|r| r.status != 200).unwrap_or(true));
         assert_eq!(get(addr, "/metrics").await.expect("scrape").status, 200);
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_one_clear_line() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let e = bind(addr).await.expect_err("port taken");
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains(&addr.to_string()), "{text}");
+        assert!(text.contains("--metrics-listen"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn idle_sockets_do_not_hold_the_listener() {
+        let (addr, _) = start(always_healthy()).await;
+        let mut idle = Vec::new();
+        for _ in 0..200 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+        }
+        let scrape = tokio::time::timeout(Duration::from_secs(3), get(addr, "/healthz")).await;
+        assert_eq!(
+            scrape.expect("answered in time").expect("health").status,
+            200
+        );
     }
 
     #[tokio::test]

@@ -207,6 +207,10 @@ pub struct ServerConfig {
     /// still authenticate these users on a shared database). Both forms always authenticate.
     #[arg(long, env = "LEOTEST_TOKEN_STORAGE", value_enum, default_value_t = TokenStorage::Hashed)]
     pub token_storage: TokenStorage,
+
+    /// Connection, request and reply budgets; PROXY protocol from trusted balancers.
+    #[command(flatten)]
+    pub budgets: crate::budgets::BudgetArgs,
 }
 
 impl ServerConfig {
@@ -267,6 +271,50 @@ mod tests {
         assert_eq!(c.max_handshakes, 1024);
         assert_eq!(c.max_handshakes_per_source, 16);
         assert_eq!(c.metrics_listen, None, "metrics are opt-in");
+        let b = &c.budgets;
+        assert_eq!(
+            (b.max_connections, b.max_connections_per_source),
+            (4096, 256)
+        );
+        assert_eq!(
+            (b.idle_timeout, b.keepalive_interval, b.keepalive_timeout),
+            (300, 60, 20)
+        );
+        assert_eq!((b.max_connection_age, b.request_timeout), (3600, 120));
+        assert_eq!(b.max_concurrent_streams, 100);
+        assert_eq!(b.max_connection_receive_bytes, 32 << 20);
+        assert_eq!(b.max_reply_bytes, 16 << 20);
+        assert!(b.trusted_proxies.is_empty(), "PROXY protocol is opt-in");
+    }
+
+    #[test]
+    fn budget_flags() {
+        let c = parse(&[
+            "--max-connections=10",
+            "--max-connections-per-source=2",
+            "--idle-timeout=5",
+            "--max-concurrent-streams=7",
+            "--trusted-proxies=10.0.0.2,172.18.0.0/16",
+        ])
+        .server;
+        let b = &c.budgets;
+        assert_eq!((b.max_connections, b.max_connections_per_source), (10, 2));
+        assert_eq!((b.idle_timeout, b.max_concurrent_streams), (5, 7));
+        assert!(b
+            .trusted_proxies
+            .contains("172.18.3.4".parse().expect("ip")));
+        for bad in [
+            "--max-connections=0",
+            "--idle-timeout=0",
+            "--max-concurrent-streams=0",
+            "--max-connection-receive-bytes=1",
+            "--trusted-proxies=balancer",
+        ] {
+            assert!(
+                Cli::try_parse_from(["leotest-orchestrator", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

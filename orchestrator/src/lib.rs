@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod budgets;
 pub mod config;
+pub mod conns;
 pub mod error;
 pub mod handshake;
 pub mod jwtcmd;
@@ -11,6 +13,7 @@ pub mod listen;
 pub mod logfield;
 pub mod metrics;
 pub mod policy;
+pub mod proxy;
 pub mod schedule;
 pub mod server;
 pub mod service;

@@ -13,6 +13,7 @@ use tonic::transport::Server;
 
 use crate::auth::{AuthConfigError, AuthLayer, Authenticator, JwtVerifier};
 use crate::config::{ServerConfig, StoreKind};
+use crate::conns::{BudgetLayer, ConnLimits, Conns};
 use crate::handshake::{tls_incoming, HandshakeLimits};
 use crate::listen::{bind, check_admin_exposure, listen_addr, ListenError};
 use crate::metrics::conn::Counted;
@@ -44,7 +45,8 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
-    #[error("cannot listen for metrics on {addr}: {source}")]
+    /// The source names the address already (`leotest_metrics::bind`).
+    #[error("{source}")]
     Metrics {
         addr: SocketAddr,
         source: std::io::Error,
@@ -174,6 +176,7 @@ pub async fn run(
         overlap: cfg.overlap_rules,
         tokens: cfg.token_storage,
         sched_memo: Default::default(),
+        max_reply_bytes: cfg.budgets.max_reply_bytes,
     });
     let grpc = LeotestOrchestratorServer::new(service)
         .max_decoding_message_size(cfg.max_message_bytes)
@@ -216,6 +219,8 @@ pub async fn run(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
+    // Before anything holds descriptors: a flood must meet the connection limits, not EMFILE.
+    let nofile = crate::budgets::raise_nofile();
     let listener = bind(addr)?;
     let local = listener
         .local_addr()
@@ -231,9 +236,28 @@ pub async fn run(
         cfg.tls_key.clone(),
         tls.current.clone(),
     ));
-    let (incoming, acceptor_task) = tls_incoming(listener, TlsAcceptor::from(tls.config), limits);
+    let b = &cfg.budgets;
+    let trusted = Arc::new(b.trusted_proxies.clone());
+    let (incoming, acceptor_task) = tls_incoming(
+        listener,
+        TlsAcceptor::from(tls.config),
+        limits,
+        Arc::clone(&trusted),
+    );
+    let max_connections =
+        crate::budgets::fit_connections(b.max_connections, cfg.max_handshakes, nofile);
+    let conns = Conns::new(ConnLimits {
+        max: max_connections,
+        max_per_source: b.max_connections_per_source,
+        idle_timeout: b.idle_timeout(),
+        receive_budget: b.max_connection_receive_bytes,
+    });
+    let reaper = conns.spawn_reaper();
     let conn_metrics = metrics.clone();
-    let incoming = incoming.map(move |c| c.map(|tls| Counted::new(tls, conn_metrics.clone())));
+    let admitted = Arc::clone(&conns);
+    let incoming = incoming.map(move |c| {
+        c.and_then(|(tls, client)| admitted.admit(Counted::new(tls, conn_metrics.clone()), client))
+    });
     let metrics_task = match (metrics_listener, &metrics) {
         (Some(l), Some(m)) => {
             let at = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -256,11 +280,28 @@ pub async fn run(
         handshake_timeout_s = cfg.handshake_timeout,
         max_handshakes = cfg.max_handshakes,
         max_handshakes_per_source = cfg.max_handshakes_per_source,
+        max_connections,
+        max_connections_per_source = b.max_connections_per_source,
+        max_concurrent_streams = b.max_concurrent_streams,
+        trusted_proxies = %trusted,
         "orchestrator listening (TLS)"
     );
 
     let result = Server::builder()
-        // Outermost first: the metrics layer also sees the requests auth refuses.
+        .max_concurrent_streams(b.max_concurrent_streams)
+        .timeout(Duration::from_secs(b.request_timeout))
+        .http2_keepalive_interval(Some(Duration::from_secs(b.keepalive_interval)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(b.keepalive_timeout)))
+        // No grace: tonic's grace replaces the GOAWAY by a hard close. The request time-out
+        // bounds how long a drained connection can linger.
+        .max_connection_age(Duration::from_secs(b.max_connection_age))
+        .initial_stream_window_size(b.stream_window())
+        .initial_connection_window_size(b.connection_window())
+        .max_frame_size(crate::budgets::MAX_FRAME_BYTES)
+        .http2_max_header_list_size(crate::budgets::MAX_HEADER_LIST_BYTES)
+        // Outermost first: the budget layer sees every request (busy connection, receive
+        // budget), the metrics layer also the requests auth refuses.
+        .layer(BudgetLayer)
         .layer(MetricsLayer::new(metrics.clone()))
         .layer(AuthLayer::new(auth, metrics.clone()))
         .add_service(grpc)
@@ -270,6 +311,7 @@ pub async fn run(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     purger.abort();
+    reaper.abort();
     health_task.abort();
     acceptor_task.abort();
     if let Some(t) = reload_task {

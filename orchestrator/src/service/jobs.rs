@@ -64,10 +64,20 @@ pub async fn schedule_job(
         return Ok(failed("unknown error".into()));
     };
     let params = req.params.unwrap_or_default();
-    // Params, config (a whole experiment YAML) and trigger are free text.
+    // Params, config (a whole experiment YAML) and trigger are free text, bounded by what
+    // every later calendar read of the node costs (validate's module documentation).
     let checks = validate::id("id", &req.id)
         .and_then(|_| validate::id("nodeid", &req.nodeid))
-        .and_then(|_| validate::id_ref("server", req.server.as_deref().unwrap_or_default()));
+        .and_then(|_| validate::id_ref("server", req.server.as_deref().unwrap_or_default()))
+        .and_then(|_| {
+            use validate::{text, MAX_PARAM_BYTES as P};
+            text("params_mode", &params.mode, P)?;
+            text("params_deploy", &params.deploy, P)?;
+            text("params_execute", &params.execute, P)?;
+            text("params_finish", &params.finish, P)?;
+            // `schedule` (256 bytes) and `trigger` (4096) are bounded by their parsers below.
+            text("config", &req.config, validate::MAX_CONFIG_BYTES)
+        });
     if let Err(msg) = checks {
         return Ok(failed(msg));
     }
@@ -230,10 +240,11 @@ pub async fn get_jobs_by_userid(
     // else passes the check above with an empty id).
     let userid = Some(req.userid.as_str()).filter(|u| !u.is_empty());
     let jobs = ctx.store.get_jobs_by_userid(userid).await?;
+    let wire = jobs.iter().map(job_to_wire).collect();
     Ok(MessageGetJobsByUseridResponse {
         exists: !jobs.is_empty(),
         message: String::new(),
-        jobs: jobs.iter().map(job_to_wire).collect(),
+        jobs: super::reply::within("get_jobs_by_userid", wire, ctx.max_reply_bytes),
     })
 }
 
@@ -251,9 +262,10 @@ pub async fn get_jobs_by_nodeid(
         .into_iter()
         .filter(|job| policy::job_access(caller, job).any())
         .collect();
+    let wire = jobs.iter().map(job_to_wire).collect();
     Ok(MessageGetJobsByNodeidResponse {
         exists: !jobs.is_empty(),
-        jobs: jobs.iter().map(job_to_wire).collect(),
+        jobs: super::reply::within("get_jobs_by_nodeid", wire, ctx.max_reply_bytes),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod kernel;
 pub mod nodes;
 pub mod outcome;
+pub mod reply;
 pub mod runs;
 mod sched_memo;
 pub use sched_memo::SchedMemo;
@@ -39,6 +40,8 @@ pub struct Ctx {
     pub tokens: crate::tokens::TokenStorage,
     /// Parsed schedules of stored jobs, reused between bookings (`sched_memo`).
     pub sched_memo: Arc<SchedMemo>,
+    /// `--max-reply-bytes`: the largest reply a list RPC builds.
+    pub max_reply_bytes: usize,
 }
 
 /// The gRPC service implementation.

@@ -162,7 +162,9 @@ pub async fn get_nodes(
         let jobs = ctx.store.get_jobs_by_nodeid(&n.nodeid).await?;
         nodes.push(node_to_wire(n, jobs_summary(&jobs)));
     }
-    Ok(MessageGetNodesResponse { nodes })
+    Ok(MessageGetNodesResponse {
+        nodes: super::reply::within("get_nodes", nodes, ctx.max_reply_bytes),
+    })
 }
 
 fn node_update(req: MessageUpdateNode) -> Result<NodeUpdate, String> {

@@ -76,11 +76,20 @@ pub async fn update_run(
         message,
     };
     let r = req.run.unwrap_or_default();
-    // blob_url, status and status_message are free text.
+    // blob_url, status and status_message are free text, bounded: every get_runs repeats them.
     let checks = validate::id("runid", &r.runid)
         .and_then(|_| validate::id_ref("jobid", &r.jobid))
         .and_then(|_| validate::id_ref("nodeid", &r.nodeid))
-        .and_then(|_| validate::id_ref("userid", &r.userid));
+        .and_then(|_| validate::id_ref("userid", &r.userid))
+        .and_then(|_| validate::text("blob_url", &r.blob_url, validate::MAX_URL_BYTES))
+        .and_then(|_| validate::text("status", &r.status, validate::MAX_ID_LEN))
+        .and_then(|_| {
+            validate::text(
+                "status_message",
+                &r.status_message,
+                validate::MAX_PARAM_BYTES,
+            )
+        });
     if let Err(m) = checks {
         return Ok(fail(m));
     }
@@ -171,12 +180,19 @@ pub async fn get_runs(
             runs.push(run_to_wire(run));
         }
     }
-    Ok(MessageGetRunsResponse { runs })
+    Ok(MessageGetRunsResponse {
+        runs: super::reply::within("get_runs", runs, ctx.max_reply_bytes),
+    })
 }
+
+/// Bytes an event takes on the wire beyond its job's template: the id (tag and a 5-byte
+/// varint), two printed datetimes (at most 32 characters, `2030-01-01 00:10:32.910943+05:30`,
+/// counted as 40) with tag and length, and the event's own tag and length prefix.
+const EVENT_EXTRA_BYTES: usize = 6 + 2 * (2 + 40) + 6;
 
 pub async fn get_scheduled_runs(
     ctx: &Ctx,
-    _caller: &Caller,
+    caller: &Caller,
     req: MessageGetScheduledRuns,
 ) -> ServiceResult<MessageGetScheduledRunsResponse> {
     let fail = |message: String| MessageGetScheduledRunsResponse {
@@ -232,14 +248,34 @@ pub async fn get_scheduled_runs(
         total += starts.len();
         planned.push((job, kind, starts));
     }
+    // Everything but the times and the id is the same for all events of a job: one template
+    // per job, whose encoded size gives the reply's size before any event is built. A reply
+    // over `--max-reply-bytes` is refused here, so a job with large params on a busy
+    // calendar costs one template, not one copy per run.
+    let mut templates = Vec::with_capacity(planned.len());
+    let mut bytes = 0usize;
+    for (job, kind, starts) in &planned {
+        let mut template = event_template(job, kind);
+        if !policy::job_access(caller, job).any() {
+            // Same event, params empty: another user's command lines may hold credentials.
+            template.params = Some(JobParams::default());
+        }
+        let per_event = prost::Message::encoded_len(&template) + EVENT_EXTRA_BYTES;
+        bytes = bytes.saturating_add(per_event.saturating_mul(starts.len()));
+        if bytes > ctx.max_reply_bytes {
+            return Ok(fail(format!(
+                "error: the reply would exceed {} bytes ({total} runs in the requested \
+                 range); ask for a shorter range",
+                ctx.max_reply_bytes
+            )));
+        }
+        templates.push(template);
+    }
     let mut events: Vec<RunEvent> = Vec::with_capacity(total);
-    for (job, kind, starts) in planned {
+    for ((job, _, starts), template) in planned.into_iter().zip(templates) {
         // Python prints these with the offset of whichever bound it computed them from.
         let off = req_off.or_else(|| crate::schedule::offset_of(&job.start_date));
         let run_length = secs(job.length_secs);
-        // Everything but the times and the id is the same for all events of a job: build it
-        // once and clone it (exact-size copies) instead of re-formatting per event.
-        let template = event_template(job, kind);
         for start in starts {
             events.push(RunEvent {
                 id: i32::try_from(events.len()).unwrap_or(i32::MAX),

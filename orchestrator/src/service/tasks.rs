@@ -111,7 +111,9 @@ pub async fn get_tasks(
             tasks.push(task_to_wire(task));
         }
     }
-    Ok(MessageGetTasksResponse { tasks })
+    Ok(MessageGetTasksResponse {
+        tasks: super::reply::within("get_tasks", tasks, ctx.max_reply_bytes),
+    })
 }
 
 pub async fn update_task(
