@@ -9,6 +9,7 @@
 #![allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
 
 mod metadata;
+pub mod timefmt;
 
 pub use metadata::{JWT_HEADER, MAX_CREDENTIAL_LEN, TOKEN_HEADER, USERID_HEADER};
 

@@ -83,32 +83,7 @@ fn render_list(name: &str, desc: &MessageDescriptor, items: &[Value]) -> String 
         .iter()
         .map(|r| columns.iter().map(|&i| cell(&r[i].1)).collect())
         .collect();
-    let widths: Vec<usize> = (0..columns.len())
-        .map(|c| {
-            body.iter()
-                .map(|row| row[c].chars().count())
-                .chain(std::iter::once(header[c].chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: &[String]| {
-        let mut s = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
-        s.truncate(s.trim_end().len());
-        s.push('\n');
-        s
-    };
-    let mut out = format!("{name} ({}):\n", items.len());
-    out.push_str(&line(&header));
-    for row in &body {
-        out.push_str(&line(row));
-    }
-    out
+    aligned_table(name, items.len(), &header, &body)
 }
 
 /// Human-readable rendering: `key  value` lines, then one table per repeated message field.
@@ -233,32 +208,7 @@ fn columns_table(name: &str, columns: &[String], items: &[Value]) -> String {
                 .collect()
         })
         .collect();
-    let widths: Vec<usize> = (0..columns.len())
-        .map(|c| {
-            body.iter()
-                .map(|row| row[c].chars().count())
-                .chain(std::iter::once(header[c].chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: &[String]| {
-        let mut s = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
-        s.truncate(s.trim_end().len());
-        s.push('\n');
-        s
-    };
-    let mut out = format!("{name} ({}):\n", items.len());
-    out.push_str(&line(&header));
-    for row in &body {
-        out.push_str(&line(row));
-    }
-    out
+    aligned_table(name, items.len(), &header, &body)
 }
 
 /// A YAML document for a JSON value. Strings are written double-quoted with JSON escapes,
@@ -336,6 +286,36 @@ fn yaml_nested(v: &Value, indent: usize, out: &mut String) {
         Value::Array(a) => yaml_seq(a, indent, out),
         _ => {}
     }
+}
+
+/// `name (count):`, then the header and the rows in columns as wide as their widest cell.
+fn aligned_table(name: &str, count: usize, header: &[String], body: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            body.iter()
+                .map(|row| row[c].chars().count())
+                .chain(std::iter::once(header[c].chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let mut s = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        s.truncate(s.trim_end().len());
+        s.push('\n');
+        s
+    };
+    let mut out = format!("{name} ({count}):\n");
+    out.push_str(&line(header));
+    for row in body {
+        out.push_str(&line(row));
+    }
+    out
 }
 
 #[cfg(test)]

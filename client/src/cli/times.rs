@@ -2,11 +2,8 @@
 //! `--tz` says otherwise), in RFC 3339, whatever form the server stored it in. Also the date
 //! parsing the client-side scheduling checks use (the orchestrator's rules: naive means UTC).
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use serde_json::Value;
-
-/// Longest text taken for a date.
-const MAX_LEN: usize = 64;
 
 /// Reply fields that hold a timestamp.
 const TIME_FIELDS: &[&str] = &[
@@ -78,44 +75,9 @@ impl TimeZone {
     }
 }
 
-/// Parses the date forms the orchestrator accepts: RFC 3339 (`T` or space, optional
-/// fraction, `Z` or an offset), naive date-times (UTC, as the orchestrator takes them) and
-/// bare dates (midnight UTC).
+/// Parses the date forms the orchestrator accepts (the one parser both use).
 pub fn parse(input: &str) -> Option<DateTime<Utc>> {
-    let s = input.trim();
-    if s.is_empty() || s.len() > MAX_LEN {
-        return None;
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f%:z",
-        "%Y-%m-%dT%H:%M:%S%.f%:z",
-        "%Y-%m-%d %H:%M:%S%.f%z",
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M%:z",
-        "%Y-%m-%dT%H:%M%:z",
-    ] {
-        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
-            return Some(t.with_timezone(&Utc));
-        }
-    }
-    let naive = s.strip_suffix('Z').unwrap_or(s);
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(naive, fmt) {
-            return Some(t.and_utc());
-        }
-    }
-    NaiveDate::parse_from_str(naive, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
+    leotest_proto::timefmt::parse_datetime(input)
 }
 
 /// Rewrites every timestamp field (at any depth) in zone `tz`; values that are not dates
