@@ -5,6 +5,9 @@
 # list, reschedule and delete jobs, and hit every exit code on purpose (0 done, 1 not found /
 # refused, 2 usage, 3 unreachable / TLS, 4 permission, 5 other), asserting output and exit
 # code of each step. Prints "newcomer: N passed, M failed"; exit 1 on any failure.
+# Then the operator's side: the certificate rotated with SIGHUP (the old CA is refused, the new
+# one accepted, the log says so) and the metrics endpoint read by promtool (Debian's prometheus
+# package; CI installs it, elsewhere that step is skipped with a note).
 # Runs in well under a minute (after the build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +27,7 @@ trap cleanup EXIT
 mkdir -p "$work/server" "$work/home" "$work/me" "$work/other"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
+mport=$(free_port)
 
 passed=0
 failed=0
@@ -57,7 +61,8 @@ jwt_secret=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 (cd "$work/server" && exec env -i PATH=/usr/bin:/bin LEOTEST_ADMIN_ACCESS_TOKEN="$admin_token" \
     LEOTEST_JWT_ALGO=HS256 LEOTEST_JWT_SECRET="$jwt_secret" \
     "$target/debug/leotest-orchestrator" --listen 127.0.0.1 --grpc-port "$port" --data-dir data \
-    --tls-cert pki/server.crt --tls-key pki/server.key) >"$work/orchestrator.log" 2>&1 &
+    --tls-cert pki/server.crt --tls-key pki/server.key --metrics-listen "127.0.0.1:$mport") \
+    >"$work/orchestrator.log" 2>&1 &
 orch_pid=$!
 for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -137,6 +142,34 @@ expect 5 "5: an experiment config that cannot be read" "missing.yaml" -- $lt job
     --exp-config=missing.yaml
 expect 0 "logout" "logged out" -- $lt logout
 expect 4 "4: after logout, a hint to log in" "leotest login" -- $lt whoami
+
+# --- the operator: a new certificate without a restart, and the metrics ----------------------
+cp "$work/server/pki/server.crt" "$work/old.crt"
+(cd "$work/server" && "$target/debug/leotest-orchestrator" gen-cert --force \
+    --cert pki/server.crt --key pki/server.key >/dev/null 2>&1)
+cp "$work/server/pki/server.crt" "$work/new.crt"
+kill -HUP "$orch_pid"
+for _ in $(seq 1 50); do grep -q "reloaded" "$work/orchestrator.log" && break; sleep 0.1; done
+grep -q "reloaded" "$work/orchestrator.log" && pass "SIGHUP: the log says the certificate was reloaded" ||
+    fail "SIGHUP: the log says the certificate was reloaded" "$(tail -n 5 "$work/orchestrator.log")"
+admin_flags=(--grpc-host 127.0.0.1 --grpc-port "$port" --userid admin --access-token "$admin_token" --retries 0)
+expect 0 "after SIGHUP the new certificate is served" "ADMIN" -- $lt "${admin_flags[@]}" --ca-cert "$work/new.crt" whoami
+expect 3 "after SIGHUP the old CA no longer verifies" "\-\-ca-cert" -- $lt "${admin_flags[@]}" --ca-cert "$work/old.crt" whoami
+if command -v promtool >/dev/null; then
+    # promtool reads the text format: what a client that does not ask for OpenMetrics gets.
+    for accept in "*/*" "text/plain; version=0.0.4"; do
+        body=$(curl -fsS -H "Accept: $accept" "http://127.0.0.1:$mport/metrics" || true)
+        if out=$(printf '%s\n' "$body" | promtool check metrics 2>&1) && [ -n "$body" ]; then
+            pass "promtool check metrics ($accept)"
+        else
+            fail "promtool check metrics ($accept)" "$out"
+        fi
+    done
+elif [ "${CI:-}" = true ]; then
+    fail "promtool check metrics" "promtool is missing (apt-get install prometheus)"
+else
+    echo "SKIP promtool check metrics: promtool is not installed (apt-get install prometheus)"
+fi
 
 echo "newcomer: $passed passed, $failed failed"
 if [ "$failed" != 0 ]; then

@@ -181,6 +181,23 @@ up() {
     build; admin_token; $COMPOSE up -d; wait_healthy 180
     if ha; then log "load balancer on 127.0.0.1:${LEOTEST_LB_PORT:-50052}"; fi
     log "testbed is up (store: ${LEOTEST_STORE:-embedded}): see README for what to try"
+    print_login
+}
+
+# A ready `leotest login` for the admin: the testbed's CA copied out of the orchestrator (it
+# made it on first start) next to the admin token. Informational: `up` succeeds without it.
+print_login() {
+    local port=${LEOTEST_HOST_PORT:-50051} token_opt
+    if ha; then port=${LEOTEST_LB_PORT:-50052}; fi
+    mkdir -p "$SECRETS" && chmod 0700 "$SECRETS"
+    docker cp "$($COMPOSE ps -q orchestrator):/var/lib/leotest/certs/server.crt" "$SECRETS/ca.crt" \
+        >/dev/null 2>&1 || { log "could not copy the testbed's CA out of the orchestrator"; return 0; }
+    if [ -s "$SECRETS/admin-token" ]; then
+        token_opt="--access-token-file $PWD/$SECRETS/admin-token"
+    else
+        token_opt="(token on stdin: echo \"\$LEOTEST_ADMIN_TOKEN\" | ...)"
+    fi
+    log "log in as admin: leotest login --grpc-host 127.0.0.1 --grpc-port $port --ca-cert $PWD/$SECRETS/ca.crt --userid admin $token_opt"
 }
 # Every profile, so that a mongo or ha testbed is removed too.
 down() {
