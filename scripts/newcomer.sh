@@ -7,18 +7,23 @@
 # code of each step. Prints "newcomer: N passed, M failed"; exit 1 on any failure.
 # Then the operator's side: the certificate rotated with SIGHUP (the old CA is refused, the new
 # one accepted, the log says so) and the metrics endpoint read by promtool (Debian's prometheus
-# package; CI installs it, elsewhere that step is skipped with a note).
+# package; CI installs it, elsewhere that step is skipped with a note) on both daemons: the
+# orchestrator and a kernel service started beside it (needs the Docker engine).
 # Runs in well under a minute (after the build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 target=${CARGO_TARGET_DIR:-$repo/target}
-cargo build --quiet --locked -p leotest-orchestrator -p leotest-client
+cargo build --quiet --locked -p leotest-orchestrator -p leotest-client -p leotest-kernel-service
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/leotest-newcomer.XXXXXX")
 orch_pid=
 holder_pid=
+kernel_pid=
+knet=
 cleanup() {
+    [ -n "$kernel_pid" ] && kill "$kernel_pid" 2>/dev/null && wait "$kernel_pid" 2>/dev/null
+    [ -n "$knet" ] && docker network rm "$knet" >/dev/null 2>&1
     [ -n "$orch_pid" ] && kill "$orch_pid" 2>/dev/null && wait "$orch_pid" 2>/dev/null
     [ -n "$holder_pid" ] && kill "$holder_pid" 2>/dev/null
     rm -rf "$work"
@@ -155,15 +160,40 @@ grep -q "reloaded" "$work/orchestrator.log" && pass "SIGHUP: the log says the ce
 admin_flags=(--grpc-host 127.0.0.1 --grpc-port "$port" --userid admin --access-token "$admin_token" --retries 0)
 expect 0 "after SIGHUP the new certificate is served" "ADMIN" -- $lt "${admin_flags[@]}" --ca-cert "$work/new.crt" whoami
 expect 3 "after SIGHUP the old CA no longer verifies" "\-\-ca-cert" -- $lt "${admin_flags[@]}" --ca-cert "$work/old.crt" whoami
+# The node's kernel service (it maps callers through Docker: a network of its own for it),
+# so that both metrics endpoints are read; skipped without a Docker engine outside CI.
+endpoints=("orchestrator 127.0.0.1:$mport")
+if docker info >/dev/null 2>&1; then
+    knet=leotest-newcomer-$$
+    docker network create "$knet" >/dev/null
+    kmport=$(free_port)
+    (cd "$work/server" && exec env -i PATH=/usr/bin:/bin LEOTEST_ACCESS_TOKEN="$admin_token" \
+        "$target/debug/leotest-kernel-service" --nodeid admin --grpc-hostname localhost \
+        --grpc-port "$port" --ca-cert pki/server.crt --leotest-net "$knet" \
+        --listen "127.0.0.1:$(free_port)" --metrics-listen "127.0.0.1:$kmport") >"$work/kernel.log" 2>&1 &
+    kernel_pid=$!
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:$kmport/healthz" >/dev/null 2>&1 && break
+        kill -0 "$kernel_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    endpoints+=("kernel-service 127.0.0.1:$kmport")
+elif [ "${CI:-}" = true ]; then
+    fail "kernel service metrics" "no Docker engine"
+else
+    echo "SKIP kernel service metrics: no Docker engine"
+fi
 if command -v promtool >/dev/null; then
-    # promtool reads the text format: what a client that does not ask for OpenMetrics gets.
-    for accept in "*/*" "text/plain; version=0.0.4"; do
-        body=$(curl -fsS -H "Accept: $accept" "http://127.0.0.1:$mport/metrics" || true)
-        if out=$(printf '%s\n' "$body" | promtool check metrics 2>&1) && [ -n "$body" ]; then
-            pass "promtool check metrics ($accept)"
-        else
-            fail "promtool check metrics ($accept)" "$out"
-        fi
+    for endpoint in "${endpoints[@]}"; do
+        # promtool reads the text format: what a client that does not ask for OpenMetrics gets.
+        for accept in "*/*" "text/plain; version=0.0.4"; do
+            body=$(curl -fsS -H "Accept: $accept" "http://${endpoint#* }/metrics" || true)
+            if out=$(printf '%s\n' "$body" | promtool check metrics 2>&1) && [ -n "$body" ]; then
+                pass "promtool check metrics: ${endpoint% *} ($accept)"
+            else
+                fail "promtool check metrics: ${endpoint% *} ($accept)" "$out$(tail -n 5 "$work/kernel.log" 2>/dev/null)"
+            fi
+        done
     done
 elif [ "${CI:-}" = true ]; then
     fail "promtool check metrics" "promtool is missing (apt-get install prometheus)"
