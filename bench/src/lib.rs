@@ -1,5 +1,7 @@
 //! leotest-rs benchmarks: every figure is measured next to a baseline in the same run.
 
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod compare;
 pub mod docker_env;

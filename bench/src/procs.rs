@@ -60,8 +60,11 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 impl Drop for Proc {
     fn drop(&mut self) {
         // SIGTERM first, so the process can clean up; SIGKILL whatever is left after the grace.
-        // SAFETY: kill(2) on our own child's pid, which is not reaped yet (we still own it).
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        // Our own child, not reaped yet (we still own it), so the pid is still its.
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        );
         let deadline = Instant::now() + STOP_GRACE;
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_)) | Err(_)) {

@@ -1,6 +1,8 @@
 //! Binary entry point: parse flags, look at the environment, wire identity + oracle + sandbox,
 //! serve until a signal.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 
 use anyhow::Context;

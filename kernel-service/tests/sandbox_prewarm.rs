@@ -1,6 +1,8 @@
 //! Warm sandboxes (needs root): a killed waiting sandbox does not fail the next job, and
 //! dropping the manager leaves no process or cgroup behind. Its own test binary, so every child
 //! of this process is one of this manager's sandboxes.
+// Raw system calls the sandbox must refuse, and signals to its processes: `unsafe` by nature.
+#![allow(unsafe_code)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -19,12 +19,9 @@ fn stat_fields(pid: u32) -> Result<Vec<String>> {
 }
 
 fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions; it only reads a system constant.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
+    match rustix::param::clock_ticks_per_second() {
+        0 => 100.0,
+        t => t as f64,
     }
 }
 
