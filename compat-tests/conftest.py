@@ -157,30 +157,32 @@ class Orchestrator:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        probe = LeotestClient(self.target, self.root_cert, ADMIN_ID, self.admin_token)
-        try:
-            last = None
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"orchestrator exited with {self.proc.returncode}:\n{self.log_tail()}"
-                    )
+        # A fresh channel per attempt: a channel that met the port before the server listened
+        # waits out gRPC's reconnect backoff (1 s, x1.6 with jitter), so one probe channel made
+        # readiness take ~15 s and, under load, more than the whole deadline.
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"orchestrator exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
+            probe = LeotestClient(self.target, self.root_cert, ADMIN_ID, self.admin_token)
+            try:
                 stub = probe.channel.unary_unary(
                     RPCS["get_user"].path,
                     request_serializer=lambda m: m.SerializeToString(),
                     response_deserializer=RPCS["get_user"].response.FromString,
                 )
-                try:
-                    rsp = stub(msg("message_get_user")(userid=ADMIN_ID), timeout=2)
-                    if rsp.exists:
-                        return
-                except grpc.RpcError as err:
-                    last = f"{err.code()} {err.details()}"
-                time.sleep(0.2)
-            raise RuntimeError(f"orchestrator not ready in {READY_TIMEOUT_S}s ({last}):\n"
-                               + self.log_tail())
-        finally:
-            probe.close()
+                rsp = stub(msg("message_get_user")(userid=ADMIN_ID), timeout=2)
+                if rsp.exists:
+                    return
+            except grpc.RpcError as err:
+                last = f"{err.code()} {err.details()}"
+            finally:
+                probe.close()
+            time.sleep(0.2)
+        raise RuntimeError(f"orchestrator not ready in {READY_TIMEOUT_S}s ({last}):\n"
+                           + self.log_tail())
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
