@@ -524,7 +524,18 @@ impl TlsConnector {
         .await
         {
             Ok(Ok(tls)) => Ok(tls),
-            Ok(Err(e)) => Err(fail(ConnectStage::Tls, e.to_string(), e.kind())),
+            Ok(Err(e)) => {
+                // rustls reports a certificate or protocol problem as InvalidData: the user's
+                // to fix, not retried. A connection closed or reset mid-handshake (a balancer
+                // whose backend just went away) is the orchestrator not being reached: retried
+                // like a refused connection.
+                let stage = if e.kind() == std::io::ErrorKind::InvalidData {
+                    ConnectStage::Tls
+                } else {
+                    ConnectStage::Tcp
+                };
+                Err(fail(stage, e.to_string(), e.kind()))
+            }
             Err(_) => Err(fail(
                 ConnectStage::TlsTimeout,
                 format!("{} ms", self.handshake_timeout.as_millis()),

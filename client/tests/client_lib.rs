@@ -101,3 +101,24 @@ async fn connect_validates_its_inputs() {
         Err(ClientError::InvalidCredentials(_))
     ));
 }
+
+/// A balancer whose backend just went away accepts TCP and closes before TLS completes: that
+/// is the orchestrator not being reached (retried), not a certificate problem (which is not).
+/// Seen in e2e-ha: a replica killed under load denied kernel decisions until this was retried.
+#[tokio::test]
+async fn a_connection_closed_during_the_handshake_is_unavailable_and_transient() {
+    let o = orchestrator();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten().take(8) {
+            drop(stream);
+        }
+    });
+    let client = LeotestClient::connect(config(&o, port, admin()))
+        .await
+        .unwrap();
+    let err = client.kernel_access("admin").await.unwrap_err();
+    assert!(matches!(err, ClientError::Unavailable(_)), "{err:?}");
+    assert!(err.is_transient());
+}
