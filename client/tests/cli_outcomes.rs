@@ -6,20 +6,6 @@ mod support;
 
 use support::*;
 
-fn alice(o: &Orchestrator) -> String {
-    let r = o.leotest(&[
-        "--json",
-        "user",
-        "--action=register",
-        "--id=alice",
-        "--name=Alice",
-        "--role=user",
-        "--team=lab",
-    ]);
-    r.expect(0);
-    token_from_message(r.json()["message"].as_str().unwrap())
-}
-
 fn atq(o: &Orchestrator, jobid: &str, start: &str, end: &str) -> Run {
     o.leotest(&[
         "job",
@@ -37,7 +23,7 @@ fn atq(o: &Orchestrator, jobid: &str, start: &str, end: &str) -> Run {
 #[test]
 fn user_family_codes() {
     let o = orchestrator();
-    let token = alice(&o);
+    let token = register_alice(&o);
     // 1: not found is a message on stderr, never a record of defaults.
     let r = o.leotest(&["user", "--action=get", "--id=nobody"]);
     r.expect(1);
@@ -90,7 +76,7 @@ fn user_family_codes() {
 #[test]
 fn job_family_codes_and_scheduling_checks() {
     let o = orchestrator();
-    let token = alice(&o);
+    let token = register_alice(&o);
     // 2: schedules that cannot work, refused before anything is sent.
     let r = atq(&o, "j", "2099-01-02T00:00:00", "2099-01-01T00:00:00");
     r.expect(2);
@@ -219,7 +205,7 @@ fn job_family_codes_and_scheduling_checks() {
 #[test]
 fn node_config_and_task_families_refuse_users_with_4() {
     let o = orchestrator();
-    let token = alice(&o);
+    let token = register_alice(&o);
     let as_alice = |args: &[&str]| o.leotest_as("alice", &token, args);
     as_alice(&["node", "--action=register", "--nodeid=n9"]).expect(4);
     as_alice(&["node", "--action=delete", "--nodeid=n9"]).expect(4);
@@ -242,7 +228,7 @@ fn node_config_and_task_families_refuse_users_with_4() {
 #[test]
 fn output_formats_and_fields() {
     let o = orchestrator();
-    alice(&o);
+    register_alice(&o);
     let r = o.leotest(&["--output=yaml", "user", "--action=get", "--id=alice"]);
     r.expect(0);
     assert!(r.stdout.contains("name: \"Alice\"\n"), "{r:?}");

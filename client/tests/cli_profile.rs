@@ -36,20 +36,6 @@ fn lt(cwd: &Path, config: &Path, env: &[(&str, &str)], args: &[&str], stdin: &st
     }
 }
 
-fn register_alice(o: &Orchestrator) -> String {
-    let r = o.leotest(&[
-        "--json",
-        "user",
-        "--action=register",
-        "--id=alice",
-        "--name=Alice",
-        "--role=user",
-        "--team=lab",
-    ]);
-    r.expect(0);
-    token_from_message(r.json()["message"].as_str().unwrap())
-}
-
 #[test]
 fn login_saves_a_private_profile_used_from_any_directory() {
     let o = orchestrator();

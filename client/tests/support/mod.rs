@@ -99,3 +99,18 @@ pub fn leotest_cmd(cwd: &Path) -> Command {
 pub fn leotest_plain(cwd: &Path, args: &[&str]) -> Run {
     Run::from(leotest_cmd(cwd).args(args).output().expect("run leotest"))
 }
+
+/// Registers USER `alice` (team `lab`) as the admin and returns her token.
+pub fn register_alice(o: &Orchestrator) -> String {
+    let r = o.leotest(&[
+        "--json",
+        "user",
+        "--action=register",
+        "--id=alice",
+        "--name=Alice",
+        "--role=user",
+        "--team=lab",
+    ]);
+    r.expect(0);
+    token_from_message(r.json()["message"].as_str().unwrap())
+}
