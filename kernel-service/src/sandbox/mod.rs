@@ -27,6 +27,7 @@ pub mod flags;
 pub mod job;
 pub mod output;
 mod pool;
+mod reader;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spawn;
@@ -302,11 +303,7 @@ impl JobManager {
                 return Err(SandboxError::Internal(e.to_string()));
             }
         };
-        let pump = {
-            let log = output.clone();
-            let src = spawned.output;
-            tokio::task::spawn_blocking(move || output::pump(src, &log))
-        };
+        let pump = reader::spawn(spawned.output, output.clone(), cg.as_ref());
         let job = Arc::new(Job {
             id: id.clone(),
             owner: owner.to_string(),
@@ -489,7 +486,7 @@ async fn supervise(
     inner: Arc<Inner>,
     job: Arc<Job>,
     slot: RunSlot,
-    mut pump: tokio::task::JoinHandle<Option<std::fs::File>>,
+    mut pump: tokio::sync::oneshot::Receiver<reader::ReaderResult>,
     time_limit: Duration,
     lease: Option<UidLease>,
 ) {

@@ -63,6 +63,13 @@ pub trait JobCgroup: Send + Sync + std::fmt::Debug {
     fn procs_files(&self) -> Vec<PathBuf>;
     /// Directory fd for `clone3(CLONE_INTO_CGROUP)` (v2 only).
     fn clone_fd(&self) -> Option<BorrowedFd<'_>>;
+    /// `(job tasks file, the service's own tasks file)` pairs a daemon thread that works for
+    /// the job (its output reader) writes its tid into, so that the job's CPU limit and
+    /// accounting cover that work too, and back into when done. cgroup v1 only: v2 keeps every
+    /// thread of a process in one domain cgroup, so there it is empty.
+    fn thread_charge_files(&self) -> Vec<(PathBuf, PathBuf)> {
+        Vec::new()
+    }
     /// Current accounting; fields the kernel does not provide stay `None`.
     fn stats(&self) -> JobStats;
     /// SIGKILLs every process still in the cgroup.
@@ -361,8 +368,14 @@ pub(super) fn remove_dir_retry(dir: &Path) -> Result<(), CgroupError> {
 }
 
 pub(super) fn kill_procs_in(procs: &Path) {
+    // A thread of ours may sit in a job cgroup (its output reader, v1 `cpu`): never ourselves.
+    let own = i32::try_from(std::process::id()).unwrap_or(0);
     if let Ok(text) = fs::read_to_string(procs) {
-        for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        for pid in text
+            .lines()
+            .filter_map(|l| l.trim().parse::<i32>().ok())
+            .filter(|p| *p != own)
+        {
             crate::sys::process::kill_pid(pid);
         }
     }

@@ -16,7 +16,14 @@ use crate::sandbox::spec::Limits;
 #[derive(Debug)]
 pub struct V1Cgroup {
     dirs: BTreeMap<String, PathBuf>,
+    /// The service's own cgroup per controller: where a charged thread goes back to.
+    home: BTreeMap<String, PathBuf>,
 }
+
+/// Controllers a daemon thread working for the job joins ([`JobCgroup::thread_charge_files`]):
+/// CPU time only. Memory is charged per process, and joining `pids` would spend one of the
+/// job's own tasks.
+const THREAD_CONTROLLERS: [&str; 2] = ["cpu", "cpuacct"];
 
 impl V1Cgroup {
     pub(super) fn create(
@@ -29,7 +36,12 @@ impl V1Cgroup {
         for (ctrl, base) in own {
             dirs.insert(ctrl.clone(), base.join(parent).join(name));
         }
-        let cg = V1Cgroup { dirs };
+        let home = own
+            .iter()
+            .filter(|(c, _)| THREAD_CONTROLLERS.contains(&c.as_str()))
+            .map(|(c, d)| (c.clone(), d.clone()))
+            .collect();
+        let cg = V1Cgroup { dirs, home };
         let res = cg.make_dirs().and_then(|()| cg.apply(limits));
         if let Err(e) = res {
             let _ = cg.remove();
@@ -128,6 +140,17 @@ impl JobCgroup for V1Cgroup {
 
     fn clone_fd(&self) -> Option<BorrowedFd<'_>> {
         None
+    }
+
+    fn thread_charge_files(&self) -> Vec<(PathBuf, PathBuf)> {
+        let mut pairs: Vec<(PathBuf, PathBuf)> = THREAD_CONTROLLERS
+            .iter()
+            .filter_map(|c| Some((self.dir(c)?.join("tasks"), self.home.get(*c)?.join("tasks"))))
+            .collect();
+        // cpu and cpuacct are often one hierarchy ("cpu,cpuacct"): join it once.
+        pairs.sort();
+        pairs.dedup();
+        pairs
     }
 
     fn stats(&self) -> JobStats {
