@@ -9,6 +9,7 @@ use jobs::{collect, manager, sh};
 use std::time::Duration;
 
 use leotest_kernel_service::sandbox::output::{DISCARDED_MARKER, TRUNCATED_MARKER};
+use leotest_kernel_service::sandbox::reader::CHARGE_AFTER;
 use leotest_kernel_service::sandbox::{wire, JobId, JobManager, JobState, SandboxConfig};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -253,10 +254,14 @@ async fn security_a_jobs_output_reader_is_charged_to_the_job() {
         return;
     };
     let m = manager();
-    let id = m
-        .start("alice", sh("echo started; sleep 60"))
-        .await
-        .unwrap();
+    // A little output is read at the daemon's expense (joining a cgroup costs milliseconds);
+    // past CHARGE_AFTER bytes the reader joins the job.
+    let lines = CHARGE_AFTER / 64 + 10;
+    let script = format!(
+        "i=0; while [ $i -lt {lines} ]; do echo {}; i=$((i+1)); done; sleep 60",
+        "x".repeat(63)
+    );
+    let id = m.start("alice", sh(&script)).await.unwrap();
     let controllers: Vec<&str> = ["cpu", "cpuacct"]
         .into_iter()
         .filter(|c| dirs.contains_key(*c))
@@ -294,5 +299,5 @@ async fn security_a_jobs_output_reader_is_charged_to_the_job() {
         assert!(!job_tasks(c).exists(), "{c} cgroup left behind");
     }
     let out = collect(&m, "alice", false, &id).await;
-    assert_eq!(out, b"started\n");
+    assert_eq!(out.len() as u64, lines * 64);
 }

@@ -27,7 +27,7 @@ pub mod flags;
 pub mod job;
 pub mod output;
 mod pool;
-mod reader;
+pub mod reader;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spawn;

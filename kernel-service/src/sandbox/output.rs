@@ -345,14 +345,18 @@ where
 ///
 /// Once the log is full (its cap, or the spill budget) nothing more is read: the daemon spends
 /// no more CPU on the job's output (issue 23). The pipe is returned still open, so the job is
-/// stopped by its supervisor with a clear reason, not by a broken pipe.
-pub fn pump(mut src: File, log: &OutputLog) -> Option<File> {
+/// stopped by its supervisor with a clear reason, not by a broken pipe. `read_so_far` is told
+/// the running total after every chunk.
+pub fn pump(mut src: File, log: &OutputLog, mut read_so_far: impl FnMut(u64)) -> Option<File> {
     let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
     loop {
         match src.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 log.append(&buf[..n]);
+                total = total.saturating_add(n as u64);
+                read_so_far(total);
                 if log.is_full() {
                     log.close();
                     return Some(src);

@@ -3,12 +3,15 @@
 //!
 //! Reading output costs the daemon about as much CPU as writing it costs the job. On a shared
 //! pool thread that CPU was the daemon's own, outside every cgroup: four `cat /dev/zero` jobs
-//! capped at 10 % each made the daemon use ~40 % of a core. So each job gets a thread of its
-//! own which, for as long as it reads, sits in the job's CPU cgroup (cgroup v1: `cpu`,
-//! `cpuacct`): the job's quota throttles its reader, and `cpu_usage_usec` counts it. cgroup v2
-//! cannot place one thread of a process in another domain cgroup; there the reader's work is
-//! bounded by the output cap (reading stops there, see [`output::pump`]). On both, the thread
-//! runs at nice 19, so a job's output can slow its own reader but not the daemon's decisions.
+//! capped at 10 % each made the daemon use ~48 % of a core. So each job gets a thread of its
+//! own which, once the job has written [`CHARGE_AFTER`] bytes, joins the job's CPU cgroup
+//! (cgroup v1: `cpu`, `cpuacct`) until the output ends: from then on the job's quota throttles
+//! its reader and `cpu_usage_usec` counts it. Not before: moving a thread between cgroups waits
+//! for an RCU grace period (milliseconds), which the many jobs that print a few lines should
+//! not pay for; the first [`CHARGE_AFTER`] bytes cost the daemon well under a millisecond.
+//! cgroup v2 cannot place one thread of a process in another domain cgroup; there the reader
+//! runs at nice 19 and its work is bounded by the output cap (reading stops there, see
+//! [`output::pump`]).
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -22,8 +25,18 @@ use super::output::{self, OutputLog};
 /// The pipe of a job whose log reached its cap (kept open, unread), or `None` at end of output.
 pub type ReaderResult = Option<File>;
 
+/// Output a job may write before its reader joins its cgroup (see the module doc).
+pub const CHARGE_AFTER: u64 = 256 * 1024;
+
 /// Lowest CPU priority: output flooding slows this thread, never the rest of the daemon.
 const READER_NICE: i32 = 19;
+
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), READER_NICE) {
+        tracing::debug!(error = %e, "cannot lower the output reader's priority");
+    }
+}
 
 /// Starts the reader of `src` into `log`, charged to `cg`; the receiver gets what
 /// [`output::pump`] returned once the output ends or is full.
@@ -33,12 +46,25 @@ pub fn spawn(
     cg: &dyn JobCgroup,
 ) -> oneshot::Receiver<ReaderResult> {
     let (tx, rx) = oneshot::channel();
-    let charge = cg.thread_charge_files();
+    let pairs = cg.thread_charge_files();
     let body = move || {
-        let guard = Charged::enter(charge);
-        let res = output::pump(src, &log);
+        let mut pending = if pairs.is_empty() {
+            // Never charged (cgroup v2): at least never ahead of the daemon's own work.
+            lower_priority();
+            None
+        } else {
+            Some(pairs)
+        };
+        let mut charged = None;
+        let res = output::pump(src, &log, |total| {
+            if total >= CHARGE_AFTER {
+                if let Some(p) = pending.take() {
+                    charged = Some(Charged::enter(p));
+                }
+            }
+        });
         // Out of the job's cgroup before anyone is told: the job's cleanup removes it next.
-        drop(guard);
+        drop(charged);
         let _ = tx.send(res);
     };
     if let Err(e) = std::thread::Builder::new()
@@ -63,9 +89,6 @@ struct Charged {
 impl Charged {
     fn enter(pairs: Vec<(PathBuf, PathBuf)>) -> Self {
         let tid = rustix::thread::gettid();
-        if let Err(e) = rustix::process::setpriority_process(Some(tid), READER_NICE) {
-            tracing::debug!(error = %e, "cannot lower the output reader's priority");
-        }
         let tid = tid.as_raw_nonzero().to_string();
         let mut home = Vec::new();
         for (job, back) in pairs {
