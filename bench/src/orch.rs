@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use leotest_proto::unary::{
     MessageGetUser, MessageKernelAccess, MessageRegisterUser, ResponseState, UserRoles,
 };
-use leotest_proto::LeotestOrchestratorClient;
+use leotest_proto::{LeotestOrchestratorClient, TOKEN_HEADER, USERID_HEADER};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -17,10 +17,6 @@ use crate::load::{closed_loop, open_loop, LoadResult};
 use crate::procs::{binary, free_port, wait_for_port, Memory, Proc};
 use crate::stats::{ratio_line, table, Row};
 use crate::Settings;
-
-/// Metadata the orchestrator's auth layer reads.
-const USERID_HEADER: &str = "x-leotest-userid";
-const TOKEN_HEADER: &str = "x-leotest-access-token";
 
 /// Which store the orchestrator under test uses.
 #[derive(Debug, Clone)]
