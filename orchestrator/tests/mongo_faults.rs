@@ -239,3 +239,67 @@ async fn health_fails_while_majority_writes_cannot_commit() {
     assert!(unavailable(s.ping().await));
     s.ping().await.expect("healthy again");
 }
+
+/// Index builds on first start are bounded: every createIndexes carries `maxTimeMS` (a
+/// replica set would otherwise wait for every voting member for ever), and a standalone
+/// server such as nx-27017, which has no commit quorum and would refuse one, is sent none.
+/// The replica-set side (`commitQuorum: "majority"`) is pinned by the unit tests in
+/// `store/mongo/indexes.rs`: nx-27017 answers `hello` as a standalone.
+#[tokio::test]
+async fn index_builds_are_bounded_in_time() {
+    let Some(db) = TestMongo::fresh("faults") else {
+        return;
+    };
+    let proxy = FaultProxy::start(&db.uri).await;
+    proxy.capture("createIndexes");
+    let _store = MongoStore::connect(&proxy.uri(), &db.name)
+        .await
+        .expect("connect through the proxy");
+    let builds = proxy.take_captured();
+    // The original's four, our unique ones, the probe's.
+    assert!(builds.len() >= 10, "{builds:?}");
+    for cmd in &builds {
+        let ms = cmd.get("maxTimeMS").and_then(|v| match v {
+            bson::Bson::Int32(n) => Some(i64::from(*n)),
+            bson::Bson::Int64(n) => Some(*n),
+            _ => None,
+        });
+        assert!(ms.is_some_and(|ms| ms > 0), "no time limit: {cmd}");
+        assert!(
+            !cmd.contains_key("commitQuorum"),
+            "quorum sent to a standalone: {cmd}"
+        );
+    }
+}
+
+/// A server that times a build out gets a clear start-up error naming the collection and
+/// what to check, not a generic backend error (and not a wait for ever).
+#[tokio::test]
+async fn an_index_build_that_runs_out_of_time_is_a_clear_start_up_error() {
+    let Some(db) = TestMongo::fresh("faults") else {
+        return;
+    };
+    let proxy = FaultProxy::start(&db.uri).await;
+    proxy.inject(
+        "createIndexes",
+        Some("runs"),
+        1,
+        Fault::CommandError {
+            code: 50,
+            name: "MaxTimeMSExpired",
+            labels: vec![],
+        },
+    );
+    let err = MongoStore::connect(&proxy.uri(), &db.name)
+        .await
+        .expect_err("the build timed out");
+    match err {
+        StoreError::Unavailable(msg) => {
+            assert!(
+                msg.contains("runs") && msg.contains("did not commit"),
+                "{msg}"
+            )
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
