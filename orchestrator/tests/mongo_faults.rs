@@ -303,3 +303,119 @@ async fn an_index_build_that_runs_out_of_time_is_a_clear_start_up_error() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// Takes the lease of `key` from whoever holds it, as another orchestrator that found it
+/// expired would (on a connection of its own, from inside a booking's decision: a plain
+/// thread with its own runtime). Its `until` is in the past, so the next taker need not wait.
+fn steal_lease(uri: &str, db: &str, key: &str) {
+    let (uri, db, key) = (uri.to_string(), db.to_string(), key.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let client = mongodb::Client::with_uri_str(&uri).await.expect("client");
+            let res = client
+                .database(&db)
+                .collection::<bson::Document>(leotest_orchestrator::store::mongo::LOCKS)
+                .update_one(
+                    bson::doc! { "_id": &key },
+                    bson::doc! { "$set": {
+                        "holder": "thief",
+                        "until": bson::DateTime::from_millis(0),
+                    } },
+                )
+                .await
+                .expect("steal");
+            assert_eq!(res.matched_count, 1, "no lease {key} to steal");
+        });
+    })
+    .join()
+    .expect("steal thread");
+}
+
+/// How many job documents have this id (a direct look, expired ones included).
+async fn job_docs(db: &TestMongo, id: &str) -> u64 {
+    let client = mongodb::Client::with_uri_str(&db.uri)
+        .await
+        .expect("client");
+    client
+        .database(&db.name)
+        .collection::<bson::Document>("jobs")
+        .count_documents(bson::doc! { "id": id })
+        .await
+        .expect("count")
+}
+
+/// A booking whose lease was taken over meanwhile undoes its write and decides again; an
+/// undo that meets a failover is sent again instead of leaving the write (which may overlap
+/// the booking of whoever took the lease over) in place.
+#[tokio::test]
+async fn an_overtaken_booking_is_undone_through_a_failover() {
+    let Some((s, proxy, db)) = through_proxy().await else {
+        return;
+    };
+    let j1 = job("j1", "n1");
+    let mut calls = 0;
+    let mut saw_own_write = false;
+    let (uri, name) = (db.uri.clone(), db.name.clone());
+    let mut decide = |lists: &[&[Job]]| {
+        calls += 1;
+        saw_own_write |= lists[0].iter().any(|j| j.id == "j1");
+        if calls == 1 {
+            steal_lease(&uri, &name, "node:n1");
+        }
+        Some(BookingWrite::Insert(Box::new(j1.clone())))
+    };
+    // The undo (a delete by `_id`) meets a primary that just stepped down.
+    proxy.inject("delete", Some("jobs"), 1, Fault::not_writable_primary());
+    let booked = s.book(&["n1".to_string()], &mut decide).await;
+    assert_eq!(
+        booked.expect("the undo rides out the failover"),
+        Booked::Written
+    );
+    assert_eq!(calls, 2, "decided again after the lost lease");
+    assert!(
+        !saw_own_write,
+        "the second decision saw the overtaken write"
+    );
+    assert_eq!(job_docs(&db, "j1").await, 1);
+}
+
+/// An undo that keeps failing (the database gone for longer than the retry budget) is not
+/// forgotten: the booking fails as unavailable, and the next booking of the node takes the
+/// write back before it reads, so it never decides on (or next to) an overtaken write.
+#[tokio::test]
+async fn an_undo_that_keeps_failing_is_applied_before_the_next_booking() {
+    let Some((s, proxy, db)) = through_proxy().await else {
+        return;
+    };
+    let j1 = job("j1", "n1");
+    let (uri, name) = (db.uri.clone(), db.name.clone());
+    let mut first = |_: &[&[Job]]| {
+        steal_lease(&uri, &name, "node:n1");
+        Some(BookingWrite::Insert(Box::new(j1.clone())))
+    };
+    proxy.inject("delete", Some("jobs"), 100, Fault::not_writable_primary());
+    let res = s.book(&["n1".to_string()], &mut first).await;
+    assert!(unavailable(res), "the booking reports the failed undo");
+    assert_eq!(
+        job_docs(&db, "j1").await,
+        1,
+        "the overtaken write is still there"
+    );
+    proxy.clear();
+
+    let j2 = job("j2", "n1");
+    let mut saw = Vec::new();
+    let mut second = |lists: &[&[Job]]| {
+        saw = lists[0].iter().map(|j| j.id.clone()).collect();
+        Some(BookingWrite::Insert(Box::new(j2.clone())))
+    };
+    let booked = s.book(&["n1".to_string()], &mut second).await;
+    assert_eq!(booked.expect("second booking"), Booked::Written);
+    assert!(saw.is_empty(), "the next decision saw {saw:?}");
+    assert_eq!(job_docs(&db, "j1").await, 0, "the pending undo was applied");
+    assert_eq!(job_docs(&db, "j2").await, 1);
+}

@@ -71,6 +71,8 @@ pub struct MongoStore {
     /// Collections whose unique key index is missing or not enforced (see `indexes`,
     /// `probe`).
     guarded: Arc<HashSet<&'static str>>,
+    /// Undos of bookings that outlived their lease and could not be applied yet (`booking`).
+    pending_undos: Arc<std::sync::Mutex<Vec<booking::Pending>>>,
 }
 
 impl std::fmt::Debug for MongoStore {
@@ -168,6 +170,7 @@ impl MongoStore {
             tasks: db.collection(TASKS),
             leases: Arc::new(Leases::new(db.clone(), db.collection(LOCKS))),
             guarded: Arc::new(HashSet::new()),
+            pending_undos: Arc::default(),
             db,
         }
     }
@@ -351,6 +354,8 @@ impl Store for MongoStore {
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         // MongoDB's TTL monitor does this about once a minute; doing it here too keeps
         // servers without one (and the minute in between) tidy.
+        // Undos a booking could not apply (`booking`): deletes only, no leases are held.
+        let undone = self.apply_pending_undos(None).await;
         let expired = doc! { "expire_at": { "$lte": date(now) } };
         let t = retry::idempotent("purge", || {
             self.tasks.delete_many(expired.clone()).into_future()
@@ -362,7 +367,7 @@ impl Store for MongoStore {
         .await?;
         // Idempotent deletes: several replicas purging at once is harmless.
         let l = self.leases.purge().await?;
-        Ok(t.deleted_count + j.deleted_count + l)
+        Ok(t.deleted_count + j.deleted_count + l + undone)
     }
 
     async fn ping(&self) -> StoreResult<()> {
