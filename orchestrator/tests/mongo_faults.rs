@@ -419,3 +419,98 @@ async fn an_undo_that_keeps_failing_is_applied_before_the_next_booking() {
     assert_eq!(job_docs(&db, "j1").await, 0, "the pending undo was applied");
     assert_eq!(job_docs(&db, "j2").await, 1);
 }
+
+fn run(runid: &str, minute: i64) -> Run {
+    let start = Utc::now() - Duration::days(1) + Duration::minutes(minute);
+    Run {
+        runid: runid.to_string(),
+        jobid: "j1".to_string(),
+        nodeid: "n1".to_string(),
+        userid: "alice".to_string(),
+        start_time: start,
+        end_time: start + Duration::seconds(30),
+        last_updated: start + Duration::seconds(30),
+        blob_url: String::new(),
+        status: "complete".to_string(),
+        status_message: String::new(),
+    }
+}
+
+/// Lists are in insertion order; the database does the least work for it. On MongoDB the
+/// store sorts on `_id` and a `{jobid: 1, _id: 1}` index serves filter and sort together; on
+/// a server where such an index cannot be built (nx-27017) the store sends no sort, as the
+/// original (that server answers in insertion order; a sort there is an extra pass over the
+/// matches). Either way the order is the insertion order, also for a time range and after an
+/// update of a run in place.
+#[tokio::test]
+async fn list_queries_sort_only_where_an_index_serves_the_sort() {
+    let Some((s, proxy, db)) = through_proxy().await else {
+        return;
+    };
+    // Inserted out of start_time and runid order.
+    let runs = [
+        run("r-c", 30),
+        run("r-a", 10),
+        run("r-d", 40),
+        run("r-b", 20),
+    ];
+    for r in &runs {
+        s.update_run(r).await.expect("run");
+    }
+    let mut updated = runs[0].clone();
+    updated.status = "failed".to_string();
+    s.update_run(&updated).await.expect("update in place");
+    assert!(s.add_job(&job("j1", "n1")).await.expect("job"));
+
+    let client = mongodb::Client::with_uri_str(&db.uri)
+        .await
+        .expect("client");
+    let served = client
+        .database(&db.name)
+        .collection::<bson::Document>("runs")
+        .list_index_names()
+        .await
+        .expect("indexes")
+        .iter()
+        .any(|n| n == "jobid_1__id_1");
+
+    proxy.capture("find");
+    let all = s
+        .get_runs(&RunFilter {
+            jobid: Some("j1".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("runs");
+    let ids = |v: &[Run]| v.iter().map(|r| r.runid.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&all), ["r-c", "r-a", "r-d", "r-b"]);
+    let ranged = s
+        .get_runs(&RunFilter {
+            jobid: Some("j1".into()),
+            start_from: Some(Utc::now() - Duration::days(2)),
+            start_to: Some(Utc::now()),
+            limit: Some(3),
+            ..Default::default()
+        })
+        .await
+        .expect("runs");
+    assert_eq!(ids(&ranged), ["r-c", "r-a", "r-d"]);
+    assert_eq!(
+        s.get_jobs_by_nodeid("n1").await.expect("jobs").len(),
+        1,
+        "jobs of the node"
+    );
+    let finds = proxy.take_captured();
+    assert!(finds.len() >= 3, "{finds:?}");
+    for f in &finds {
+        let on = f.get_str("find").unwrap_or_default();
+        if on == "runs" || on == "jobs" {
+            assert_eq!(
+                f.contains_key("sort"),
+                served,
+                "sort sent: {}, {{jobid: 1, _id: 1}} index: {served}: {f}",
+                f.contains_key("sort")
+            );
+        }
+    }
+}

@@ -213,15 +213,23 @@ impl MongoStore {
                 guarded.insert(collection_name(coll.name()));
             }
         }
-        // Every list query sorts on `_id` (insertion order, see `MongoStore::find_all`) after
-        // an equality filter: `{field: 1, _id: 1}` answers both, so the plan is an IXSCAN
-        // that stops at the limit, with no SORT stage over all of a job's runs:
-        //   runs  {jobid}, {nodeid}, {userid} (+ start_time range as a residual filter)
-        //   jobs  {userid}; {nodeid} $or {server} (two IXSCANs merged in _id order)
-        //   tasks {nodeid}, {jobid}, {runid}  (+ expire_at, residual)
-        // A query on `runid`/`taskid`/`id` alone reads one document (unique index).
-        // Where an index naming `_id` cannot be written through (nx-27017, see `probe`), the
-        // plain lookup indexes instead.
+        // The expected plan of each list query (order: insertion, see
+        // `MongoStore::find_all`).
+        // MongoDB (this probe passes): each sorts on `_id` after an equality filter, and
+        // `{field: 1, _id: 1}` answers both, so the plan is an IXSCAN that stops at the
+        // limit, with no SORT stage (over all of a job's runs, say):
+        //   runs  {jobid}, {nodeid}, {userid}: IXSCAN {field:1,_id:1} (+ start_time range
+        //         as a residual filter); {runid}: IXSCAN runid_1 (one document)
+        //   jobs  {userid}: IXSCAN; of a node: {nodeid} $or {server}, two IXSCANs merged
+        //         in _id order (SORT_MERGE); live filter (expire_at) residual
+        //   tasks {nodeid}, {jobid}, {runid}: IXSCAN (+ expire_at residual); {taskid}:
+        //         taskid_1 (one document, SORT of one)
+        //   nodes by nodeid: node_query_index (one document); users, all nodes, all jobs,
+        //         all tasks: COLLSCAN + SORT (no filter to serve: the whole, small,
+        //         collection is read anyway)
+        // nx-27017 (an index naming `_id` breaks its inserts, so plain lookup indexes
+        // instead): no sort is sent; it answers from a scan of its SQLite table in rowid
+        // (insertion) order, as it answers the original, which sends no sort either.
         let lookup: Vec<(&Collection<Document>, Document)> = if caps.id_suffix_indexes {
             vec![
                 (&self.jobs, doc! { "nodeid": 1, "_id": 1 }),
