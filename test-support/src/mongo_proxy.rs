@@ -73,6 +73,10 @@ struct Shared {
     rules: Vec<Rule>,
     /// `(command, collection or "")` of every OP_MSG forwarded, in order.
     seen: Vec<(String, String)>,
+    /// Commands whose whole body is kept (see [`FaultProxy::capture`]).
+    capture: Vec<String>,
+    /// Bodies of the captured commands, in order.
+    captured: Vec<Document>,
 }
 
 /// A running proxy; stops when dropped.
@@ -130,6 +134,17 @@ impl FaultProxy {
             remaining: times,
             fault,
         });
+    }
+
+    /// From now on, keeps the whole body of every command named `command` (for tests that
+    /// pin the options a command carries).
+    pub fn capture(&self, command: &str) {
+        self.lock().capture.push(command.to_string());
+    }
+
+    /// Bodies of the captured commands so far, and forgets them.
+    pub fn take_captured(&self) -> Vec<Document> {
+        std::mem::take(&mut self.lock().captured)
     }
 
     /// Drops every rule not yet used up.
@@ -260,6 +275,9 @@ fn matching_fault(shared: &Mutex<Shared>, body: &Document) -> Option<Fault> {
     };
     let mut s = lock(shared);
     s.seen.push((command.clone(), collection.clone()));
+    if s.capture.iter().any(|c| c.eq_ignore_ascii_case(command)) {
+        s.captured.push(body.clone());
+    }
     let rule = s.rules.iter_mut().find(|r| {
         r.remaining > 0
             && r.command.eq_ignore_ascii_case(command)

@@ -10,6 +10,19 @@
 //! primary serves it to B. A holder that stalls past its lease may have been overtaken: its
 //! release then finds the lease gone, it undoes its own write (by `_id`, or moving the job
 //! back only if it still has our dates) and decides again.
+//!
+//! The undo must not be lost, or the overtaken write stays beside the booking that overtook
+//! it (an overlap). Both undos are idempotent (a delete by `_id`; a conditional move back),
+//! so an undo that meets a transient error is sent again (`retry::idempotent`); one that
+//! still fails (the database unreachable for longer than the retry budget) is kept in this
+//! process's pending list and applied again until it succeeds: before every later booking
+//! (under its leases, before it reads) and, for deletes, by every purge (a move back is
+//! applied only under the leases of all its nodes). Until then the stale write only makes
+//! decisions more conservative (a node looks busier than it is). What this cannot cover:
+//! the process exiting with an undo still pending (logged at ERROR with the job's `_id` or
+//! id, for an operator to remove); and a move taken back late can meet a booking made in
+//! the job's old dates after the overtaken move and before the undo (the move back is
+//! conditional on the job still having our dates, not on its old dates being free).
 
 use std::future::IntoFuture;
 
@@ -23,8 +36,16 @@ use crate::store::{Booked, BookingWrite, Decide, StoreError, StoreResult};
 /// Decisions per booking before giving up (each retry follows a lost lease).
 const ATTEMPTS: usize = 3;
 
+/// An undo that failed, with the nodes of its booking (see [`MongoStore::apply_pending_undos`]).
+#[derive(Debug)]
+pub(super) struct Pending {
+    nodes: Vec<String>,
+    undo: Undo,
+}
+
 /// How to take a write back after the lease turned out to be lost.
-enum Undo {
+#[derive(Clone, Debug)]
+pub(super) enum Undo {
     Nothing,
     Delete(Bson),
     MoveBack {
@@ -49,6 +70,9 @@ pub(super) async fn book(
         .collect();
     for _ in 0..ATTEMPTS {
         let held = s.leases.acquire(&keys).await?;
+        // Undos left by earlier bookings go first, so this decision cannot count a write
+        // that was taken back (best effort: one still pending only makes us refuse more).
+        s.apply_pending_undos(Some(nodes)).await;
         let outcome = s.decide_and_write(nodes, decide).await;
         let kept = held.release().await;
         let (booked, undo) = outcome?;
@@ -56,12 +80,14 @@ pub(super) async fn book(
             Ok(true) => return Ok(booked),
             Ok(false) => {
                 tracing::warn!(?nodes, "booking outlived its lease: undone, deciding again");
-                s.undo(undo).await?;
+                s.undo_or_keep(nodes, undo).await?;
             }
             Err(e) => {
                 // Unknown whether someone overtook us: take the write back and let the
                 // client retry the whole request.
-                s.undo(undo).await?;
+                if let Err(undo_err) = s.undo_or_keep(nodes, undo).await {
+                    tracing::warn!(error = %undo_err, "undo after a failed release is pending");
+                }
                 return Err(e);
             }
         }
@@ -138,14 +164,80 @@ impl MongoStore {
         Ok(res.matched_count > 0)
     }
 
-    async fn undo(&self, undo: Undo) -> StoreResult<()> {
+    /// Takes a write back, sending it again after transient errors; an undo that still
+    /// fails is kept pending (see the module doc) and its error returned.
+    async fn undo_or_keep(&self, nodes: &[String], undo: Undo) -> StoreResult<()> {
+        match self.undo(&undo).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(
+                    ?undo,
+                    error = %e,
+                    "could not take back a booking that outlived its lease: kept pending, \
+                     retried before every booking and purge"
+                );
+                self.pending_undos
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(Pending {
+                        nodes: nodes.to_vec(),
+                        undo,
+                    });
+                Err(e)
+            }
+        }
+    }
+
+    /// Applies the pending undos (see the module doc) that are safe here; keeps the others
+    /// and those that fail again. How many were applied. A delete is safe anywhere (the job
+    /// must not exist); moving a job back only under the leases of all its nodes
+    /// (`holding`: the nodes of the booking that holds them; `None`: no leases, a purge).
+    pub(super) async fn apply_pending_undos(&self, holding: Option<&[String]>) -> u64 {
+        let all =
+            std::mem::take(&mut *self.pending_undos.lock().unwrap_or_else(|p| p.into_inner()));
+        if all.is_empty() {
+            return 0;
+        }
+        let mut applied = 0;
+        let mut kept = Vec::new();
+        for p in all {
+            let safe = match p.undo {
+                Undo::MoveBack { .. } => {
+                    holding.is_some_and(|held| p.nodes.iter().all(|n| held.contains(n)))
+                }
+                Undo::Nothing | Undo::Delete(_) => true,
+            };
+            if !safe {
+                kept.push(p);
+                continue;
+            }
+            match self.undo(&p.undo).await {
+                Ok(()) => {
+                    tracing::info!(undo = ?p.undo, "pending undo applied");
+                    applied += 1;
+                }
+                Err(_) => kept.push(p),
+            }
+        }
+        if !kept.is_empty() {
+            self.pending_undos
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(kept);
+        }
+        applied
+    }
+
+    /// One undo, idempotent, retried after transient errors.
+    async fn undo(&self, undo: &Undo) -> StoreResult<()> {
         match undo {
             Undo::Nothing => Ok(()),
             Undo::Delete(oid) => {
-                self.jobs
-                    .delete_one(doc! { "_id": oid })
-                    .await
-                    .map_err(backend)?;
+                let filter = doc! { "_id": oid.clone() };
+                retry::idempotent("undo booking", || {
+                    self.jobs.delete_one(filter.clone()).into_future()
+                })
+                .await?;
                 Ok(())
             }
             Undo::MoveBack {
@@ -155,8 +247,18 @@ impl MongoStore {
                 was_start,
                 was_end,
             } => {
-                self.set_dates_if(&id, &start_date, &end_date, &was_start, &was_end)
-                    .await?;
+                // Moves back only while the job still has our dates: sending it again (or
+                // late) never moves someone else's change.
+                let mut filter = doc! { "id": id.as_str() };
+                filter.insert("start_date", start_date.as_str());
+                filter.insert("end_date", end_date.as_str());
+                let back = doc! { "$set": { "start_date": was_start.as_str(), "end_date": was_end.as_str() } };
+                retry::idempotent("undo booking", || {
+                    self.jobs
+                        .update_one(filter.clone(), back.clone())
+                        .into_future()
+                })
+                .await?;
                 Ok(())
             }
         }

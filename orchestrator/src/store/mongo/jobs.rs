@@ -42,7 +42,7 @@ pub(super) async fn get_jobs_by_userid(
     if let Some(u) = userid {
         filter.insert("userid", u);
     }
-    let docs = MongoStore::find_all(&s.jobs, filter, None).await?;
+    let docs = s.find_all(&s.jobs, filter, None).await?;
     Ok(decode_all(JOBS, docs, codec::job_from))
 }
 
@@ -53,7 +53,7 @@ pub(super) async fn get_jobs_by_nodeid(s: &MongoStore, nodeid: &str) -> StoreRes
             live_job(Utc::now()),
         ]
     };
-    let docs = MongoStore::find_all(&s.jobs, filter, None).await?;
+    let docs = s.find_all(&s.jobs, filter, None).await?;
     Ok(decode_all(JOBS, docs, codec::job_from))
 }
 

@@ -71,6 +71,11 @@ pub struct MongoStore {
     /// Collections whose unique key index is missing or not enforced (see `indexes`,
     /// `probe`).
     guarded: Arc<HashSet<&'static str>>,
+    /// Undos of bookings that outlived their lease and could not be applied yet (`booking`).
+    pending_undos: Arc<std::sync::Mutex<Vec<booking::Pending>>>,
+    /// Lists come in the server's natural order, which is insertion order there (no sort
+    /// sent; see `find_all`).
+    natural_order: bool,
 }
 
 impl std::fmt::Debug for MongoStore {
@@ -155,6 +160,7 @@ impl MongoStore {
         })?;
         let caps = store.probe_server().await;
         store.guarded = Arc::new(store.create_indexes(&caps).await?);
+        store.natural_order = !caps.id_suffix_indexes;
         Ok(store)
     }
 
@@ -168,6 +174,8 @@ impl MongoStore {
             tasks: db.collection(TASKS),
             leases: Arc::new(Leases::new(db.clone(), db.collection(LOCKS))),
             guarded: Arc::new(HashSet::new()),
+            pending_undos: Arc::default(),
+            natural_order: false,
             db,
         }
     }
@@ -180,16 +188,26 @@ impl MongoStore {
     /// Every document matching `filter`, in insertion order, at most `limit`.
     ///
     /// The original sends its queries without a sort, so it answers in the order the server
-    /// finds the documents: insertion order for a collection scan (and on nx-27017 always).
-    /// Our extra indexes and expiry filters would change the plan and so that order; sorting
-    /// on `_id` restores it, since ObjectIds grow with insertion time (exactly within one
-    /// writing process, to the second across processes).
+    /// finds the documents. On MongoDB that is insertion order for a collection scan, but our
+    /// extra indexes and expiry filters would change the plan and so the order: there we sort
+    /// on `_id` (ObjectIds grow with insertion time: exactly within one writing process, to
+    /// the second across processes), and the `{field: 1, _id: 1}` indexes answer the filter
+    /// and the sort together (IXSCAN, no SORT stage, stops at the limit; see `indexes`).
+    /// Where those indexes cannot be built (nx-27017, see `probe`) we send no sort, as the
+    /// original: that server answers every filter in insertion order (a rowid scan of its
+    /// SQLite table; updates stay in place), which is the order the original gets from it,
+    /// while a sort there is an extra pass (an `_id`-index walk, or for filters on dates,
+    /// such as live jobs and run time ranges, a sort of every match before the limit).
     async fn find_all(
+        &self,
         coll: &Collection<Document>,
         filter: Document,
         limit: Option<i64>,
     ) -> StoreResult<Vec<Document>> {
-        let mut find = coll.find(filter).sort(doc! { "_id": 1 });
+        let mut find = coll.find(filter);
+        if !self.natural_order {
+            find = find.sort(doc! { "_id": 1 });
+        }
         if let Some(n) = limit {
             find = find.limit(n);
         }
@@ -351,6 +369,8 @@ impl Store for MongoStore {
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         // MongoDB's TTL monitor does this about once a minute; doing it here too keeps
         // servers without one (and the minute in between) tidy.
+        // Undos a booking could not apply (`booking`): deletes only, no leases are held.
+        let undone = self.apply_pending_undos(None).await;
         let expired = doc! { "expire_at": { "$lte": date(now) } };
         let t = retry::idempotent("purge", || {
             self.tasks.delete_many(expired.clone()).into_future()
@@ -362,7 +382,7 @@ impl Store for MongoStore {
         .await?;
         // Idempotent deletes: several replicas purging at once is harmless.
         let l = self.leases.purge().await?;
-        Ok(t.deleted_count + j.deleted_count + l)
+        Ok(t.deleted_count + j.deleted_count + l + undone)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -38,7 +38,7 @@ pub(super) async fn get_nodes(s: &MongoStore, filter: &NodeFilter) -> StoreResul
     if let Some(since) = filter.active_since {
         q.insert("last_active", doc! { "$gte": date(since) });
     }
-    let docs = MongoStore::find_all(&s.nodes, q, None).await?;
+    let docs = s.find_all(&s.nodes, q, None).await?;
     Ok(decode_all(NODES, docs, codec::node_from))
 }
 

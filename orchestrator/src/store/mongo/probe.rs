@@ -18,8 +18,34 @@ use super::{is_duplicate_key, MongoStore};
 /// The key fields of our unique indexes.
 pub(super) const KEY_FIELDS: [&str; 4] = ["id", "nodeid", "runid", "taskid"];
 
+/// What kind of server answered `hello` (decides whether index builds name a commit quorum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Topology {
+    /// No replica set (a standalone `mongod`, or a MongoDB-wire server such as nx-27017).
+    Standalone,
+    /// A replica-set member (`hello` names the set).
+    ReplicaSet,
+    /// A sharded cluster's router.
+    Mongos,
+}
+
+impl Topology {
+    /// The kind of server from its `hello` reply.
+    pub(super) fn of_hello(reply: &Document) -> Topology {
+        if reply.get_str("msg").is_ok_and(|m| m == "isdbgrid") {
+            Topology::Mongos
+        } else if reply.get_str("setName").is_ok() {
+            Topology::ReplicaSet
+        } else {
+            Topology::Standalone
+        }
+    }
+}
+
 /// What the probe found.
 pub(super) struct Capabilities {
+    /// What kind of server this is.
+    pub topology: Topology,
     /// Key fields whose unique index the server does not enforce (or could not be probed).
     pub unenforced: HashSet<&'static str>,
     /// Indexes such as `{jobid: 1, _id: 1}` can be built and written through.
@@ -30,20 +56,30 @@ impl MongoStore {
     /// Probes the server (see the module doc). Anything that cannot be probed counts as
     /// missing: the fallbacks are correct everywhere, only slower.
     pub(super) async fn probe_server(&self) -> Capabilities {
+        // A failed `hello` counts as standalone: builds then carry no commit quorum, which a
+        // replica set accepts (it uses its default quorum, as before).
+        let topology = match self.db.run_command(doc! { "hello": 1 }).await {
+            Ok(reply) => Topology::of_hello(&reply),
+            Err(e) => {
+                tracing::warn!(error = %e, "hello failed: index builds name no commit quorum");
+                Topology::Standalone
+            }
+        };
         let scratch: Collection<Document> = self
             .db
             .collection(&format!("leotest_probe_{}", ObjectId::new().to_hex()));
         let mut unenforced = HashSet::new();
         for field in KEY_FIELDS {
-            if !unique_enforced(&scratch, field).await {
+            if !unique_enforced(&scratch, field, topology).await {
                 unenforced.insert(field);
             }
         }
-        let id_suffix_indexes = id_suffix_ok(&scratch).await;
+        let id_suffix_indexes = id_suffix_ok(&scratch, topology).await;
         if let Err(e) = scratch.drop().await {
             tracing::warn!(error = %e, collection = scratch.name(), "probe collection left behind");
         }
         Capabilities {
+            topology,
             unenforced,
             id_suffix_indexes,
         }
@@ -51,12 +87,16 @@ impl MongoStore {
 }
 
 /// Whether a second document with the key of a unique index on `field` is refused.
-async fn unique_enforced(scratch: &Collection<Document>, field: &str) -> bool {
+async fn unique_enforced(scratch: &Collection<Document>, field: &str, topology: Topology) -> bool {
     let index = IndexModel::builder()
         .keys(doc! { field: 1 })
         .options(IndexOptions::builder().unique(true).sparse(true).build())
         .build();
-    if scratch.create_index(index).await.is_err() {
+    // Bounded like every build (the collection has documents by the second field).
+    if super::indexes::build(scratch, index, topology)
+        .await
+        .is_err()
+    {
         return false;
     }
     let one = || doc! { field: "probe" };
@@ -67,11 +107,13 @@ async fn unique_enforced(scratch: &Collection<Document>, field: &str) -> bool {
 }
 
 /// Whether an index ending in `_id` can be built and a document inserted under it.
-async fn id_suffix_ok(scratch: &Collection<Document>) -> bool {
+async fn id_suffix_ok(scratch: &Collection<Document>, topology: Topology) -> bool {
     let index = IndexModel::builder()
         .keys(doc! { "suffix_probe": 1, "_id": 1 })
         .build();
-    scratch.create_index(index).await.is_ok()
+    super::indexes::build(scratch, index, topology)
+        .await
+        .is_ok()
         && scratch
             .insert_one(doc! { "suffix_probe": "probe" })
             .await

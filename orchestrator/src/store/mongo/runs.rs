@@ -40,6 +40,6 @@ pub(super) async fn get_runs(s: &MongoStore, filter: &RunFilter) -> StoreResult<
         q.insert("start_time", range);
     }
     let limit = filter.limit.filter(|n| *n > 0).map(i64::from);
-    let docs = MongoStore::find_all(&s.runs, q, limit).await?;
+    let docs = s.find_all(&s.runs, q, limit).await?;
     Ok(decode_all(RUNS, docs, codec::run_from))
 }

@@ -37,7 +37,7 @@ pub(super) async fn get_tasks(s: &MongoStore, filter: &TaskFilter) -> StoreResul
     if let Some(s) = filter.status {
         q.insert("status", s);
     }
-    let docs = MongoStore::find_all(&s.tasks, q, None).await?;
+    let docs = s.find_all(&s.tasks, q, None).await?;
     Ok(decode_all(TASKS, docs, codec::task_from))
 }
 

@@ -63,7 +63,7 @@ pub(super) async fn delete_user(s: &MongoStore, id: &str) -> StoreResult<bool> {
 }
 
 pub(super) async fn list_users(s: &MongoStore) -> StoreResult<Vec<User>> {
-    let docs = MongoStore::find_all(&s.users, Document::new(), None).await?;
+    let docs = s.find_all(&s.users, Document::new(), None).await?;
     let mut users = decode_all(USERS, docs, codec::user_from);
     users.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(users)
