@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::logsafe::Untrusted;
+use crate::logsafe::untrusted;
 use crate::oracle::{AccessOracle, OracleError};
 
 /// Most users remembered at once; past it, expired entries are dropped and, if still full, new
@@ -130,7 +130,7 @@ impl AccessOracle for StaleGrantOracle {
                 if let Some(age) = self.grants.reusable(userid, now) {
                     self.reused.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
-                        userid = %Untrusted(userid),
+                        userid = %untrusted(userid),
                         grant_age_ms = age.as_millis() as u64,
                         error = %e,
                         "orchestrator unreachable: reusing a recent grant (--stale-grant-window)"

@@ -20,7 +20,7 @@ use tonic::Status;
 use tower::{Layer, Service};
 
 use crate::error::ServiceError;
-use crate::logfield::untrusted;
+use crate::logsafe::untrusted;
 use crate::metrics::Metrics;
 use crate::store::{Role, Store, StoreError};
 use crate::tokens;

@@ -23,7 +23,7 @@ use crate::commands;
 use crate::config::CcaScope;
 use crate::conncheck::{self, OwnSocket, Rechecked};
 use crate::identity::{Caller, IdentityError, IdentitySource};
-use crate::logsafe::Untrusted;
+use crate::logsafe::untrusted;
 use crate::metrics::{CommandKind, Limit, Metrics};
 use crate::oracle::{AccessOracle, DecisionCache, InFlight, TimedOracle};
 use crate::protocol::{self, Command};
@@ -160,7 +160,7 @@ impl Service {
         let refused = caller.caps.intersect(self.cfg.refuse_caps);
         if !refused.is_empty() {
             tracing::warn!(
-                container = %Untrusted(caller.container_id.get(..12).unwrap_or(&caller.container_id)),
+                container = %untrusted(caller.container_id.get(..12).unwrap_or(&caller.container_id)),
                 caps = %refused,
                 "refused: the caller's container holds capabilities outside the identity model"
             );
@@ -445,8 +445,8 @@ fn audit_outcome(
     tracing::info!(
         target: "audit",
         peer = %peer,
-        container = %Untrusted(container),
-        userid = %Untrusted(userid),
+        container = %untrusted(container),
+        userid = %untrusted(userid),
         command,
         decision,
         reason,
