@@ -26,11 +26,11 @@ use crate::identity::{Caller, IdentityError, IdentitySource};
 use crate::logsafe::untrusted;
 use crate::metrics::{CommandKind, Limit, Metrics};
 use crate::oracle::{AccessOracle, DecisionCache, InFlight, TimedOracle};
-use crate::protocol::{self, Command};
+use crate::protocol::{self, error_reply, Command};
 use crate::sandbox::{wire, JobManager};
 
 /// The original's reply to a refused caller (no newline, kept byte-for-byte).
-pub const ACCESS_DENIED: &[u8] = b"access_denied";
+pub const ACCESS_DENIED: &[u8] = leotest_wire::ACCESS_DENIED.as_bytes();
 /// Reply to a non-whitelisted line when the sandbox is not available.
 pub const UNKNOWN_COMMAND: &[u8] = b"error: unknown command\n";
 /// How long shutdown waits for in-flight connections.
@@ -73,10 +73,6 @@ pub enum Decision {
     Granted(Caller),
     /// Refused, with the reason for the audit line and the caller when it was identified.
     Denied(&'static str, Option<Caller>),
-}
-
-fn error_reply(e: impl std::fmt::Display) -> Vec<u8> {
-    format!("error: {e}\n").into_bytes()
 }
 
 /// A `userid` label the orchestrator can be asked about: bounded, no control characters.
