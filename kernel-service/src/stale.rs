@@ -175,9 +175,9 @@ mod tests {
     }
 
     fn unavailable() -> Result<bool, OracleError> {
-        Err(OracleError::Client(
-            leotest_client::ClientError::Unavailable("connection refused".into()),
-        ))
+        Err(OracleError::Client(leotest_rpc::ClientError::Unavailable(
+            "connection refused".into(),
+        )))
     }
 
     #[tokio::test]
@@ -213,7 +213,7 @@ mod tests {
     #[tokio::test]
     async fn never_for_another_user_or_after_a_refusal_of_the_node() {
         let refused = Err(OracleError::Client(
-            leotest_client::ClientError::Unauthenticated("node token revoked".into()),
+            leotest_rpc::ClientError::Unauthenticated("node token revoked".into()),
         ));
         let o = StaleGrantOracle::new(scripted(vec![Ok(true), down(), refused, down()]), W);
         assert!(o.kernel_access("alice").await.unwrap());
