@@ -19,18 +19,10 @@ pub use leotest_wire::{
 /// Failures of a kernel-service exchange.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
-    /// An argument cannot be carried by the whitespace-separated, one-line protocol.
-    #[error("invalid argument {0:?}: must be non-empty printable text without spaces")]
-    InvalidArgument(String),
-    /// `job.start` without a command.
-    #[error("job start needs a command")]
-    MissingCommand,
-    /// The line is not one the kernel service accepts (e.g. an algorithm name it refuses).
-    #[error("not a valid kernel command: {0}")]
-    Refused(ParseError),
-    /// The command line would exceed [`MAX_LINE`].
-    #[error("command line longer than {MAX_LINE} bytes")]
-    TooLong,
+    /// The command cannot be sent as one protocol line (an argument with spaces, a missing
+    /// command, a line the service would refuse or that is too long): the wire crate's reasons.
+    #[error(transparent)]
+    Line(#[from] LineError),
     /// Could not connect.
     #[error("kernel service at {addr} unreachable: {source}")]
     Connect {
@@ -44,17 +36,6 @@ pub enum KernelError {
     /// The connection failed mid-exchange, or the output could not be written.
     #[error("kernel service exchange failed: {0}")]
     Io(#[from] std::io::Error),
-}
-
-impl From<LineError> for KernelError {
-    fn from(e: LineError) -> Self {
-        match e {
-            LineError::InvalidArgument(arg) => KernelError::InvalidArgument(arg),
-            LineError::MissingCommand => KernelError::MissingCommand,
-            LineError::Refused(e) => KernelError::Refused(e),
-            LineError::TooLong => KernelError::TooLong,
-        }
-    }
 }
 
 /// Summary of a finished exchange (the reply bytes went to the writer).
