@@ -2,7 +2,7 @@
 //! reply, close.
 
 mod framing;
-mod limits;
+pub mod limits;
 pub mod unix;
 
 use std::future::Future;
