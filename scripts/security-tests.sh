@@ -24,7 +24,7 @@ cargo test --workspace --locked security_ -- "$@" 2>&1 | tee "$log"
 # filter typo, a test left out of a binary) must not pass silently.
 ran=$(awk '/^test result:/ { n += $4 } END { print n + 0 }' "$log")
 want=$(grep -rhoE 'fn security_[a-z0-9_]+' --include='*.rs' \
-    proto orchestrator kernel-service client bench test-support | sort -u | wc -l)
+    proto wire rpc orchestrator kernel-service client bench test-support | sort -u | wc -l)
 if [ "$ran" -ne "$want" ]; then
     echo "security-tests: $ran security_ tests passed, $want are defined" >&2
     exit 1

@@ -274,7 +274,7 @@ impl Args {
     /// Per-source and per-user connection limits (defaults relative to --max-connections).
     pub fn connection_limits(&self) -> (usize, usize) {
         let total = self.max_connections as usize;
-        let (src, user) = crate::server::default_limits(total);
+        let (src, user) = crate::server::limits::default_limits(total);
         (
             self.max_connections_per_source.map_or(src, |v| v as usize),
             self.max_connections_per_user.map_or(user, |v| v as usize),

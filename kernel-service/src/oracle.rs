@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
-use leotest_client::leotest_proto::unary::ResponseState;
-use leotest_client::{ChannelOptions, ClientConfig, Credentials, LeotestClient, RetryPolicy};
+use leotest_proto::unary::ResponseState;
+use leotest_rpc::{ChannelOptions, ClientConfig, Credentials, LeotestClient, RetryPolicy};
 use thiserror::Error;
 
 /// Why no grant could be obtained; every variant means deny.
@@ -18,7 +18,7 @@ pub enum OracleError {
     #[error("orchestrator did not answer within {0:?}")]
     Deadline(Duration),
     #[error("orchestrator: {0}")]
-    Client(#[from] leotest_client::ClientError),
+    Client(#[from] leotest_rpc::ClientError),
 }
 
 /// Says whether a user may use the kernel service.

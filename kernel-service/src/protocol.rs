@@ -1,4 +1,4 @@
-//! The port-9000 command grammar. It lives in the client crate, which renders exactly what this
-//! service parses, so the two ends cannot drift apart.
+//! The port-9000 command grammar, from the `leotest-wire` crate the client renders with, so the
+//! two ends cannot drift apart.
 
-pub use leotest_client::kernel::{parse, KernelCommand as Command, ParseError, MAX_LINE};
+pub use leotest_wire::{error_reply, parse, KernelCommand as Command, ParseError, MAX_LINE};

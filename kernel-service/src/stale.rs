@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::logsafe::Untrusted;
+use crate::logsafe::untrusted;
 use crate::oracle::{AccessOracle, OracleError};
 
 /// Most users remembered at once; past it, expired entries are dropped and, if still full, new
@@ -130,7 +130,7 @@ impl AccessOracle for StaleGrantOracle {
                 if let Some(age) = self.grants.reusable(userid, now) {
                     self.reused.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
-                        userid = %Untrusted(userid),
+                        userid = %untrusted(userid),
                         grant_age_ms = age.as_millis() as u64,
                         error = %e,
                         "orchestrator unreachable: reusing a recent grant (--stale-grant-window)"
@@ -175,9 +175,9 @@ mod tests {
     }
 
     fn unavailable() -> Result<bool, OracleError> {
-        Err(OracleError::Client(
-            leotest_client::ClientError::Unavailable("connection refused".into()),
-        ))
+        Err(OracleError::Client(leotest_rpc::ClientError::Unavailable(
+            "connection refused".into(),
+        )))
     }
 
     #[tokio::test]
@@ -213,7 +213,7 @@ mod tests {
     #[tokio::test]
     async fn never_for_another_user_or_after_a_refusal_of_the_node() {
         let refused = Err(OracleError::Client(
-            leotest_client::ClientError::Unauthenticated("node token revoked".into()),
+            leotest_rpc::ClientError::Unauthenticated("node token revoked".into()),
         ));
         let o = StaleGrantOracle::new(scripted(vec![Ok(true), down(), refused, down()]), W);
         assert!(o.kernel_access("alice").await.unwrap());

@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use leotest_client::leotest_proto::unary::{MessageRegisterUser, UserRoles};
-use leotest_client::{ClientConfig, Credentials, LeotestClient};
 use leotest_kernel_service::oracle::{AccessOracle, ClientOracle};
+use leotest_proto::unary::{MessageRegisterUser, UserRoles};
+use leotest_rpc::{ClientConfig, Credentials, LeotestClient};
 use leotest_test_support::certs::{self, Style};
 use leotest_test_support::{token_from_message, Orchestrator, ADMIN_TOKEN};
 

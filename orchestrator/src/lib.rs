@@ -10,7 +10,7 @@ pub mod error;
 pub mod handshake;
 pub mod jwtcmd;
 pub mod listen;
-pub mod logfield;
+pub mod logsafe;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

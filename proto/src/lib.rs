@@ -4,10 +4,14 @@
 //! Nothing else in the workspace defines wire types. The names are the
 //! original's (snake_case messages, `_node`, `_task`), so the generated Rust
 //! types are re-exported under readable aliases where that helps callers.
+//!
+//! It is also the home of the few words every side shares: how times are written
+//! ([`timefmt`]) and how caller-supplied text reaches a log line ([`logsafe`]).
 
 #![forbid(unsafe_code)]
 #![allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
 
+pub mod logsafe;
 mod metadata;
 pub mod timefmt;
 

@@ -157,10 +157,7 @@ impl CliError {
             },
             CliError::Kernel(e) => match e {
                 KernelError::Connect { .. } | KernelError::Timeout { .. } => EXIT_UNREACHABLE,
-                KernelError::InvalidArgument(_)
-                | KernelError::MissingCommand
-                | KernelError::Refused(_)
-                | KernelError::TooLong => EXIT_USAGE,
+                KernelError::Line(_) => EXIT_USAGE,
                 KernelError::Io(_) => EXIT_OTHER,
             },
             CliError::AccessDenied | CliError::Denied(_) => EXIT_AUTH,

@@ -10,28 +10,19 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
-mod command;
-pub use command::{parse, KernelCommand, ParseError, MAX_LINE};
+// The grammar is the wire crate's, shared with the service; re-exported so this stays the
+// client's one kernel API.
+pub use leotest_wire::{
+    parse, KernelCommand, LineError, ParseError, ACCESS_DENIED, DEFAULT_PORT, MAX_LINE,
+};
 
-/// Port the kernel service listens on.
-pub const DEFAULT_PORT: u16 = 9000;
-/// What the service answers when the caller's container may not use it.
-pub const ACCESS_DENIED: &str = "access_denied";
 /// Failures of a kernel-service exchange.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
-    /// An argument cannot be carried by the whitespace-separated, one-line protocol.
-    #[error("invalid argument {0:?}: must be non-empty printable text without spaces")]
-    InvalidArgument(String),
-    /// `job.start` without a command.
-    #[error("job start needs a command")]
-    MissingCommand,
-    /// The line is not one the kernel service accepts (e.g. an algorithm name it refuses).
-    #[error("not a valid kernel command: {0}")]
-    Refused(ParseError),
-    /// The command line would exceed [`MAX_LINE`].
-    #[error("command line longer than {MAX_LINE} bytes")]
-    TooLong,
+    /// The command cannot be sent as one protocol line (an argument with spaces, a missing
+    /// command, a line the service would refuse or that is too long): the wire crate's reasons.
+    #[error(transparent)]
+    Line(#[from] LineError),
     /// Could not connect.
     #[error("kernel service at {addr} unreachable: {source}")]
     Connect {
@@ -189,50 +180,6 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncBufReadExt, BufReader};
     use tokio::net::TcpListener;
-
-    #[test]
-    fn lines_match_the_protocol() {
-        let cases = [
-            (KernelCommand::CcaCheck, "cca.check"),
-            (KernelCommand::CcaChange("bbr".into()), "cca.change bbr"),
-            (
-                KernelCommand::Bbr2Set {
-                    name: "loss_thresh".into(),
-                    value: "10".into(),
-                },
-                "bbr2.param.set loss_thresh 10",
-            ),
-            (
-                KernelCommand::JobStart(vec!["iperf3".into(), "-c".into(), "srv".into()]),
-                "job.start iperf3 -c srv",
-            ),
-            (KernelCommand::JobStatus("j1".into()), "job.status j1"),
-            (KernelCommand::JobStop("j1".into()), "job.stop j1"),
-            (KernelCommand::JobWatch("j1".into()), "job.watch j1"),
-            (KernelCommand::JobList, "job.list"),
-        ];
-        for (cmd, line) in cases {
-            assert_eq!(cmd.line().unwrap(), line);
-        }
-    }
-
-    #[test]
-    fn arguments_that_would_break_the_line_are_refused() {
-        for bad in ["", "a b", "x\ny", "tab\there", "nul\0"] {
-            assert!(
-                KernelCommand::CcaChange(bad.into()).line().is_err(),
-                "{bad:?} accepted"
-            );
-        }
-        assert!(matches!(
-            KernelCommand::JobStart(vec![]).line(),
-            Err(KernelError::MissingCommand)
-        ));
-        assert!(matches!(
-            KernelCommand::JobStart(vec!["a".repeat(MAX_LINE)]).line(),
-            Err(KernelError::TooLong)
-        ));
-    }
 
     /// A one-shot fake service: records the line it got, answers `reply` in pieces.
     async fn fake_service(

@@ -17,7 +17,7 @@ use futures::StreamExt;
 
 use super::{Caller, ConnCheck, ContainerMap, Entry, IdentityError, IdentityMode, IdentitySource};
 use crate::caps::CapSet;
-use crate::logsafe::Untrusted;
+use crate::logsafe::untrusted;
 use crate::metrics::Metrics;
 use crate::misses::{MissLimiter, Subnet};
 use crate::netns::{NetnsCache, NetnsRef};
@@ -200,7 +200,7 @@ impl DockerIdentity {
         let forging = caps.intersect(forging_caps());
         if !forging.is_empty() {
             tracing::warn!(
-                container = %Untrusted(id.get(..12).unwrap_or(&id)),
+                container = %untrusted(id.get(..12).unwrap_or(&id)),
                 caps = %forging,
                 "a container on the network holds capabilities that can forge another's \
                  network identity; callers holding them are refused by default (--refuse-caps)"

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::{output, JobManager, SandboxError};
+use super::{output, JobManager};
+use crate::protocol::error_reply;
 
 /// What the original answered to every non-whitelisted line; kept when a command printed nothing.
 pub const COMMAND_EXECUTED: &[u8] = b"Command executed.";
@@ -13,15 +14,11 @@ pub const COMMAND_EXECUTED: &[u8] = b"Command executed.";
 /// A watcher whose client does not accept a write for this long is dropped.
 pub const WATCH_STALL: Duration = Duration::from_secs(30);
 
-fn error_line(e: &SandboxError) -> Vec<u8> {
-    format!("error: {e}\n").into_bytes()
-}
-
 /// `job.start CMD ARGS...` → the new job id and a newline.
 pub async fn job_start(m: &JobManager, caller: &str, argv: Vec<String>) -> Vec<u8> {
     match m.start(caller, argv).await {
         Ok(id) => format!("{id}\n").into_bytes(),
-        Err(e) => error_line(&e),
+        Err(e) => error_reply(&e),
     }
 }
 
@@ -29,7 +26,7 @@ pub async fn job_start(m: &JobManager, caller: &str, argv: Vec<String>) -> Vec<u
 pub fn job_status(m: &JobManager, caller: &str, is_admin: bool, id: &str) -> Vec<u8> {
     match m.status(caller, is_admin, id) {
         Ok(st) => format!("{st}\n").into_bytes(),
-        Err(e) => error_line(&e),
+        Err(e) => error_reply(&e),
     }
 }
 
@@ -37,7 +34,7 @@ pub fn job_status(m: &JobManager, caller: &str, is_admin: bool, id: &str) -> Vec
 pub async fn job_stop(m: &JobManager, caller: &str, is_admin: bool, id: &str) -> Vec<u8> {
     match m.stop(caller, is_admin, id).await {
         Ok(st) => format!("{st}\n").into_bytes(),
-        Err(e) => error_line(&e),
+        Err(e) => error_reply(&e),
     }
 }
 
@@ -66,7 +63,7 @@ where
     match m.watch(caller, is_admin, id) {
         Ok(stream) => output::forward(stream, out, WATCH_STALL).await,
         Err(e) => {
-            out.write_all(&error_line(&e)).await?;
+            out.write_all(&error_reply(&e)).await?;
             Ok(0)
         }
     }
@@ -79,6 +76,6 @@ pub async fn oneshot(m: &JobManager, caller: &str, line: &str) -> Vec<u8> {
     match m.run_oneshot(caller, argv, m.oneshot_time_limit()).await {
         Ok(o) if o.output.is_empty() => COMMAND_EXECUTED.to_vec(),
         Ok(o) => o.output,
-        Err(e) => error_line(&e),
+        Err(e) => error_reply(&e),
     }
 }

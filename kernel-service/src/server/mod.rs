@@ -2,7 +2,7 @@
 //! reply, close.
 
 mod framing;
-mod limits;
+pub mod limits;
 pub mod unix;
 
 use std::future::Future;
@@ -23,14 +23,14 @@ use crate::commands;
 use crate::config::CcaScope;
 use crate::conncheck::{self, OwnSocket, Rechecked};
 use crate::identity::{Caller, IdentityError, IdentitySource};
-use crate::logsafe::Untrusted;
+use crate::logsafe::untrusted;
 use crate::metrics::{CommandKind, Limit, Metrics};
 use crate::oracle::{AccessOracle, DecisionCache, InFlight, TimedOracle};
-use crate::protocol::{self, Command};
+use crate::protocol::{self, error_reply, Command};
 use crate::sandbox::{wire, JobManager};
 
 /// The original's reply to a refused caller (no newline, kept byte-for-byte).
-pub const ACCESS_DENIED: &[u8] = b"access_denied";
+pub const ACCESS_DENIED: &[u8] = leotest_wire::ACCESS_DENIED.as_bytes();
 /// Reply to a non-whitelisted line when the sandbox is not available.
 pub const UNKNOWN_COMMAND: &[u8] = b"error: unknown command\n";
 /// How long shutdown waits for in-flight connections.
@@ -73,10 +73,6 @@ pub enum Decision {
     Granted(Caller),
     /// Refused, with the reason for the audit line and the caller when it was identified.
     Denied(&'static str, Option<Caller>),
-}
-
-fn error_reply(e: impl std::fmt::Display) -> Vec<u8> {
-    format!("error: {e}\n").into_bytes()
 }
 
 /// A `userid` label the orchestrator can be asked about: bounded, no control characters.
@@ -160,7 +156,7 @@ impl Service {
         let refused = caller.caps.intersect(self.cfg.refuse_caps);
         if !refused.is_empty() {
             tracing::warn!(
-                container = %Untrusted(caller.container_id.get(..12).unwrap_or(&caller.container_id)),
+                container = %untrusted(caller.container_id.get(..12).unwrap_or(&caller.container_id)),
                 caps = %refused,
                 "refused: the caller's container holds capabilities outside the identity model"
             );
@@ -445,8 +441,8 @@ fn audit_outcome(
     tracing::info!(
         target: "audit",
         peer = %peer,
-        container = %Untrusted(container),
-        userid = %Untrusted(userid),
+        container = %untrusted(container),
+        userid = %untrusted(userid),
         command,
         decision,
         reason,

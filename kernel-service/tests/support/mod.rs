@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use leotest_client::leotest_proto::unary::{MessageRegisterUser, UserRoles};
-use leotest_client::{ClientConfig, Credentials, LeotestClient};
+use leotest_proto::unary::{MessageRegisterUser, UserRoles};
+use leotest_rpc::{ClientConfig, Credentials, LeotestClient};
 use leotest_test_support::Orchestrator;
 
 pub fn docker(args: &[&str]) -> (bool, String) {
@@ -371,4 +371,4 @@ pub fn netns_cca(container: &str) -> String {
     ])
 }
 
-pub use leotest_client::leotest_proto::unary::UserRoles as Roles;
+pub use leotest_proto::unary::UserRoles as Roles;

@@ -1,7 +1,7 @@
 //! The orchestrator's metrics, on when `--metrics-listen` is given: per-RPC requests by method,
 //! gRPC status code and result (`ok`, `refused`, `error`: [`result_label`]) with a latency
 //! histogram ([`layer`], one tower layer in front of the
-//! auth layer), authentication failures by reason ([`crate::auth::AuthFailure`]), store
+//! auth layer), authentication failures by reason ([`crate::auth::failure::AuthFailure`]), store
 //! operation latency ([`store`], a wrapper around the [`crate::store::Store`] trait) and
 //! connections ([`conn`]), plus `process_*` and `leotest_orchestrator_build_info`. Served as
 //! plain HTTP (`/metrics`, `/healthz`) by `leotest-metrics`. Every RPC's series exist from the
@@ -25,7 +25,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::auth::AuthFailure;
+use crate::auth::failure::AuthFailure;
 
 /// The RPCs of `unary.LeotestOrchestrator` (checked against the proto by a test).
 pub const RPC_METHODS: [&str; 28] = [

@@ -6,7 +6,7 @@ use super::convert::{config_from_wire, config_to_wire, without_credentials};
 use super::{state, Ctx};
 use crate::auth::Caller;
 use crate::error::ServiceResult;
-use crate::logfield::untrusted;
+use crate::logsafe::untrusted;
 use crate::policy;
 
 pub async fn update_global_config(

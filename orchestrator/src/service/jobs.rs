@@ -9,7 +9,7 @@ use super::convert::{self, job_by_id_reply, job_to_wire, params_from_wire};
 use super::{state, validate, Ctx};
 use crate::auth::Caller;
 use crate::error::ServiceResult;
-use crate::logfield::untrusted;
+use crate::logsafe::untrusted;
 use crate::policy;
 use crate::schedule::cron::{secs, Cron};
 use crate::schedule::overlap::{self, Sched};

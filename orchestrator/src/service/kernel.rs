@@ -5,7 +5,7 @@ use leotest_proto::unary::*;
 use super::{state, Ctx};
 use crate::auth::Caller;
 use crate::error::ServiceResult;
-use crate::logfield::untrusted;
+use crate::logsafe::untrusted;
 use crate::policy;
 
 pub async fn kernel_access(

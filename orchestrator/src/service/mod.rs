@@ -26,7 +26,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{caller_of, Caller};
 use crate::error::ServiceError;
-use crate::logfield::untrusted;
+use crate::logsafe::untrusted;
 use crate::store::Store;
 
 /// What every handler may use.

@@ -8,7 +8,7 @@ use super::users::new_token;
 use super::{state, validate, Ctx};
 use crate::auth::Caller;
 use crate::error::ServiceResult;
-use crate::logfield::untrusted;
+use crate::logsafe::untrusted;
 use crate::policy;
 use crate::store::{Node, NodeFilter, NodeUpdate, Role, User};
 use crate::timefmt::parse_datetime;

@@ -8,7 +8,7 @@
 use leotest_proto::unary::*;
 
 use crate::auth::Caller;
-use crate::logfield::untrusted;
+use crate::logsafe::untrusted;
 
 /// A reply that can say it refused the request.
 pub trait Outcome {

@@ -5,7 +5,7 @@ use leotest_proto::unary::*;
 use super::{state, validate, Ctx};
 use crate::auth::Caller;
 use crate::error::{ServiceError, ServiceResult};
-use crate::logfield::untrusted;
+use crate::logsafe::untrusted;
 use crate::policy;
 use crate::store::{Role, User};
 use crate::tokens;

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 
 use super::{issue, state_of, stored_form, TokenState, TokenStorage};
 use crate::config::{ServerConfig, StoreKind};
-use crate::logfield::untrusted;
+use crate::logsafe::untrusted;
 use crate::store::{Store, StoreError, User};
 
 /// Ids listed in the start-up warning (the count is always complete).

@@ -1,10 +1,8 @@
-//! The port-9000 command grammar, in one place for both ends: the kernel service parses a line
-//! into a [`KernelCommand`] with [`parse`], the client renders one with [`KernelCommand::line`],
-//! and a rendered line is always checked to parse back to the same command.
+//! The request grammar: the kernel service parses a line into a [`KernelCommand`] with
+//! [`parse`], the client renders one with [`KernelCommand::line`], and a rendered line is always
+//! checked to parse back to the same command.
 
 use thiserror::Error;
-
-use super::KernelError;
 
 /// Longest accepted command line in bytes (the original read a single 1024-byte recv).
 pub const MAX_LINE: usize = 4096;
@@ -53,6 +51,23 @@ pub enum ParseError {
     BadArgument(&'static str),
 }
 
+/// Why a command cannot be sent as a line.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum LineError {
+    /// An argument cannot be carried by the whitespace-separated, one-line protocol.
+    #[error("invalid argument {0:?}: must be non-empty printable text without spaces")]
+    InvalidArgument(String),
+    /// `job.start` without a command.
+    #[error("job start needs a command")]
+    MissingCommand,
+    /// The line is not one the kernel service accepts (e.g. an algorithm name it refuses).
+    #[error("not a valid kernel command: {0}")]
+    Refused(ParseError),
+    /// The command line would exceed [`MAX_LINE`].
+    #[error("command line longer than {MAX_LINE} bytes")]
+    TooLong,
+}
+
 impl KernelCommand {
     /// Short name for audit lines; never includes arguments a user controls.
     pub fn kind(&self) -> &'static str {
@@ -70,7 +85,7 @@ impl KernelCommand {
     }
 
     /// The protocol line (without the newline), validated: it parses back to `self`.
-    pub fn line(&self) -> Result<String, KernelError> {
+    pub fn line(&self) -> Result<String, LineError> {
         let line = match self {
             KernelCommand::CcaCheck | KernelCommand::JobList => self.kind().to_string(),
             KernelCommand::CcaChange(arg)
@@ -82,7 +97,7 @@ impl KernelCommand {
             }
             KernelCommand::JobStart(argv) => {
                 if argv.is_empty() {
-                    return Err(KernelError::MissingCommand);
+                    return Err(LineError::MissingCommand);
                 }
                 let words = argv
                     .iter()
@@ -94,9 +109,9 @@ impl KernelCommand {
         };
         match parse(line.as_bytes()) {
             Ok(back) if back == *self => Ok(line),
-            Ok(_) => Err(KernelError::InvalidArgument(line)),
-            Err(ParseError::TooLong) => Err(KernelError::TooLong),
-            Err(e) => Err(KernelError::Refused(e)),
+            Ok(_) => Err(LineError::InvalidArgument(line)),
+            Err(ParseError::TooLong) => Err(LineError::TooLong),
+            Err(e) => Err(LineError::Refused(e)),
         }
     }
 
@@ -107,7 +122,7 @@ impl KernelCommand {
 }
 
 /// One whitespace-free argument (the line is split on whitespace).
-fn word(text: &str) -> Result<&str, KernelError> {
+fn word(text: &str) -> Result<&str, LineError> {
     let ok = !text.is_empty()
         && text.chars().all(|c| {
             c.is_ascii_graphic() || (!c.is_ascii() && !c.is_whitespace() && !c.is_control())
@@ -115,7 +130,7 @@ fn word(text: &str) -> Result<&str, KernelError> {
     if ok {
         Ok(text)
     } else {
-        Err(KernelError::InvalidArgument(text.to_string()))
+        Err(LineError::InvalidArgument(text.to_string()))
     }
 }
 
@@ -290,7 +305,7 @@ mod tests {
         // Parses, but the service refuses the argument.
         assert!(matches!(
             KernelCommand::CcaChange("../x".into()).line(),
-            Err(KernelError::Refused(ParseError::BadArgument(_)))
+            Err(LineError::Refused(ParseError::BadArgument(_)))
         ));
         assert!(KernelCommand::Bbr2Set {
             name: "a".into(),
@@ -299,6 +314,50 @@ mod tests {
         .line()
         .is_err());
         assert!(KernelCommand::Other(String::new()).line().is_err());
+    }
+
+    #[test]
+    fn lines_match_the_protocol() {
+        let cases = [
+            (KernelCommand::CcaCheck, "cca.check"),
+            (KernelCommand::CcaChange("bbr".into()), "cca.change bbr"),
+            (
+                KernelCommand::Bbr2Set {
+                    name: "loss_thresh".into(),
+                    value: "10".into(),
+                },
+                "bbr2.param.set loss_thresh 10",
+            ),
+            (
+                KernelCommand::JobStart(vec!["iperf3".into(), "-c".into(), "srv".into()]),
+                "job.start iperf3 -c srv",
+            ),
+            (KernelCommand::JobStatus("j1".into()), "job.status j1"),
+            (KernelCommand::JobStop("j1".into()), "job.stop j1"),
+            (KernelCommand::JobWatch("j1".into()), "job.watch j1"),
+            (KernelCommand::JobList, "job.list"),
+        ];
+        for (cmd, line) in cases {
+            assert_eq!(cmd.line().unwrap(), line);
+        }
+    }
+
+    #[test]
+    fn arguments_that_would_break_the_line_are_refused() {
+        for bad in ["", "a b", "x\ny", "tab\there", "nul\0"] {
+            assert!(
+                KernelCommand::CcaChange(bad.into()).line().is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(matches!(
+            KernelCommand::JobStart(vec![]).line(),
+            Err(LineError::MissingCommand)
+        ));
+        assert!(matches!(
+            KernelCommand::JobStart(vec!["a".repeat(MAX_LINE)]).line(),
+            Err(LineError::TooLong)
+        ));
     }
 
     #[test]
