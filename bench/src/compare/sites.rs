@@ -5,13 +5,14 @@
 //! (`leotest-link`, bench/src/link, the relay the multi-site testbed puts on a site's uplink):
 //! ours (embedded store) and the ORIGINAL kernel service (`shim_kernel.py` → `services.kernel`)
 //! with the ORIGINAL orchestrator (`servers.py original-orchestrator`, on nx-27017). The
-//! experiment container is a labeled container on a Docker network (the same scene for both),
-//! and the decisions are made from inside its network namespace: `cca.check` without a newline
-//! and a half-close, the bytes both services accept.
+//! experiments are labeled containers on a Docker network (the same scene for both sides), and
+//! each decision is made from inside a container's network namespace: `cca.check` without a
+//! newline and a half-close, the bytes both services accept.
 //!
-//! For every profile (lan, wan, leo, leo with an obstruction) and every burst size (1, 50
-//! connections opened at once) each side gets one phase, one after the other (never both at
-//! once: 2 cores), with a fresh link and a fresh kernel service started the same way, so both
+//! For every number of containers connecting at once (1: one container of 9 on the network, as
+//! in compare-original; 50: each of 50 containers opens one connection in the same round) and
+//! every profile (lan, wan, leo, leo with an obstruction) each side gets one phase, one after
+//! the other (never both at once: 2 cores), with a fresh link and a fresh kernel service started the same way, so both
 //! see the same gap schedule at the same phase times. In a phase: rounds of decisions at a
 //! steady rate; for `leo+obstruction` the link is cut (SIGUSR1) for 10 s and restored
 //! (SIGUSR2); then the user is revoked (USER_PRIV → USER, by the admin in the cloud, not over
@@ -36,8 +37,11 @@ use crate::orch::{random_hex, register, AuthedClient, Backend, Orchestrator};
 use crate::procs::{binary, free_port, Proc};
 use crate::Settings;
 
-/// Containers on the scene's network (the measured one and 8 others), as in compare-original.
+/// Containers on the scene's network at least (with one connecting: the measured one and 8
+/// others, as in compare-original).
 const CONTAINERS: usize = 9;
+/// Most containers connecting at once.
+const MAX_AT_ONCE: usize = 100;
 const REQUEST: &[u8] = b"cca.check";
 const REPLY_PREFIX: &[u8] = b"net.ipv4.tcp_congestion_control";
 const DENIED: &[u8] = b"access_denied";
@@ -73,15 +77,15 @@ pub struct Options {
     )]
     pub profiles: Vec<String>,
 
-    /// Connections opened at once in a round.
+    /// Containers connecting at once: each opens one connection per round (at most 100).
     #[arg(long, value_delimiter = ',', default_value = "1,50")]
-    pub bursts: Vec<usize>,
+    pub containers: Vec<usize>,
 
-    /// Rounds per second with one connection per round.
+    /// Rounds per second with one container connecting.
     #[arg(long, default_value_t = 5.0)]
     pub rate: f64,
 
-    /// Rounds per second with more connections per round.
+    /// Rounds per second with more containers connecting at once.
     #[arg(long, default_value_t = 1.0)]
     pub burst_rate: f64,
 
@@ -110,7 +114,7 @@ impl Plan {
             cut: obstruction.then(|| (phase.mul_f64(0.27), phase.mul_f64(0.27) + cut_len)),
             revoke_at: phase.mul_f64(0.73),
             rate: if burst > 1 { o.burst_rate } else { o.rate }.clamp(0.05, 100.0),
-            burst: burst.clamp(1, 500),
+            burst: burst.clamp(1, MAX_AT_ONCE),
             deadline: Duration::from_secs_f64(o.deadline.clamp(0.5, 120.0)),
         }
     }
@@ -169,13 +173,15 @@ struct Figures {
     /// Granted decisions before the revocation, outside the cut: latencies.
     p50: Option<Duration>,
     p99: Option<Duration>,
-    /// Before the revocation, outside the cut: granted / all, and the others by kind.
+    /// Started before the revocation, outside the cut: granted / all, and the others by kind.
     granted: (usize, usize),
     not_granted: (usize, usize),
     /// Decisions started during the cut.
     cut: Option<CutFigures>,
-    /// Started after the revocation: not granted / all, and the latest end of a granted one.
+    /// Started after the revocation: not granted / all, of which unanswered; the latest end of
+    /// a granted one.
     revoked_denied: (usize, usize),
+    revoked_unanswered: usize,
     revoked_late: Option<Duration>,
     start_after_link: Duration,
 }
@@ -191,9 +197,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
 /// The figures, counted as scripts/e2e-sites.sh counts them.
 fn figures(d: &[Decision], m: &Marks) -> Figures {
     let overlaps_cut = |x: &Decision| m.cut.is_some_and(|(a, b)| x.end() >= a && x.start <= b);
+    // Started before the revocation; one denied after it may rightly have been (its call can
+    // have come after the revocation): left out. Unanswered ones are failures either way.
     let before: Vec<&Decision> = d
         .iter()
-        .filter(|x| x.end() < m.revoked && !overlaps_cut(x))
+        .filter(|x| x.start < m.revoked && !overlaps_cut(x))
+        .filter(|x| !(x.end() >= m.revoked && x.outcome == Outcome::Denied))
         .collect();
     let mut lat: Vec<Duration> = before
         .iter()
@@ -233,6 +242,7 @@ fn figures(d: &[Decision], m: &Marks) -> Figures {
         ),
         cut,
         revoked_denied: (after.len() - count(&after, Outcome::Granted), after.len()),
+        revoked_unanswered: count(&after, Outcome::Error),
         revoked_late: after
             .iter()
             .filter(|x| x.outcome == Outcome::Granted)
@@ -266,10 +276,10 @@ async fn decide(addr: SocketAddr, deadline: Duration, t0: Instant) -> Decision {
     }
 }
 
-/// The phase's decisions, made on a thread in the container's network namespace: a round of
-/// `plan.burst` connections every 1/`plan.rate` s from `t0` for `plan.duration`; answers are
-/// awaited up to the deadline after that.
-fn drive(pid: u32, addr: SocketAddr, plan: Plan, t0: Instant) -> Result<Vec<Decision>> {
+/// One container's decisions, made on a thread in its network namespace: one connection every
+/// 1/`plan.rate` s from `t0` for `plan.duration` (every container on the same ticks); answers
+/// are awaited up to the deadline after that.
+fn drive_one(pid: u32, addr: SocketAddr, plan: Plan, t0: Instant) -> Result<Vec<Decision>> {
     in_netns(pid, move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -284,9 +294,7 @@ fn drive(pid: u32, addr: SocketAddr, plan: Plan, t0: Instant) -> Result<Vec<Deci
                 if t0.elapsed() >= plan.duration {
                     break;
                 }
-                for _ in 0..plan.burst {
-                    tasks.spawn(decide(addr, plan.deadline, t0));
-                }
+                tasks.spawn(decide(addr, plan.deadline, t0));
                 while let Some(r) = tasks.try_join_next() {
                     out.push(r?);
                 }
@@ -294,10 +302,27 @@ fn drive(pid: u32, addr: SocketAddr, plan: Plan, t0: Instant) -> Result<Vec<Deci
             while let Some(r) = tasks.join_next().await {
                 out.push(r?);
             }
-            out.sort_by_key(|d| d.start);
             Ok(out)
         })
     })
+}
+
+/// The phase's decisions from the first `plan.burst` containers of the scene, all together.
+fn drive(pids: &[u32], addr: SocketAddr, plan: Plan, t0: Instant) -> Result<Vec<Decision>> {
+    let workers: Vec<_> = pids
+        .iter()
+        .take(plan.burst)
+        .map(|&pid| std::thread::spawn(move || drive_one(pid, addr, plan, t0)))
+        .collect();
+    let mut out = Vec::new();
+    for w in workers {
+        out.extend(
+            w.join()
+                .map_err(|_| anyhow::anyhow!("decision thread panicked"))??,
+        );
+    }
+    out.sort_by_key(|d| d.start);
+    Ok(out)
 }
 
 /// One sequential decision; for readiness.
@@ -451,7 +476,8 @@ async fn phase(
         start_after_link: t0.duration_since(link_start),
         ..Marks::default()
     };
-    let driver = tokio::task::spawn_blocking(move || drive(pid, addr, plan, t0));
+    let pids: Vec<u32> = scene.containers.iter().map(|c| c.pid).collect();
+    let driver = tokio::task::spawn_blocking(move || drive(&pids, addr, plan, t0));
     if let Some((from, to)) = plan.cut {
         tokio::time::sleep_until(t0 + from).await;
         link.signal(rustix::process::Signal::USR1)?;
@@ -538,8 +564,15 @@ fn rows(out: &mut String, label: &str, burst: usize, ours: &Figures, orig: &Figu
             f.not_granted.1
         )
     };
+    let revoked = |f: &Figures| {
+        format!(
+            "{} ({} of them unanswered)",
+            share(f.revoked_denied.0, f.revoked_denied.1),
+            f.revoked_unanswered
+        )
+    };
     row(
-        "granted user: decisions granted (before the revocation, outside the cut)",
+        "granted user: decisions granted (started before the revocation, outside the cut)",
         ratio(frac(ours.granted), frac(orig.granted)),
         why(ours),
         why(orig),
@@ -561,10 +594,10 @@ fn rows(out: &mut String, label: &str, burst: usize, ours: &Figures, orig: &Figu
         );
     }
     row(
-        "revoked user: decisions denied after the revocation",
+        "revoked user: decisions not granted after the revocation",
         ratio(frac(ours.revoked_denied), frac(orig.revoked_denied)),
-        share(ours.revoked_denied.0, ours.revoked_denied.1),
-        share(orig.revoked_denied.0, orig.revoked_denied.1),
+        revoked(ours),
+        revoked(orig),
     );
     row(
         "revoked user: longest still let in after the revocation",
@@ -647,11 +680,13 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
         );
     }
     let docker = crate::docker_env::connect().await?;
-    let mut scene = Scene::create(docker, CONTAINERS, PRIV).await?;
     let mut results = Vec::new();
     let mut failed = None;
-    'all: for (label, link, obstruction) in &cases {
-        for &burst in &o.bursts {
+    'all: for &burst in &o.containers {
+        let burst = burst.clamp(1, MAX_AT_ONCE);
+        // a scene per count: the original inspects every container on the network per decision
+        let mut scene = Scene::create(docker.clone(), burst.max(CONTAINERS), PRIV).await?;
+        for (label, link, obstruction) in &cases {
             let plan = Plan::new(o, phase_len, *obstruction, burst);
             let mut pair = Vec::new();
             for side in &sides {
@@ -663,14 +698,15 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
                     Ok(f) => pair.push(f),
                     Err(e) => {
                         failed = Some(e);
+                        scene.cleanup().await;
                         break 'all;
                     }
                 }
             }
             results.push((label.clone(), burst, pair));
         }
+        scene.cleanup().await;
     }
-    scene.cleanup().await;
     drop(original);
     if let Some(e) = failed {
         return Err(e);
@@ -691,7 +727,7 @@ fn report(o: &Options, phase: Duration, results: &[(String, usize, Vec<Figures>)
     );
     let _ = writeln!(
         out,
-        "| profile, connections at once | figure | ratio | leotest-rs | Python original |"
+        "| profile, containers connecting at once | figure | ratio | leotest-rs | Python original |"
     );
     let _ = writeln!(out, "|---|---|---:|---:|---:|");
     for (label, burst, pair) in results {
@@ -705,8 +741,9 @@ fn report(o: &Options, phase: Duration, results: &[(String, usize, Vec<Figures>)
         "\nSetup: per side and case one {phase:?} phase with a fresh link (`leotest-link`, its gap \
          schedule started {CLOCK_OFFSET} s in: on `leo` the 2 s handover gap comes ~5 s into the \
          phase) and a fresh kernel service on the host asking its orchestrator through it; \
-         decisions from a labeled container ({CONTAINERS} on the network), {} rounds/s of 1 or \
-         {} rounds/s of more connections, each answered within {:?} or counted unanswered; \
+         decisions from labeled containers, one connection each per round ({CONTAINERS} on the \
+         network when one connects, else as many as connect), {} rounds/s with one container, \
+         {} rounds/s with more; each answered within {:?} or counted unanswered; \
          obstruction (link cut) {:?}–{:?}; revocation USER_PRIV → USER at {:?}.",
         o.rate,
         o.burst_rate,
@@ -762,13 +799,14 @@ mod tests {
             d(12_000, 50, Error), // inside the cut
             d(15_000, 50, Denied), // inside the cut
             d(19_000, 2_000, Granted), // started in the cut, granted once the link was back
-            d(29_990, 50, Granted), // ends after the revocation, started before: left out
+            d(29_990, 50, Granted), // ends after the revocation, started before: counted
+            d(29_900, 300, Denied), // denied after the revocation, started before: left out
             d(30_100, 200, Granted), // let in after the revocation
             d(31_000, 50, Denied),
         ];
         let f = figures(&all, &marks);
-        assert_eq!(f.decisions, 10);
-        assert_eq!(f.granted, (2, 3));
+        assert_eq!(f.decisions, 11);
+        assert_eq!(f.granted, (3, 4));
         assert_eq!(f.not_granted, (0, 1));
         assert_eq!(
             f.cut,
@@ -782,7 +820,8 @@ mod tests {
         );
         assert_eq!(f.revoked_denied, (1, 2));
         assert_eq!(f.revoked_late, Some(Duration::from_millis(300)));
-        assert_eq!(f.p50, Some(Duration::from_millis(70)));
+        assert_eq!(f.p50, Some(Duration::from_millis(50)));
+        assert_eq!(f.revoked_unanswered, 0);
     }
 
     #[test]
