@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -114,7 +115,8 @@ def over_link(request, tmp_path_factory, orig_cert, mongo_uri, upstream):
         server.stop()
     took = time.monotonic() - t0
     c = counts(tmp / "run")
-    line = (f"agent over leo, {request.param}: {took:.0f} s; "
+    gaps = re.findall(r"handover gap (\d+ ms)", (tmp / "link.log").read_text())
+    line = (f"agent over leo, {request.param}: {took:.0f} s, handover gaps met: {gaps}; "
             + ", ".join(f"{rpc} {v['ok']} OK ({v['failed']} failed attempts retried)"
                         for rpc, v in c.items() if rpc in COUNTED)
             + f"; tasks {c['tasks']}; runs {c['runs']}")  # fmt: skip
