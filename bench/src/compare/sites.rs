@@ -184,6 +184,24 @@ struct Figures {
     revoked_unanswered: usize,
     revoked_late: Option<Duration>,
     start_after_link: Duration,
+    /// The kernel service died during the phase: why, from its log. (The original's
+    /// `kernel_access` has no retry: a call past its 5 s timeout raises out of its accept loop.)
+    exited: Option<String>,
+}
+
+/// The gRPC status a dead Python service's traceback ends with, else its last line.
+fn death_reason(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("status = "))
+        .or(lines.last())
+        .map_or("exited".into(), |l| l.to_string())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
@@ -249,6 +267,7 @@ fn figures(d: &[Decision], m: &Marks) -> Figures {
             .map(|x| x.end().saturating_sub(m.revoked))
             .max(),
         start_after_link: m.start_after_link,
+        exited: None,
     }
 }
 
@@ -491,10 +510,16 @@ async fn phase(
     marks.revoked = t0.elapsed();
     let decisions = driver.await??;
     side.set_role(UserRoles::UserPriv).await?;
-    kernel.check_alive().with_context(|| log_tail(&log))?;
+    let exited = kernel
+        .check_alive()
+        .err()
+        .map(|_| death_reason(&log_tail(&log)));
     drop(kernel);
     drop(link);
-    Ok(figures(&decisions, &marks))
+    let mut f = figures(&decisions, &marks);
+    f.exited = exited;
+    eprintln!("leotest-bench sites: {} {f:?}", side.name);
+    Ok(f)
 }
 
 fn ms(d: Option<Duration>) -> String {
@@ -605,6 +630,19 @@ fn rows(out: &mut String, label: &str, burst: usize, ours: &Figures, orig: &Figu
         ours.revoked_late.map_or("0 (none)".into(), |d| ms(Some(d))),
         orig.revoked_late.map_or("0 (none)".into(), |d| ms(Some(d))),
     );
+    if ours.exited.is_some() || orig.exited.is_some() {
+        let e = |f: &Figures| {
+            f.exited
+                .as_ref()
+                .map_or("no".into(), |why| format!("yes: {why}"))
+        };
+        row(
+            "kernel service died during the phase (later decisions unanswered)",
+            "-".into(),
+            e(ours),
+            e(orig),
+        );
+    }
 }
 
 /// The `sites` subcommand.
@@ -822,6 +860,13 @@ mod tests {
         assert_eq!(f.revoked_late, Some(Duration::from_millis(300)));
         assert_eq!(f.p50, Some(Duration::from_millis(50)));
         assert_eq!(f.revoked_unanswered, 0);
+    }
+
+    #[test]
+    fn a_dead_services_reason_is_its_grpc_status() {
+        let log = "Traceback\n  raise _InactiveRpcError(state)\n\tstatus = StatusCode.DEADLINE_EXCEEDED\n\tdetails = \"Deadline Exceeded\"\n>\n";
+        assert_eq!(death_reason(log), "status = StatusCode.DEADLINE_EXCEEDED");
+        assert_eq!(death_reason("boom\n"), "boom");
     }
 
     #[test]
