@@ -279,8 +279,18 @@ async fn decide(addr: SocketAddr, deadline: Duration, t0: Instant) -> Decision {
         s.set_nodelay(true)?;
         s.write_all(REQUEST).await?;
         s.shutdown().await?;
+        // The original answers `access_denied` and closes without reading the request, so
+        // the kernel resets the connection after those bytes: what came before a reset counts.
         let mut reply = Vec::with_capacity(64);
-        s.read_to_end(&mut reply).await?;
+        let mut buf = [0u8; 256];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+                Err(_) if !reply.is_empty() => break,
+                Err(e) => return Err(e),
+            }
+        }
         Ok::<_, std::io::Error>(reply)
     };
     let outcome = match tokio::time::timeout(deadline, exchange).await {
