@@ -15,6 +15,10 @@
 #                               global-testbed); its orchestrator and kernel service are started
 #                               from it with compat-tests/original's venv (PyPI) and shims, on an
 #                               nx-27017 server of their own
+#   scripts/bench.sh [--smoke] sites --orig DIR [ARGS...]   kernel decisions over an emulated
+#                               link (lan, wan, leo, leo + 10 s obstruction; 1 and 50 connections
+#                               at once), leotest-rs vs the original's kernel service and
+#                               orchestrator from DIR, same run (leotest-bench sites --help)
 #
 # The MongoDB-wire figures need LEOTEST_TEST_MONGO_URI; a full run starts a local server with
 # scripts/start-mongo-wire.sh when it is unset (LEOTEST_BENCH_NO_MONGO=1 skips that).
@@ -89,8 +93,8 @@ if [ "$smoke" = 1 ]; then
 fi
 
 cargo build --quiet --release "${crates[@]}"
-# compare-original starts the nx-27017 server it shares with the original by itself.
-if [ "$cmd" != compare-original ] && [ -z "${LEOTEST_TEST_MONGO_URI:-}" ] &&
+# compare-original and sites start the nx-27017 server of the original by themselves.
+if [ "$cmd" != compare-original ] && [ "$cmd" != sites ] && [ -z "${LEOTEST_TEST_MONGO_URI:-}" ] &&
     [ "${LEOTEST_BENCH_NO_MONGO:-0}" != 1 ]; then
     if uri=$(PORT=${MONGO_WIRE_PORT:-27019} scripts/start-mongo-wire.sh); then
         export LEOTEST_TEST_MONGO_URI=$uri

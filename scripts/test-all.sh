@@ -95,6 +95,8 @@ e2e_tier() {
         echo "compare-original smoke run: skipped (LEOTEST_SKIP_DOCKER_TESTS=1)"
     elif [ -f "$upstream/services/kernel/__main__.py" ]; then
         scripts/bench.sh --smoke --orig "$upstream"
+        # one profile, one burst size (about a minute): the full run is in BENCHMARKS.md
+        scripts/bench.sh --smoke sites --orig "$upstream" --profiles leo+obstruction --containers 1
     elif [ "${CI:-}" = true ]; then
         echo "compare-original: the original's reference copy is missing at $upstream (CI=true)" >&2
         exit 1

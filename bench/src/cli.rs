@@ -74,6 +74,9 @@ enum Cmd {
     All,
     /// leotest-rs next to the Python original (its orchestrator and kernel service), one run.
     CompareOriginal(crate::compare::Options),
+    /// Kernel decisions over an emulated link (lan, wan, leo, leo with an obstruction),
+    /// leotest-rs next to the Python original in one run.
+    Sites(crate::compare::sites::Options),
 }
 
 /// Entry point of the binary.
@@ -140,6 +143,10 @@ async fn dispatch(cli: &Cli, s: &Settings) -> anyhow::Result<()> {
     match &cli.command {
         Cmd::CompareOriginal(o) => {
             print!("{}", crate::compare::run(s, o).await?);
+            Ok(())
+        }
+        Cmd::Sites(o) => {
+            print!("{}", crate::compare::sites::run(s, o).await?);
             Ok(())
         }
         Cmd::Orchestrator => orchestrator(cli, s).await,

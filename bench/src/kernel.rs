@@ -284,6 +284,19 @@ pub fn start_kernel_binary(
     port: u16,
     log: &Path,
 ) -> Result<Proc> {
+    start_kernel_via(bin, o, o.addr.port(), network, port, log)
+}
+
+/// [`start_kernel_binary`] asking the orchestrator through 127.0.0.1:`orch_port` (e.g. an
+/// emulated link in front of it) instead of its own port.
+pub fn start_kernel_via(
+    bin: &Path,
+    o: &Orchestrator,
+    orch_port: u16,
+    network: &str,
+    port: u16,
+    log: &Path,
+) -> Result<Proc> {
     // Flag names beyond the original's are read from --help, so the harness follows the CLI.
     let help = std::process::Command::new(bin)
         .arg("--help")
@@ -309,7 +322,7 @@ pub fn start_kernel_binary(
         "--grpc-hostname".into(),
         "127.0.0.1".into(),
         "--grpc-port".into(),
-        o.addr.port().to_string(),
+        orch_port.to_string(),
         "--access-token".into(),
         o.node_token.clone(),
         "--leotest-net".into(),

@@ -48,6 +48,13 @@ impl Proc {
         Ok(())
     }
 
+    /// Sends `sig` to the process (e.g. SIGUSR1 to cut an emulated link).
+    pub fn signal(&self, sig: rustix::process::Signal) -> Result<()> {
+        // Our own child, not reaped while we hold it, so the pid is still its.
+        rustix::process::kill_process(rustix::process::Pid::from_child(&self.child), sig)
+            .with_context(|| format!("signal {}", self.name))
+    }
+
     /// Memory of the process now.
     pub fn memory(&self) -> Result<Memory> {
         Memory::of(self.pid())

@@ -9,6 +9,7 @@ pub(crate) mod dataset;
 mod decision;
 mod harness;
 mod report;
+pub mod sites;
 mod summary;
 mod sysstat;
 mod target;

@@ -48,6 +48,10 @@ pub struct Args {
     /// Most connections relayed at once; more wait to be accepted.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
+    /// Start this many seconds into the gap schedule, so that a short run meets a given gap
+    /// early (the benchmark starts at 62 s: the 2 s gap of period 5 comes 13 s after start).
+    #[arg(long, default_value_t = 0.0)]
+    pub clock_offset: f64,
 }
 
 /// The shared state of the link: profile, clock, cut switch, random draws.
@@ -67,9 +71,15 @@ const CUT_POLL: Duration = Duration::from_millis(10);
 
 impl Link {
     pub fn new(profile: Profile, seed: u64) -> Self {
+        Self::with_offset(profile, seed, Duration::ZERO)
+    }
+
+    /// A link whose gap schedule is already `offset` in.
+    pub fn with_offset(profile: Profile, seed: u64, offset: Duration) -> Self {
+        let now = Instant::now();
         Link {
             profile,
-            start: Instant::now(),
+            start: now.checked_sub(offset).unwrap_or(now),
             cut: AtomicBool::new(false),
             rng: Mutex::new(SplitMix::new(seed)),
         }
@@ -188,7 +198,9 @@ async fn log_gaps(link: Arc<Link>) {
 async fn run(args: Args) -> anyhow::Result<()> {
     let profile = Profile::by_name(&args.profile)
         .ok_or_else(|| anyhow::anyhow!("unknown --profile {:?} (lan, wan, leo)", args.profile))?;
-    let link = Arc::new(Link::new(profile, args.seed));
+    let offset = Duration::try_from_secs_f64(args.clock_offset)
+        .map_err(|_| anyhow::anyhow!("--clock-offset: seconds, 0 or more"))?;
+    let link = Arc::new(Link::with_offset(profile, args.seed, offset));
     let listener = TcpListener::bind(args.listen).await?;
     eprintln!(
         "leotest-link {}: {} -> {} (one way {:?} + up to {:?}, loss {} %)",
