@@ -38,9 +38,9 @@ use target::{answers, check, client, connect, measure, Answers, Requests, Rpc, S
 const NODE: &str = "bench-node";
 const PRIV: &str = "bench-priv";
 
-/// Options of `compare-original`.
+/// Where the original and the harness around its code are (`compare-original`, `sites`).
 #[derive(Debug, Clone, clap::Args)]
-pub struct Options {
+pub struct OriginalSource {
     /// A checkout of leoscope-testbed/global-testbed: the original that is started.
     #[arg(long, value_name = "DIR")]
     pub orig: PathBuf,
@@ -48,6 +48,20 @@ pub struct Options {
     /// The harness around the original's code [default: compat-tests/original].
     #[arg(long, value_name = "DIR")]
     pub harness: Option<PathBuf>,
+}
+
+impl OriginalSource {
+    /// The harness, set up.
+    pub(crate) fn prepare(&self) -> Result<Harness> {
+        Harness::prepare(&self.orig, self.harness.as_deref())
+    }
+}
+
+/// Options of `compare-original`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    #[command(flatten)]
+    pub source: OriginalSource,
 
     /// Open-loop rate of the kernel_access latency phase, calls/s [default: half the
     /// original's closed-loop rate; the other RPCs always use half of theirs].
@@ -272,7 +286,7 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
     let work = tempfile::Builder::new()
         .prefix("leotest-bench-compare")
         .tempdir()?;
-    let h = Harness::prepare(&o.orig, o.harness.as_deref())?;
+    let h = o.source.prepare()?;
     let runs = o.runs.unwrap_or(if s.smoke { 2_000 } else { 10_000 });
     let data = Dataset::new(NODE, PRIV, runs);
     let sv = start_servers(s, o, &h, work.path(), &data).await?;

@@ -57,13 +57,8 @@ const OBSTRUCTION: Duration = Duration::from_secs(10);
 /// Options of `sites`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// A checkout of leoscope-testbed/global-testbed: the original that is started.
-    #[arg(long, value_name = "DIR")]
-    pub orig: PathBuf,
-
-    /// The harness around the original's code [default: compat-tests/original].
-    #[arg(long, value_name = "DIR")]
-    pub harness: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: super::OriginalSource,
 
     /// Seconds per phase (one side, one profile, one burst size) [default: 30, smoke 12].
     #[arg(long)]
@@ -672,7 +667,7 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
         .prefix("leotest-bench-sites")
         .tempdir()?;
     let work = work.path();
-    let h = Harness::prepare(&o.orig, o.harness.as_deref())?;
+    let h = o.source.prepare()?;
     let mongo = MongoWire::start(&h.repo, work)?;
     let ours = Orchestrator::start(&s.bin_dir, &Backend::Embedded).await?;
     if ours.node_id != NODE || ours.priv_id != PRIV {
