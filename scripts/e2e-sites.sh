@@ -10,7 +10,9 @@
 #   and the longest time after it that one still got in.
 #
 #   scripts/e2e-sites.sh               LINK=leo|wan|lan, LOAD_SECONDS (90), CUT_AT (20),
-#                                      CUT_SECONDS (10), REVOKE_AT (75), RATE (10/s), CONCURRENT (1)
+#                                      CUT_SECONDS (10), REVOKE_AT (75), RATE (10/s), CONCURRENT (1),
+#                                      LEOTEST_STALE_GRANT_WINDOW (0s: off; on, the fail-closed
+#                                      checks are skipped and the figures measure the policy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 0 ] || { echo "usage: $0 (settings in the environment)" >&2; exit 2; }
@@ -49,6 +51,7 @@ trap cleanup EXIT
 . scripts/lib/segmentation.sh
 in_ctr() { $COMPOSE exec -T "$1" sh -c "$2" 2>&1 || true; }
 now_ms() { date +%s%3N; }
+stale_grants_off() { [[ "${LEOTEST_STALE_GRANT_WINDOW:-0s}" =~ ^0+(ms|s|m|h)?$ ]]; }
 
 log "building the probe (static, like the testbed's binaries)"
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target "$TARGET" \
@@ -82,9 +85,11 @@ scripts/testbed.sh link cut 1; cut_from=$(now_ms)
 sleep "$CUT_SECONDS"
 scripts/testbed.sh link restore 1; cut_to=$(now_ms)
 sleep $((REVOKE_AT - CUT_AT - CUT_SECONDS))
+# The revocation counts from when the orchestrator acknowledged it: a decision sent while the
+# `user modify` call was still on its way may be answered "granted", and is counted as late.
+revoke_out=$(lt user --action=modify --id=alice --name='Alice (privileged)' --role=user --team=leotest-rs 2>&1 >/dev/null)
 revoked=$(now_ms)
-check_empty "alice revoked (USER_PRIV -> USER)" \
-    "$(lt user --action=modify --id=alice --name='Alice (privileged)' --role=user --team=leotest-rs 2>&1 >/dev/null)"
+check_empty "alice revoked (USER_PRIV -> USER)" "$revoke_out"
 wait
 # E2E_SITES_OUT=DIR keeps the probes' raw lines (one per decision) for a closer look.
 if [ -n "${E2E_SITES_OUT:-}" ]; then mkdir -p "$E2E_SITES_OUT" && cp "$tmp"/site-*.out "$E2E_SITES_OUT/" &&
@@ -110,11 +115,13 @@ for k in (1, 2):
     before = [x for x in d if x[0] + x[1] < revoked]
     outside = [x for x in before if k == 2 or x[0] + x[1] < cut_from or x[0] > cut_to]
     during = [x for x in before if k == 1 and x[0] >= cut_from and x[0] + x[1] <= cut_to]
+    # Decisions sent after the acknowledgement must all be denied; one sent before it may still
+    # be answered "granted" after it: that is how long the revoked user still got in.
     after = [x for x in d if x[0] > revoked]
     lat = [x[1] for x in outside if x[2] == "granted"]
     granted = sum(x[2] == "granted" for x in outside) / max(1, len(outside))
     denied_after = sum(x[2] != "granted" for x in after) / max(1, len(after))
-    late = max([x[0] + x[1] - revoked for x in after if x[2] == "granted"], default=0)
+    late = max([0] + [x[0] + x[1] - revoked for x in d if x[2] == "granted"])
     miss = {o: sum(x[2] == o for x in outside) for o in ("denied", "error")}
     s = (f"site{k}: n={len(d)} p50={pct(lat, .5):.1f}ms p99={pct(lat, .99):.1f}ms "
          f"granted={granted * 100:.2f}% (not: {miss['denied']} denied, {miss['error']} error) "
@@ -131,10 +138,18 @@ for k in 1 2; do
     # The goal is 99.9 % (issue 22); this bound catches a regression (BENCHMARKS.md has the figures).
     check "site $k: the granted user's decisions granted outside the cut (>= 95 %: $granted %)" "yes" \
         "$(python3 -c "print('yes' if float('${granted:-0}') >= 95.0 else 'no')")"
-    revoked_denied=$(sed -n "s/.*site$k: [^;]* revoked_denied=\([0-9.]*\)%.*/\1/p" <<<"$summary")
-    check "site $k: every decision after the revocation denied" "100.0" "$revoked_denied"
+    # With stale grants on, a decision may be granted from a recent grant while the link is
+    # down or slow, so "fail closed" is not asked of it (the figures are still printed).
+    if stale_grants_off; then
+        revoked_denied=$(sed -n "s/.*site$k: [^;]* revoked_denied=\([0-9.]*\)%.*/\1/p" <<<"$summary")
+        check "site $k: every decision after the revocation denied" "100.0" "$revoked_denied"
+    fi
 done
-check "site 1: decisions during the cut fail closed" "cut_denied=100.0%" "$summary"
+if stale_grants_off; then
+    check "site 1: decisions during the cut fail closed" "cut_denied=100.0%" "$summary"
+else
+    log "stale grants on (LEOTEST_STALE_GRANT_WINDOW=$LEOTEST_STALE_GRANT_WINDOW): fail-closed checks skipped"
+fi
 
 scripts/testbed.sh down
 trap 'rm -rf "$tmp"' EXIT
