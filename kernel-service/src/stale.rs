@@ -12,11 +12,18 @@
 //! * never past W after the last grant actually received;
 //! * every reuse is counted (`leotest_kernel_stale_grants_total`) and logged.
 //!
-//! The trade-off: a user revoked while the link is down keeps access for up to W after the
+//! "Could not be reached" includes "has not answered yet": a satellite link holds a request
+//! through a handover gap or a retransmission for far longer than its round trip, so a user
+//! with a reusable grant waits only about 2.5 round trips (see [`StaleGrantOracle`]); the call
+//! goes on in the background and its answer, a denial included, counts for the next decision.
+//!
+//! The trade-off: a user revoked while the link is down or slow keeps access until the node
+//! hears the orchestrator's next answer for that user, and never for more than W after the
 //! last grant the node saw. With W = 0 (the default) behaviour is exactly the original's:
 //! unreachable means denied.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -97,51 +104,180 @@ impl StaleGrants {
     }
 }
 
+/// Tokio's clock (the real one, or a test's paused one), as a std instant.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The shortest time a decision waits for the orchestrator before a recent grant answers it.
+const MIN_HEDGE: Duration = Duration::from_millis(20);
+
+/// The longest: past it the link is not slow but gone, and the call's own deadline decides.
+const MAX_HEDGE: Duration = Duration::from_secs(1);
+
 /// Wraps the orchestrator oracle with the stale-grant policy.
+///
+/// A decision for a user with a reusable grant waits for the orchestrator only about
+/// 2.5 round trips (2.5 x the smoothed time of its answers, within [`MIN_HEDGE`, `MAX_HEDGE`]);
+/// if no answer came by then (a handover gap, a lost segment waiting for its retransmission),
+/// the grant answers it and the call goes on in the background, at most one per user, so that
+/// its answer, a denial included, still counts for the next decision.
 pub struct StaleGrantOracle {
     inner: Arc<dyn AccessOracle>,
+    state: Arc<State>,
+}
+
+/// What the wrapper and its background calls share.
+struct State {
     grants: StaleGrants,
     reused: AtomicU64,
+    /// Smoothed time of the orchestrator's answers, in microseconds (0: none yet).
+    srtt_us: AtomicU64,
+    /// Users with a call finishing in the background (at most one each, at most MAX_USERS).
+    background: Mutex<HashSet<String>>,
 }
 
 impl StaleGrantOracle {
     pub fn new(inner: Arc<dyn AccessOracle>, window: Duration) -> Self {
         StaleGrantOracle {
             inner,
-            grants: StaleGrants::new(window),
-            reused: AtomicU64::new(0),
+            state: Arc::new(State {
+                grants: StaleGrants::new(window),
+                reused: AtomicU64::new(0),
+                srtt_us: AtomicU64::new(0),
+                background: Mutex::new(HashSet::new()),
+            }),
         }
     }
 
-    /// Decisions granted from a remembered grant because the orchestrator was unreachable.
+    /// Decisions granted from a remembered grant because the orchestrator was unreachable or
+    /// had not answered within the hedge.
     pub fn reused(&self) -> u64 {
-        self.reused.load(Ordering::Relaxed)
+        self.state.reused.load(Ordering::Relaxed)
+    }
+}
+
+impl State {
+    /// How long a decision with a reusable grant waits for the orchestrator (None: no answer
+    /// timed yet, so no idea of the round trip: wait for the call).
+    fn hedge(&self) -> Option<Duration> {
+        match self.srtt_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some((Duration::from_micros(us) * 5 / 2).clamp(MIN_HEDGE, MAX_HEDGE)),
+        }
+    }
+
+    /// Folds one answer's time into the smoothed estimate (gain 1/8, as TCP's SRTT). A sample
+    /// counts at most twice the estimate, so one answer that waited out a 2 s gap does not
+    /// make the next decisions wait long, while a link that became slower is followed within
+    /// a few answers.
+    fn observe(&self, took: Duration) {
+        let sample = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        let old = self.srtt_us.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample.max(1)
+        } else {
+            (old - old / 8 + sample.min(old.saturating_mul(2)) / 8).max(1)
+        };
+        self.srtt_us.store(new, Ordering::Relaxed);
+    }
+
+    /// Asks `inner` and records the answer: a grant is remembered, any other answer forgets
+    /// the user; an unreachable orchestrator changes nothing.
+    async fn ask(
+        self: Arc<Self>,
+        inner: Arc<dyn AccessOracle>,
+        userid: String,
+    ) -> Result<bool, OracleError> {
+        let t0 = now();
+        let result = inner.kernel_access(&userid).await;
+        let now = now();
+        match &result {
+            Ok(granted) => {
+                self.observe(now.saturating_duration_since(t0));
+                self.grants.record(&userid, *granted, now);
+            }
+            Err(e) if unreachable(e) => {}
+            // The orchestrator answered, with a refusal of the node or an error: no reuse.
+            Err(_) => self.grants.record(&userid, false, now),
+        }
+        result
+    }
+
+    /// The answer to a decision whose call ended: an unreachable orchestrator lets a recent
+    /// grant stand.
+    fn settle(&self, userid: &str, result: Result<bool, OracleError>) -> Result<bool, OracleError> {
+        match &result {
+            Err(e) if unreachable(e) => match self.grants.reusable(userid, now()) {
+                Some(age) => {
+                    self.reuse(userid, age, &e.to_string());
+                    Ok(true)
+                }
+                None => result,
+            },
+            _ => result,
+        }
+    }
+
+    fn reuse(&self, userid: &str, age: Duration, why: &str) {
+        self.reused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            userid = %untrusted(userid),
+            grant_age_ms = age.as_millis() as u64,
+            error = %why,
+            "orchestrator unreachable or slow: reusing a recent grant (--stale-grant-window)"
+        );
+    }
+
+    /// Lets a hedged call finish in the background, so that its answer is recorded; at most
+    /// one per user (and MAX_USERS in all): beyond that the call is dropped.
+    fn finish_in_background(
+        self: &Arc<Self>,
+        userid: &str,
+        call: impl Future<Output = Result<bool, OracleError>> + Send + 'static,
+    ) {
+        {
+            let Ok(mut bg) = self.background.lock() else {
+                return;
+            };
+            if bg.len() >= MAX_USERS || !bg.insert(userid.to_string()) {
+                return;
+            }
+        }
+        let (state, userid) = (Arc::clone(self), userid.to_string());
+        tokio::spawn(async move {
+            let _ = call.await;
+            if let Ok(mut bg) = state.background.lock() {
+                bg.remove(&userid);
+            }
+        });
     }
 }
 
 #[async_trait]
 impl AccessOracle for StaleGrantOracle {
     async fn kernel_access(&self, userid: &str) -> Result<bool, OracleError> {
-        let result = self.inner.kernel_access(userid).await;
-        let now = Instant::now();
-        match &result {
-            Ok(granted) => self.grants.record(userid, *granted, now),
-            Err(e) if unreachable(e) => {
-                if let Some(age) = self.grants.reusable(userid, now) {
-                    self.reused.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        userid = %untrusted(userid),
-                        grant_age_ms = age.as_millis() as u64,
-                        error = %e,
-                        "orchestrator unreachable: reusing a recent grant (--stale-grant-window)"
-                    );
-                    return Ok(true);
+        let state = &self.state;
+        let call = Arc::clone(state).ask(Arc::clone(&self.inner), userid.to_string());
+        let hedge = match state.grants.reusable(userid, now()) {
+            Some(_) => state.hedge(),
+            None => None,
+        };
+        let Some(hedge) = hedge else {
+            return state.settle(userid, call.await);
+        };
+        let mut call = Box::pin(call);
+        tokio::select! {
+            r = &mut call => state.settle(userid, r),
+            () = tokio::time::sleep(hedge) => match state.grants.reusable(userid, now()) {
+                Some(age) => {
+                    state.reuse(userid, age, &format!("no answer within {} ms", hedge.as_millis()));
+                    state.finish_in_background(userid, call);
+                    Ok(true)
                 }
-            }
-            // The orchestrator answered, with a refusal of the node or an error: no reuse.
-            Err(_) => self.grants.record(userid, false, now),
+                None => state.settle(userid, call.await),
+            },
         }
-        result
     }
 }
 
@@ -230,6 +366,122 @@ mod tests {
             "the refusal forgot the grant"
         );
         assert_eq!(o.reused(), 0);
+    }
+
+    /// Answers after a delay, from a script, one per call.
+    struct Delayed(Mutex<VecDeque<(Duration, Result<bool, OracleError>)>>);
+
+    #[async_trait]
+    impl AccessOracle for Delayed {
+        async fn kernel_access(&self, _: &str) -> Result<bool, OracleError> {
+            let next = self.0.lock().unwrap().pop_front();
+            let (wait, answer) = next.unwrap_or((Duration::ZERO, down()));
+            tokio::time::sleep(wait).await;
+            answer
+        }
+    }
+
+    fn delayed(answers: Vec<(u64, Result<bool, OracleError>)>) -> Arc<dyn AccessOracle> {
+        let script = answers
+            .into_iter()
+            .map(|(ms, a)| (Duration::from_millis(ms), a));
+        Arc::new(Delayed(Mutex::new(script.collect())))
+    }
+
+    /// Times one decision on tokio's paused clock.
+    async fn timed(o: &StaleGrantOracle, user: &str) -> (Result<bool, OracleError>, Duration) {
+        let t0 = tokio::time::Instant::now();
+        let r = o.kernel_access(user).await;
+        (r, t0.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_answer_is_hedged_by_a_recent_grant_and_still_counts() {
+        let o = StaleGrantOracle::new(
+            delayed(vec![(40, Ok(true)), (2_000, Ok(false)), (40, Ok(false))]),
+            W,
+        );
+        let (r, took) = timed(&o, "alice").await;
+        assert!(r.unwrap());
+        assert_eq!(took, Duration::from_millis(40));
+        // The next answer is held 2 s (a handover gap): the grant answers after 2.5 x 40 ms.
+        let (r, took) = timed(&o, "alice").await;
+        assert!(r.unwrap(), "granted from the recent grant");
+        assert_eq!(took, Duration::from_millis(100));
+        assert_eq!(o.reused(), 1);
+        // The held call finished in the background with a denial: revoked stays revoked.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (r, _) = timed(&o, "alice").await;
+        assert!(!r.unwrap(), "the orchestrator's answer, not the grant");
+        assert_eq!(o.reused(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_recent_grant_a_slow_answer_is_waited_for() {
+        let o = StaleGrantOracle::new(delayed(vec![(40, Ok(true)), (2_000, Ok(true))]), W);
+        assert!(o.kernel_access("alice").await.unwrap());
+        let (r, took) = timed(&o, "bob").await;
+        assert!(r.unwrap());
+        assert_eq!(
+            took,
+            Duration::from_secs(2),
+            "bob was never granted: no hedge"
+        );
+        assert_eq!(o.reused(), 0);
+        // Off: every answer is waited for.
+        let o = StaleGrantOracle::new(
+            delayed(vec![(40, Ok(true)), (2_000, Ok(true))]),
+            Duration::ZERO,
+        );
+        assert!(o.kernel_access("alice").await.unwrap());
+        assert_eq!(timed(&o, "alice").await.1, Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_background_call_per_user() {
+        // Every answer after the first is held 2 s: ten decisions hedge, one call finishes.
+        let mut script = vec![(40, Ok(true))];
+        script.extend((0..10).map(|_| (2_000, Ok(true))));
+        let o = StaleGrantOracle::new(delayed(script), W);
+        assert!(o.kernel_access("alice").await.unwrap());
+        for _ in 0..10 {
+            assert!(o.kernel_access("alice").await.unwrap());
+        }
+        assert_eq!(o.reused(), 10);
+        assert_eq!(o.state.background.lock().unwrap().len(), 1);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(o.state.background.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_round_trip_estimate_follows_a_slower_link_but_not_one_gap() {
+        let s = State {
+            grants: StaleGrants::new(W),
+            reused: AtomicU64::new(0),
+            srtt_us: AtomicU64::new(0),
+            background: Mutex::new(HashSet::new()),
+        };
+        assert_eq!(s.hedge(), None, "nothing timed yet");
+        s.observe(Duration::from_millis(40));
+        assert_eq!(s.hedge(), Some(Duration::from_millis(100)));
+        s.observe(Duration::from_secs(2));
+        assert!(
+            s.hedge().unwrap() < Duration::from_millis(130),
+            "{:?}",
+            s.hedge()
+        );
+        for _ in 0..30 {
+            s.observe(Duration::from_millis(200));
+        }
+        assert!(
+            s.hedge().unwrap() > Duration::from_millis(450),
+            "{:?}",
+            s.hedge()
+        );
+        for _ in 0..60 {
+            s.observe(Duration::from_micros(100));
+        }
+        assert_eq!(s.hedge(), Some(MIN_HEDGE));
     }
 
     #[test]
