@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::future::{BoxFuture, FutureExt, Shared};
 
+use super::methods::{for_each_store_method, impl_store_passing_others};
 use super::model::*;
 use super::{Booked, Decide, Store, StoreError, StoreResult};
 
@@ -74,6 +74,11 @@ impl CachedUsers {
         Arc::new(CachedUsers::new(Arc::new(inner), USER_TTL))
     }
 
+    /// The wrapped store, for the methods passed straight through.
+    fn inner(&self) -> &dyn Store {
+        &*self.shared.inner
+    }
+
     fn invalidate(&self, id: &str) -> StoreResult<()> {
         let mut st = self.shared.state.lock().map_err(poisoned)?;
         st.generation += 1;
@@ -121,8 +126,7 @@ impl CachedUsers {
     }
 }
 
-#[async_trait]
-impl Store for CachedUsers {
+for_each_store_method!(impl_store_passing_others!(CachedUsers, {
     async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
         match self.lookup(id)? {
             Ok(hit) => Ok(hit),
@@ -134,10 +138,6 @@ impl Store for CachedUsers {
         let r = self.shared.inner.add_user(user).await;
         self.invalidate(&user.id)?;
         r
-    }
-
-    async fn list_users(&self) -> StoreResult<Vec<User>> {
-        self.shared.inner.list_users().await
     }
 
     async fn put_user(&self, user: &User) -> StoreResult<()> {
@@ -169,105 +169,7 @@ impl Store for CachedUsers {
         self.invalidate(id)?;
         r
     }
-
-    // ---- passed through ----------------------------------------------------------------
-
-    async fn update_config(&self, config: &GlobalConfig) -> StoreResult<()> {
-        self.shared.inner.update_config(config).await
-    }
-    async fn get_config(&self) -> StoreResult<Option<GlobalConfig>> {
-        self.shared.inner.get_config().await
-    }
-    async fn register_node(&self, node: &Node) -> StoreResult<bool> {
-        self.shared.inner.register_node(node).await
-    }
-    async fn get_node(&self, nodeid: &str) -> StoreResult<Option<Node>> {
-        self.shared.inner.get_node(nodeid).await
-    }
-    async fn get_nodes(&self, filter: &NodeFilter) -> StoreResult<Vec<Node>> {
-        self.shared.inner.get_nodes(filter).await
-    }
-    async fn update_node(&self, nodeid: &str, update: &NodeUpdate) -> StoreResult<bool> {
-        self.shared.inner.update_node(nodeid, update).await
-    }
-    async fn delete_node(&self, nodeid: &str) -> StoreResult<bool> {
-        self.shared.inner.delete_node(nodeid).await
-    }
-    async fn mark_node(&self, nodeid: &str, at: DateTime<Utc>) -> StoreResult<bool> {
-        self.shared.inner.mark_node(nodeid, at).await
-    }
-    async fn set_scavenger_status(&self, nodeid: &str, active: bool) -> StoreResult<bool> {
-        self.shared.inner.set_scavenger_status(nodeid, active).await
-    }
-    async fn get_scavenger_status(&self, nodeid: &str) -> StoreResult<Option<bool>> {
-        self.shared.inner.get_scavenger_status(nodeid).await
-    }
-    async fn add_job(&self, job: &Job) -> StoreResult<bool> {
-        self.shared.inner.add_job(job).await
-    }
-    async fn replace_job(&self, job: &Job) -> StoreResult<bool> {
-        self.shared.inner.replace_job(job).await
-    }
-    async fn get_job(&self, id: &str) -> StoreResult<Option<Job>> {
-        self.shared.inner.get_job(id).await
-    }
-    async fn get_jobs_by_userid(&self, userid: Option<&str>) -> StoreResult<Vec<Job>> {
-        self.shared.inner.get_jobs_by_userid(userid).await
-    }
-    async fn get_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<Vec<Job>> {
-        self.shared.inner.get_jobs_by_nodeid(nodeid).await
-    }
-    async fn update_job_dates(
-        &self,
-        id: &str,
-        start_date: &str,
-        end_date: &str,
-    ) -> StoreResult<bool> {
-        self.shared
-            .inner
-            .update_job_dates(id, start_date, end_date)
-            .await
-    }
-    async fn delete_job(&self, id: &str) -> StoreResult<bool> {
-        self.shared.inner.delete_job(id).await
-    }
-    async fn delete_job_of(&self, id: &str, userid: &str) -> StoreResult<bool> {
-        self.shared.inner.delete_job_of(id, userid).await
-    }
-    async fn book(&self, nodes: &[String], decide: &mut Decide<'_>) -> StoreResult<Booked> {
-        self.shared.inner.book(nodes, decide).await
-    }
-    async fn delete_jobs_by_nodeid(&self, nodeid: &str) -> StoreResult<u64> {
-        self.shared.inner.delete_jobs_by_nodeid(nodeid).await
-    }
-    async fn update_run(&self, run: &Run) -> StoreResult<()> {
-        self.shared.inner.update_run(run).await
-    }
-    async fn get_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>> {
-        self.shared.inner.get_runs(filter).await
-    }
-    async fn insert_jobs(&self, jobs: &[Job]) -> StoreResult<u64> {
-        self.shared.inner.insert_jobs(jobs).await
-    }
-    async fn insert_runs(&self, runs: &[Run]) -> StoreResult<u64> {
-        self.shared.inner.insert_runs(runs).await
-    }
-    async fn schedule_task(&self, task: &Task) -> StoreResult<bool> {
-        self.shared.inner.schedule_task(task).await
-    }
-    async fn get_tasks(&self, filter: &TaskFilter) -> StoreResult<Vec<Task>> {
-        self.shared.inner.get_tasks(filter).await
-    }
-    async fn update_task(&self, taskid: &str, status: i32) -> StoreResult<bool> {
-        self.shared.inner.update_task(taskid, status).await
-    }
-    async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        self.shared.inner.purge_expired(now).await
-    }
-    async fn ping(&self) -> StoreResult<()> {
-        self.shared.inner.ping().await
-    }
-}
+}));
 
 #[cfg(test)]
 mod tests {

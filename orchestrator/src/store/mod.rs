@@ -5,6 +5,7 @@
 pub mod booking;
 pub mod cached;
 pub mod embedded;
+pub(crate) mod methods;
 pub mod model;
 pub mod mongo;
 
