@@ -19,6 +19,7 @@ mod rpcs;
 pub mod timefmt;
 
 pub use metadata::{JWT_HEADER, MAX_CREDENTIAL_LEN, TOKEN_HEADER, USERID_HEADER};
+pub use rpcs::RPC_METHODS;
 
 /// Generated code for `package unary`.
 pub mod unary {

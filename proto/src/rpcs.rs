@@ -115,6 +115,20 @@ macro_rules! for_each_rpc {
     } };
 }
 
+/// Every RPC's method name, in the order of `leotest.proto` (metric labels, coverage counts).
+pub const RPC_METHODS: &[&str] = {
+    macro_rules! names {
+        ($(
+            $(#[$doc:meta])*
+            $rpc:ident($req:ident) -> $resp:ident
+                { family: $family:ident, client: $client:ident, try_call: $try_call:ident };
+        )*) => {
+            &[$(stringify!($rpc)),*]
+        };
+    }
+    for_each_rpc!(names)
+};
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -230,6 +244,8 @@ mod tests {
         }
         let names: BTreeSet<_> = table().iter().map(|r| r.0).collect();
         assert_eq!(names.len(), table().len(), "an RPC is listed twice");
+        let in_order: Vec<_> = table().iter().map(|r| r.0).collect();
+        assert_eq!(crate::RPC_METHODS, in_order);
     }
 
     /// The generated server trait, implemented from the table: it compiles only if the
