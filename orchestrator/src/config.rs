@@ -1,9 +1,10 @@
-//! Command line and environment configuration (the original's flags plus TLS, store and JWT extras).
+//! The server's configuration from flags and environment (the original's flags plus TLS, store
+//! and JWT extras); the command line around it, with its subcommands, is [`crate::cli`].
 
 use std::path::PathBuf;
 
 use clap::builder::TypedValueParser as _;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 
 pub use crate::schedule::OverlapRules;
 pub use crate::tokens::TokenStorage;
@@ -12,48 +13,6 @@ pub use crate::tokens::TokenStorage;
 pub const DEFAULT_TLS_CERT: &str = "certs/server.crt";
 /// Default private key path.
 pub const DEFAULT_TLS_KEY: &str = "certs/server.key";
-
-/// LeoTest orchestrator: the gRPC control plane of the LEOScope testbed.
-#[derive(Debug, Clone, Parser)]
-#[command(name = "leotest-orchestrator", version, about, long_about = None)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-
-    #[command(flatten)]
-    pub server: ServerConfig,
-}
-
-/// Subcommands besides serving.
-#[derive(Debug, Clone, Subcommand)]
-pub enum Command {
-    /// Write a fresh self-signed development certificate and key (SAN localhost) and exit.
-    GenCert(GenCertArgs),
-    /// Audit stored access tokens or rotate them, on the configured store (embedded store:
-    /// with the server stopped).
-    Tokens(crate::tokens::admin::TokensArgs),
-    /// Print a JWT this server accepts (claims userid, exp, iat), signed with the configured
-    /// --jwt-secret (HS*) or --private-key (other algorithms). Server flags such as --jwt-algo
-    /// go before `jwt` (or in their LEOTEST_* environment variables).
-    Jwt(crate::jwtcmd::JwtArgs),
-}
-
-/// Options of `gen-cert`.
-#[derive(Debug, Clone, Args)]
-pub struct GenCertArgs {
-    /// Certificate output path.
-    #[arg(long, default_value = DEFAULT_TLS_CERT)]
-    pub cert: PathBuf,
-    /// Private key output path (written with mode 0600).
-    #[arg(long, default_value = DEFAULT_TLS_KEY)]
-    pub key: PathBuf,
-    /// Subject alternative names (DNS names or IP addresses); CN is the first one.
-    #[arg(long = "san", default_values_t = vec!["localhost".to_string(), "127.0.0.1".to_string()])]
-    pub sans: Vec<String>,
-    /// Overwrite existing files.
-    #[arg(long)]
-    pub force: bool,
-}
 
 /// Which store backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -240,19 +199,33 @@ impl ServerConfig {
     }
 }
 
+/// Parses server flags alone, as the binary does (`crate::cli::Cli` flattens the same
+/// struct), for the tests of the modules that read them.
+#[cfg(test)]
+pub(crate) fn parse_flags(args: &[&str]) -> Result<ServerConfig, clap::Error> {
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[command(flatten)]
+        server: ServerConfig,
+    }
+    let mut v = vec!["leotest-orchestrator"];
+    v.extend_from_slice(args);
+    Flags::try_parse_from(v).map(|f| f.server)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Cli {
-        let mut v = vec!["leotest-orchestrator"];
-        v.extend_from_slice(args);
-        Cli::try_parse_from(v).expect("valid flags")
+    fn parse(args: &[&str]) -> ServerConfig {
+        parse_flags(args).expect("valid flags")
     }
 
     #[test]
     fn defaults_match_the_original() {
-        let c = parse(&[]).server;
+        let c = parse(&[]);
         assert_eq!(c.grpc_hostname, "localhost");
         assert_eq!(c.grpc_port, 50051);
         assert_eq!(c.grpc_workers, 10);
@@ -295,8 +268,7 @@ mod tests {
             "--idle-timeout=5",
             "--max-concurrent-streams=7",
             "--trusted-proxies=10.0.0.2,172.18.0.0/16",
-        ])
-        .server;
+        ]);
         let b = &c.budgets;
         assert_eq!((b.max_connections, b.max_connections_per_source), (10, 2));
         assert_eq!((b.idle_timeout, b.max_concurrent_streams), (5, 7));
@@ -310,23 +282,18 @@ mod tests {
             "--max-connection-receive-bytes=1",
             "--trusted-proxies=balancer",
         ] {
-            assert!(
-                Cli::try_parse_from(["leotest-orchestrator", bad]).is_err(),
-                "{bad}"
-            );
+            assert!(parse_flags(&[bad]).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn metrics_listen_flag() {
-        let c = parse(&["--metrics-listen", "127.0.0.1:9101"]).server;
+        let c = parse(&["--metrics-listen", "127.0.0.1:9101"]);
         assert_eq!(
             c.metrics_listen,
             Some("127.0.0.1:9101".parse().expect("addr"))
         );
-        assert!(
-            Cli::try_parse_from(["leotest-orchestrator", "--metrics-listen", "nowhere"]).is_err()
-        );
+        assert!(parse_flags(&["--metrics-listen", "nowhere"]).is_err());
     }
 
     #[test]
@@ -342,8 +309,7 @@ mod tests {
             "64",
             "--max-handshakes-per-source",
             "4",
-        ])
-        .server;
+        ]);
         assert_eq!(c.listen.as_deref(), Some("127.0.0.1:9"));
         assert!(c.allow_default_admin_token);
         assert_eq!(
@@ -359,44 +325,27 @@ mod tests {
             &["--max-handshakes", "0"],
             &["--max-handshakes-per-source", "0"],
         ] {
-            let mut v = vec!["leotest-orchestrator"];
-            v.extend_from_slice(bad);
-            assert!(Cli::try_parse_from(v).is_err(), "{bad:?}");
+            assert!(parse_flags(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn overlap_rules_flag() {
-        let c = parse(&["--overlap-rules", "strict"]).server;
+        let c = parse(&["--overlap-rules", "strict"]);
         assert_eq!(c.overlap_rules, OverlapRules::Strict);
-        let c = parse(&["--overlap-rules", "original"]).server;
+        let c = parse(&["--overlap-rules", "original"]);
         assert_eq!(c.overlap_rules, OverlapRules::Original);
-        assert!(
-            Cli::try_parse_from(["leotest-orchestrator", "--overlap-rules", "lenient"]).is_err()
-        );
+        assert!(parse_flags(&["--overlap-rules", "lenient"]).is_err());
     }
 
     #[test]
     fn db_server_selects_mongo() {
-        let c = parse(&["--db-server", "db.example", "--db-port", "27018"]).server;
+        let c = parse(&["--db-server", "db.example", "--db-port", "27018"]);
         assert_eq!(c.store_kind(), StoreKind::Mongo);
         assert_eq!(c.mongo_uri(), "mongodb://db.example:27018");
-        let c = parse(&["--db-server", "mongodb://u@h:1/x?tls=true"]).server;
+        let c = parse(&["--db-server", "mongodb://u@h:1/x?tls=true"]);
         assert_eq!(c.mongo_uri(), "mongodb://u@h:1/x?tls=true");
-        let c = parse(&["--db-server", "h", "--store", "embedded"]).server;
+        let c = parse(&["--db-server", "h", "--store", "embedded"]);
         assert_eq!(c.store_kind(), StoreKind::Embedded);
-    }
-
-    #[test]
-    fn gen_cert_subcommand_parses() {
-        let c = parse(&["gen-cert", "--cert", "a.crt", "--key", "a.key", "--force"]);
-        match c.command {
-            Some(Command::GenCert(g)) => {
-                assert_eq!(g.cert, PathBuf::from("a.crt"));
-                assert!(g.force);
-                assert_eq!(g.sans, vec!["localhost", "127.0.0.1"]);
-            }
-            _ => panic!("expected gen-cert"),
-        }
     }
 }

@@ -151,12 +151,9 @@ pub fn make(cfg: &ServerConfig, args: &JwtArgs) -> Result<String, JwtCmdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     fn cfg(args: &[&str]) -> ServerConfig {
-        let mut v = vec!["leotest-orchestrator"];
-        v.extend_from_slice(args);
-        crate::config::Cli::try_parse_from(v).expect("flags").server
+        crate::config::parse_flags(args).expect("flags")
     }
 
     fn jwt_args(userid: &str) -> JwtArgs {

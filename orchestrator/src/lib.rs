@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod budgets;
+pub mod cli;
 pub mod config;
 pub mod conns;
 pub mod error;

@@ -6,7 +6,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use leotest_orchestrator::config::{Cli, Command, LogFormat};
+use leotest_orchestrator::cli::{Cli, Command};
+use leotest_orchestrator::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(format: LogFormat) {

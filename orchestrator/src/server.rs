@@ -155,7 +155,7 @@ pub async fn run(
         None => store,
     };
     bootstrap_admin(store.as_ref(), &cfg.admin_access_token, cfg.token_storage).await?;
-    crate::tokens::admin::warn_derivable(store.as_ref()).await;
+    crate::tokens::warn_derivable(store.as_ref()).await;
 
     let purge_store = store.clone();
     let purger = tokio::spawn(async move {

@@ -6,16 +6,20 @@
 //! types are re-exported under readable aliases where that helps callers.
 //!
 //! It is also the home of the few words every side shares: how times are written
-//! ([`timefmt`]) and how caller-supplied text reaches a log line ([`logsafe`]).
+//! ([`timefmt`]) and how caller-supplied text reaches a log line ([`logsafe`]), and the one
+//! list of the service's RPCs the other crates generate their per-RPC code from
+//! ([`for_each_rpc!`]).
 
 #![forbid(unsafe_code)]
 #![allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
 
 pub mod logsafe;
 mod metadata;
+mod rpcs;
 pub mod timefmt;
 
 pub use metadata::{JWT_HEADER, MAX_CREDENTIAL_LEN, TOKEN_HEADER, USERID_HEADER};
+pub use rpcs::RPC_METHODS;
 
 /// Generated code for `package unary`.
 pub mod unary {

@@ -346,9 +346,13 @@ impl LeotestClient {
     }
 }
 
-/// Generates one typed method per RPC.
+/// Generates one typed method per RPC of the table, named as its `client` column says.
 macro_rules! rpc_methods {
-    ($( $(#[$doc:meta])* $method:ident => $rpc:ident($req:ident) -> $resp:ident; )*) => {
+    ($(
+        $(#[$doc:meta])*
+        $rpc:ident($req:ident) -> $resp:ident
+            { family: $family:ident, client: $method:ident, try_call: $try_call:ident };
+    )*) => {
         impl LeotestClient {
             $(
                 $(#[$doc])*
@@ -364,64 +368,7 @@ macro_rules! rpc_methods {
     };
 }
 
-rpc_methods! {
-    /// `report_heartbeat`: marks a node as alive.
-    report_heartbeat => report_heartbeat(MessageHeartbeat) -> MessageHeartbeatResponse;
-    /// `update_global_config` (admin).
-    update_global_config => update_global_config(MessageUpdateGlobalConfig) -> MessageUpdateGlobalConfigResponse;
-    /// `get_global_config`.
-    get_global_config => get_global_config(MessageGetGlobalConfig) -> MessageGetGlobalConfigResponse;
-    /// `register_user` (admin).
-    register_user => register_user(MessageRegisterUser) -> MessageRegisterUserResponse;
-    /// `get_user`.
-    get_user => get_user(MessageGetUser) -> MessageGetUserResponse;
-    /// `modify_user` (admin).
-    modify_user => modify_user(MessageModifyUser) -> MessageModifyUserResponse;
-    /// `delete_user` (admin).
-    delete_user => delete_user(MessageDeleteUser) -> MessageDeleteUserResponse;
-    /// `schedule_job`.
-    schedule_job => schedule_job(MessageScheduleJob) -> MessageScheduleJobResponse;
-    /// `get_job_by_id`.
-    get_job_by_id => get_job_by_id(MessageGetJobById) -> MessageGetJobByIdResponse;
-    /// `get_jobs_by_userid`.
-    get_jobs_by_userid => get_jobs_by_userid(MessageGetJobsByUserid) -> MessageGetJobsByUseridResponse;
-    /// `get_jobs_by_nodeid`.
-    get_jobs_by_nodeid => get_jobs_by_nodeid(MessageGetJobsByNodeid) -> MessageGetJobsByNodeidResponse;
-    /// `reschedule_job_nearest`.
-    reschedule_job_nearest => reschedule_job_nearest(MessageRescheduleJob) -> MessageRescheduleJobResponse;
-    /// `modify_job` (empty in the contract).
-    modify_job => modify_job(MessageModifyJob) -> MessageModifyJobResponse;
-    /// `delete_job_by_id`.
-    delete_job_by_id => delete_job_by_id(MessageDeleteJobById) -> MessageDeleteJobByIdResponse;
-    /// `delete_jobs_by_nodeid`.
-    delete_jobs_by_nodeid => delete_jobs_by_nodeid(MessageDeleteJobsByNodeid) -> MessageDeleteJobsByNodeidResponse;
-    /// `update_run`.
-    update_run => update_run(MessageUpdateRun) -> MessageUpdateRunResponse;
-    /// `get_runs`.
-    get_runs => get_runs(MessageGetRuns) -> MessageGetRunsResponse;
-    /// `get_scheduled_runs`.
-    get_scheduled_runs => get_scheduled_runs(MessageGetScheduledRuns) -> MessageGetScheduledRunsResponse;
-    /// `register_node`.
-    register_node => register_node(MessageRegisterNode) -> MessageRegisterNodeResponse;
-    /// `get_nodes`.
-    get_nodes => get_nodes(MessageGetNodes) -> MessageGetNodesResponse;
-    /// `update_node`.
-    update_node => update_node(MessageUpdateNode) -> MessageUpdateNodeResponse;
-    /// `delete_node`.
-    delete_node => delete_node(MessageDeleteNode) -> MessageDeleteNodeResponse;
-    /// `set_scavenger_status`.
-    set_scavenger_status => set_scavenger_status(MessageSetScavengerStatus) -> MessageSetScavengerStatusResponse;
-    /// `get_scavenger_status`.
-    get_scavenger_status => get_scavenger_status(MessageGetScavengerStatus) -> MessageGetScavengerStatusResponse;
-    /// `schedule_task`.
-    schedule_task => schedule_task(MessageScheduleTask) -> MessageScheduleTaskResponse;
-    /// `get_tasks`.
-    get_tasks => get_tasks(MessageGetTasks) -> MessageGetTasksResponse;
-    /// `update_task`.
-    update_task => update_task(MessageUpdateTask) -> MessageUpdateTaskResponse;
-    /// `kernel_access` with a full request message; see [`LeotestClient::kernel_access`].
-    kernel_access_raw => kernel_access(MessageKernelAccess) -> MessageKernelAccessResponse;
-}
+leotest_proto::for_each_rpc!(rpc_methods);
 
 #[cfg(test)]
 mod tests {

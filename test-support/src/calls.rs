@@ -84,8 +84,13 @@ impl As {
     }
 }
 
+/// Generates both methods of [`As`] for each RPC of the table.
 macro_rules! rpcs {
-    ($($rpc:ident / $try_rpc:ident: $msg:ident -> $reply:ident;)*) => {
+    ($(
+        $(#[$doc:meta])*
+        $rpc:ident($msg:ident) -> $reply:ident
+            { family: $family:ident, client: $client:ident, try_call: $try_rpc:ident };
+    )*) => {
         impl As {$(
             #[doc = concat!("`", stringify!($rpc), "`; the error status as `Err`.")]
             pub async fn $try_rpc(&self, m: impl Msg<$msg>) -> Result<$reply, Status> {
@@ -106,45 +111,7 @@ macro_rules! rpcs {
     };
 }
 
-rpcs! {
-    report_heartbeat / try_report_heartbeat: MessageHeartbeat -> MessageHeartbeatResponse;
-    update_global_config / try_update_global_config:
-        MessageUpdateGlobalConfig -> MessageUpdateGlobalConfigResponse;
-    get_global_config / try_get_global_config:
-        MessageGetGlobalConfig -> MessageGetGlobalConfigResponse;
-    register_user / try_register_user: MessageRegisterUser -> MessageRegisterUserResponse;
-    get_user / try_get_user: MessageGetUser -> MessageGetUserResponse;
-    modify_user / try_modify_user: MessageModifyUser -> MessageModifyUserResponse;
-    delete_user / try_delete_user: MessageDeleteUser -> MessageDeleteUserResponse;
-    schedule_job / try_schedule_job: MessageScheduleJob -> MessageScheduleJobResponse;
-    get_job_by_id / try_get_job_by_id: MessageGetJobById -> MessageGetJobByIdResponse;
-    get_jobs_by_userid / try_get_jobs_by_userid:
-        MessageGetJobsByUserid -> MessageGetJobsByUseridResponse;
-    get_jobs_by_nodeid / try_get_jobs_by_nodeid:
-        MessageGetJobsByNodeid -> MessageGetJobsByNodeidResponse;
-    reschedule_job_nearest / try_reschedule_job_nearest:
-        MessageRescheduleJob -> MessageRescheduleJobResponse;
-    modify_job / try_modify_job: MessageModifyJob -> MessageModifyJobResponse;
-    delete_job_by_id / try_delete_job_by_id: MessageDeleteJobById -> MessageDeleteJobByIdResponse;
-    delete_jobs_by_nodeid / try_delete_jobs_by_nodeid:
-        MessageDeleteJobsByNodeid -> MessageDeleteJobsByNodeidResponse;
-    update_run / try_update_run: MessageUpdateRun -> MessageUpdateRunResponse;
-    get_runs / try_get_runs: MessageGetRuns -> MessageGetRunsResponse;
-    get_scheduled_runs / try_get_scheduled_runs:
-        MessageGetScheduledRuns -> MessageGetScheduledRunsResponse;
-    register_node / try_register_node: MessageRegisterNode -> MessageRegisterNodeResponse;
-    get_nodes / try_get_nodes: MessageGetNodes -> MessageGetNodesResponse;
-    update_node / try_update_node: MessageUpdateNode -> MessageUpdateNodeResponse;
-    delete_node / try_delete_node: MessageDeleteNode -> MessageDeleteNodeResponse;
-    set_scavenger_status / try_set_scavenger_status:
-        MessageSetScavengerStatus -> MessageSetScavengerStatusResponse;
-    get_scavenger_status / try_get_scavenger_status:
-        MessageGetScavengerStatus -> MessageGetScavengerStatusResponse;
-    schedule_task / try_schedule_task: MessageScheduleTask -> MessageScheduleTaskResponse;
-    get_tasks / try_get_tasks: MessageGetTasks -> MessageGetTasksResponse;
-    update_task / try_update_task: MessageUpdateTask -> MessageUpdateTaskResponse;
-    kernel_access / try_kernel_access: MessageKernelAccess -> MessageKernelAccessResponse;
-}
+leotest_proto::for_each_rpc!(rpcs);
 
 /// A `register_user` message (`name` is `"<id> name"`, team `team-x`, as [`user`] registers).
 pub fn user_msg(id: &str, role: UserRoles) -> MessageRegisterUser {

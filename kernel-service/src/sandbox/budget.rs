@@ -10,14 +10,20 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use super::output::OutputLog;
+/// A finished job's log as the budget sees it: something whose spill it may give up. Giving
+/// it up returns the bytes through [`SpillBudget::release`]. (The output log implements it;
+/// the budget needs no more of it, so it does not depend on the log's module.)
+pub trait Reclaimable: Send + Sync {
+    /// Drops the spilled part and releases its bytes.
+    fn discard_spill(&self);
+}
 
 #[derive(Debug, Default)]
 struct State {
     total: u64,
     by_user: HashMap<Arc<str>, u64>,
     /// Finished jobs' logs whose spill may be given up, oldest first.
-    reclaimable: VecDeque<(Arc<str>, Weak<OutputLog>)>,
+    reclaimable: VecDeque<(Arc<str>, Weak<dyn Reclaimable>)>,
 }
 
 /// Spill bytes in use, in total and per user, with their limits.
@@ -44,7 +50,7 @@ impl SpillBudget {
 
     /// Reserves `n` bytes for `owner`'s log `requester`, giving up finished jobs' spill if
     /// needed; false if it still does not fit. Never calls back into `requester`.
-    pub fn reserve(&self, owner: &Arc<str>, n: u64, requester: *const OutputLog) -> bool {
+    pub fn reserve(&self, owner: &Arc<str>, n: u64, requester: &dyn Reclaimable) -> bool {
         loop {
             let victim = {
                 let mut st = self.lock();
@@ -56,10 +62,9 @@ impl SpillBudget {
                     *st.by_user.entry(owner.clone()).or_default() += n;
                     return true;
                 }
-                let pick = st
-                    .reclaimable
-                    .iter()
-                    .position(|(o, log)| log.as_ptr() != requester && (user_ok || o == owner));
+                let pick = st.reclaimable.iter().position(|(o, log)| {
+                    !std::ptr::addr_eq(log.as_ptr(), requester) && (user_ok || o == owner)
+                });
                 match pick.and_then(|i| st.reclaimable.remove(i)) {
                     Some((_, log)) => log,
                     None => return false,
@@ -95,11 +100,12 @@ impl SpillBudget {
     }
 
     /// Offers a finished job's spill for reclaiming.
-    pub fn offer(&self, owner: &Arc<str>, log: &Arc<OutputLog>) {
+    pub fn offer<L: Reclaimable + 'static>(&self, owner: &Arc<str>, log: &Arc<L>) {
+        let log: Weak<L> = Arc::downgrade(log);
+        let log: Weak<dyn Reclaimable> = log;
         let mut st = self.lock();
         st.reclaimable.retain(|(_, l)| l.strong_count() > 0);
-        st.reclaimable
-            .push_back((owner.clone(), Arc::downgrade(log)));
+        st.reclaimable.push_back((owner.clone(), log));
     }
 
     /// Spill bytes in use in total and by `owner`.

@@ -17,9 +17,9 @@ use std::os::fd::RawFd;
 use crate::sys::child as sys;
 use crate::sys::child::{CStrArray, ExecBuf};
 
-use super::rootfs::RootPlan;
+use super::rootfs::{RootPlan, WORKDIR_C};
 use super::seccomp::Filters;
-use super::spawn::{Stage, WORKDIR_C};
+use super::stage::Stage;
 
 /// Where a waiting sandbox keeps its report pipe and its command pipe.
 pub const CHILD_REPORT_FD: RawFd = 3;

@@ -2,7 +2,7 @@
 //!
 //! Spill bytes are reserved in the manager's [`SpillBudget`] first; a log that cannot reserve
 //! is cut with [`TRUNCATED_MARKER`], and a finished job's spill may be given up later for a
-//! running job's ([`OutputLog::discard_spill`]), leaving its in-memory head and
+//! running job's ([`Reclaimable::discard_spill`]), leaving its in-memory head and
 //! [`DISCARDED_MARKER`].
 //!
 //! The writer appends and publishes the new length on a `watch` channel; each watcher keeps its
@@ -23,7 +23,7 @@ use futures::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::budget::SpillBudget;
+use super::budget::{Reclaimable, SpillBudget};
 
 /// A job's output as an owned, `Unpin` stream of chunks.
 pub type OutputStream = Pin<Box<dyn Stream<Item = Bytes> + Send + 'static>>;
@@ -194,25 +194,6 @@ impl OutputLog {
         }
     }
 
-    /// Gives up the spilled part of a finished log: replays end after the in-memory head with
-    /// [`DISCARDED_MARKER`], and its budget share is returned.
-    pub fn discard_spill(&self) {
-        let (freed, len) = {
-            let mut g = self.lock();
-            if g.spill.take().is_none() {
-                return;
-            }
-            let freed = std::mem::take(&mut g.spilled);
-            g.mem.extend_from_slice(DISCARDED_MARKER);
-            g.len = g.mem.len() as u64;
-            // Whatever the pump might still deliver is dropped.
-            g.truncated = true;
-            (freed, g.len)
-        };
-        self.budget.release(&self.owner, freed);
-        self.progress.send_modify(|p| p.len = len);
-    }
-
     /// Bytes stored so far.
     pub fn len(&self) -> u64 {
         self.lock().len
@@ -285,6 +266,27 @@ impl OutputLog {
                 }
             },
         ))
+    }
+}
+
+impl Reclaimable for OutputLog {
+    /// Gives up the spilled part of a finished log: replays end after the in-memory head with
+    /// [`DISCARDED_MARKER`], and its budget share is returned.
+    fn discard_spill(&self) {
+        let (freed, len) = {
+            let mut g = self.lock();
+            if g.spill.take().is_none() {
+                return;
+            }
+            let freed = std::mem::take(&mut g.spilled);
+            g.mem.extend_from_slice(DISCARDED_MARKER);
+            g.len = g.mem.len() as u64;
+            // Whatever the pump might still deliver is dropped.
+            g.truncated = true;
+            (freed, g.len)
+        };
+        self.budget.release(&self.owner, freed);
+        self.progress.send_modify(|p| p.len = len);
     }
 }
 

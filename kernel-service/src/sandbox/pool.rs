@@ -1,4 +1,6 @@
-//! Warm sandboxes: the spawner thread keeps `prewarm` of them set up and waiting for a command.
+//! The spawner thread and its warm sandboxes: [`Spawner`] owns the thread that clones every
+//! sandbox and hands it job starts; the thread keeps `prewarm` sandboxes set up and waiting for
+//! a command.
 //!
 //! On cgroup v1 the first write to a `cgroup.procs` file waits for an RCU grace period (the
 //! cgroup core takes `cgroup_threadgroup_rwsem` for writing), which was most of a job's start
@@ -22,8 +24,10 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 use crate::sys::child::{CStrArray, ExecBuf};
 use crate::sys::{fd, pidfd, process};
@@ -31,8 +35,9 @@ use crate::sys::{fd, pidfd, process};
 use super::cgroup::JobCgroup;
 use super::child::{self, ChildFds, ChildPlan};
 use super::job::JobId;
-use super::spawn::{resolve_program, Request, SpawnError, Spawned, Stage, Started, Template};
+use super::spawn::{resolve_program, SpawnError, Spawned, Started, Template};
 use super::spec::{MAX_ARGS, MAX_ARG_LEN};
+use super::stage::Stage;
 use super::uids::JobIds;
 use super::SandboxError;
 
@@ -44,6 +49,63 @@ const SETUP_TIMEOUT_MS: libc::c_int = 10_000;
 const STALE_CGROUP_AGE: Duration = Duration::from_secs(60);
 /// Pause between a job start and the refill of the warm sandboxes.
 const REFILL_DELAY: Duration = Duration::from_millis(5);
+
+/// A job start handed to the spawner thread.
+type Request = (
+    Vec<String>,
+    JobIds,
+    oneshot::Sender<Result<Started, SandboxError>>,
+);
+
+/// Owner of the cloning thread; dropping it (with the manager) lets its jobs receive SIGKILL
+/// and ends the warm sandboxes.
+#[derive(Debug)]
+pub struct Spawner {
+    tx: Mutex<Option<mpsc::Sender<Request>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Spawner {
+    /// Starts the cloning thread (which starts warming sandboxes right away).
+    pub fn new(template: Template) -> io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let thread = std::thread::Builder::new()
+            .name("leotest-sandbox-spawner".into())
+            .spawn(move || run(template, rx))?;
+        Ok(Spawner {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Creates the job's cgroup and sandboxed process; resolves once it has exec'd (or failed
+    /// to). `Err` means there is no cgroup to clean up.
+    pub async fn start(&self, argv: Vec<String>, ids: JobIds) -> Result<Started, SandboxError> {
+        let gone = || SandboxError::Internal("spawner thread gone".into());
+        let (reply, rx) = oneshot::channel();
+        {
+            let tx = self.tx.lock().map_err(|_| gone())?;
+            tx.as_ref()
+                .ok_or_else(gone)?
+                .send((argv, ids, reply))
+                .map_err(|_| gone())?;
+        }
+        rx.await.map_err(|_| gone())?
+    }
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        // Closing the channel ends the loop; joining makes sure the warm sandboxes and their
+        // cgroups are gone before the manager is.
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+    }
+}
 
 /// What the spawner thread builds once from the template (not `Send`: raw pointers).
 struct Shared {
@@ -277,7 +339,7 @@ fn abandon(started: Started) {
 }
 
 /// The spawner thread: keeps `prewarm` sandboxes warm and hands one out per job.
-pub(super) fn run(t: Template, rx: mpsc::Receiver<Request>) {
+fn run(t: Template, rx: mpsc::Receiver<Request>) {
     let swept = t.layout.sweep_stale(&t.cgroup_parent, STALE_CGROUP_AGE);
     if swept > 0 {
         tracing::info!(swept, "removed job cgroups left by an earlier run");

@@ -22,7 +22,12 @@ use std::path::Path;
 
 use crate::sys::child as sys;
 
-use super::spawn::Stage;
+use super::stage::Stage;
+
+/// The job's private writable directory (a tmpfs) and its working directory.
+pub const WORKDIR: &str = "/tmp";
+/// [`WORKDIR`] for the child's raw calls.
+pub(super) const WORKDIR_C: &CStr = c"/tmp";
 
 /// Top-level host directories bound read-only (or mirrored as symlinks) when present.
 pub const TOP: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
@@ -186,7 +191,7 @@ impl RootPlan {
         sys::make_readonly_recursive(c"/").map_err(step(Stage::MountReadOnly))?;
         sys::mount(
             Some(c"tmpfs"),
-            c"/tmp",
+            WORKDIR_C,
             Some(c"tmpfs"),
             libc::MS_NOSUID | libc::MS_NODEV,
             Some(&self.workdir_opts),

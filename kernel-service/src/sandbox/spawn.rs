@@ -1,110 +1,35 @@
-//! Starting jobs: the spawner thread's API, what every sandbox shares, and how a start fails.
+//! Starting jobs: what every sandbox shares ([`Template`]), what a start gives back
+//! ([`Started`]) and how it fails ([`SpawnError`]).
 //!
 //! Every sandbox is cloned (see [`crate::sys::process::clone_sandbox`]) straight into fresh
 //! PID/mount/net/UTS/IPC namespaces and its job cgroup, and sets itself up in [`super::child`]
 //! before the command's first instruction: minimal read-only root, hostname, no capabilities,
 //! seccomp filters, then the unprivileged uid/gid, `no_new_privs` and `execve`. A failure is
-//! reported as `(stage, errno)` over a close-on-exec pipe, like `std::process::Command` does.
+//! reported as `(stage, errno)` over a close-on-exec pipe, like `std::process::Command` does
+//! (the steps: [`super::stage::Stage`]).
 //!
 //! Clones are made from one long-lived thread so that `PR_SET_PDEATHSIG` (bound to the creating
 //! thread) fires only when the job manager goes away, never when a worker thread retires. That
-//! thread keeps [`Template::prewarm`] warm sandboxes ready ahead of demand (see [`super::pool`]).
+//! thread (owned by [`super::pool::Spawner`]) keeps [`Template::prewarm`] warm sandboxes ready
+//! ahead of demand.
 
 use std::ffi::CString;
-use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-
-use tokio::sync::oneshot;
+use std::sync::Arc;
 
 use super::cgroup::{JobCgroup, Layout};
 use super::job::JobId;
-use super::pool;
-use super::rootfs::RootPlan;
+use super::rootfs::{RootPlan, WORKDIR};
 use super::seccomp::Filters;
 use super::spec::Limits;
-use super::uids::JobIds;
-use super::SandboxError;
+use super::stage::Stage;
 
 /// `PATH` inside the sandbox; also used to resolve bare command names before cloning.
 pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
-/// The job's private writable directory (a tmpfs) and its working directory.
-pub const WORKDIR: &str = "/tmp";
-/// [`WORKDIR`] for the child's raw calls.
-pub(super) const WORKDIR_C: &std::ffi::CStr = c"/tmp";
-
-/// The step of sandbox setup that failed inside the child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Stage {
-    /// Writing to the job cgroup's `cgroup.procs`.
-    JoinCgroup = 1,
-    /// Wiring stdin to /dev/null and stdout/stderr to the output pipe.
-    Stdio,
-    /// Making the inherited mount tree private.
-    MountPrivate,
-    /// Building the job's tmpfs root and its bind mounts.
-    MountRoot,
-    /// Switching to the new root and detaching the host's.
-    PivotRoot,
-    /// Making the new root read-only and nosuid.
-    MountReadOnly,
-    /// Mounting the private tmpfs working directory.
-    MountWorkdir,
-    /// Mounting /proc for the new PID namespace.
-    MountProc,
-    /// Setting the hostname.
-    Hostname,
-    /// Entering the working directory.
-    Chdir,
-    /// Installing the seccomp filters.
-    Seccomp,
-    /// Dropping supplementary groups, gid and uid.
-    DropPrivileges,
-    /// Setting no_new_privs and the parent-death signal.
-    Prctl,
-    /// Setting the job's resource limits.
-    Rlimits,
-    /// Replacing the process image.
-    Exec,
-}
-
-impl Stage {
-    /// The stage a child reported, if it is one.
-    pub fn from_u32(v: u32) -> Option<Stage> {
-        use Stage::*;
-        [
-            JoinCgroup,
-            Stdio,
-            MountPrivate,
-            MountRoot,
-            PivotRoot,
-            MountReadOnly,
-            MountWorkdir,
-            MountProc,
-            Hostname,
-            Chdir,
-            Seccomp,
-            DropPrivileges,
-            Prctl,
-            Rlimits,
-            Exec,
-        ]
-        .into_iter()
-        .find(|s| *s as u32 == v)
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
 
 /// Why a job could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -215,61 +140,4 @@ pub fn resolve_program(name: &str) -> String {
         }
     }
     name.to_string()
-}
-
-/// A job start handed to the spawner thread.
-pub(super) type Request = (
-    Vec<String>,
-    JobIds,
-    oneshot::Sender<Result<Started, SandboxError>>,
-);
-
-/// Owner of the cloning thread; dropping it (with the manager) lets its jobs receive SIGKILL
-/// and ends the warm sandboxes.
-#[derive(Debug)]
-pub struct Spawner {
-    tx: Mutex<Option<mpsc::Sender<Request>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-impl Spawner {
-    /// Starts the cloning thread (which starts warming sandboxes right away).
-    pub fn new(template: Template) -> io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Request>();
-        let thread = std::thread::Builder::new()
-            .name("leotest-sandbox-spawner".into())
-            .spawn(move || pool::run(template, rx))?;
-        Ok(Spawner {
-            tx: Mutex::new(Some(tx)),
-            thread: Mutex::new(Some(thread)),
-        })
-    }
-
-    /// Creates the job's cgroup and sandboxed process; resolves once it has exec'd (or failed
-    /// to). `Err` means there is no cgroup to clean up.
-    pub async fn start(&self, argv: Vec<String>, ids: JobIds) -> Result<Started, SandboxError> {
-        let gone = || SandboxError::Internal("spawner thread gone".into());
-        let (reply, rx) = oneshot::channel();
-        {
-            let tx = self.tx.lock().map_err(|_| gone())?;
-            tx.as_ref()
-                .ok_or_else(gone)?
-                .send((argv, ids, reply))
-                .map_err(|_| gone())?;
-        }
-        rx.await.map_err(|_| gone())?
-    }
-}
-
-impl Drop for Spawner {
-    fn drop(&mut self) {
-        // Closing the channel ends the loop; joining makes sure the warm sandboxes and their
-        // cgroups are gone before the manager is.
-        if let Ok(mut tx) = self.tx.lock() {
-            tx.take();
-        }
-        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
-            let _ = t.join();
-        }
-    }
 }

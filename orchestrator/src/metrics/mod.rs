@@ -8,8 +8,8 @@
 //! start with 0 (see [`Metrics::default`]), so a dashboard shows 0 rather than "No data".
 //!
 //! Nothing here can carry a secret or grow without bound: every label value comes from a fixed
-//! list in this crate (the RPC names of the proto, gRPC code names, auth failure reasons,
-//! Store method names); a request for an unknown path is counted as `method="unknown"`. No
+//! list (the proto's [`RPC_METHODS`], gRPC code names, auth failure reasons, Store method
+//! names); a request for an unknown path is counted as `method="unknown"`. No
 //! token, user id, node id or address is ever a label.
 
 pub mod conn;
@@ -19,6 +19,7 @@ pub mod store;
 use std::time::Instant;
 
 use leotest_metrics::{histograms, Histograms};
+use leotest_proto::RPC_METHODS;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -26,38 +27,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::auth::failure::AuthFailure;
-
-/// The RPCs of `unary.LeotestOrchestrator` (checked against the proto by a test).
-pub const RPC_METHODS: [&str; 28] = [
-    "report_heartbeat",
-    "update_global_config",
-    "get_global_config",
-    "register_user",
-    "get_user",
-    "modify_user",
-    "delete_user",
-    "schedule_job",
-    "get_job_by_id",
-    "get_jobs_by_userid",
-    "get_jobs_by_nodeid",
-    "reschedule_job_nearest",
-    "modify_job",
-    "delete_job_by_id",
-    "delete_jobs_by_nodeid",
-    "update_run",
-    "get_runs",
-    "get_scheduled_runs",
-    "register_node",
-    "get_nodes",
-    "update_node",
-    "delete_node",
-    "set_scavenger_status",
-    "get_scavenger_status",
-    "schedule_task",
-    "get_tasks",
-    "update_task",
-    "kernel_access",
-];
 
 /// Public services, by path prefix, and the method label their requests get.
 const PUBLIC_METHODS: [(&str, &str); 4] = [
@@ -213,7 +182,7 @@ impl Default for Metrics {
             connections_active: Gauge::default(),
         };
         // Zero series for every RPC and reason: rates and alerts see 0, not an absent series.
-        for method in RPC_METHODS {
+        for &method in RPC_METHODS {
             for (code, result) in INITIAL {
                 let _ = m.requests.get_or_create(&RpcLabels {
                     method,

@@ -97,8 +97,14 @@ where
     })
 }
 
+/// Implements the service from the RPC table: each method runs `family::rpc` through
+/// [`dispatch`].
 macro_rules! rpcs {
-    ($( $name:ident ( $req:ty ) -> $resp:ty => $handler:path ; )*) => {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident($req:ident) -> $resp:ident
+            { family: $family:ident, client: $client:ident, try_call: $try_call:ident };
+    )*) => {
         #[tonic::async_trait]
         impl LeotestOrchestrator for OrchestratorService {
             $(
@@ -108,7 +114,7 @@ macro_rules! rpcs {
                 ) -> Result<Response<$resp>, Status> {
                     let ctx = &self.ctx;
                     dispatch(stringify!($name), request, |caller, req| async move {
-                        $handler(ctx, &caller, req).await
+                        $family::$name(ctx, &caller, req).await
                     })
                     .await
                 }
@@ -117,46 +123,7 @@ macro_rules! rpcs {
     };
 }
 
-rpcs! {
-    report_heartbeat(MessageHeartbeat) -> MessageHeartbeatResponse => nodes::report_heartbeat;
-    update_global_config(MessageUpdateGlobalConfig) -> MessageUpdateGlobalConfigResponse
-        => config::update_global_config;
-    get_global_config(MessageGetGlobalConfig) -> MessageGetGlobalConfigResponse
-        => config::get_global_config;
-    register_user(MessageRegisterUser) -> MessageRegisterUserResponse => users::register_user;
-    get_user(MessageGetUser) -> MessageGetUserResponse => users::get_user;
-    modify_user(MessageModifyUser) -> MessageModifyUserResponse => users::modify_user;
-    delete_user(MessageDeleteUser) -> MessageDeleteUserResponse => users::delete_user;
-    schedule_job(MessageScheduleJob) -> MessageScheduleJobResponse => jobs::schedule_job;
-    get_job_by_id(MessageGetJobById) -> MessageGetJobByIdResponse => jobs::get_job_by_id;
-    get_jobs_by_userid(MessageGetJobsByUserid) -> MessageGetJobsByUseridResponse
-        => jobs::get_jobs_by_userid;
-    get_jobs_by_nodeid(MessageGetJobsByNodeid) -> MessageGetJobsByNodeidResponse
-        => jobs::get_jobs_by_nodeid;
-    reschedule_job_nearest(MessageRescheduleJob) -> MessageRescheduleJobResponse
-        => jobs::reschedule_job_nearest;
-    modify_job(MessageModifyJob) -> MessageModifyJobResponse => jobs::modify_job;
-    delete_job_by_id(MessageDeleteJobById) -> MessageDeleteJobByIdResponse
-        => jobs::delete_job_by_id;
-    delete_jobs_by_nodeid(MessageDeleteJobsByNodeid) -> MessageDeleteJobsByNodeidResponse
-        => jobs::delete_jobs_by_nodeid;
-    update_run(MessageUpdateRun) -> MessageUpdateRunResponse => runs::update_run;
-    get_runs(MessageGetRuns) -> MessageGetRunsResponse => runs::get_runs;
-    get_scheduled_runs(MessageGetScheduledRuns) -> MessageGetScheduledRunsResponse
-        => runs::get_scheduled_runs;
-    register_node(MessageRegisterNode) -> MessageRegisterNodeResponse => nodes::register_node;
-    get_nodes(MessageGetNodes) -> MessageGetNodesResponse => nodes::get_nodes;
-    update_node(MessageUpdateNode) -> MessageUpdateNodeResponse => nodes::update_node;
-    delete_node(MessageDeleteNode) -> MessageDeleteNodeResponse => nodes::delete_node;
-    set_scavenger_status(MessageSetScavengerStatus) -> MessageSetScavengerStatusResponse
-        => nodes::set_scavenger_status;
-    get_scavenger_status(MessageGetScavengerStatus) -> MessageGetScavengerStatusResponse
-        => nodes::get_scavenger_status;
-    schedule_task(MessageScheduleTask) -> MessageScheduleTaskResponse => tasks::schedule_task;
-    get_tasks(MessageGetTasks) -> MessageGetTasksResponse => tasks::get_tasks;
-    update_task(MessageUpdateTask) -> MessageUpdateTaskResponse => tasks::update_task;
-    kernel_access(MessageKernelAccess) -> MessageKernelAccessResponse => kernel::kernel_access;
-}
+leotest_proto::for_each_rpc!(rpcs);
 
 /// `(state, message)` reply helpers shared by the families.
 pub(crate) fn state(ok: bool) -> i32 {

@@ -1,5 +1,4 @@
-//! Operator side of tokens: the start-up warning about derivable tokens and the
-//! `leotest-orchestrator tokens audit|rotate` subcommand.
+//! Operator side of tokens: the `leotest-orchestrator tokens audit|rotate` subcommand.
 //!
 //! The subcommand works on the store the server is configured with (same flags). MongoDB can
 //! be changed while the server runs: every request reads the user from the database, so a
@@ -10,13 +9,10 @@
 
 use clap::{Args, Subcommand};
 
-use super::{issue, state_of, stored_form, TokenState, TokenStorage};
+use super::{derivable_users, issue, state_of, stored_form, TokenState, TokenStorage};
 use crate::config::{ServerConfig, StoreKind};
 use crate::logsafe::untrusted;
-use crate::store::{Store, StoreError, User};
-
-/// Ids listed in the start-up warning (the count is always complete).
-const WARN_MAX_IDS: usize = 20;
+use crate::store::{Store, StoreError};
 
 /// `tokens` subcommand.
 #[derive(Debug, Clone, Args)]
@@ -63,40 +59,6 @@ pub enum TokensError {
     NothingToRotate,
     #[error(transparent)]
     Randomness(#[from] super::RandomnessError),
-}
-
-/// Users whose token anyone can compute from their profile (the admin is never one: its token
-/// is the flag's value).
-pub async fn derivable_users(store: &dyn Store) -> Result<Vec<User>, StoreError> {
-    Ok(store
-        .list_users()
-        .await?
-        .into_iter()
-        .filter(|u| u.id != "admin" && state_of(u) == TokenState::Derivable)
-        .collect())
-}
-
-/// Logs a warning naming the users (never their tokens) that still hold a derivable token.
-pub async fn warn_derivable(store: &dyn Store) {
-    match derivable_users(store).await {
-        Ok(users) if users.is_empty() => {}
-        Ok(users) => {
-            let ids: Vec<String> = users
-                .iter()
-                .take(WARN_MAX_IDS)
-                .map(|u| untrusted(&u.id).to_string())
-                .collect();
-            tracing::warn!(
-                count = users.len(),
-                ids = %ids.join(","),
-                "users hold a token derivable from their profile (the original's \
-                 sha256(id+name+team)): anyone who can read the profile can act as them; \
-                 rotate with `leotest-orchestrator tokens rotate --all-derivable` \
-                 (embedded store: with the server stopped)"
-            );
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot audit stored tokens"),
-    }
 }
 
 /// Gives `id` a fresh token (stored as `storage` says) and returns it. Both previous tokens

@@ -5,8 +5,8 @@
 //! user's profile (`get_user`, `get_nodes`). New tokens are 32 bytes from the operating
 //! system's CSPRNG, printed as 64 lowercase hex digits: the same shape as the original's, in
 //! the same place of the reply (`... access_token=<token>`), so every client that parses them
-//! keeps working. Tokens the original stored keep authenticating; [`admin`] finds and rotates
-//! the derivable ones.
+//! keeps working. Tokens the original stored keep authenticating; [`derivable_users`] finds the
+//! derivable ones, [`warn_derivable`] names them at start-up and [`admin`] rotates them.
 
 pub mod admin;
 
@@ -14,7 +14,8 @@ use clap::ValueEnum;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::store::User;
+use crate::logsafe::untrusted;
+use crate::store::{Store, StoreError, User};
 
 /// Random bytes in a new token (256 bits).
 pub const TOKEN_BYTES: usize = 32;
@@ -22,6 +23,8 @@ pub const TOKEN_BYTES: usize = 32;
 /// token the original issued (64 hex digits, or the admin flag's value) has this form, so
 /// legacy plaintext values are told apart from digests without a schema change.
 const DIGEST_PREFIX: &str = "sha256:";
+/// Ids listed in the start-up warning (the count is always complete).
+const WARN_MAX_IDS: usize = 20;
 
 /// How newly issued tokens are written to the store (`--token-storage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -133,6 +136,40 @@ pub fn state_of(user: &User) -> TokenState {
         return TokenState::Hashed;
     }
     TokenState::None
+}
+
+/// Users whose token anyone can compute from their profile (the admin is never one: its token
+/// is the flag's value).
+pub async fn derivable_users(store: &dyn Store) -> Result<Vec<User>, StoreError> {
+    Ok(store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.id != "admin" && state_of(u) == TokenState::Derivable)
+        .collect())
+}
+
+/// Logs a warning naming the users (never their tokens) that still hold a derivable token.
+pub async fn warn_derivable(store: &dyn Store) {
+    match derivable_users(store).await {
+        Ok(users) if users.is_empty() => {}
+        Ok(users) => {
+            let ids: Vec<String> = users
+                .iter()
+                .take(WARN_MAX_IDS)
+                .map(|u| untrusted(&u.id).to_string())
+                .collect();
+            tracing::warn!(
+                count = users.len(),
+                ids = %ids.join(","),
+                "users hold a token derivable from their profile (the original's \
+                 sha256(id+name+team)): anyone who can read the profile can act as them; \
+                 rotate with `leotest-orchestrator tokens rotate --all-derivable` \
+                 (embedded store: with the server stopped)"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot audit stored tokens"),
+    }
 }
 
 #[cfg(test)]
