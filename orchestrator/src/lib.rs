@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod budgets;
+pub mod clock;
 pub mod config;
 pub mod conns;
 pub mod error;

@@ -157,12 +157,14 @@ pub async fn run(
     bootstrap_admin(store.as_ref(), &cfg.admin_access_token, cfg.token_storage).await?;
     crate::tokens::admin::warn_derivable(store.as_ref()).await;
 
+    let clock = crate::clock::system();
     let purge_store = store.clone();
+    let purge_clock = clock.clone();
     let purger = tokio::spawn(async move {
         let mut tick = tokio::time::interval(PURGE_INTERVAL);
         loop {
             tick.tick().await;
-            match purge_store.purge_expired(chrono::Utc::now()).await {
+            match purge_store.purge_expired(purge_clock.now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(removed = n, "expired records purged"),
                 Err(e) => tracing::warn!(error = %e, "purge of expired records failed"),
@@ -177,6 +179,7 @@ pub async fn run(
         tokens: cfg.token_storage,
         sched_memo: Default::default(),
         max_reply_bytes: cfg.budgets.max_reply_bytes,
+        clock,
     });
     let grpc = LeotestOrchestratorServer::new(service)
         .max_decoding_message_size(cfg.max_message_bytes)

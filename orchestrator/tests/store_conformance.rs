@@ -6,6 +6,7 @@ use std::sync::Arc;
 use leotest_test_support::mongo::TestMongo;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use leotest_orchestrator::clock::{self, Clock, SharedClock, TestClock};
 use leotest_orchestrator::store::embedded::EmbeddedStore;
 use leotest_orchestrator::store::*;
 
@@ -15,9 +16,9 @@ pub struct Fixture {
     _guard: Box<dyn std::any::Any + Send>,
 }
 
-async fn embedded_fixture() -> Option<Fixture> {
+async fn embedded_fixture(clock: SharedClock) -> Option<Fixture> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = EmbeddedStore::open(dir.path()).expect("open embedded store");
+    let store = EmbeddedStore::open_with_clock(dir.path(), clock).expect("open embedded store");
     Some(Fixture {
         store: Arc::new(store),
         _guard: Box::new(dir),
@@ -26,11 +27,13 @@ async fn embedded_fixture() -> Option<Fixture> {
 
 // MongoDB: a fresh database per test on `LEOTEST_TEST_MONGO_URI` (leotest-test-support `mongo`), dropped
 // with the fixture. `None` skips the MongoDB variant (a failure instead under CI=true).
-async fn mongo_fixture() -> Option<Fixture> {
+async fn mongo_fixture(clock: SharedClock) -> Option<Fixture> {
     let db = TestMongo::fresh("conf")?;
-    let store = leotest_orchestrator::store::mongo::MongoStore::connect(&db.uri, &db.name)
-        .await
-        .expect("connect to LEOTEST_TEST_MONGO_URI");
+    let store = leotest_orchestrator::store::mongo::MongoStore::connect_with_clock(
+        &db.uri, &db.name, clock,
+    )
+    .await
+    .expect("connect to LEOTEST_TEST_MONGO_URI");
     Some(Fixture {
         store: Arc::new(store),
         _guard: Box::new(db),
@@ -577,6 +580,44 @@ async fn expired_tasks_are_invisible_and_purged(s: &dyn Store) {
         .expect("reuse id"));
 }
 
+/// Jobs and tasks expire when the store's clock passes their `expire_at` (a job's end date):
+/// the test clock moves two hours on, no sleeping, and every read, the booking lists (kept in
+/// memory by the embedded store) and the id checks of new inserts follow it.
+async fn records_expire_by_the_store_clock(s: &dyn Store, clock: &TestClock) {
+    let soon = clock.now() + Duration::hours(1);
+    let mut j = job("soon", "wn", "carol", None);
+    j.expire_at = Some(soon);
+    assert!(s.add_job(&j).await.expect("add job"));
+    let mut t = task("tsoon", "wn", 3600);
+    t.expire_at = soon;
+    assert!(s.schedule_task(&t).await.expect("add task"));
+    let f = TaskFilter {
+        nodeid: Some("wn".into()),
+        ..Default::default()
+    };
+    assert_eq!(s.get_job("soon").await.expect("get"), Some(j.clone()));
+    assert_eq!(s.get_tasks(&f).await.expect("tasks"), vec![t.clone()]);
+    assert_eq!(book_seen(s, "b1").await, ["soon"]);
+
+    clock.advance(Duration::hours(2));
+    assert_eq!(s.get_job("soon").await.expect("get"), None);
+    let left = s.get_jobs_by_nodeid("wn").await.expect("by node");
+    assert_eq!(left.into_iter().map(|j| j.id).collect::<Vec<_>>(), ["b1"]);
+    assert!(s
+        .get_jobs_by_userid(Some("carol"))
+        .await
+        .expect("by user")
+        .is_empty());
+    assert_eq!(book_seen(s, "b2").await, ["b1"]);
+    assert!(s.get_tasks(&f).await.expect("tasks").is_empty());
+    assert!(!s.update_task("tsoon", 2).await.expect("update expired"));
+    // The ids are free again.
+    j.expire_at = Some(clock.now() + Duration::hours(1));
+    assert!(s.add_job(&j).await.expect("reuse job id"));
+    t.expire_at = clock.now() + Duration::hours(1);
+    assert!(s.schedule_task(&t).await.expect("reuse task id"));
+}
+
 /// Every list comes back in insertion order, not sorted by id (issue 14 item 5).
 async fn lists_keep_insertion_order(s: &dyn Store) {
     for id in ["n3", "n1", "n2"] {
@@ -848,7 +889,9 @@ macro_rules! suite {
                 ($name:ident) => {
                     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                     async fn $name() {
-                        let Some(f) = $fixture().await else { return };
+                        let Some(f) = $fixture(clock::system()).await else {
+                            return;
+                        };
                         super::$name(f.store.as_ref()).await;
                     }
                 };
@@ -871,8 +914,19 @@ macro_rules! suite {
             case!(node_identity);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn records_expire_by_the_store_clock() {
+                let clock = TestClock::at(now_ms());
+                let Some(f) = $fixture(clock.clone()).await else {
+                    return;
+                };
+                super::records_expire_by_the_store_clock(f.store.as_ref(), &clock).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_registration_has_one_winner() {
-                let Some(f) = $fixture().await else { return };
+                let Some(f) = $fixture(clock::system()).await else {
+                    return;
+                };
                 super::concurrent_registration_has_one_winner(f.store.clone()).await;
             }
         }

@@ -128,7 +128,7 @@ pub async fn update_run(
     // Reporting a run also counts as a heartbeat of the node, as in the original, but only
     // from the node itself (report_heartbeat's rule): nobody else can make a node look alive.
     if run.nodeid == caller.userid {
-        ctx.store.mark_node(&run.nodeid, Utc::now()).await?;
+        ctx.store.mark_node(&run.nodeid, ctx.clock.now()).await?;
     }
     Ok(MessageUpdateRunResponse {
         state: state(true),

@@ -18,6 +18,9 @@
 //! clocks disagree still agree on when a lease ends, within half a round trip. (A pipeline
 //! update with `$$NOW` would do this inside the server, but MongoDB-wire servers such as
 //! nx-27017 support neither pipelines nor `$$NOW`.) An offset over [`SKEW_WARN`] is logged.
+//!
+//! So leases read the system clock, not the store's `crate::clock`: a test clock moved ahead
+//! would make every lease look expired to the other processes sharing the database.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
