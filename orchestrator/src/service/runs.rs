@@ -186,7 +186,7 @@ pub async fn get_runs(
 }
 
 /// Bytes an event takes on the wire beyond its job's template: the id (tag and a 5-byte
-/// varint), two printed datetimes (at most 32 characters, `2030-01-01 00:10:32.910943+05:30`,
+/// varint), two printed datetimes (at most 32 characters, `2019-01-01 00:10:32.910943+05:30`,
 /// counted as 40) with tag and length, and the event's own tag and length prefix.
 const EVENT_EXTRA_BYTES: usize = 6 + 2 * (2 + 40) + 6;
 
