@@ -441,7 +441,7 @@ async fn writes_documents_the_python_orchestrator_reads() {
     }
 
     let expire = Utc
-        .with_ymd_and_hms(2099, 2, 1, 0, 0, 0)
+        .with_ymd_and_hms(future_year(), 2, 1, 0, 0, 0)
         .single()
         .expect("date");
     let mut job = Job {
