@@ -8,14 +8,15 @@ import grpc
 import pytest
 
 from contract import enum_value, msg
+from original.dates import future_year
 
 SUCCESS = enum_value("response_state", "SUCCESS")
 FAILED = enum_value("response_state", "FAILED")
 CRON = enum_value("job_type", "CRON")
 ATQ = enum_value("job_type", "ATQ")
 UTC = dt.timezone.utc
-# Far in the future so no job expires (expire_at = end_date) while the suite runs.
-DAY = dt.datetime(2030, 1, 15, tzinfo=UTC)
+# Ahead of the clock, always, so no job expires (expire_at = end_date) while the suite runs.
+DAY = dt.datetime(future_year(), 1, 15, tzinfo=UTC)
 
 
 def at(hour: int, minute: int = 0) -> dt.datetime:

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from contract import enum_value, msg
+from original.dates import Y
 
 SUCCESS = enum_value("response_state", "SUCCESS")
 FAILED = enum_value("response_state", "FAILED")
@@ -27,9 +28,9 @@ def run(runid, jobid, nodeid, userid="u", hour=10, status="running", msg_="start
         jobid=jobid,
         nodeid=nodeid,
         userid=userid,
-        start_time=f"2030-01-15T{hour:02d}:00:00+00:00",
-        end_time=f"2030-01-15T{hour:02d}:10:00+00:00",
-        last_updated=f"2030-01-15T{hour:02d}:05:00+00:00",
+        start_time=f"{Y}-01-15T{hour:02d}:00:00+00:00",
+        end_time=f"{Y}-01-15T{hour:02d}:10:00+00:00",
+        last_updated=f"{Y}-01-15T{hour:02d}:05:00+00:00",
         blob_url=f"https://blob.example/{runid}",
         status=status,
         status_message=msg_,
@@ -55,7 +56,7 @@ def test_update_run_and_get_it(node, uid):
     )  # fmt: skip
     # the original stores datetimes and answers str() of MongoDB's naive UTC value
     assert (r.start_time, r.end_time, r.last_updated) == (
-        "2030-01-15 10:00:00", "2030-01-15 10:10:00", "2030-01-15 10:05:00",
+        f"{Y}-01-15 10:00:00", f"{Y}-01-15 10:10:00", f"{Y}-01-15 10:05:00",
     )  # fmt: skip
 
 
@@ -86,8 +87,8 @@ def test_get_runs_filters_and_limit(node, admin, uid):
     first = admin.call("get_runs", jobid=f"job-{uid}", limit=2).runs
     assert [r.runid for r in first] == [f"f10-{uid}", f"f11-{uid}"]
 
-    window = msg("message_time_range")(start="2030-01-15T10:30:00+00:00",
-                                       end="2030-01-15T12:00:00+00:00")  # fmt: skip
+    window = msg("message_time_range")(start=f"{Y}-01-15T10:30:00+00:00",
+                                       end=f"{Y}-01-15T12:00:00+00:00")  # fmt: skip
     in_window = admin.call("get_runs", jobid=f"job-{uid}", time_range=window).runs
     assert sorted(r.runid for r in in_window) == [f"f11-{uid}", f"f12-{uid}"]
     assert list(admin.call("get_runs", runid=f"none-{uid}").runs) == []

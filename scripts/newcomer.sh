@@ -79,6 +79,10 @@ printf '%s\n' "$admin_token" >"$work/me/admin.token"
 
 # --- the admin logs in once; everything after works from any directory ------------------------
 lt=leotest
+# Job dates ahead of the clock, always (a job is stored until its end date): the first year at
+# least two years ahead laid out like 2030, the rule of the Rust tests' future_year().
+y=$(($(date -u +%Y) + 2))
+while [ "$(date -u -d "$y-01-01" +%u)" != 2 ] || date -u -d "$y-02-29" >/dev/null 2>&1; do y=$((y + 1)); done
 expect 0 "login as admin (token file)" "Logged in to 127.0.0.1:$port as admin \(ADMIN\)" -- \
     $lt login --grpc-host 127.0.0.1 --grpc-port "$port" --ca-cert orchestrator.crt --userid admin \
     --access-token-file admin.token
@@ -102,18 +106,18 @@ expect 0 "login as alice (second context, token on stdin)" "as alice \(USER\)" -
         --ca-cert $work/home/.config/leotest/ca-default.crt --userid alice < $work/alice.token"
 expect 0 "whoami as alice" '"role": ?"USER"' -- $lt -o json whoami
 expect 0 "schedule a job" "job successfully scheduled" -- $lt job --action=schedule --jobid=j1 --nodeid=node-1 \
-    --type=atq --start-date=2099-01-01T10:00:00Z --end-date=2099-01-01T12:00:00Z --length=600 --exp-config=/dev/null
+    --type=atq --start-date=$y-01-01T10:00:00Z --end-date=$y-01-01T12:00:00Z --length=600 --exp-config=/dev/null
 expect 1 "an overlapping job is refused" "FAILED" -- $lt job --action=schedule --jobid=j2 --nodeid=node-1 \
-    --type=atq --start-date=2099-01-01T10:05:00Z --end-date=2099-01-01T12:00:00Z --length=600 --exp-config=/dev/null
-expect 1 "plan finds the conflict and the nearest free slot" "free_slot_start +2099-01-01T10:11:00Z" -- \
-    $lt job --action=plan --nodeid=node-1 --type=atq --start-date=2099-01-01T10:05:00Z \
-    --end-date=2099-01-01T12:00:00Z --length=600
+    --type=atq --start-date=$y-01-01T10:05:00Z --end-date=$y-01-01T12:00:00Z --length=600 --exp-config=/dev/null
+expect 1 "plan finds the conflict and the nearest free slot" "free_slot_start +$y-01-01T10:11:00Z" -- \
+    $lt job --action=plan --nodeid=node-1 --type=atq --start-date=$y-01-01T10:05:00Z \
+    --end-date=$y-01-01T12:00:00Z --length=600
 expect 0 "schedule at the free slot" "job successfully scheduled" -- $lt job --action=schedule --jobid=j2 \
-    --nodeid=node-1 --type=atq --start-date=2099-01-01T10:11:00Z --end-date=2099-01-01T12:00:00Z \
+    --nodeid=node-1 --type=atq --start-date=$y-01-01T10:11:00Z --end-date=$y-01-01T12:00:00Z \
     --length=600 --exp-config=/dev/null
-expect 0 "list my jobs, times in UTC" "j1 +2099-01-01T10:00:00Z" -- $lt job --action=get --fields=id,start_date
+expect 0 "list my jobs, times in UTC" "j1 +$y-01-01T10:00:00Z" -- $lt job --action=get --fields=id,start_date
 expect 0 "reschedule" "rescheduled +true" -- $lt job --action=reschedule --jobid=j1 \
-    --start-date=2099-01-02T00:00:00Z --end-date=2099-01-03T00:00:00Z
+    --start-date=$y-01-02T00:00:00Z --end-date=$y-01-03T00:00:00Z
 expect 0 "delete a job" "deleted job successfully" -- $lt job --action=delete --jobid=j2
 expect 0 "the admin lists every job" "j1" -- $lt --context default job --action=get --all --fields=id,userid
 
@@ -127,9 +131,9 @@ expect 4 "4: a JWT the server did not sign, and why" "Invalid token" -- $lt --jw
 # --- every exit code on purpose ---------------------------------------------------------------
 expect 1 "1: delete a job that does not exist" "does not exist" -- $lt job --action=delete --jobid=nope
 expect 2 "2: end before start" "is not after" -- $lt job --action=schedule --jobid=j3 --nodeid=node-1 \
-    --type=atq --start-date=2099-01-02T00:00:00Z --end-date=2099-01-01T00:00:00Z --length=60
+    --type=atq --start-date=$y-01-02T00:00:00Z --end-date=$y-01-01T00:00:00Z --length=60
 expect 2 "2: cron without --schedule" "needs --schedule" -- $lt job --action=schedule --jobid=j3 \
-    --nodeid=node-1 --start-date=2099-01-01T00:00:00Z --end-date=2099-01-02T00:00:00Z --length=60
+    --nodeid=node-1 --start-date=$y-01-01T00:00:00Z --end-date=$y-01-02T00:00:00Z --length=60
 closed=$(free_port)
 expect 3 "3: unreachable, naming the address" "127.0.0.1:$closed" -- $lt --grpc-port "$closed" --retries 0 whoami
 (cd "$work/other" && "$target/debug/leotest-orchestrator" gen-cert --cert other.crt --key other.key >/dev/null 2>&1)
@@ -143,7 +147,7 @@ expect 3 "3: a server that never finishes TLS" "127.0.0.1:$silent" -- $lt --grpc
 expect 4 "4: a user deleting a node's jobs" "permission denied" -- $lt job --action=delete --nodeid=node-1
 expect 4 "4: a user registering users" "permission denied" -- $lt user --action=register --id=eve --name=E --role=admin
 expect 5 "5: an experiment config that cannot be read" "missing.yaml" -- $lt job --action=schedule --jobid=j4 \
-    --nodeid=node-1 --type=atq --start-date=2099-02-01T00:00:00Z --end-date=2099-02-02T00:00:00Z --length=60 \
+    --nodeid=node-1 --type=atq --start-date=$y-02-01T00:00:00Z --end-date=$y-02-02T00:00:00Z --length=60 \
     --exp-config=missing.yaml
 expect 0 "logout" "logged out" -- $lt logout
 expect 4 "4: after logout, a hint to log in" "leotest login" -- $lt whoami

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use chrono::{TimeZone, Utc};
+use chrono::{Datelike, TimeZone, Utc};
 use leotest_proto::unary::*;
 
 use crate::orch::{AuthedClient, Backend, Orchestrator};
@@ -56,9 +56,10 @@ struct Outcome {
 }
 
 fn job(id: String, nodeid: String, k: usize) -> MessageScheduleJob {
-    // Windows 11 minutes apart: a 10-minute run each, never overlapping.
+    // Windows 11 minutes apart: a 10-minute run each, never overlapping; from 1 January of
+    // the year after next, so no job has expired (they are stored until their end date).
     let start = Utc
-        .with_ymd_and_hms(2031, 1, 1, 0, 0, 0)
+        .with_ymd_and_hms(Utc::now().year() + 2, 1, 1, 0, 0, 0)
         .single()
         .unwrap_or_default()
         + chrono::Duration::minutes(11 * k as i64);

@@ -3,6 +3,7 @@
 
 mod support;
 
+use leotest_test_support::future_year;
 use support::*;
 
 fn jobs_on(o: &Orchestrator, node: &str) -> (i32, usize) {
@@ -14,6 +15,7 @@ fn jobs_on(o: &Orchestrator, node: &str) -> (i32, usize) {
 
 #[test]
 fn original_cli_test_job_sequence() {
+    let y = future_year();
     let o = orchestrator();
     // The original read ./experiment-config.yaml by default.
     std::fs::write(
@@ -44,8 +46,8 @@ fn original_cli_test_job_sequence() {
             &format!("--schedule={schedule}"),
             // The original script gives no dates; the original orchestrator then failed in
             // add_job (dateutil cannot parse ""), so the translation supplies a window.
-            "--start-date=2099-01-01T00:00:00",
-            "--end-date=2099-01-02T00:00:00",
+            &format!("--start-date={y}-01-01T00:00:00"),
+            &format!("--end-date={y}-01-02T00:00:00"),
             "--length=60",
         ]);
         // 0 = scheduled, 1 = refused by the orchestrator (e.g. a schedule conflict); never a
@@ -101,6 +103,7 @@ fn original_cli_test_job_sequence() {
 
 #[test]
 fn jobs_of_the_calling_user_and_reschedule() {
+    let y = future_year();
     let o = orchestrator();
     o.leotest(&[
         "job",
@@ -108,8 +111,8 @@ fn jobs_of_the_calling_user_and_reschedule() {
         "--jobid=j-atq",
         "--nodeid=n1",
         "--type=atq",
-        "--start-date=2099-01-01T10:00:00",
-        "--end-date=2099-01-01T11:00:00",
+        &format!("--start-date={y}-01-01T10:00:00"),
+        &format!("--end-date={y}-01-01T11:00:00"),
         "--length=600",
         "--exp-config=/dev/null",
     ])
@@ -130,8 +133,8 @@ fn jobs_of_the_calling_user_and_reschedule() {
         "job",
         "--action=reschedule",
         "--jobid=j-atq",
-        "--start-date=2099-01-02T00:00:00",
-        "--end-date=2099-01-03T00:00:00",
+        &format!("--start-date={y}-01-02T00:00:00"),
+        &format!("--end-date={y}-01-03T00:00:00"),
     ]);
     assert!(r.code == 0 || r.code == 1, "{r:?}");
     assert!(r.json()["rescheduled"].is_boolean());
@@ -141,6 +144,7 @@ fn jobs_of_the_calling_user_and_reschedule() {
 
 #[test]
 fn runs_can_be_listed() {
+    let y = future_year();
     let o = orchestrator();
     let r = o.leotest(&["--json", "run", "--action=get", "--jobid=none"]);
     r.expect(0);
@@ -153,7 +157,7 @@ fn runs_can_be_listed() {
         "run",
         "--action=get-scheduled",
         "--nodeid=n1",
-        "--time-range=2099-01-01T00:00:00,2099-01-02T00:00:00",
+        &format!("--time-range={y}-01-01T00:00:00,{y}-01-02T00:00:00"),
     ]);
     assert!(r.code == 0 || r.code == 1, "{r:?}");
     assert!(r.json()["events"].is_array());

@@ -4,6 +4,7 @@
 
 mod support;
 
+use leotest_test_support::future_year;
 use support::*;
 
 fn atq(o: &Orchestrator, jobid: &str, start: &str, end: &str) -> Run {
@@ -75,10 +76,16 @@ fn user_family_codes() {
 
 #[test]
 fn job_family_codes_and_scheduling_checks() {
+    let y = future_year();
     let o = orchestrator();
     let token = register_alice(&o);
     // 2: schedules that cannot work, refused before anything is sent.
-    let r = atq(&o, "j", "2099-01-02T00:00:00", "2099-01-01T00:00:00");
+    let r = atq(
+        &o,
+        "j",
+        &format!("{y}-01-02T00:00:00"),
+        &format!("{y}-01-01T00:00:00"),
+    );
     r.expect(2);
     assert!(r.stderr.contains("is not after"), "{r:?}");
     atq(&o, "j", "2020-01-01T00:00:00", "2020-01-02T00:00:00").expect(2);
@@ -88,8 +95,8 @@ fn job_family_codes_and_scheduling_checks() {
         "--jobid=j",
         "--nodeid=n1",
         "--type=cron",
-        "--start-date=2099-01-01T00:00:00",
-        "--end-date=2099-01-02T00:00:00",
+        &format!("--start-date={y}-01-01T00:00:00"),
+        &format!("--end-date={y}-01-02T00:00:00"),
         "--length=60",
     ]);
     r.expect(2);
@@ -100,18 +107,29 @@ fn job_family_codes_and_scheduling_checks() {
         "--jobid=j",
         "--nodeid=n1",
         "--type=atq",
-        "--start-date=2099-01-01T00:00:00",
-        "--end-date=2099-01-02T00:00:00",
+        &format!("--start-date={y}-01-01T00:00:00"),
+        &format!("--end-date={y}-01-02T00:00:00"),
     ]);
     r.expect(2);
     assert!(r.stderr.contains("--length"), "{r:?}");
 
     // 0, with a warning for a node that is not registered.
-    let r = atq(&o, "a1", "2099-01-01T10:00:00", "2099-01-01T11:00:00");
+    let r = atq(
+        &o,
+        "a1",
+        &format!("{y}-01-01T10:00:00"),
+        &format!("{y}-01-01T11:00:00"),
+    );
     r.expect(0);
     assert!(r.stderr.contains("not registered"), "{r:?}");
     // 1: a conflict is a refusal by a rule.
-    atq(&o, "a2", "2099-01-01T10:00:00", "2099-01-01T11:00:00").expect(1);
+    atq(
+        &o,
+        "a2",
+        &format!("{y}-01-01T10:00:00"),
+        &format!("{y}-01-01T11:00:00"),
+    )
+    .expect(1);
 
     // Plan: conflicts and the nearest free slot, nothing created.
     let plan = |start: &str| {
@@ -122,25 +140,25 @@ fn job_family_codes_and_scheduling_checks() {
             "--nodeid=n1",
             "--type=atq",
             &format!("--start-date={start}"),
-            "--end-date=2099-01-01T12:00:00",
+            &format!("--end-date={y}-01-01T12:00:00"),
             "--length=600",
         ])
     };
-    let r = plan("2099-01-01T10:00:00");
+    let r = plan(&format!("{y}-01-01T10:00:00"));
     r.expect(1);
     let v = r.json();
     assert_eq!(v["conflicts"][0]["job"], "a1", "{v}");
-    assert_eq!(v["free_slot_start"], "2099-01-01T10:11:00Z", "{v}");
-    plan("2099-01-01T10:11:00").expect(0);
+    assert_eq!(v["free_slot_start"], format!("{y}-01-01T10:11:00Z"), "{v}");
+    plan(&format!("{y}-01-01T10:11:00")).expect(0);
     o.leotest(&["job", "--action=get", "--jobid=plan"])
         .expect(1);
 
     // Times print in UTC with Z, whatever was sent.
     let r = o.leotest(&["--json", "job", "--action=get", "--jobid=a1"]);
     r.expect(0);
-    assert_eq!(r.json()["start_date"], "2099-01-01T10:00:00Z");
+    assert_eq!(r.json()["start_date"], format!("{y}-01-01T10:00:00Z"));
     let r = o.leotest(&["--tz=+05:30", "--json", "job", "--action=get", "--jobid=a1"]);
-    assert_eq!(r.json()["start_date"], "2099-01-01T15:30:00+05:30");
+    assert_eq!(r.json()["start_date"], format!("{y}-01-01T15:30:00+05:30"));
 
     // Another user's job: not found to read, permission to delete.
     let r = o.leotest_as("alice", &token, &["job", "--action=get", "--jobid=a1"]);
@@ -167,8 +185,8 @@ fn job_family_codes_and_scheduling_checks() {
             "--jobid=b1",
             "--nodeid=n1",
             "--type=atq",
-            "--start-date=2099-01-01T11:00:00",
-            "--end-date=2099-01-01T12:00:00",
+            &format!("--start-date={y}-01-01T11:00:00"),
+            &format!("--end-date={y}-01-01T12:00:00"),
             "--length=600",
             "--exp-config=/dev/null",
         ],

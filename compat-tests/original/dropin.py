@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE))
 import dropin_compose as dc  # noqa: E402
 import recorder  # noqa: E402
 from certs import make_original_cert  # noqa: E402
+from dates import Y  # noqa: E402
 from servers import probe  # noqa: E402
 from upstream import upstream_dir  # noqa: E402
 
@@ -244,8 +245,8 @@ class Dropin:
                   + line * (CONFIG_BYTES // len(line) + 1))[:CONFIG_BYTES]  # fmt: skip
         alice = client("alice-dropin", out["alice-dropin"])
         rsp = alice.schedule_job("dropin-64k", "node-dropin", "cron", "docker", "image=x", "run",
-                                 "collect", "*/10 * * * *", "2030-01-01T00:00:00",
-                                 "2030-01-02T00:00:00", 60, True,
+                                 "collect", "*/10 * * * *", f"{Y}-01-01T00:00:00",
+                                 f"{Y}-01-02T00:00:00", 60, True,
                                  experiment_config=config)  # fmt: skip
         item = "issue 14 item 4: " if "longer than" in rsp.message else ""
         c.record(f"schedule_job with a {CONFIG_BYTES}-byte config", rsp.state == 0,

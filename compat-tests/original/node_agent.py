@@ -38,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 AGENT = HERE / "agent"
 sys.path.insert(0, str(HERE))
 
+from dates import Y  # noqa: E402
 from upstream import upstream_dir  # noqa: E402
 
 UPSTREAM = upstream_dir()
@@ -47,11 +48,11 @@ sys.path[:0] = [str(AGENT), str(UPSTREAM)]
 # fractions are chosen so a store that keeps microseconds shows: .000123 is 0 ms (MongoDB
 # keeps "…:00"), .910943 is 910 ms (MongoDB keeps "….910000").
 CLOCKS = {
-    "admin": "2030-01-01 00:01:00.000123",
-    "scheduler": "2030-01-01 00:05:00.000123",
-    "executor-cron": "2030-01-01 00:10:00.000123",
-    "executor-atq": "2030-01-01 01:00:32.910943",
-    "executor-server": "2030-01-01 01:00:40.500250",
+    "admin": f"{Y}-01-01 00:01:00.000123",
+    "scheduler": f"{Y}-01-01 00:05:00.000123",
+    "executor-cron": f"{Y}-01-01 00:10:00.000123",
+    "executor-atq": f"{Y}-01-01 01:00:32.910943",
+    "executor-server": f"{Y}-01-01 01:00:40.500250",
 }
 NODES = {
     "node-a": dict(name="roof-a", description="harness client node", coords="28.61,77.20",
@@ -91,9 +92,9 @@ EXECUTOR_CONFIG = """docker:
 # Dates as the web portal sends them (ISO 8601 with "T"): the agent puts them unquoted into
 # its cron and at command lines, so a date with a space breaks its own executor's arguments.
 CRON_JOB = dict(jobid="harness-cron", nodeid="node-a", type_name="cron", schedule="*/10 * * * *",
-                start_date="2030-01-01T00:00:00", end_date="2030-01-01T00:50:00", length=60)
+                start_date=f"{Y}-01-01T00:00:00", end_date=f"{Y}-01-01T00:50:00", length=60)
 ATQ_JOB = dict(jobid="harness-atq", nodeid="node-a", type_name="atq", schedule="",
-               start_date="2030-01-01T01:00:00", end_date="2030-01-01T03:00:00", length=120,
+               start_date=f"{Y}-01-01T01:00:00", end_date=f"{Y}-01-01T03:00:00", length=120,
                server="node-b")  # fmt: skip
 
 
@@ -204,7 +205,7 @@ class Scenario:
         adm.get_nodes()
         adm.get_jobs_by_nodeid("node-a")
         adm.get_jobs_by_nodeid("node-b")
-        adm.get_scheduled_runs("node-a", "2030-01-01 00:00:00", "2030-01-01 02:00:00")
+        adm.get_scheduled_runs("node-a", f"{Y}-01-01 00:00:00", f"{Y}-01-01 02:00:00")
 
     # ------------------------------------------------------------------ the node agent
 

@@ -18,6 +18,7 @@ import grpc
 import pytest
 
 import recorder
+from dates import Y
 from servers import probe
 from upstream import REPO_ROOT
 
@@ -192,7 +193,7 @@ def test_item_4_large_job_config_is_stored_and_read_back(upstream, ours, size):
     pb2 = ids["priv"].pb2
     code, rsp, _ = ids["priv"]("schedule_job", id="big", nodeid="nd", type=pb2.CRON,
                                params=pb2.job_params(mode="docker", deploy="d", execute="e", finish="f"), schedule="0 * * * *",
-                               start_date="2030-01-01T00:00:00", end_date="2030-01-02T00:00:00",
+                               start_date=f"{Y}-01-01T00:00:00", end_date=f"{Y}-01-02T00:00:00",
                                length_secs=60, overhead=True, config=config)  # fmt: skip
     assert code == "OK" and rsp.state == 0, f"issue 14 item 4: {size}-byte config: {code} {rsp}"
     code, rsp, _ = ids["priv"]("get_job_by_id", jobid="big")
@@ -210,8 +211,8 @@ def test_item_5_job_lists_in_insertion_order_and_node_fields_present(upstream, o
         for jobid, hour in (("zz-late", 5), ("aa-early", 1), ("mm-mid", 3)):
             code, rsp, _ = ids["priv"]("schedule_job", id=jobid, nodeid="nd", type=pb2.ATQ,
                                        params=pb2.job_params(mode="docker", deploy="d", execute="e", finish="f"),
-                                       start_date=f"2030-01-01T0{hour}:00:00",
-                                       end_date=f"2030-01-01T0{hour}:30:00", length_secs=60,
+                                       start_date=f"{Y}-01-01T0{hour}:00:00",
+                                       end_date=f"{Y}-01-01T0{hour}:30:00", length_secs=60,
                                        overhead=True, config="c")  # fmt: skip
             assert code == "OK" and rsp.state == 0, (code, rsp)
         code, rsp, _ = ids["admin"]("register_node", node=pb2._node(nodeid="empty", name="e",
@@ -220,8 +221,8 @@ def test_item_5_job_lists_in_insertion_order_and_node_fields_present(upstream, o
         for rpc, fields in (("get_jobs_by_nodeid", {"nodeid": "nd"}),
                             ("get_jobs_by_userid", {"userid": "priv"}),
                             ("get_nodes", {"nodeid": "empty"}),
-                            ("get_scheduled_runs", {"nodeid": "nd", "start": "2030-01-01 00:00:00",
-                                                    "end": "2030-01-02 00:00:00"})):  # fmt: skip
+                            ("get_scheduled_runs", {"nodeid": "nd", "start": f"{Y}-01-01 00:00:00",
+                                                    "end": f"{Y}-01-02 00:00:00"})):  # fmt: skip
             code, rsp, raw = ids["admin"](rpc, **fields)
             if rpc == "get_nodes":  # the server's clock: compare everything else
                 for n in rsp.nodes:
@@ -265,9 +266,9 @@ def test_item_6_register_node_for_an_existing_node_user_keeps_its_token(upstream
         for rpc, fields in (("report_heartbeat", {"nodeid": "nd2"}),
                             ("get_jobs_by_nodeid", {"nodeid": "nd2"}),
                             ("update_run", {"run": pb2.run_instance(runid="r6", jobid="j", nodeid="nd2",
-                                            userid="u", start_time="2030-01-01 00:00:00",
-                                            end_time="2030-01-01 00:00:00",
-                                            last_updated="2030-01-01 00:00:00")})):  # fmt: skip
+                                            userid="u", start_time=f"{Y}-01-01 00:00:00",
+                                            end_time=f"{Y}-01-01 00:00:00",
+                                            last_updated=f"{Y}-01-01 00:00:00")})):  # fmt: skip
             code, rsp, raw = configured(rpc, **fields)
             results.append((rpc, code, raw.hex() if raw else rsp))
         return (results,)
@@ -336,7 +337,8 @@ def test_item_10_run_times_at_the_original_databases_precision(upstream, ours, o
                                                                 credentials):  # fmt: skip
     def scenario(ids):
         pb2 = ids["nd"].pb2
-        for runid, t in (("r-ms0", "2030-01-01 00:10:00.000123"), ("r-ms910", "2030-01-01 00:10:32.910943")):
+        for runid, t in (("r-ms0", f"{Y}-01-01 00:10:00.000123"),
+                         ("r-ms910", f"{Y}-01-01 00:10:32.910943")):
             code, rsp, _ = ids["nd"]("update_run", run=pb2.run_instance(
                 runid=runid, jobid="j10", nodeid="nd", userid="priv", start_time=t, end_time=t,
                 last_updated=t, status="EXECUTING"))  # fmt: skip

@@ -134,6 +134,8 @@ pub fn make(cfg: &ServerConfig, args: &JwtArgs) -> Result<String, JwtCmdError> {
             .map_err(sign)?
         }
     };
+    // The system clock, not `crate::clock`: the token's `iat`/`exp` are checked against the
+    // real time of whichever orchestrator receives it.
     let now = chrono::Utc::now().timestamp();
     let ttl = i64::try_from(args.ttl.as_secs()).unwrap_or(i64::MAX);
     let claims = serde_json::json!({

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod budgets;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod conns;
 pub mod error;

@@ -12,6 +12,7 @@ use tokio_stream::StreamExt;
 use tonic::transport::Server;
 
 use crate::auth::{AuthConfigError, AuthLayer, Authenticator, JwtVerifier};
+use crate::clock::SharedClock;
 use crate::config::{ServerConfig, StoreKind};
 use crate::conns::{BudgetLayer, ConnLimits, Conns};
 use crate::handshake::{tls_incoming, HandshakeLimits};
@@ -55,23 +56,37 @@ pub enum ServerError {
 
 /// Opens the configured store backend.
 pub async fn open_store(cfg: &ServerConfig) -> Result<Arc<dyn Store>, ServerError> {
+    open_store_with_clock(cfg, crate::clock::system()).await
+}
+
+/// [`open_store`] with records expiring by `clock` (the server shares its own with the
+/// handlers).
+pub async fn open_store_with_clock(
+    cfg: &ServerConfig,
+    clock: SharedClock,
+) -> Result<Arc<dyn Store>, ServerError> {
     match cfg.store_kind() {
         StoreKind::Embedded => {
             let dir = cfg.data_dir.clone();
-            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
-                .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+            let store =
+                tokio::task::spawn_blocking(move || EmbeddedStore::open_with_clock(&dir, clock))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))??;
             tracing::info!(path = %store.path().display(), "embedded store opened");
             Ok(Arc::new(store))
         }
-        StoreKind::Mongo => connect_mongo(&cfg.mongo_uri(), &cfg.db_name).await,
+        StoreKind::Mongo => connect_mongo(&cfg.mongo_uri(), &cfg.db_name, clock).await,
     }
 }
 
-async fn connect_mongo(uri: &str, db_name: &str) -> Result<Arc<dyn Store>, ServerError> {
+async fn connect_mongo(
+    uri: &str,
+    db_name: &str,
+    clock: SharedClock,
+) -> Result<Arc<dyn Store>, ServerError> {
     // The URI may carry credentials: log only the database name.
     tracing::info!(db = db_name, "connecting to MongoDB");
-    let store = crate::store::mongo::MongoStore::connect(uri, db_name).await?;
+    let store = crate::store::mongo::MongoStore::connect_with_clock(uri, db_name, clock).await?;
     // Users answered from memory for at most 0.5 s (store::cached): authentication without a
     // round trip per request, revocation seen by every replica within a second.
     Ok(crate::store::cached::CachedUsers::shared(store))
@@ -148,7 +163,9 @@ pub async fn run(
         .as_ref()
         .map(|_| Arc::new(Metrics::default()));
 
-    let store = open_store(&cfg).await?;
+    // One clock for the stores, the handlers and the purge loop.
+    let clock = crate::clock::system();
+    let store = open_store_with_clock(&cfg, clock.clone()).await?;
     // Every user of the store (handlers, auth, housekeeping) goes through the timing wrapper.
     let store = match &metrics {
         Some(m) => TimedStore::shared(store, Arc::clone(m)),
@@ -158,11 +175,12 @@ pub async fn run(
     crate::tokens::warn_derivable(store.as_ref()).await;
 
     let purge_store = store.clone();
+    let purge_clock = clock.clone();
     let purger = tokio::spawn(async move {
         let mut tick = tokio::time::interval(PURGE_INTERVAL);
         loop {
             tick.tick().await;
-            match purge_store.purge_expired(chrono::Utc::now()).await {
+            match purge_store.purge_expired(purge_clock.now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(removed = n, "expired records purged"),
                 Err(e) => tracing::warn!(error = %e, "purge of expired records failed"),
@@ -177,6 +195,7 @@ pub async fn run(
         tokens: cfg.token_storage,
         sched_memo: Default::default(),
         max_reply_bytes: cfg.budgets.max_reply_bytes,
+        clock,
     });
     let grpc = LeotestOrchestratorServer::new(service)
         .max_decoding_message_size(cfg.max_message_bytes)

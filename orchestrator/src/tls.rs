@@ -65,6 +65,7 @@ pub fn generate_dev_pair(names: &[String]) -> Result<DevPair, TlsError> {
         use chrono::Datelike;
         rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
     };
+    // The system clock, not `crate::clock`: peers check the validity against their real time.
     let today = chrono::Utc::now().date_naive();
     params.not_before = ymd(today - chrono::Days::new(1));
     params.not_after = ymd(today + chrono::Days::new(825));

@@ -4,6 +4,7 @@
 //! processes sharing one MongoDB database (when `LEOTEST_TEST_MONGO_URI` is set). Real
 //! binaries over TLS.
 
+use leotest_test_support::future_year;
 use std::time::Instant;
 
 use leotest_proto::unary::*;
@@ -63,13 +64,14 @@ async fn register_node(c: &mut LeotestOrchestratorClient<Channel>, nodeid: &str)
 /// 40 ATQ overhead jobs for one node in one 10-minute window, all at once, spread over the
 /// servers; returns how many were accepted.
 async fn schedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &str) -> usize {
+    let y = future_year();
     let calls = (0..BURST).map(|i| {
         let c = cs[i % cs.len()].clone();
         let msg = atq(
             &format!("{nodeid}-j{i}"),
             nodeid,
-            "2030-01-01 00:00:00",
-            "2030-01-01 00:10:00",
+            &format!("{y}-01-01 00:00:00"),
+            &format!("{y}-01-01 00:10:00"),
             600,
         );
         tokio::spawn(async move { As::new(&c, &Creds::admin()).schedule_job(msg).await })
@@ -95,6 +97,7 @@ async fn schedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &str)
 /// rules, and 40 of its jobs parked elsewhere; all 40 are moved into the window at once.
 /// Returns how many moves were accepted.
 async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &str) -> usize {
+    let y = future_year();
     let mut c = cs[0].clone();
     let put = |msg: MessageScheduleJob| {
         let c = c.clone();
@@ -108,16 +111,16 @@ async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &st
     put(atq(
         &format!("{nodeid}-b1"),
         nodeid,
-        "2030-01-01 00:00:00",
-        "2030-01-01 00:30:00",
+        &format!("{y}-01-01 00:00:00"),
+        &format!("{y}-01-01 00:30:00"),
         1800,
     ))
     .await;
     put(atq(
         &format!("{nodeid}-b2"),
         nodeid,
-        "2030-01-01 00:40:00",
-        "2030-01-01 01:00:00",
+        &format!("{y}-01-01 00:40:00"),
+        &format!("{y}-01-01 01:00:00"),
         1200,
     ))
     .await;
@@ -128,8 +131,8 @@ async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &st
         let mut msg = atq(
             &format!("{nodeid}-p{i}"),
             nodeid,
-            &format!("2030-02-{day:02} {hour:02}:00:00"),
-            &format!("2030-02-{day:02} {hour:02}:10:00"),
+            &format!("{y}-02-{day:02} {hour:02}:00:00"),
+            &format!("{y}-02-{day:02} {hour:02}:10:00"),
             600,
         );
         msg.overhead = false;
@@ -140,8 +143,8 @@ async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &st
         let c = cs[i % cs.len()].clone();
         let msg = MessageRescheduleJob {
             jobid: format!("{nodeid}-p{i}"),
-            starttime: "2030-01-01 00:00:00".into(),
-            endtime: "2030-01-01 01:00:00".into(),
+            starttime: format!("{y}-01-01 00:00:00"),
+            endtime: format!("{y}-01-01 01:00:00"),
         };
         tokio::spawn(async move {
             As::new(&c, &Creds::admin())
@@ -154,7 +157,8 @@ async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &st
         let r = r.expect("task");
         if r.rescheduled {
             assert!(
-                r.message.ends_with("next_slot=2030-01-01 00:30:00"),
+                r.message
+                    .ends_with(&format!("next_slot={y}-01-01 00:30:00")),
                 "{}",
                 r.message
             );
@@ -172,7 +176,7 @@ async fn reschedule_burst(cs: &[LeotestOrchestratorClient<Channel>], nodeid: &st
     let in_window = jobs
         .jobs
         .iter()
-        .filter(|j| j.start_date.starts_with("2030-01-01 00:30"))
+        .filter(|j| j.start_date.starts_with(&format!("{y}-01-01 00:30")))
         .count();
     assert_eq!(in_window, accepted, "stored jobs agree with the replies");
     accepted

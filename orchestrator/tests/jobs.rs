@@ -2,6 +2,7 @@
 //! runs, tasks, deletion rules; embedded store always, MongoDB too when `LEOTEST_TEST_MONGO_URI` is set.
 
 use leotest_proto::unary::*;
+use leotest_test_support::future_year;
 use leotest_test_support::mongo::TestMongo;
 use leotest_test_support::{calls, req, As, Creds, Orchestrator};
 
@@ -20,10 +21,15 @@ fn atq(id: &str, start: &str, end: &str) -> MessageScheduleJob {
 }
 
 fn cron(id: &str, schedule: &str) -> MessageScheduleJob {
+    let y = future_year();
     MessageScheduleJob {
         r#type: JobType::Cron as i32,
         schedule: schedule.into(),
-        ..atq(id, "2030-01-01T00:00:00", "2030-01-02T00:00:00")
+        ..atq(
+            id,
+            &format!("{y}-01-01T00:00:00"),
+            &format!("{y}-01-02T00:00:00"),
+        )
     }
 }
 
@@ -36,6 +42,7 @@ async fn schedule(
 
 #[tokio::test]
 async fn schedule_read_conflict_and_delete() {
+    let y = future_year();
     let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
 
@@ -53,13 +60,17 @@ async fn schedule_read_conflict_and_delete() {
     assert!(got.exists);
     assert_eq!(got.schedule, "0 */2 * * *");
     assert_eq!(got.userid, "admin");
-    assert_eq!(got.start_date, "2030-01-01T00:00:00");
+    assert_eq!(got.start_date, format!("{y}-01-01T00:00:00"));
 
     // An ATQ run at 01:55 for 10 minutes holds the 02:00 cron start: a conflict. (One that
     // starts inside a cron run already under way is not detected, as in the original.)
     let clash = schedule(
         &mut c,
-        atq("a1", "2030-01-01T01:55:00", "2030-01-01T03:00:00"),
+        atq(
+            "a1",
+            &format!("{y}-01-01T01:55:00"),
+            &format!("{y}-01-01T03:00:00"),
+        ),
     )
     .await;
     assert_eq!(clash.state, ResponseState::Failed as i32);
@@ -72,8 +83,8 @@ async fn schedule_read_conflict_and_delete() {
     let runs = As::new(&c, &Creds::admin())
         .get_scheduled_runs(MessageGetScheduledRuns {
             nodeid: "node-1".into(),
-            start: "2030-01-01T00:00:00".into(),
-            end: "2030-01-01T05:00:00".into(),
+            start: format!("{y}-01-01T00:00:00"),
+            end: format!("{y}-01-01T05:00:00"),
         })
         .await;
     assert_eq!(
@@ -97,7 +108,11 @@ async fn schedule_read_conflict_and_delete() {
     // With the cron job gone the ATQ job fits.
     let ok = schedule(
         &mut c,
-        atq("a1", "2030-01-01T02:05:00", "2030-01-01T03:00:00"),
+        atq(
+            "a1",
+            &format!("{y}-01-01T02:05:00"),
+            &format!("{y}-01-01T03:00:00"),
+        ),
     )
     .await;
     assert_eq!(ok.state, ResponseState::Success as i32, "{}", ok.message);
@@ -107,12 +122,13 @@ async fn schedule_read_conflict_and_delete() {
 /// orchestrator and `strict` refuses (and the other way round), and the slot each one finds.
 #[tokio::test]
 async fn overlap_rules_flag_changes_conflicts_and_slots() {
+    let y = future_year();
     const OK: i32 = ResponseState::Success as i32;
     const FAILED: i32 = ResponseState::Failed as i32;
     // (rules, ATQ during a running cron run, ATQ touching another ATQ, reschedule slot)
     for (rules, under_way, touching, slot) in [
-        ("original", OK, FAILED, "2030-01-01 04:03:00"),
-        ("strict", FAILED, OK, "2030-01-01 04:10:00"),
+        ("original", OK, FAILED, format!("{y}-01-01 04:03:00")),
+        ("strict", FAILED, OK, format!("{y}-01-01 04:10:00")),
     ] {
         let s = Orchestrator::start(&["--overlap-rules", rules]).await;
         let mut c = s.client().await;
@@ -122,15 +138,21 @@ async fn overlap_rules_flag_changes_conflicts_and_slots() {
         // 02:05 for 10 min while the 02:00 run (10 min) is still going.
         let r = schedule(
             &mut c,
-            atq("a1", "2030-01-01T02:05:00", "2030-01-01T03:00:00"),
+            atq(
+                "a1",
+                &format!("{y}-01-01T02:05:00"),
+                &format!("{y}-01-01T03:00:00"),
+            ),
         )
         .await;
         assert_eq!(r.state, under_way, "{rules}: {}", r.message);
         if under_way == FAILED {
             assert!(
                 r.message.starts_with("schedule conflict:<0, jobid=c1,")
-                    && r.message.contains("conflict_start=2030-01-01 02:05:00")
-                    && r.message.contains("conflict_end=2030-01-01 02:10:00"),
+                    && r.message
+                        .contains(&format!("conflict_start={y}-01-01 02:05:00"))
+                    && r.message
+                        .contains(&format!("conflict_end={y}-01-01 02:10:00")),
                 "{rules}: {}",
                 r.message
             );
@@ -139,13 +161,21 @@ async fn overlap_rules_flag_changes_conflicts_and_slots() {
         // 11:10 right after an ATQ run 11:00-11:10.
         let r = schedule(
             &mut c,
-            atq("t1", "2030-01-01T11:00:00", "2030-01-01T11:10:00"),
+            atq(
+                "t1",
+                &format!("{y}-01-01T11:00:00"),
+                &format!("{y}-01-01T11:10:00"),
+            ),
         )
         .await;
         assert_eq!(r.state, OK, "{rules}: {}", r.message);
         let r = schedule(
             &mut c,
-            atq("t2", "2030-01-01T11:10:00", "2030-01-01T11:20:00"),
+            atq(
+                "t2",
+                &format!("{y}-01-01T11:10:00"),
+                &format!("{y}-01-01T11:20:00"),
+            ),
         )
         .await;
         assert_eq!(r.state, touching, "{rules}: {}", r.message);
@@ -154,7 +184,11 @@ async fn overlap_rules_flag_changes_conflicts_and_slots() {
         // holding the 20:00 cron start would conflict under both).
         let quiet = MessageScheduleJob {
             overhead: false,
-            ..atq("q1", "2030-01-01T19:55:00", "2030-01-01T20:30:00")
+            ..atq(
+                "q1",
+                &format!("{y}-01-01T19:55:00"),
+                &format!("{y}-01-01T20:30:00"),
+            )
         };
         let r = schedule(&mut c, quiet).await;
         assert_eq!(r.state, OK, "{rules}: {}", r.message);
@@ -163,8 +197,8 @@ async fn overlap_rules_flag_changes_conflicts_and_slots() {
         let r = As::new(&c, &Creds::admin())
             .reschedule_job_nearest(MessageRescheduleJob {
                 jobid: "t1".into(),
-                starttime: "2030-01-01 04:03:00".into(),
-                endtime: "2030-01-01 05:00:00".into(),
+                starttime: format!("{y}-01-01 04:03:00"),
+                endtime: format!("{y}-01-01 05:00:00"),
             })
             .await;
         assert_eq!(
@@ -180,26 +214,33 @@ async fn overlap_rules_flag_changes_conflicts_and_slots() {
 
 #[tokio::test]
 async fn invalid_dates_crontabs_and_triggers_fail_with_a_message() {
+    let y = future_year();
     let mut s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let bad = [
-        (atq("d1", "not-a-date", "2030-01-02"), "invalid start_date"),
-        (atq("d2", "2030-01-01", "2030-13-45"), "invalid end_date"),
-        (atq("d3", "", "2030-01-02"), "invalid start_date"),
+        (
+            atq("d1", "not-a-date", &format!("{y}-01-02")),
+            "invalid start_date",
+        ),
+        (
+            atq("d2", &format!("{y}-01-01"), &format!("{y}-13-45")),
+            "invalid end_date",
+        ),
+        (atq("d3", "", &format!("{y}-01-02")), "invalid start_date"),
         (cron("d4", "61 * * * *"), "invalid crontab"),
         (cron("d5", "* * * *"), "invalid crontab"),
         (cron("d6", &"9".repeat(100_000)), "invalid crontab"),
         (
             MessageScheduleJob {
                 trigger: Some("weather_temp >> 3".into()),
-                ..atq("d7", "2030-01-01", "2030-01-02")
+                ..atq("d7", &format!("{y}-01-01"), &format!("{y}-01-02"))
             },
             "trigger",
         ),
         (
             MessageScheduleJob {
                 trigger: Some("(weather_temp > 3".into()),
-                ..atq("d8", "2030-01-01", "2030-01-02")
+                ..atq("d8", &format!("{y}-01-01"), &format!("{y}-01-02"))
             },
             "trigger",
         ),
@@ -216,8 +257,8 @@ async fn invalid_dates_crontabs_and_triggers_fail_with_a_message() {
             trigger: Some("(weather_temp > 20) & !(currently_obstructed == 1)".into()),
             ..atq(
                 "t1",
-                "2030-01-01T10:00:00+05:30",
-                "2030-01-02T10:00:00+05:30",
+                &format!("{y}-01-01T10:00:00+05:30"),
+                &format!("{y}-01-02T10:00:00+05:30"),
             )
         },
     )
@@ -280,19 +321,20 @@ fn scheduled() -> (i32, String) {
 }
 
 async fn scenario(s: &Orchestrator) {
+    let y = future_year();
     let admin = Creds::admin();
     let alice = calls::user(s, "alice", UserRoles::User).await;
     let bob = calls::user(s, "bob", UserRoles::User).await;
     let node = calls::node(s, "n1").await;
     let c = s.client().await;
-    let (d0, d1) = ("2030-01-15 10:00:00", "2030-01-15 14:00:00");
+    let (d0, d1) = (format!("{y}-01-15 10:00:00"), format!("{y}-01-15 14:00:00"));
 
     // Scheduling, duplicates and refusals of invalid input.
     assert_eq!(
         schedule_as(
             s,
             &alice,
-            job_req("c1", "n1", JobType::Cron, "0 * * * *", d0, d1, 600)
+            job_req("c1", "n1", JobType::Cron, "0 * * * *", &d0, &d1, 600)
         )
         .await,
         scheduled()
@@ -301,7 +343,7 @@ async fn scenario(s: &Orchestrator) {
         schedule_as(
             s,
             &alice,
-            job_req("c1", "n1", JobType::Cron, "0 3 * * *", d0, d1, 600)
+            job_req("c1", "n1", JobType::Cron, "0 3 * * *", &d0, &d1, 600)
         )
         .await,
         (FAILED, "job with the given id exists".into())
@@ -309,26 +351,43 @@ async fn scenario(s: &Orchestrator) {
     let conflict = schedule_as(
         s,
         &bob,
-        job_req("c2", "n1", JobType::Cron, "5 * * * *", d0, d1, 600),
+        job_req("c2", "n1", JobType::Cron, "5 * * * *", &d0, &d1, 600),
     )
     .await;
     assert_eq!(
         conflict,
         (
             FAILED,
-            "schedule conflict:<0, jobid=c1, cron='0 * * * *', start=2030-01-15 10:00:00, \
-             end=2030-01-15 14:00:00,conflict_start=2030-01-15 09:55:00, \
-             conflict_end=2030-01-15 10:15:00>"
-                .into()
+            format!(
+                "schedule conflict:<0, jobid=c1, cron='0 * * * *', start={y}-01-15 10:00:00, \
+             end={y}-01-15 14:00:00,conflict_start={y}-01-15 09:55:00, \
+             conflict_end={y}-01-15 10:15:00>"
+            )
         )
     );
-    let mut t = job_req("x5", "n1", JobType::Atq, "", "2030-01-15 12:30:00", d1, 120);
+    let mut t = job_req(
+        "x5",
+        "n1",
+        JobType::Atq,
+        "",
+        &format!("{y}-01-15 12:30:00"),
+        &d1,
+        120,
+    );
     t.trigger = Some("weather_temp >".into());
     assert_eq!(
         schedule_as(s, &alice, t).await,
         (FAILED, "trigger: syntax error at end of input".into())
     );
-    let mut t = job_req("a1", "n1", JobType::Atq, "", "2030-01-15 12:30:00", d1, 120);
+    let mut t = job_req(
+        "a1",
+        "n1",
+        JobType::Atq,
+        "",
+        &format!("{y}-01-15 12:30:00"),
+        &d1,
+        120,
+    );
     t.trigger = Some("weather_temp > 20 & !(currently_obstructed == 1)".into());
     assert_eq!(schedule_as(s, &alice, t).await, scheduled());
 
@@ -369,8 +428,8 @@ async fn scenario(s: &Orchestrator) {
     let runs = As::new(&c, &node)
         .get_scheduled_runs(MessageGetScheduledRuns {
             nodeid: "n1".into(),
-            start: d0.into(),
-            end: "2030-01-15 13:00:00".into(),
+            start: d0.clone(),
+            end: format!("{y}-01-15 13:00:00"),
         })
         .await;
     assert_eq!((runs.state, runs.message.as_str()), (OK, "success"));
@@ -381,11 +440,31 @@ async fn scenario(s: &Orchestrator) {
         .collect();
     ev.sort();
     let want: Vec<(String, String, String)> = [
-        ("a1", "2030-01-15 12:30:00", "2030-01-15 12:32:00"),
-        ("c1", "2030-01-15 10:00:00", "2030-01-15 10:10:00"),
-        ("c1", "2030-01-15 11:00:00", "2030-01-15 11:10:00"),
-        ("c1", "2030-01-15 12:00:00", "2030-01-15 12:10:00"),
-        ("c1", "2030-01-15 13:00:00", "2030-01-15 13:10:00"),
+        (
+            "a1",
+            format!("{y}-01-15 12:30:00"),
+            format!("{y}-01-15 12:32:00"),
+        ),
+        (
+            "c1",
+            format!("{y}-01-15 10:00:00"),
+            format!("{y}-01-15 10:10:00"),
+        ),
+        (
+            "c1",
+            format!("{y}-01-15 11:00:00"),
+            format!("{y}-01-15 11:10:00"),
+        ),
+        (
+            "c1",
+            format!("{y}-01-15 12:00:00"),
+            format!("{y}-01-15 12:10:00"),
+        ),
+        (
+            "c1",
+            format!("{y}-01-15 13:00:00"),
+            format!("{y}-01-15 13:10:00"),
+        ),
     ]
     .iter()
     .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
@@ -394,8 +473,8 @@ async fn scenario(s: &Orchestrator) {
     let bad = As::new(&c, &node)
         .get_scheduled_runs(MessageGetScheduledRuns {
             nodeid: "n1".into(),
-            start: d1.into(),
-            end: d0.into(),
+            start: d1.clone(),
+            end: d0.clone(),
         })
         .await;
     assert_eq!(
@@ -408,22 +487,22 @@ async fn scenario(s: &Orchestrator) {
     let r = As::new(&c, &alice)
         .reschedule_job_nearest(MessageRescheduleJob {
             jobid: "a1".into(),
-            starttime: "2030-01-15 11:59:00".into(),
-            endtime: "2030-01-15 12:40:00".into(),
+            starttime: format!("{y}-01-15 11:59:00"),
+            endtime: format!("{y}-01-15 12:40:00"),
         })
         .await;
     assert_eq!(
-        (r.rescheduled, r.message.as_str()),
+        (r.rescheduled, r.message.clone()),
         (
             true,
-            "updated job schedule successfully; next_slot=2030-01-15 12:10:00"
+            format!("updated job schedule successfully; next_slot={y}-01-15 12:10:00")
         )
     );
     let r = As::new(&c, &alice)
         .reschedule_job_nearest(MessageRescheduleJob {
             jobid: "c1".into(),
-            starttime: d0.into(),
-            endtime: d1.into(),
+            starttime: d0.clone(),
+            endtime: d1.clone(),
         })
         .await;
     assert_eq!(
@@ -444,9 +523,9 @@ async fn scenario(s: &Orchestrator) {
                     jobid: "c1".into(),
                     nodeid: "n1".into(),
                     userid: "alice".into(),
-                    start_time: format!("2030-01-15T{h}:00:00+00:00"),
-                    end_time: format!("2030-01-15T{h}:10:00+00:00"),
-                    last_updated: format!("2030-01-15T{h}:10:00+00:00"),
+                    start_time: format!("{y}-01-15T{h}:00:00+00:00"),
+                    end_time: format!("{y}-01-15T{h}:10:00+00:00"),
+                    last_updated: format!("{y}-01-15T{h}:10:00+00:00"),
                     status: status.into(),
                     ..Default::default()
                 }),
@@ -471,8 +550,8 @@ async fn scenario(s: &Orchestrator) {
     assert_eq!(
         seen,
         [
-            ("r1", "done", "2030-01-15 10:00:00"),
-            ("r2", "done", "2030-01-15 11:00:00")
+            ("r1", "done", format!("{y}-01-15 10:00:00").as_str()),
+            ("r2", "done", format!("{y}-01-15 11:00:00").as_str())
         ]
     );
     // Times come back at the precision of the original's database (MongoDB: milliseconds).
@@ -483,9 +562,9 @@ async fn scenario(s: &Orchestrator) {
                 jobid: "c9".into(),
                 nodeid: "n1".into(),
                 userid: "alice".into(),
-                start_time: "2030-01-01 00:10:00.000123".into(),
-                end_time: "2030-01-01 00:10:32.910943".into(),
-                last_updated: "2030-01-01 00:10:32.910943".into(),
+                start_time: format!("{y}-01-01 00:10:00.000123"),
+                end_time: format!("{y}-01-01 00:10:32.910943"),
+                last_updated: format!("{y}-01-01 00:10:32.910943"),
                 status: "done".into(),
                 ..Default::default()
             }),
@@ -512,9 +591,9 @@ async fn scenario(s: &Orchestrator) {
     assert_eq!(
         times,
         [(
-            "2030-01-01 00:10:00",
-            "2030-01-01 00:10:32.910000",
-            "2030-01-01 00:10:32.910000"
+            format!("{y}-01-01 00:10:00").as_str(),
+            format!("{y}-01-01 00:10:32.910000").as_str(),
+            format!("{y}-01-01 00:10:32.910000").as_str()
         )]
     );
     let bad = As::new(&c, &node)

@@ -2,6 +2,7 @@
 //! writes are served unchanged, and documents written here have the original's fields and BSON
 //! types. Runs against `LEOTEST_TEST_MONGO_URI` (skipped when unset).
 
+use leotest_test_support::future_year;
 use std::time::Duration as StdDuration;
 
 use leotest_test_support::mongo::TestMongo;
@@ -128,6 +129,7 @@ async fn server_keeps_types(t: &TestDb) -> bool {
 
 /// Inserts documents exactly as the Python orchestrator's datastore.py produces them.
 async fn insert_python_documents(t: &TestDb) {
+    let y = future_year();
     let insert = |coll: &str, d: Document| {
         let c = t.coll(coll);
         async move {
@@ -186,9 +188,9 @@ async fn insert_python_documents(t: &TestDb) {
                         "execute": "image=hello-world" },
             "schedule": { "minute": "*/5", "hour": "*", "day_of_month": "*", "month": "*",
                           "day_of_week": "*" },
-            "start_date": "2099-01-01T00:00:00", "end_date": "2099-02-01T00:00:00",
+            "start_date": format!("{y}-01-01T00:00:00"), "end_date": format!("{y}-02-01T00:00:00"),
             "length_secs": 60_i32, "overhead": true, "server": Bson::Null,
-            "trigger": Bson::Null, "config": "", "expire_at": py_date("2099-02-01T00:00:00Z"),
+            "trigger": Bson::Null, "config": "", "expire_at": py_date(&format!("{y}-02-01T00:00:00Z")),
         },
     )
     .await;
@@ -198,10 +200,10 @@ async fn insert_python_documents(t: &TestDb) {
             "_id": ObjectId::new(), "id": "job-atq", "nodeid": "node-2", "userid": "alice",
             "type": "atq",
             "params": { "mode": "docker", "deploy": "d", "execute": "e", "finish": "f" },
-            "schedule": "", "start_date": "2099-01-05 10:00:00",
-            "end_date": "2099-01-05 10:05:00", "length_secs": 300_i32, "overhead": false,
+            "schedule": "", "start_date": format!("{y}-01-05 10:00:00"),
+            "end_date": format!("{y}-01-05 10:05:00"), "length_secs": 300_i32, "overhead": false,
             "server": "node-1", "trigger": "rtt > 100", "config": "c: 1",
-            "expire_at": py_date("2099-01-05T10:05:00Z"),
+            "expire_at": py_date(&format!("{y}-01-05T10:05:00Z")),
         },
     )
     .await;
@@ -255,6 +257,7 @@ async fn insert_python_documents(t: &TestDb) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_a_database_written_by_the_python_orchestrator() {
+    let y = future_year();
     let Some(t) = TestDb::new().await else { return };
     insert_python_documents(&t).await;
     let s = t.store().await;
@@ -295,13 +298,13 @@ async fn serves_a_database_written_by_the_python_orchestrator() {
         (None, None)
     );
     assert_eq!(cron.config.as_deref(), Some(""));
-    assert_eq!(cron.expire_at, Some(utc("2099-02-01T00:00:00Z")));
+    assert_eq!(cron.expire_at, Some(utc(&format!("{y}-02-01T00:00:00Z"))));
 
     let atq = s.get_job("job-atq").await.expect("get").expect("atq job");
     assert_eq!((atq.kind, atq.schedule.clone()), (JobKind::Atq, None));
     assert_eq!(atq.server.as_deref(), Some("node-1"));
     assert_eq!(atq.trigger.as_deref(), Some("rtt > 100"));
-    assert_eq!(atq.start_date, "2099-01-05 10:00:00");
+    assert_eq!(atq.start_date, format!("{y}-01-05 10:00:00"));
 
     assert_eq!(s.get_job("job-old").await.expect("get"), None, "expired");
     let on_node1: Vec<String> = s
@@ -350,6 +353,7 @@ async fn serves_a_database_written_by_the_python_orchestrator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_documents_the_python_orchestrator_reads() {
+    let y = future_year();
     let Some(t) = TestDb::new().await else { return };
     let s = t.store().await;
     let keeps_types = server_keeps_types(&t).await;
@@ -437,7 +441,7 @@ async fn writes_documents_the_python_orchestrator_reads() {
     }
 
     let expire = Utc
-        .with_ymd_and_hms(2099, 2, 1, 0, 0, 0)
+        .with_ymd_and_hms(future_year(), 2, 1, 0, 0, 0)
         .single()
         .expect("date");
     let mut job = Job {
@@ -452,8 +456,8 @@ async fn writes_documents_the_python_orchestrator_reads() {
             finish: "".into(),
         },
         schedule: CronSchedule::parse("0 */2 * * *"),
-        start_date: "2099-01-01T00:00:00".into(),
-        end_date: "2099-02-01T00:00:00".into(),
+        start_date: format!("{y}-01-01T00:00:00"),
+        end_date: format!("{y}-02-01T00:00:00"),
         length_secs: 60,
         overhead: true,
         server: None,
@@ -509,11 +513,18 @@ async fn writes_documents_the_python_orchestrator_reads() {
         "the original's atq schedule"
     );
     assert_eq!(atq.get_str("server"), Ok("n2"));
-    s.update_job_dates("j-atq", "2099-01-03 00:00:00", "2099-01-03 00:01:00")
-        .await
-        .expect("dates");
+    s.update_job_dates(
+        "j-atq",
+        &format!("{y}-01-03 00:00:00"),
+        &format!("{y}-01-03 00:01:00"),
+    )
+    .await
+    .expect("dates");
     let atq = t.one("jobs", doc! { "id": "j-atq" }).await;
-    assert_eq!(atq.get_str("start_date"), Ok("2099-01-03 00:00:00"));
+    assert_eq!(
+        atq.get_str("start_date"),
+        Ok(format!("{y}-01-03 00:00:00").as_str())
+    );
 
     let run = Run {
         runid: "r1".into(),

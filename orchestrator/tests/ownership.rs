@@ -6,6 +6,7 @@
 
 use leotest_proto::unary::*;
 use leotest_test_support::calls::*;
+use leotest_test_support::future_year;
 use leotest_test_support::{As, Creds, Orchestrator};
 
 const OK: i32 = ResponseState::Success as i32;
@@ -200,6 +201,7 @@ async fn security_forged_runs_are_refused_and_do_not_mark_a_node_alive() {
 
 #[tokio::test]
 async fn security_the_original_node_agent_flow_passes() {
+    let y = future_year();
     let World {
         s: _server,
         mut c,
@@ -305,8 +307,8 @@ async fn security_the_original_node_agent_flow_passes() {
     let r = As::new(&c, &n1)
         .reschedule_job_nearest(MessageRescheduleJob {
             jobid: "aj".into(),
-            starttime: "2030-03-01 11:00:00".into(),
-            endtime: "2030-03-02 10:00:00".into(),
+            starttime: format!("{y}-03-01 11:00:00"),
+            endtime: format!("{y}-03-02 10:00:00"),
         })
         .await;
     // (No free slot here: bob's atq job blocks its window, under the original's rules.)
@@ -385,6 +387,7 @@ async fn security_tasks_on_another_users_node_are_refused() {
 
 #[tokio::test]
 async fn security_reschedule_and_delete_follow_the_rule() {
+    let y = future_year();
     let World {
         s: _server,
         mut c,
@@ -397,8 +400,8 @@ async fn security_reschedule_and_delete_follow_the_rule() {
         let r = As::new(&c, who)
             .reschedule_job_nearest(MessageRescheduleJob {
                 jobid: "aj".into(),
-                starttime: "2030-03-01 11:00:00".into(),
-                endtime: "2030-03-02 10:00:00".into(),
+                starttime: format!("{y}-03-01 11:00:00"),
+                endtime: format!("{y}-03-02 10:00:00"),
             })
             .await;
         assert!(!r.rescheduled);

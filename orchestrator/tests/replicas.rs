@@ -3,6 +3,7 @@
 //! record, and a deleted or demoted user stops working on the other replica within 1 s (users
 //! are cached). Embedded: a second process on the same data directory is refused.
 
+use leotest_test_support::future_year;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mongo_replicas_start_race_register_and_revoke_safely() {
+    let y = future_year();
     let Some(db) = TestMongo::fresh("replicas") else {
         return;
     };
@@ -155,9 +157,9 @@ async fn mongo_replicas_start_race_register_and_revoke_safely() {
                             jobid: "j".into(),
                             nodeid: "n".into(),
                             userid: "u".into(),
-                            start_time: "2030-01-01 00:00:00".into(),
-                            end_time: "2030-01-01 00:10:00".into(),
-                            last_updated: "2030-01-01 00:10:00".into(),
+                            start_time: format!("{y}-01-01 00:00:00"),
+                            end_time: format!("{y}-01-01 00:10:00"),
+                            last_updated: format!("{y}-01-01 00:10:00"),
                             status: status.into(),
                             ..Default::default()
                         }),

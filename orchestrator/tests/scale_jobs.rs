@@ -8,6 +8,7 @@
 //! (`LEOTEST_SCALE_RUNS` lowers the run count; the MongoDB variant needs
 //! `LEOTEST_TEST_MONGO_URI`, and fails without it under `CI=true`).
 
+use leotest_test_support::future_year;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,7 +38,7 @@ fn runs_total() -> usize {
 }
 
 fn base() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2030, 1, 15, 0, 0, 0)
+    Utc.with_ymd_and_hms(future_year(), 1, 15, 0, 0, 0)
         .single()
         .expect("date")
 }
@@ -49,6 +50,7 @@ fn nodeid(n: usize) -> String {
 /// Job `i` runs on node `i % NODES` at minute `(i / NODES) % 60` of every hour for 30 s, so
 /// each node's 100 jobs cover every minute of the day; all are overhead jobs.
 fn job(i: usize) -> Job {
+    let y = future_year();
     Job {
         id: format!("job-{i:05}"),
         nodeid: nodeid(i % NODES),
@@ -61,8 +63,8 @@ fn job(i: usize) -> Job {
             finish: "finish".into(),
         },
         schedule: CronSchedule::parse(&format!("{} * * * *", (i / NODES) % 60)),
-        start_date: "2030-01-15 00:00:00".into(),
-        end_date: "2030-01-16 00:00:00".into(),
+        start_date: format!("{y}-01-15 00:00:00"),
+        end_date: format!("{y}-01-16 00:00:00"),
         length_secs: 30,
         overhead: true,
         server: None,
@@ -114,6 +116,7 @@ fn runids(runs: &[leotest_proto::unary::RunInstance]) -> Vec<String> {
 
 /// The checks over TLS; returns a timing summary.
 async fn check(s: &Orchestrator, runs: usize) -> String {
+    let y = future_year();
     let admin = Creds::admin();
     let c = s.client().await;
     let t = Instant::now();
@@ -181,8 +184,8 @@ async fn check(s: &Orchestrator, runs: usize) -> String {
     let sched = As::new(&c, &admin)
         .get_scheduled_runs(MessageGetScheduledRuns {
             nodeid: nodeid(NODE),
-            start: "2030-01-15 00:00:00".into(),
-            end: "2030-01-15 23:59:59".into(),
+            start: format!("{y}-01-15 00:00:00"),
+            end: format!("{y}-01-15 23:59:59"),
         })
         .await;
     assert_eq!(
@@ -204,13 +207,13 @@ async fn check(s: &Orchestrator, runs: usize) -> String {
         r#type: JobType::Atq as i32,
         params: Some(WireParams::default()),
         start_date: start.into(),
-        end_date: "2030-01-20 00:00:00".into(),
+        end_date: format!("{y}-01-20 00:00:00"),
         length_secs: 60,
         overhead: true,
         ..Default::default()
     };
     let r = As::new(&c, &admin)
-        .schedule_job(atq("scale-clash", "2030-01-15 10:00:10"))
+        .schedule_job(atq("scale-clash", &format!("{y}-01-15 10:00:10")))
         .await;
     assert_eq!(r.state, ResponseState::Failed as i32, "{}", r.message);
     let clashing = format!("jobid=job-{:05},", NODES + NODE);
@@ -220,7 +223,7 @@ async fn check(s: &Orchestrator, runs: usize) -> String {
         r.message
     );
     let r = As::new(&c, &admin)
-        .schedule_job(atq("scale-free", "2030-01-17 10:00:10"))
+        .schedule_job(atq("scale-free", &format!("{y}-01-17 10:00:10")))
         .await;
     assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
     let schedule_ms = t.elapsed().as_secs_f64() * 1e3;

@@ -8,18 +8,20 @@ use leotest_proto::unary::{
     JobParams, JobType, MessageGetScheduledRuns, MessageScheduleJob, ResponseState,
 };
 use leotest_test_support::calls::{node, user};
+use leotest_test_support::future_year;
 use leotest_test_support::{As, Creds, Orchestrator};
 
 /// A no-overhead `* * * * *` job of a week on `nodeid`.
 fn every_minute(id: &str, nodeid: &str, params: JobParams) -> MessageScheduleJob {
+    let y = future_year();
     MessageScheduleJob {
         id: id.into(),
         nodeid: nodeid.into(),
         r#type: JobType::Cron as i32,
         params: Some(params),
         schedule: "* * * * *".into(),
-        start_date: "2030-01-01 00:00:00".into(),
-        end_date: "2030-01-08 00:00:00".into(),
+        start_date: format!("{y}-01-01 00:00:00"),
+        end_date: format!("{y}-01-08 00:00:00"),
         length_secs: 30,
         overhead: false,
         config: "experiment: x\n".into(),
@@ -47,6 +49,7 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_a_poisoned_calendar_is_answered_in_bounded_memory() {
+    let y = future_year();
     let s = Orchestrator::start(&[]).await;
     let pid = s.pid().expect("pid");
     let c = s.client().await;
@@ -68,7 +71,11 @@ async fn security_a_poisoned_calendar_is_answered_in_bounded_memory() {
     let hwm_before = vm_hwm_kib(pid);
     // A day: 1 441 runs, ~340 MB if every event carried its own copy of the params.
     let day = mallory
-        .try_get_scheduled_runs(calendar("n1", "2030-01-02 00:00:00", "2030-01-03 00:00:00"))
+        .try_get_scheduled_runs(calendar(
+            "n1",
+            &format!("{y}-01-02 00:00:00"),
+            &format!("{y}-01-03 00:00:00"),
+        ))
         .await;
     let hwm_after = vm_hwm_kib(pid);
     eprintln!("poisoned calendar: VmHWM {hwm_before} -> {hwm_after} KiB");
@@ -82,7 +89,11 @@ async fn security_a_poisoned_calendar_is_answered_in_bounded_memory() {
     );
     // A short range of the same calendar is still answered, params included for the owner.
     let ten = mallory
-        .get_scheduled_runs(calendar("n1", "2030-01-02 00:00:00", "2030-01-02 00:10:00"))
+        .get_scheduled_runs(calendar(
+            "n1",
+            &format!("{y}-01-02 00:00:00"),
+            &format!("{y}-01-02 00:10:00"),
+        ))
         .await;
     assert_eq!(ten.state, ResponseState::Success as i32, "{}", ten.message);
     assert_eq!(ten.events.len(), 11, "both ends included");
@@ -105,6 +116,7 @@ async fn security_a_poisoned_calendar_is_answered_in_bounded_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_users_see_no_other_users_params_in_the_calendar() {
+    let y = future_year();
     let s = Orchestrator::start(&[]).await;
     let c = s.client().await;
     let n1 = As::new(&c, &node(&s, "n1").await);
@@ -122,7 +134,13 @@ async fn security_users_see_no_other_users_params_in_the_calendar() {
         .await;
     assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
 
-    let range = || calendar("n1", "2030-01-02 00:00:00", "2030-01-02 00:05:00");
+    let range = || {
+        calendar(
+            "n1",
+            &format!("{y}-01-02 00:00:00"),
+            &format!("{y}-01-02 00:05:00"),
+        )
+    };
     for (who, sees) in [(&alice, true), (&n1, true), (&admin, true), (&bob, false)] {
         let r = who.get_scheduled_runs(range()).await;
         assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);

@@ -1,11 +1,13 @@
 //! One behaviour suite for every `Store` backend: the embedded store always, MongoDB when
 //! `LEOTEST_TEST_MONGO_URI` is set (see `mongo_fixture` below).
 
+use leotest_test_support::future_year;
 use std::sync::Arc;
 
 use leotest_test_support::mongo::TestMongo;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use leotest_orchestrator::clock::{self, Clock, SharedClock, TestClock};
 use leotest_orchestrator::store::embedded::EmbeddedStore;
 use leotest_orchestrator::store::*;
 
@@ -15,9 +17,9 @@ pub struct Fixture {
     _guard: Box<dyn std::any::Any + Send>,
 }
 
-async fn embedded_fixture() -> Option<Fixture> {
+async fn embedded_fixture(clock: SharedClock) -> Option<Fixture> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = EmbeddedStore::open(dir.path()).expect("open embedded store");
+    let store = EmbeddedStore::open_with_clock(dir.path(), clock).expect("open embedded store");
     Some(Fixture {
         store: Arc::new(store),
         _guard: Box::new(dir),
@@ -26,11 +28,13 @@ async fn embedded_fixture() -> Option<Fixture> {
 
 // MongoDB: a fresh database per test on `LEOTEST_TEST_MONGO_URI` (leotest-test-support `mongo`), dropped
 // with the fixture. `None` skips the MongoDB variant (a failure instead under CI=true).
-async fn mongo_fixture() -> Option<Fixture> {
+async fn mongo_fixture(clock: SharedClock) -> Option<Fixture> {
     let db = TestMongo::fresh("conf")?;
-    let store = leotest_orchestrator::store::mongo::MongoStore::connect(&db.uri, &db.name)
-        .await
-        .expect("connect to LEOTEST_TEST_MONGO_URI");
+    let store = leotest_orchestrator::store::mongo::MongoStore::connect_with_clock(
+        &db.uri, &db.name, clock,
+    )
+    .await
+    .expect("connect to LEOTEST_TEST_MONGO_URI");
     Some(Fixture {
         store: Arc::new(store),
         _guard: Box::new(db),
@@ -70,6 +74,7 @@ fn node(id: &str, location: &str, provider: &str, last_active: DateTime<Utc>) ->
 }
 
 fn job(id: &str, nodeid: &str, userid: &str, server: Option<&str>) -> Job {
+    let y = future_year();
     Job {
         id: id.to_string(),
         nodeid: nodeid.to_string(),
@@ -82,8 +87,8 @@ fn job(id: &str, nodeid: &str, userid: &str, server: Option<&str>) -> Job {
             finish: String::new(),
         },
         schedule: CronSchedule::parse("*/10 * * * *"),
-        start_date: "2030-01-01T00:00:00".into(),
-        end_date: "2030-02-01T00:00:00".into(),
+        start_date: format!("{y}-01-01T00:00:00"),
+        end_date: format!("{y}-02-01T00:00:00"),
         length_secs: 60,
         overhead: true,
         server: server.map(str::to_string),
@@ -322,6 +327,7 @@ async fn nodes(s: &dyn Store) {
 }
 
 async fn jobs(s: &dyn Store) {
+    let y = future_year();
     let j1 = job("j1", "n1", "alice", None);
     let j2 = job("j2", "n2", "alice", Some("n1"));
     let mut j3 = job("j3", "n1", "bob", None);
@@ -357,11 +363,15 @@ async fn jobs(s: &dyn Store) {
     );
 
     assert!(s
-        .update_job_dates("j3", "2030-01-05 10:00:00", "2030-01-05 10:00:00")
+        .update_job_dates(
+            "j3",
+            &format!("{y}-01-05 10:00:00"),
+            &format!("{y}-01-05 10:00:00")
+        )
         .await
         .expect("dates"));
     let got = s.get_job("j3").await.expect("get").expect("exists");
-    assert_eq!(got.start_date, "2030-01-05 10:00:00");
+    assert_eq!(got.start_date, format!("{y}-01-05 10:00:00"));
     assert!(!s
         .update_job_dates("jx", "a", "b")
         .await
@@ -577,8 +587,47 @@ async fn expired_tasks_are_invisible_and_purged(s: &dyn Store) {
         .expect("reuse id"));
 }
 
+/// Jobs and tasks expire when the store's clock passes their `expire_at` (a job's end date):
+/// the test clock moves two hours on, no sleeping, and every read, the booking lists (kept in
+/// memory by the embedded store) and the id checks of new inserts follow it.
+async fn records_expire_by_the_store_clock(s: &dyn Store, clock: &TestClock) {
+    let soon = clock.now() + Duration::hours(1);
+    let mut j = job("soon", "wn", "carol", None);
+    j.expire_at = Some(soon);
+    assert!(s.add_job(&j).await.expect("add job"));
+    let mut t = task("tsoon", "wn", 3600);
+    t.expire_at = soon;
+    assert!(s.schedule_task(&t).await.expect("add task"));
+    let f = TaskFilter {
+        nodeid: Some("wn".into()),
+        ..Default::default()
+    };
+    assert_eq!(s.get_job("soon").await.expect("get"), Some(j.clone()));
+    assert_eq!(s.get_tasks(&f).await.expect("tasks"), vec![t.clone()]);
+    assert_eq!(book_seen(s, "b1").await, ["soon"]);
+
+    clock.advance(Duration::hours(2));
+    assert_eq!(s.get_job("soon").await.expect("get"), None);
+    let left = s.get_jobs_by_nodeid("wn").await.expect("by node");
+    assert_eq!(left.into_iter().map(|j| j.id).collect::<Vec<_>>(), ["b1"]);
+    assert!(s
+        .get_jobs_by_userid(Some("carol"))
+        .await
+        .expect("by user")
+        .is_empty());
+    assert_eq!(book_seen(s, "b2").await, ["b1"]);
+    assert!(s.get_tasks(&f).await.expect("tasks").is_empty());
+    assert!(!s.update_task("tsoon", 2).await.expect("update expired"));
+    // The ids are free again.
+    j.expire_at = Some(clock.now() + Duration::hours(1));
+    assert!(s.add_job(&j).await.expect("reuse job id"));
+    t.expire_at = clock.now() + Duration::hours(1);
+    assert!(s.schedule_task(&t).await.expect("reuse task id"));
+}
+
 /// Every list comes back in insertion order, not sorted by id (issue 14 item 5).
 async fn lists_keep_insertion_order(s: &dyn Store) {
+    let y = future_year();
     for id in ["n3", "n1", "n2"] {
         assert!(s
             .register_node(&node(id, "loc", "prov", t(0)))
@@ -620,7 +669,11 @@ async fn lists_keep_insertion_order(s: &dyn Store) {
     );
     // Moving a job keeps its place.
     assert!(s
-        .update_job_dates("jc", "2030-01-05 10:00:00", "2030-01-05 11:00:00")
+        .update_job_dates(
+            "jc",
+            &format!("{y}-01-05 10:00:00"),
+            &format!("{y}-01-05 11:00:00")
+        )
         .await
         .expect("move"));
     assert_eq!(
@@ -644,11 +697,11 @@ async fn lists_keep_insertion_order(s: &dyn Store) {
 /// Times are kept at MongoDB's millisecond precision in every store (issue 14 item 10).
 async fn times_have_millisecond_precision(s: &dyn Store) {
     let at = |micros: i64| {
-        Utc.timestamp_opt(1_893_456_000, 0).single().expect("valid")
+        Utc.timestamp_opt(1_546_300_800, 0).single().expect("valid")
             + Duration::microseconds(micros)
     };
     let mut r = run("rt", "j", "n", "u", 0);
-    r.start_time = at(123); // 2030-01-01 00:00:00.000123
+    r.start_time = at(123); // 2019-01-01 00:00:00.000123
     r.end_time = at(32_910_943);
     r.last_updated = at(-1); // just before the second: cut toward the past
     s.update_run(&r).await.expect("run");
@@ -688,6 +741,8 @@ async fn book_seen(s: &dyn Store, id: &str) -> Vec<String> {
 /// A booking decides on what every earlier write left, bookings or not (the embedded store
 /// keeps the lists of booked nodes in memory: each other write must reach them).
 async fn booking_sees_every_other_write(s: &dyn Store) {
+    let y = future_year();
+    let y1 = y + 1;
     let nodes = vec!["wn".to_string()];
     let ids = |lists: &[&[Job]]| -> Vec<String> {
         lists
@@ -708,7 +763,11 @@ async fn booking_sees_every_other_write(s: &dyn Store) {
     assert!(s.delete_job("w1").await.expect("delete"));
     assert!(s.delete_job_of("w3", "bob").await.expect("delete of"));
     assert!(s
-        .update_job_dates("w2", "2031-01-01 00:00:00", "2031-01-01 01:00:00")
+        .update_job_dates(
+            "w2",
+            &format!("{y1}-01-01 00:00:00"),
+            &format!("{y1}-01-01 01:00:00")
+        )
         .await
         .expect("dates"));
     let mut moved = job("w4", "elsewhere", "bob", None);
@@ -731,7 +790,7 @@ async fn booking_sees_every_other_write(s: &dyn Store) {
     assert_eq!(
         dates,
         [
-            ("w2".to_string(), "2031-01-01 00:00:00".to_string()),
+            ("w2".to_string(), format!("{y1}-01-01 00:00:00")),
             ("w5".to_string(), job("w5", "wn", "alice", None).start_date)
         ]
     );
@@ -781,6 +840,7 @@ async fn node_identity(s: &dyn Store) {
 
 /// `book` applies its decision's write and reports refusals and taken ids.
 async fn booking_outcomes(s: &dyn Store) {
+    let y = future_year();
     let nodes = vec!["bn".to_string(), "bs".to_string()];
     let j = job("bj", "bn", "alice", Some("bs"));
     let mut seen = Vec::new();
@@ -806,8 +866,8 @@ async fn booking_outcomes(s: &dyn Store) {
     assert_eq!(r, Booked::Refused);
     let set = |was: &str| BookingWrite::SetDates {
         id: "bj".into(),
-        start_date: "2030-02-01 00:00:00".into(),
-        end_date: "2030-02-01 01:00:00".into(),
+        start_date: format!("{y}-02-01 00:00:00"),
+        end_date: format!("{y}-02-01 01:00:00"),
         was_start: was.into(),
         was_end: j.end_date.clone(),
     };
@@ -826,7 +886,7 @@ async fn booking_outcomes(s: &dyn Store) {
         .expect("move");
     assert_eq!(r, Booked::Written);
     let moved = s.get_job("bj").await.expect("get").expect("job");
-    assert_eq!(moved.start_date, "2030-02-01 00:00:00");
+    assert_eq!(moved.start_date, format!("{y}-02-01 00:00:00"));
     // Deleting someone else's job by id is refused; the owner's delete works.
     assert!(!s.delete_job_of("bj", "mallory").await.expect("not owner"));
     assert!(s.delete_job_of("bj", "alice").await.expect("owner"));
@@ -848,7 +908,9 @@ macro_rules! suite {
                 ($name:ident) => {
                     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                     async fn $name() {
-                        let Some(f) = $fixture().await else { return };
+                        let Some(f) = $fixture(clock::system()).await else {
+                            return;
+                        };
                         super::$name(f.store.as_ref()).await;
                     }
                 };
@@ -871,8 +933,19 @@ macro_rules! suite {
             case!(node_identity);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn records_expire_by_the_store_clock() {
+                let clock = TestClock::at(now_ms());
+                let Some(f) = $fixture(clock.clone()).await else {
+                    return;
+                };
+                super::records_expire_by_the_store_clock(f.store.as_ref(), &clock).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_registration_has_one_winner() {
-                let Some(f) = $fixture().await else { return };
+                let Some(f) = $fixture(clock::system()).await else {
+                    return;
+                };
                 super::concurrent_registration_has_one_winner(f.store.clone()).await;
             }
         }

@@ -6,6 +6,7 @@
 
 use leotest_proto::unary::*;
 use leotest_test_support::calls::*;
+use leotest_test_support::future_year;
 use leotest_test_support::{req, As, Creds, Orchestrator};
 use prost::Message;
 
@@ -66,6 +67,7 @@ fn row<M: Message + std::fmt::Debug>(name: &str, got: &M, want: Vec<u8>) {
 
 #[tokio::test]
 async fn every_rpc_answers_the_originals_bytes() {
+    let y = future_year();
     let s = Orchestrator::start(&[]).await;
     let mut c = s.client().await;
     let admin = Creds::admin();
@@ -235,8 +237,8 @@ async fn every_rpc_answers_the_originals_bytes() {
         wire::bytes(5, &params),
         wire::text(7, "alice"),
         wire::text(9, "secret: config of aj\n"),
-        wire::text(12, "2030-03-01 10:00:00"),
-        wire::text(13, "2030-03-02 10:00:00"),
+        wire::text(12, &format!("{y}-03-01 10:00:00")),
+        wire::text(13, &format!("{y}-03-02 10:00:00")),
     ]
     .concat();
     row("get_job_by_id", &get_job(&mut c, &alice, "aj").await, want);
@@ -278,8 +280,8 @@ async fn every_rpc_answers_the_originals_bytes() {
     // reschedule_job_nearest: `rescheduled=false` is absent.
     let rs = |jobid: &str| MessageRescheduleJob {
         jobid: jobid.into(),
-        starttime: "2030-03-01 11:00:00".into(),
-        endtime: "2030-03-02 10:00:00".into(),
+        starttime: format!("{y}-03-01 11:00:00"),
+        endtime: format!("{y}-03-02 10:00:00"),
     };
     let r = c
         .reschedule_job_nearest(req(rs("zz"), &alice))
@@ -382,9 +384,9 @@ async fn every_rpc_answers_the_originals_bytes() {
         wire::text(2, "cj"),
         wire::text(3, "n1"),
         wire::text(4, "alice"),
-        wire::text(5, "2030-03-01 10:00:00"),
-        wire::text(6, "2030-03-01 10:10:00"),
-        wire::text(7, "2030-03-01 10:10:00"),
+        wire::text(5, &format!("{y}-03-01 10:00:00")),
+        wire::text(6, &format!("{y}-03-01 10:10:00")),
+        wire::text(7, &format!("{y}-03-01 10:10:00")),
         wire::text(8, "https://blob.example/run.zip"),
         wire::text(9, "EXECUTING"),
         wire::text(10, "Executing job."),
@@ -400,7 +402,10 @@ async fn every_rpc_answers_the_originals_bytes() {
     };
     let r = c
         .get_scheduled_runs(req(
-            sr("2030-01-02 00:00:00", "2030-01-01 00:00:00"),
+            sr(
+                &format!("{y}-01-02 00:00:00"),
+                &format!("{y}-01-01 00:00:00"),
+            ),
             &alice,
         ))
         .await
@@ -412,7 +417,10 @@ async fn every_rpc_answers_the_originals_bytes() {
     );
     let r = c
         .get_scheduled_runs(req(
-            sr("2030-01-01 00:00:00", "2030-01-02 00:00:00"),
+            sr(
+                &format!("{y}-01-01 00:00:00"),
+                &format!("{y}-01-02 00:00:00"),
+            ),
             &alice,
         ))
         .await
@@ -737,6 +745,7 @@ async fn optional_fields_carry_presence_as_the_original_on_mongodb() {
 }
 
 async fn presence_scenario(server_args: &[&str]) {
+    let y = future_year();
     let s = Orchestrator::start(server_args).await;
     let mut c = s.client().await;
     let admin = Creds::admin();
@@ -800,8 +809,8 @@ async fn presence_scenario(server_args: &[&str]) {
             wire::text(2, "n1"),
             wire::int(3, 1),
             wire::bytes(4, &params),
-            wire::text(6, "2030-03-01 10:00:00"),
-            wire::text(7, "2030-03-02 10:00:00"),
+            wire::text(6, &format!("{y}-03-01 10:00:00")),
+            wire::text(7, &format!("{y}-03-02 10:00:00")),
             wire::int(8, 600),
         ]
         .concat();
@@ -847,15 +856,17 @@ async fn presence_scenario(server_args: &[&str]) {
     );
     // The node's summary prints `str("")` for them, `None` for absent ones.
     let listed = nodes(&mut c, &admin, by_id("n1")).await;
-    let summary = "<jobid=ej userid=alice type=atq start=2030-03-01 10:00:00 \
-                   end=2030-03-02 10:00:00 length=600 schedule= overhead=True server= \
-                   trigger=><jobid=pj userid=alice type=atq start=2030-03-01 10:00:00 \
-                   end=2030-03-02 10:00:00 length=600 schedule= overhead=False server=None \
-                   trigger=None>";
+    let summary = format!(
+        "<jobid=ej userid=alice type=atq start={y}-03-01 10:00:00 \
+                   end={y}-03-02 10:00:00 length=600 schedule= overhead=True server= \
+                   trigger=><jobid=pj userid=alice type=atq start={y}-03-01 10:00:00 \
+                   end={y}-03-02 10:00:00 length=600 schedule= overhead=False server=None \
+                   trigger=None>"
+    );
     row(
         "get_nodes with jobs",
         &listed[0],
-        silent_node_entry("n1", summary),
+        silent_node_entry("n1", &summary),
     );
 
     // get_nodes: filters set to "" filter nothing; `active` set false is not active.

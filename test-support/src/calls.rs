@@ -8,7 +8,7 @@ use leotest_proto::LeotestOrchestratorClient;
 use tonic::transport::Channel;
 use tonic::Status;
 
-use crate::{req, token_from_message, Creds, Orchestrator};
+use crate::{future_year, req, token_from_message, Creds, Orchestrator};
 
 pub type Client = LeotestOrchestratorClient<Channel>;
 
@@ -163,6 +163,7 @@ pub async fn node(s: &Orchestrator, id: &str) -> Creds {
 
 /// An atq job on `nodeid` (with a server node unless `server` is empty), far in the future.
 pub fn atq_job(id: &str, nodeid: &str, server: &str) -> MessageScheduleJob {
+    let y = future_year();
     MessageScheduleJob {
         id: id.into(),
         nodeid: nodeid.into(),
@@ -173,8 +174,8 @@ pub fn atq_job(id: &str, nodeid: &str, server: &str) -> MessageScheduleJob {
             execute: "run".into(),
             finish: String::new(),
         }),
-        start_date: "2030-03-01 10:00:00".into(),
-        end_date: "2030-03-02 10:00:00".into(),
+        start_date: format!("{y}-03-01 10:00:00"),
+        end_date: format!("{y}-03-02 10:00:00"),
         length_secs: 600,
         overhead: false,
         // As the original client: `server` only when non-empty.
@@ -194,14 +195,15 @@ pub async fn schedule(
 
 /// A run of `jobid` as a node agent reports it.
 pub fn run(runid: &str, jobid: &str, nodeid: &str, userid: &str) -> RunInstance {
+    let y = future_year();
     RunInstance {
         runid: runid.into(),
         jobid: jobid.into(),
         nodeid: nodeid.into(),
         userid: userid.into(),
-        start_time: "2030-03-01 10:00:00".into(),
-        end_time: "2030-03-01 10:10:00".into(),
-        last_updated: "2030-03-01 10:10:00".into(),
+        start_time: format!("{y}-03-01 10:00:00"),
+        end_time: format!("{y}-03-01 10:10:00"),
+        last_updated: format!("{y}-03-01 10:10:00"),
         blob_url: "https://blob.example/run.zip".into(),
         status: "EXECUTING".into(),
         status_message: "Executing job.".into(),

@@ -2,7 +2,7 @@
 //! real `leotest-orchestrator` binary over TLS ([`Orchestrator`]), credentials and typed calls
 //! ([`Creds`], [`As`], [`calls`]), a fresh MongoDB database per test ([`mongo`]), a
 //! fault-injecting MongoDB wire proxy ([`mongo_proxy`]), the certificate styles LeoTest
-//! deployments use ([`certs`]) and small helpers.
+//! deployments use ([`certs`]), dates the clock never overtakes ([`dates`]) and small helpers.
 //!
 //! Tests panic on failure by design, so this crate does too (`expect` with the reason).
 
@@ -11,6 +11,7 @@
 pub mod calls;
 pub mod certs;
 mod creds;
+pub mod dates;
 pub mod mongo;
 pub mod mongo_proxy;
 mod orchestrator;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 pub use calls::As;
 pub use creds::{req, Creds, ADMIN_TOKEN};
+pub use dates::future_year;
 pub use orchestrator::{orchestrator_bin, Builder, Orchestrator};
 
 /// A loopback port nobody listens on right now (the OS picks it; a race with another process

@@ -142,15 +142,15 @@ mod tests {
     #[test]
     fn steps_ranges_and_macros() {
         let c = Cron::parse("*/10 * * * *").unwrap();
-        let runs = c.runs(at("2030-01-01T00:00:00Z"), at("2030-01-01T01:00:00Z"), 100);
+        let runs = c.runs(at("2019-01-01T00:00:00Z"), at("2019-01-01T01:00:00Z"), 100);
         assert_eq!(runs.len(), 6);
-        assert_eq!(runs[1], at("2030-01-01T00:10:00Z"));
+        assert_eq!(runs[1], at("2019-01-01T00:10:00Z"));
         let h = Cron::parse("@hourly").unwrap();
         assert_eq!(h, Cron::parse("0 * * * *").unwrap());
         let d = Cron::parse("0 12 * * mon-fri").unwrap();
-        // 2030-01-05 is a Saturday.
+        // 2019-01-05 is a Saturday.
         assert!(d
-            .runs(at("2030-01-05T00:00:00Z"), at("2030-01-07T00:00:00Z"), 10)
+            .runs(at("2019-01-05T00:00:00Z"), at("2019-01-07T00:00:00Z"), 10)
             .is_empty());
         assert!(Cron::parse("* * *").is_err());
         assert!(Cron::parse("61 * * * *").is_err());

@@ -252,7 +252,7 @@ mod tests {
     }
 
     fn now() -> DateTime<Utc> {
-        times::parse("2026-01-01T00:00:00Z").unwrap()
+        times::parse("2018-01-01T00:00:00Z").unwrap()
     }
 
     fn err(extra: &[&str]) -> String {
@@ -263,42 +263,42 @@ mod tests {
     fn schedules_that_cannot_work_are_refused_with_a_reason() {
         let ok = [
             "--type=atq",
-            "--start-date=2030-01-01T00:00:00",
-            "--end-date=2030-01-02T00:00:00",
+            "--start-date=2019-01-01T00:00:00",
+            "--end-date=2019-01-02T00:00:00",
             "--length=60",
         ];
         assert!(check(&args(&ok), now()).is_ok());
         assert!(err(&["--type=atq", "--length=60"]).contains("--start-date"));
         assert!(err(&[
             "--type=atq",
-            "--start-date=2030-01-02",
-            "--end-date=2030-01-01",
+            "--start-date=2019-01-02",
+            "--end-date=2019-01-01",
             "--length=60"
         ])
         .contains("not after"));
         assert!(err(&[
             "--type=atq",
-            "--start-date=2020-01-01",
-            "--end-date=2020-01-02",
+            "--start-date=2012-01-01",
+            "--end-date=2012-01-02",
             "--length=60"
         ])
         .contains("in the past"));
         assert!(err(&[
             "--type=atq",
-            "--start-date=2030-01-01",
-            "--end-date=2030-01-02"
+            "--start-date=2019-01-01",
+            "--end-date=2019-01-02"
         ])
         .contains("--length"));
         assert!(err(&[
-            "--start-date=2030-01-01",
-            "--end-date=2030-01-02",
+            "--start-date=2019-01-01",
+            "--end-date=2019-01-02",
             "--length=60"
         ])
         .contains("--schedule"));
         assert!(err(&[
             "--type=atq",
             "--start-date=soon",
-            "--end-date=2030-01-02",
+            "--end-date=2019-01-02",
             "--length=1"
         ])
         .contains("not a date"));
@@ -308,29 +308,29 @@ mod tests {
     fn the_nearest_free_slot_follows_booked_runs() {
         let t = |s: &str| times::parse(s).unwrap();
         let checked = Checked {
-            start: t("2030-01-01T00:00:00Z"),
-            end: t("2030-01-01T02:00:00Z"),
+            start: t("2019-01-01T00:00:00Z"),
+            end: t("2019-01-01T02:00:00Z"),
             length: 600,
             cron: None,
         };
         let booked = vec![
             Booked {
                 job: "a".into(),
-                start: t("2030-01-01T00:00:00Z"),
-                end: t("2030-01-01T00:30:00Z"),
+                start: t("2019-01-01T00:00:00Z"),
+                end: t("2019-01-01T00:30:00Z"),
             },
             Booked {
                 job: "b".into(),
-                start: t("2030-01-01T00:35:00Z"),
-                end: t("2030-01-01T00:50:00Z"),
+                start: t("2019-01-01T00:35:00Z"),
+                end: t("2019-01-01T00:50:00Z"),
             },
         ];
         assert_eq!(
             nearest_free(&checked, &booked),
-            Some(t("2030-01-01T00:51:00Z"))
+            Some(t("2019-01-01T00:51:00Z"))
         );
         let tight = Checked {
-            end: t("2030-01-01T00:55:00Z"),
+            end: t("2019-01-01T00:55:00Z"),
             ..checked
         };
         assert_eq!(nearest_free(&tight, &booked), None);

@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # recorder.py
 
 import recorder  # noqa: E402
+from dates import Y  # noqa: E402
 
 _LOG: recorder.EventLog | None = None
 _REAL_SLEEP = time.sleep
@@ -119,7 +120,7 @@ def install(role: str | None = None, executor: bool = False) -> None:
     recorder.install(log, rewrite=_rewrite)
     import common.utils as utils  # the original's; imports azure/pyroute2/requests (installed)
 
-    utils.time_now = StepClock(os.environ.get("HARNESS_CLOCK_BASE", "2030-01-01 00:00:00.000123"))
+    utils.time_now = StepClock(os.environ.get("HARNESS_CLOCK_BASE", f"{Y}-01-01 00:00:00.000123"))
     utils.StorageDirectoryClient = FakeStorageDirectoryClient
     utils.TerminalGrpcDataCsv = FakeTerminalGrpcDataCsv
     utils.get_public_ip = lambda: os.environ.get("HARNESS_PUBLIC_IP", "192.0.2.1")

@@ -42,6 +42,8 @@ pub struct Ctx {
     pub sched_memo: Arc<SchedMemo>,
     /// `--max-reply-bytes`: the largest reply a list RPC builds.
     pub max_reply_bytes: usize,
+    /// The time of day of every handler (heartbeats, task expiry, active-node filters).
+    pub clock: crate::clock::SharedClock,
 }
 
 /// The gRPC service implementation.

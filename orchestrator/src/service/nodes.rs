@@ -32,7 +32,7 @@ pub async fn report_heartbeat(
     // Only a node may mark itself alive; anyone else gets `received = false`.
     let received = req.nodeid == caller.userid;
     if received {
-        ctx.store.mark_node(&req.nodeid, Utc::now()).await?;
+        ctx.store.mark_node(&req.nodeid, ctx.clock.now()).await?;
     }
     tracing::debug!(nodeid = %untrusted(&req.nodeid), received, "heartbeat");
     Ok(MessageHeartbeatResponse { received })
@@ -155,7 +155,7 @@ pub async fn get_nodes(
         location: given(req.location),
         name: given(req.name),
         provider: given(req.provider),
-        active_since: active_since(req.active, req.active_thres, Utc::now()),
+        active_since: active_since(req.active, req.active_thres, ctx.clock.now()),
     };
     let mut nodes = Vec::new();
     for n in ctx.store.get_nodes(&filter).await? {

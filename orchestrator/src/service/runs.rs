@@ -128,7 +128,7 @@ pub async fn update_run(
     // Reporting a run also counts as a heartbeat of the node, as in the original, but only
     // from the node itself (report_heartbeat's rule): nobody else can make a node look alive.
     if run.nodeid == caller.userid {
-        ctx.store.mark_node(&run.nodeid, Utc::now()).await?;
+        ctx.store.mark_node(&run.nodeid, ctx.clock.now()).await?;
     }
     Ok(MessageUpdateRunResponse {
         state: state(true),
@@ -186,7 +186,7 @@ pub async fn get_runs(
 }
 
 /// Bytes an event takes on the wire beyond its job's template: the id (tag and a 5-byte
-/// varint), two printed datetimes (at most 32 characters, `2030-01-01 00:10:32.910943+05:30`,
+/// varint), two printed datetimes (at most 32 characters, `2019-01-01 00:10:32.910943+05:30`,
 /// counted as 40) with tag and length, and the event's own tag and length prefix.
 const EVENT_EXTRA_BYTES: usize = 6 + 2 * (2 + 40) + 6;
 

@@ -113,7 +113,7 @@ mod tests {
             params: Default::default(),
             schedule: None,
             start_date: start.into(),
-            end_date: "2031-01-01 01:00:00".into(),
+            end_date: "2025-01-01 01:00:00".into(),
             length_secs: 60,
             overhead: true,
             server: None,
@@ -130,7 +130,7 @@ mod tests {
             parses.fetch_add(1, Ordering::Relaxed);
             super::super::jobs::sched_of(j)
         };
-        let a = job("memo-a", "2031-01-01 00:00:00");
+        let a = job("memo-a", "2025-01-01 00:00:00");
         let memo = SchedMemo::default();
         let first = memo.scheds([&a].into_iter(), parse);
         let again = memo.scheds([&a].into_iter(), parse);
@@ -139,11 +139,11 @@ mod tests {
             panic!("parsed")
         };
         assert!(Arc::ptr_eq(x, y));
-        let moved = job("memo-a", "2031-01-01 00:30:00");
+        let moved = job("memo-a", "2025-01-01 00:30:00");
         let got = memo.scheds([&moved].into_iter(), parse);
         assert_eq!(parses.load(Ordering::Relaxed), 2, "moved: parsed again");
         let Ok(m) = &got[0] else { panic!("parsed") };
-        assert_eq!(m.start_text, "2031-01-01 00:30:00");
+        assert_eq!(m.start_text, "2025-01-01 00:30:00");
         let bad = job("memo-bad", "not a date");
         assert!(memo.scheds([&bad].into_iter(), parse)[0].is_err());
     }

@@ -4,7 +4,7 @@
 //! Tasks follow the ownership rule of their job ([`policy::job_access`], [`access`]); the
 //! node a task is for may always read and complete it.
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use leotest_proto::unary::*;
 
 use super::access::{self, Jobs};
@@ -78,7 +78,7 @@ pub async fn schedule_task(
         // Whatever the caller sends, a new task starts as TASK_SCHEDULED (as the original).
         status: TaskStatus::TaskScheduled as i32,
         ttl_secs: t.ttl_secs.into(),
-        expire_at: Utc::now() + Duration::seconds(t.ttl_secs.into()),
+        expire_at: ctx.clock.now() + Duration::seconds(t.ttl_secs.into()),
     };
     Ok(if ctx.store.schedule_task(&task).await? {
         MessageScheduleTaskResponse {

@@ -3,7 +3,6 @@
 
 use rusqlite::params;
 
-use super::rows::*;
 use super::schema::*;
 use super::EmbeddedStore;
 use crate::store::booking::lock_order;
@@ -52,7 +51,14 @@ pub(super) async fn book(
                             "UPDATE jobs SET start_date = ?, end_date = ? WHERE id = ? \
                              AND start_date = ? AND end_date = ? AND {JOB_LIVE}"
                         ),
-                        params![start_date, end_date, id, was_start, was_end, now_micros()],
+                        params![
+                            start_date,
+                            end_date,
+                            id,
+                            was_start,
+                            was_end,
+                            inner.now_micros()
+                        ],
                     )? == 1)
                 })
                 .await?;

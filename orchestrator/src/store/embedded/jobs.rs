@@ -34,7 +34,7 @@ impl EmbeddedStore {
             // An expired job is gone for readers; let its id be reused.
             tx.execute(
                 "DELETE FROM jobs WHERE id = ?1 AND expire_at IS NOT NULL AND expire_at <= ?2",
-                params![id, now_micros()],
+                params![id, inner.now_micros()],
             )?;
             let n = tx.execute(
                 &format!(
@@ -55,12 +55,12 @@ impl EmbeddedStore {
     /// The live jobs of `node` for a booking that holds its lock: the kept list, else read
     /// through the writer connection and kept (see `node_jobs` for why that order).
     pub(super) async fn booking_list(&self, node: &str) -> StoreResult<Arc<Vec<Job>>> {
-        if let Some(list) = self.inner.node_jobs.get_live(node) {
+        if let Some(list) = self.inner.node_jobs.get_live(node, self.inner.clock.now()) {
             return Ok(list);
         }
         let node = node.to_string();
         self.write(move |conn, inner| {
-            let list = Arc::new(jobs_of_node(conn, &node)?);
+            let list = Arc::new(jobs_of_node(conn, &node, inner.now_micros())?);
             inner.node_jobs.put(&node, list.clone());
             Ok(list)
         })
@@ -76,7 +76,7 @@ pub(super) async fn replace_job(s: &EmbeddedStore, job: &Job) -> StoreResult<boo
     let mut values = job_values(job);
     let id = values.remove(0);
     values.push(id);
-    values.push(Value::Integer(now_micros()));
+    values.push(Value::Integer(s.now_micros()));
     s.write(move |conn, inner| {
         // Rows may be in kept lists of other nodes too (as servers): drop them all first.
         inner.node_jobs.forget_all();
@@ -95,12 +95,12 @@ pub(super) async fn replace_job(s: &EmbeddedStore, job: &Job) -> StoreResult<boo
 }
 
 pub(super) async fn get_job(s: &EmbeddedStore, id: &str) -> StoreResult<Option<Job>> {
-    let id = id.to_string();
+    let (id, now) = (id.to_string(), s.now_micros());
     s.read(move |conn| {
         Ok(conn
             .query_row(
                 &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1 AND {JOB_LIVE}"),
-                params![id, now_micros()],
+                params![id, now],
                 job_from_row,
             )
             .optional()?)
@@ -112,9 +112,8 @@ pub(super) async fn get_jobs_by_userid(
     s: &EmbeddedStore,
     userid: Option<&str>,
 ) -> StoreResult<Vec<Job>> {
-    let userid = userid.map(str::to_string);
+    let (userid, now) = (userid.map(str::to_string), s.now_micros());
     s.read(move |conn| {
-        let now = now_micros();
         let (sql, values) = match userid {
             Some(u) => (
                 format!(
@@ -135,8 +134,9 @@ pub(super) async fn get_jobs_by_userid(
 }
 
 pub(super) async fn get_jobs_by_nodeid(s: &EmbeddedStore, nodeid: &str) -> StoreResult<Vec<Job>> {
-    let nodeid = nodeid.to_string();
-    s.read(move |conn| Ok(jobs_of_node(conn, &nodeid)?)).await
+    let (nodeid, now) = (nodeid.to_string(), s.now_micros());
+    s.read(move |conn| Ok(jobs_of_node(conn, &nodeid, now)?))
+        .await
 }
 
 pub(super) async fn update_job_dates(
@@ -152,7 +152,7 @@ pub(super) async fn update_job_dates(
         Ok(conn.execute(
             "UPDATE jobs SET start_date = ?2, end_date = ?3 \
              WHERE id = ?1 AND (expire_at IS NULL OR expire_at > ?4)",
-            params![id, start, end, now_micros()],
+            params![id, start, end, inner.now_micros()],
         )? == 1)
     })
     .await
@@ -166,7 +166,7 @@ pub(super) async fn delete_job(s: &EmbeddedStore, id: &str) -> StoreResult<bool>
         let tx = conn.transaction()?;
         let live = tx.execute(
             "DELETE FROM jobs WHERE id = ?1 AND (expire_at IS NULL OR expire_at > ?2)",
-            params![id, now_micros()],
+            params![id, inner.now_micros()],
         )? == 1;
         tx.execute("DELETE FROM jobs WHERE id = ?1", params![id])?;
         tx.commit()?;
@@ -182,7 +182,7 @@ pub(super) async fn delete_job_of(s: &EmbeddedStore, id: &str, userid: &str) -> 
         inner.node_jobs.forget_all();
         Ok(conn.execute(
             &format!("DELETE FROM jobs WHERE id = ? AND userid = ? AND {JOB_LIVE}"),
-            params![id, userid, now_micros()],
+            params![id, userid, inner.now_micros()],
         )? == 1)
     })
     .await
@@ -196,7 +196,7 @@ pub(super) async fn delete_jobs_by_nodeid(s: &EmbeddedStore, nodeid: &str) -> St
         let tx = conn.transaction()?;
         let live = tx.execute(
             "DELETE FROM jobs WHERE nodeid = ?1 AND (expire_at IS NULL OR expire_at > ?2)",
-            params![nodeid, now_micros()],
+            params![nodeid, inner.now_micros()],
         )?;
         tx.execute("DELETE FROM jobs WHERE nodeid = ?1", params![nodeid])?;
         tx.commit()?;
@@ -227,13 +227,14 @@ pub(super) async fn insert_jobs(s: &EmbeddedStore, jobs: &[Job]) -> StoreResult<
     .await
 }
 
-/// The live jobs naming `node` as their node or server, in insertion order.
-fn jobs_of_node(conn: &Connection, node: &str) -> rusqlite::Result<Vec<Job>> {
+/// The live jobs (at `now`, in micros) naming `node` as their node or server, in insertion
+/// order.
+fn jobs_of_node(conn: &Connection, node: &str, now: i64) -> rusqlite::Result<Vec<Job>> {
     let sql = format!(
         "SELECT {JOB_COLS} FROM jobs WHERE (nodeid = ?1 OR server = ?1) \
          AND (expire_at IS NULL OR expire_at > ?2) ORDER BY rowid"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![node, now_micros()], job_from_row)?;
+    let rows = stmt.query_map(params![node, now], job_from_row)?;
     rows.collect()
 }

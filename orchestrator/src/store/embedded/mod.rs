@@ -33,6 +33,7 @@ use super::booking::KeyedLocks;
 use super::model::*;
 use super::{Booked, Decide};
 use super::{Store, StoreError, StoreResult};
+use crate::clock::SharedClock;
 pub use lock::LOCK_FILE;
 use rows::*;
 pub use schema::DB_FILE;
@@ -56,8 +57,17 @@ struct Inner {
     booking: KeyedLocks,
     /// Live jobs of recently booked nodes (changed only under the writer mutex).
     node_jobs: node_jobs::NodeJobs,
+    /// The time against which records expire (`clock`).
+    clock: SharedClock,
     /// Held for as long as the store is open: one process per data directory.
     _dir_lock: lock::DirLock,
+}
+
+impl Inner {
+    /// Now, as the `expire_at` columns store it.
+    fn now_micros(&self) -> i64 {
+        micros(self.clock.now())
+    }
 }
 
 fn lock_err<T>(_: T) -> StoreError {
@@ -65,8 +75,14 @@ fn lock_err<T>(_: T) -> StoreError {
 }
 
 impl EmbeddedStore {
-    /// Opens (creating if needed) the database in `data_dir`.
+    /// Opens (creating if needed) the database in `data_dir`; records expire by the system
+    /// clock.
     pub fn open(data_dir: &Path) -> StoreResult<EmbeddedStore> {
+        EmbeddedStore::open_with_clock(data_dir, crate::clock::system())
+    }
+
+    /// [`EmbeddedStore::open`] with records expiring by `clock` (a test clock in tests).
+    pub fn open_with_clock(data_dir: &Path, clock: SharedClock) -> StoreResult<EmbeddedStore> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", data_dir.display())))?;
         #[cfg(unix)]
@@ -96,6 +112,7 @@ impl EmbeddedStore {
                 users: RwLock::new(users),
                 booking: KeyedLocks::default(),
                 node_jobs: node_jobs::NodeJobs::default(),
+                clock,
                 _dir_lock: dir_lock,
             }),
         })
@@ -104,6 +121,11 @@ impl EmbeddedStore {
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Now by the store's clock, as the `expire_at` columns store it.
+    fn now_micros(&self) -> i64 {
+        self.inner.now_micros()
     }
 
     async fn write<T, F>(&self, f: F) -> StoreResult<T>

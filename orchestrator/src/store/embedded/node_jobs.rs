@@ -17,6 +17,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, Utc};
+
 use crate::store::model::Job;
 
 /// Most nodes kept; past it every entry goes (they are rebuilt by the next bookings).
@@ -37,8 +39,7 @@ impl NodeJobs {
 
     /// The kept list of `node`, without the jobs that have expired since (they are dropped
     /// from it: readers no longer see them either).
-    pub(super) fn get_live(&self, node: &str) -> Option<Arc<Vec<Job>>> {
-        let now = chrono::Utc::now();
+    pub(super) fn get_live(&self, node: &str, now: DateTime<Utc>) -> Option<Arc<Vec<Job>>> {
         let mut map = self.map();
         let list = map.get_mut(node)?;
         let live = |j: &Job| j.expire_at.is_none_or(|t| t > now);

@@ -171,10 +171,6 @@ impl Conditions {
     }
 }
 
-pub(super) fn now_micros() -> i64 {
-    micros(Utc::now())
-}
-
 pub(super) fn insert_user(
     conn: &Connection,
     user: &User,

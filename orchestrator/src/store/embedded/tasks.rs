@@ -11,11 +11,11 @@ use crate::store::StoreResult;
 
 pub(super) async fn schedule_task(s: &EmbeddedStore, task: &Task) -> StoreResult<bool> {
     let t = task.clone();
-    s.write(move |conn, _| {
+    s.write(move |conn, inner| {
         let tx = conn.transaction()?;
         tx.execute(
             "DELETE FROM tasks WHERE taskid = ?1 AND expire_at <= ?2",
-            params![t.taskid, now_micros()],
+            params![t.taskid, inner.now_micros()],
         )?;
         let n = tx.execute(
             &format!(
@@ -41,7 +41,7 @@ pub(super) async fn schedule_task(s: &EmbeddedStore, task: &Task) -> StoreResult
 
 pub(super) async fn get_tasks(s: &EmbeddedStore, filter: &TaskFilter) -> StoreResult<Vec<Task>> {
     let mut c = Conditions::default();
-    c.push("expire_at > ?", Value::Integer(now_micros()));
+    c.push("expire_at > ?", Value::Integer(s.now_micros()));
     c.eq_text("taskid", &filter.taskid);
     c.eq_text("runid", &filter.runid);
     c.eq_text("jobid", &filter.jobid);
@@ -66,10 +66,10 @@ pub(super) async fn get_tasks(s: &EmbeddedStore, filter: &TaskFilter) -> StoreRe
 
 pub(super) async fn update_task(s: &EmbeddedStore, taskid: &str, status: i32) -> StoreResult<bool> {
     let taskid = taskid.to_string();
-    s.write(move |conn, _| {
+    s.write(move |conn, inner| {
         Ok(conn.execute(
             "UPDATE tasks SET status = ?2 WHERE taskid = ?1 AND expire_at > ?3",
-            params![taskid, status, now_micros()],
+            params![taskid, status, inner.now_micros()],
         )? == 1)
     })
     .await

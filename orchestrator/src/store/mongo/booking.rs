@@ -149,7 +149,7 @@ impl MongoStore {
         start_date: &str,
         end_date: &str,
     ) -> StoreResult<bool> {
-        let mut filter = live_job(chrono::Utc::now());
+        let mut filter = live_job(self.now());
         filter.insert("id", id);
         filter.insert("start_date", was_start);
         filter.insert("end_date", was_end);
@@ -285,7 +285,7 @@ impl MongoStore {
 
     /// Removes expired copies of a job id; how many.
     async fn delete_expired_job(&self, id: &str) -> StoreResult<u64> {
-        let expired = doc! { "id": id, "expire_at": { "$lte": date(chrono::Utc::now()) } };
+        let expired = doc! { "id": id, "expire_at": { "$lte": date(self.now()) } };
         let res = retry::idempotent("delete_expired_job", || {
             self.jobs.delete_many(expired.clone()).into_future()
         })

@@ -1,7 +1,6 @@
 //! Jobs in the MongoDB store (collection `jobs`); bookings are in `booking`.
 
 use bson::doc;
-use chrono::Utc;
 
 use std::future::IntoFuture;
 
@@ -21,14 +20,14 @@ pub(super) async fn replace_job(s: &MongoStore, job: &Job) -> StoreResult<bool> 
     if job.expire_at.is_none() {
         update.insert("$unset", doc! { "expire_at": "" });
     }
-    let mut filter = live_job(Utc::now());
+    let mut filter = live_job(s.now());
     filter.insert("id", &job.id);
     let res = s.jobs.update_one(filter, update).await.map_err(backend)?;
     Ok(res.matched_count > 0)
 }
 
 pub(super) async fn get_job(s: &MongoStore, id: &str) -> StoreResult<Option<Job>> {
-    let mut filter = live_job(Utc::now());
+    let mut filter = live_job(s.now());
     filter.insert("id", id);
     let found = s.jobs.find_one(filter).await.map_err(backend)?;
     found.as_ref().map(codec::job_from).transpose()
@@ -38,7 +37,7 @@ pub(super) async fn get_jobs_by_userid(
     s: &MongoStore,
     userid: Option<&str>,
 ) -> StoreResult<Vec<Job>> {
-    let mut filter = live_job(Utc::now());
+    let mut filter = live_job(s.now());
     if let Some(u) = userid {
         filter.insert("userid", u);
     }
@@ -50,7 +49,7 @@ pub(super) async fn get_jobs_by_nodeid(s: &MongoStore, nodeid: &str) -> StoreRes
     let filter = doc! {
         "$and": [
             { "$or": [ { "nodeid": nodeid }, { "server": nodeid } ] },
-            live_job(Utc::now()),
+            live_job(s.now()),
         ]
     };
     let docs = s.find_all(&s.jobs, filter, None).await?;
@@ -63,7 +62,7 @@ pub(super) async fn update_job_dates(
     start_date: &str,
     end_date: &str,
 ) -> StoreResult<bool> {
-    let mut filter = live_job(Utc::now());
+    let mut filter = live_job(s.now());
     filter.insert("id", id);
     let res = s
         .jobs
@@ -77,7 +76,7 @@ pub(super) async fn update_job_dates(
 }
 
 pub(super) async fn delete_job(s: &MongoStore, id: &str) -> StoreResult<bool> {
-    let mut live = live_job(Utc::now());
+    let mut live = live_job(s.now());
     live.insert("id", id);
     let deleted = retry::idempotent("delete_job", || {
         s.jobs.delete_many(live.clone()).into_future()
@@ -92,7 +91,7 @@ pub(super) async fn delete_job(s: &MongoStore, id: &str) -> StoreResult<bool> {
 }
 
 pub(super) async fn delete_job_of(s: &MongoStore, id: &str, userid: &str) -> StoreResult<bool> {
-    let mut live = live_job(Utc::now());
+    let mut live = live_job(s.now());
     live.insert("id", id);
     live.insert("userid", userid);
     let deleted = retry::idempotent("delete_job", || {
@@ -103,7 +102,7 @@ pub(super) async fn delete_job_of(s: &MongoStore, id: &str, userid: &str) -> Sto
 }
 
 pub(super) async fn delete_jobs_by_nodeid(s: &MongoStore, nodeid: &str) -> StoreResult<u64> {
-    let mut live = live_job(Utc::now());
+    let mut live = live_job(s.now());
     live.insert("nodeid", nodeid);
     let deleted = retry::idempotent("delete_jobs_by_nodeid", || {
         s.jobs.delete_many(live.clone()).into_future()

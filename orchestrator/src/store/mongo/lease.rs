@@ -18,6 +18,9 @@
 //! clocks disagree still agree on when a lease ends, within half a round trip. (A pipeline
 //! update with `$$NOW` would do this inside the server, but MongoDB-wire servers such as
 //! nx-27017 support neither pipelines nor `$$NOW`.) An offset over [`SKEW_WARN`] is logged.
+//!
+//! So leases read the system clock, not the store's `crate::clock`: a test clock moved ahead
+//! would make every lease look expired to the other processes sharing the database.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -240,15 +243,15 @@ mod tests {
     fn offset_is_measured_at_the_round_trip_midpoint() {
         // Our clock 10 s behind the server's, 200 ms round trip.
         let off = clock_offset(
-            at("2026-01-01T00:00:00.000Z"),
-            at("2026-01-01T00:00:00.200Z"),
-            at("2026-01-01T00:00:10.100Z"),
+            at("2020-01-01T00:00:00.000Z"),
+            at("2020-01-01T00:00:00.200Z"),
+            at("2020-01-01T00:00:10.100Z"),
         );
         assert_eq!(off, chrono::Duration::seconds(10));
         let ahead = clock_offset(
-            at("2026-01-01T00:00:10.000Z"),
-            at("2026-01-01T00:00:10.000Z"),
-            at("2026-01-01T00:00:07.000Z"),
+            at("2020-01-01T00:00:10.000Z"),
+            at("2020-01-01T00:00:10.000Z"),
+            at("2020-01-01T00:00:07.000Z"),
         );
         assert_eq!(ahead, chrono::Duration::seconds(-3));
     }

@@ -42,6 +42,7 @@ use mongodb::{Client, Collection, Database};
 
 use super::model::*;
 use super::{Booked, Decide, Store, StoreError, StoreResult};
+use crate::clock::SharedClock;
 use codec::{date, CONFIG, JOBS, NODES, RUNS, TASKS, USERS};
 use errors::{backend, is_duplicate_key, scrub, userinfo, validate_db_name, DUPLICATE_KEY};
 use lease::Leases;
@@ -76,6 +77,9 @@ pub struct MongoStore {
     /// Lists come in the server's natural order, which is insertion order there (no sort
     /// sent; see `find_all`).
     natural_order: bool,
+    /// The time against which jobs and tasks expire (`expire_at`); leases keep to the
+    /// server's clock instead (`lease`).
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for MongoStore {
@@ -122,6 +126,15 @@ impl MongoStore {
     /// Connects to `uri`, checks the server answers, and creates the original's indexes
     /// (idempotent: identical to the ones the Python orchestrator creates).
     pub async fn connect(uri: &str, db_name: &str) -> StoreResult<MongoStore> {
+        MongoStore::connect_with_clock(uri, db_name, crate::clock::system()).await
+    }
+
+    /// [`MongoStore::connect`] with jobs and tasks expiring by `clock` (a test clock in tests).
+    pub async fn connect_with_clock(
+        uri: &str,
+        db_name: &str,
+        clock: SharedClock,
+    ) -> StoreResult<MongoStore> {
         validate_db_name(db_name)?;
         let secret = userinfo(uri);
         let opts = ClientOptions::parse(uri).await.map_err(|e| {
@@ -143,7 +156,7 @@ impl MongoStore {
             .join(",");
         let client = Client::with_options(opts)
             .map_err(|e| StoreError::Unavailable(scrub(e.to_string(), secret)))?;
-        let mut store = MongoStore::with_database(client.database(db_name));
+        let mut store = MongoStore::with_database(client.database(db_name), clock);
         // Start-up stays bounded even with the long per-operation selection timeout.
         let first = tokio::time::timeout(options::STARTUP_TIMEOUT, store.ping_server()).await;
         let first = first.unwrap_or_else(|_| {
@@ -164,7 +177,7 @@ impl MongoStore {
         Ok(store)
     }
 
-    fn with_database(db: Database) -> MongoStore {
+    fn with_database(db: Database, clock: SharedClock) -> MongoStore {
         MongoStore {
             config: db.collection(CONFIG),
             users: db.collection(USERS),
@@ -176,8 +189,14 @@ impl MongoStore {
             guarded: Arc::new(HashSet::new()),
             pending_undos: Arc::default(),
             natural_order: false,
+            clock,
             db,
         }
+    }
+
+    /// Now by the store's clock.
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// Name of the database in use.

@@ -3,7 +3,6 @@
 use std::future::IntoFuture;
 
 use bson::doc;
-use chrono::Utc;
 
 use super::codec::{self, date, TASKS};
 use super::{decode_all, eq_if, retry, MongoStore};
@@ -11,7 +10,7 @@ use crate::store::model::*;
 use crate::store::StoreResult;
 
 pub(super) async fn schedule_task(s: &MongoStore, task: &Task) -> StoreResult<bool> {
-    let expired = doc! { "taskid": &task.taskid, "expire_at": { "$lte": date(Utc::now()) } };
+    let expired = doc! { "taskid": &task.taskid, "expire_at": { "$lte": date(s.now()) } };
     retry::idempotent("schedule_task", || {
         s.tasks.delete_many(expired.clone()).into_future()
     })
@@ -26,7 +25,7 @@ pub(super) async fn schedule_task(s: &MongoStore, task: &Task) -> StoreResult<bo
 }
 
 pub(super) async fn get_tasks(s: &MongoStore, filter: &TaskFilter) -> StoreResult<Vec<Task>> {
-    let mut q = doc! { "expire_at": { "$gt": date(Utc::now()) } };
+    let mut q = doc! { "expire_at": { "$gt": date(s.now()) } };
     eq_if(&mut q, "taskid", &filter.taskid);
     eq_if(&mut q, "runid", &filter.runid);
     eq_if(&mut q, "jobid", &filter.jobid);
@@ -42,7 +41,7 @@ pub(super) async fn get_tasks(s: &MongoStore, filter: &TaskFilter) -> StoreResul
 }
 
 pub(super) async fn update_task(s: &MongoStore, taskid: &str, status: i32) -> StoreResult<bool> {
-    let live = doc! { "taskid": taskid, "expire_at": { "$gt": date(Utc::now()) } };
+    let live = doc! { "taskid": taskid, "expire_at": { "$gt": date(s.now()) } };
     let res = retry::idempotent("update_task", || {
         s.tasks
             .update_many(live.clone(), doc! { "$set": { "status": status } })
