@@ -91,10 +91,14 @@ revoke_out=$(lt user --action=modify --id=alice --name='Alice (privileged)' --ro
 revoked=$(now_ms)
 check_empty "alice revoked (USER_PRIV -> USER)" "$revoke_out"
 wait
-# E2E_SITES_OUT=DIR keeps the probes' raw lines (one per decision) for a closer look.
+# E2E_SITES_OUT=DIR keeps the probes' raw lines (one per decision) and the kernel services'
+# logs for a closer look.
 if [ -n "${E2E_SITES_OUT:-}" ]; then mkdir -p "$E2E_SITES_OUT" && cp "$tmp"/site-*.out "$E2E_SITES_OUT/" &&
     echo "t0=$t0 cut_from=$cut_from cut_to=$cut_to revoked=$revoked" >"$E2E_SITES_OUT/times"; fi
 docker logs -t "$($COMPOSE ps -q link-1)" 2>&1 | grep -E 'handover|cut|restored' >&2 || true
+if [ -n "${E2E_SITES_OUT:-}" ]; then
+    for k in 1 2; do docker logs -t "$($COMPOSE ps -q "kernel-service-$k")" >"$E2E_SITES_OUT/kernel-service-$k.log" 2>&1 || true; done
+fi
 
 summary=$(python3 - "$tmp" "$t0" "$cut_from" "$cut_to" "$revoked" "$LINK" <<'EOF'
 import sys

@@ -6,9 +6,11 @@
 //! round trip and fails closed. With a window W > 0, a decision whose call failed because the
 //! orchestrator could not be reached (connection failure, UNAVAILABLE, time-out) is granted if
 //! the orchestrator granted the same user within the last W. Never otherwise:
-//! * an orchestrator answer of "denied" (or any other answer: an authentication refusal of the
-//!   node, an error status) forgets the user's grant at once, so revocation still wins the
-//!   moment the orchestrator is heard again;
+//! * an orchestrator answer of "denied" (or a refusal of the node: UNAUTHENTICATED,
+//!   PERMISSION_DENIED) forgets the user's grant at once, so revocation still wins the moment
+//!   the orchestrator is heard again; an error status that decides nothing about the user
+//!   (INTERNAL, UNKNOWN: also what a call gets when its connection breaks under it) counts as
+//!   not heard;
 //! * never past W after the last grant actually received;
 //! * every reuse is counted (`leotest_kernel_stale_grants_total`) and logged.
 //!
@@ -41,11 +43,17 @@ const MAX_USERS: usize = 10_000;
 /// keep access through a long outage.
 pub const MAX_WINDOW: Duration = Duration::from_secs(3600);
 
-/// Whether a failed call means "the orchestrator could not be reached" (and nothing else).
+/// Whether a failed call leaves the user's grant standing: the orchestrator was not reached,
+/// did not answer in time, or answered an error status that decides nothing about the user
+/// (INTERNAL, UNKNOWN — also what a call gets when its connection breaks under it —
+/// RESOURCE_EXHAUSTED, ...). A refusal of the node (UNAUTHENTICATED, PERMISSION_DENIED) or
+/// a local configuration error (TLS trust, credentials) is not: it forgets the grant.
 pub fn unreachable(e: &OracleError) -> bool {
     match e {
         OracleError::Deadline(_) => true,
-        OracleError::Client(c) => c.is_transient(),
+        OracleError::Client(c) => {
+            c.is_transient() || matches!(c, leotest_rpc::ClientError::Status { .. })
+        }
     }
 }
 
@@ -197,9 +205,17 @@ impl State {
                 self.observe(now.saturating_duration_since(t0));
                 self.grants.record(&userid, *granted, now);
             }
-            Err(e) if unreachable(e) => {}
-            // The orchestrator answered, with a refusal of the node or an error: no reuse.
-            Err(_) => self.grants.record(&userid, false, now),
+            Err(e) if unreachable(e) => {
+                tracing::debug!(userid = %untrusted(&userid), error = %e, "orchestrator not heard");
+            }
+            // A refusal of the node, or this node's own configuration: no reuse.
+            Err(e) => {
+                if self.grants.reusable(&userid, now).is_some() {
+                    tracing::warn!(userid = %untrusted(&userid), error = %e,
+                        "orchestrator refused the node: the user's recent grant is forgotten");
+                }
+                self.grants.record(&userid, false, now);
+            }
         }
         result
     }
@@ -344,6 +360,23 @@ mod tests {
             "revoked stays revoked"
         );
         assert_eq!(o.reused(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_broken_under_the_call_does_not_forget_the_grant() {
+        // What hyper reports when the connection goes away mid-call: the orchestrator decided
+        // nothing, so the grant stands (the cut in scripts/e2e-sites.sh lost it 3 s in).
+        let broken = || {
+            Err(OracleError::Client(leotest_rpc::ClientError::Status {
+                code: tonic::Code::Unknown,
+                message: "transport error".into(),
+            }))
+        };
+        let o = StaleGrantOracle::new(scripted(vec![Ok(true), broken(), down()]), W);
+        assert!(o.kernel_access("alice").await.unwrap());
+        assert!(o.kernel_access("alice").await.unwrap(), "broken connection");
+        assert!(o.kernel_access("alice").await.unwrap(), "still down");
+        assert_eq!(o.reused(), 2);
     }
 
     #[tokio::test]
