@@ -1,0 +1,256 @@
+//! The in-process orchestrator: the real service behind the real auth layer, served by tonic
+//! over in-memory duplex pipes (no TLS, no socket, no binary), on the embedded store in a
+//! temporary directory, with a [`TestClock`] that stands still until a test moves it.
+//!
+//! The stack is the one `server::run` assembles (auth layer, `OrchestratorService` over a
+//! `Ctx`, the admin bootstrapped with the harness token) minus what needs the outside world:
+//! TLS and the listener, connection budgets, metrics, health and reflection.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use hyper_util::rt::TokioIo;
+use leotest_orchestrator::auth::{AuthLayer, Authenticator};
+use leotest_orchestrator::clock::TestClock;
+use leotest_orchestrator::server::bootstrap_admin;
+use leotest_orchestrator::service::{Ctx, OrchestratorService};
+use leotest_orchestrator::store::embedded::EmbeddedStore;
+use leotest_orchestrator::store::Store;
+use leotest_orchestrator::tokens::TokenStorage;
+use leotest_proto::unary::*;
+use leotest_proto::{LeotestOrchestratorClient, LeotestOrchestratorServer};
+use leotest_test_support::calls::Client;
+use leotest_test_support::{token_from_message, As, Creds, ADMIN_TOKEN};
+use tokio::io::DuplexStream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::transport::{Endpoint, Server};
+
+/// The year of every date the tests write; the clock starts on 1 January of it, so jobs
+/// dated in it are live whatever the calendar says.
+pub const YEAR: i32 = 2030;
+
+/// Bytes buffered in each direction of one in-memory connection.
+const PIPE_BYTES: usize = 1 << 16;
+
+/// One orchestrator for one test.
+pub struct Harness {
+    pub clock: Arc<TestClock>,
+    client: Client,
+    server: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// `YEAR-mm-dd hh:00:00` in UTC.
+pub fn at(month: u32, day: u32, hour: u32) -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(YEAR, month, day)
+        .and_then(|d| d.and_hms_opt(hour, 0, 0))
+        .expect("a valid date")
+        .and_utc()
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let clock = TestClock::at(at(1, 1, 0));
+        let store: Arc<dyn Store> = Arc::new(
+            EmbeddedStore::open_with_clock(dir.path(), clock.clone()).expect("embedded store"),
+        );
+        bootstrap_admin(store.as_ref(), ADMIN_TOKEN, TokenStorage::Hashed)
+            .await
+            .expect("admin bootstrap");
+        let service = OrchestratorService::new(Ctx {
+            store: store.clone(),
+            overlap: Default::default(),
+            tokens: TokenStorage::Hashed,
+            sched_memo: Default::default(),
+            max_reply_bytes: 16 << 20,
+            clock: clock.clone(),
+        });
+        let auth = Arc::new(Authenticator::new(store.clone(), None));
+
+        // Each connection the client opens is one duplex pipe; the server end goes to the
+        // server's incoming stream.
+        let (tx, rx) = mpsc::unbounded_channel::<DuplexStream>();
+        let incoming = UnboundedReceiverStream::new(rx).map(Ok::<_, std::io::Error>);
+        let server = tokio::spawn(async move {
+            let served = Server::builder()
+                .layer(AuthLayer::new(auth, None))
+                .add_service(LeotestOrchestratorServer::new(service))
+                .serve_with_incoming(incoming)
+                .await;
+            if let Err(e) = served {
+                panic!("in-process server failed: {e}");
+            }
+        });
+        let channel = Endpoint::from_static("http://in-process.invalid")
+            .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+                let (client, server) = tokio::io::duplex(PIPE_BYTES);
+                let sent = tx.send(server);
+                async move {
+                    sent.map_err(|_| std::io::Error::other("in-process server stopped"))?;
+                    Ok::<_, std::io::Error>(TokioIo::new(client))
+                }
+            }))
+            .await
+            .expect("in-process channel");
+        Harness {
+            clock,
+            client: LeotestOrchestratorClient::new(channel),
+            server,
+            _dir: dir,
+        }
+    }
+
+    /// A client acting as `creds`.
+    pub fn with(&self, creds: &Creds) -> As {
+        As::new(&self.client, creds)
+    }
+
+    pub fn admin(&self) -> As {
+        self.with(&Creds::admin())
+    }
+
+    /// A client sending no credentials.
+    pub fn anonymous(&self) -> As {
+        self.with(&Creds::None)
+    }
+
+    /// Registers user `id` with `role` through the admin; a client acting as it.
+    pub async fn user(&self, id: &str, role: UserRoles) -> As {
+        let r = self
+            .admin()
+            .register_user(MessageRegisterUser {
+                id: id.into(),
+                name: format!("{id} name"),
+                role: role as i32,
+                team: "team-x".into(),
+            })
+            .await;
+        assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
+        self.with(&Creds::token(id, &token_from_message(&r.message)))
+    }
+
+    /// Registers node `id` through the admin; a client acting as its NODE identity.
+    pub async fn node(&self, id: &str) -> As {
+        let r = self
+            .admin()
+            .register_node(MessageRegisterNode {
+                node: Some(node_record(id)),
+            })
+            .await;
+        assert_eq!(r.state, ResponseState::Success as i32, "{}", r.message);
+        self.with(&Creds::token(id, &token_from_message(&r.message)))
+    }
+}
+
+/// The node record a test registers (location `bangalore`).
+pub fn node_record(id: &str) -> Node {
+    Node {
+        nodeid: id.into(),
+        name: format!("{id}-name"),
+        description: "roof".into(),
+        coords: "12.9,77.5".into(),
+        location: "bangalore".into(),
+        provider: "starlink".into(),
+        ..Default::default()
+    }
+}
+
+/// An atq job on `nodeid` from 1 March 10:00 to 2 March 10:00 of [`YEAR`], 600 s long.
+pub fn atq_job(id: &str, nodeid: &str) -> MessageScheduleJob {
+    MessageScheduleJob {
+        id: id.into(),
+        nodeid: nodeid.into(),
+        r#type: JobType::Atq as i32,
+        params: Some(JobParams {
+            mode: "docker".into(),
+            deploy: "image=x".into(),
+            execute: "run --secret=s3".into(),
+            finish: String::new(),
+        }),
+        start_date: format!("{YEAR}-03-01 10:00:00"),
+        end_date: format!("{YEAR}-03-02 10:00:00"),
+        length_secs: 600,
+        overhead: true,
+        config: format!("secret: config of {id}\n"),
+        ..Default::default()
+    }
+}
+
+/// A run of `jobid` on `nodeid` for `userid`, as a node agent reports it.
+pub fn run(runid: &str, jobid: &str, nodeid: &str, userid: &str) -> RunInstance {
+    RunInstance {
+        runid: runid.into(),
+        jobid: jobid.into(),
+        nodeid: nodeid.into(),
+        userid: userid.into(),
+        start_time: format!("{YEAR}-03-01 10:00:00"),
+        end_time: format!("{YEAR}-03-01 10:10:00"),
+        last_updated: format!("{YEAR}-03-01 10:10:00"),
+        blob_url: "https://blob.example/run.zip".into(),
+        status: "EXECUTING".into(),
+        status_message: "Executing job.".into(),
+    }
+}
+
+/// A SERVER_START task of `jobid` for `nodeid`.
+pub fn task(taskid: &str, jobid: &str, nodeid: &str) -> Task {
+    Task {
+        r#type: TaskType::ServerStart as i32,
+        taskid: taskid.into(),
+        runid: "r1".into(),
+        jobid: jobid.into(),
+        nodeid: nodeid.into(),
+        ttl_secs: 600,
+        ..Default::default()
+    }
+}
+
+/// The `state` field of a success / a failure.
+pub const OK: i32 = ResponseState::Success as i32;
+pub const FAILED: i32 = ResponseState::Failed as i32;
+
+/// The original's denial text for `who` with `role`.
+pub fn denied(who: &As, role: &str) -> String {
+    format!(
+        "permission denied: userid={} and role={role}",
+        who.creds().who()
+    )
+}
+
+/// A standard scene: user `alice` (USER) owns job `j1` on node `n1`; `bob` (USER) is a
+/// stranger; `n2` is another node.
+pub struct Scene {
+    pub h: Harness,
+    pub alice: As,
+    pub bob: As,
+    pub n1: As,
+    pub n2: As,
+}
+
+impl Scene {
+    pub async fn new() -> Scene {
+        let h = Harness::start().await;
+        let alice = h.user("alice", UserRoles::User).await;
+        let bob = h.user("bob", UserRoles::User).await;
+        let n1 = h.node("n1").await;
+        let n2 = h.node("n2").await;
+        let r = alice.schedule_job(atq_job("j1", "n1")).await;
+        assert_eq!(r.state, OK, "{}", r.message);
+        Scene {
+            h,
+            alice,
+            bob,
+            n1,
+            n2,
+        }
+    }
+}
