@@ -78,6 +78,12 @@ impl From<tonic::Status> for ClientError {
             // canceled: connection closed"), e.g. when HTTP/2 keepalive drops a connection a
             // satellite handover stalled: the orchestrator was not heard, so it is retried.
             Code::Cancelled => ClientError::Unavailable(describe_unavailable(&status)),
+            // The other form of it ("transport error": the connection broke while the call was
+            // on it) is made on this side, with the transport's error as its source; an
+            // UNKNOWN the server sent carries none and is not retried.
+            Code::Unknown if std::error::Error::source(&status).is_some() => {
+                ClientError::Unavailable(describe_unavailable(&status))
+            }
             Code::DeadlineExceeded => ClientError::Timeout(message),
             Code::Unauthenticated => ClientError::Unauthenticated(message),
             Code::PermissionDenied => ClientError::PermissionDenied(message),

@@ -134,6 +134,18 @@ mod tests {
     }
 
     #[test]
+    fn a_call_whose_connection_broke_under_it_is_retried_a_servers_unknown_is_not() {
+        // What a kernel service saw 3 s into a cut of its satellite uplink (scripts/e2e-sites.sh).
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection reset");
+        let broken = tonic::Status::from_error(Box::new(io));
+        assert_eq!(broken.code(), tonic::Code::Unknown);
+        let broken = ClientError::from(broken);
+        assert!(broken.is_transient(), "{broken}");
+        let sent = ClientError::from(tonic::Status::unknown("transport error"));
+        assert!(!sent.is_transient(), "{sent}");
+    }
+
+    #[test]
     fn auth_and_other_errors_are_never_retried() {
         let p = policy(10);
         for status in [
