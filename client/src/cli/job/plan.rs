@@ -11,10 +11,10 @@ use leotest_client::leotest_proto::unary;
 use leotest_client::LeotestClient;
 use serde_json::{json, Value};
 
-use super::cron::Cron;
-use super::job::{JobArgs, JobKind};
-use super::times::{self, TimeZone};
-use super::CliError;
+use super::args::{JobArgs, JobKind};
+use crate::cli::cron::Cron;
+use crate::cli::times::{self, TimeZone};
+use crate::cli::CliError;
 
 /// Most runs of the new job examined (a year of a job every 10 minutes is 52 560).
 const MAX_RUNS: usize = 100_000;
