@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use leotest_client::leotest_proto::unary;
 
+use crate::cli::times;
 use crate::cli::{given, read_small_file, CliError};
 
 /// Experiment config read when --exp-config is not given.
@@ -44,8 +45,10 @@ schedule checks dates (end after start, not over), --length, and --schedule for 
         before sending, and warns about a node that is not registered
 plan:   the schedule options without creating anything: conflicts with the node's booked
         runs and, for --type=atq, the nearest free slot (exit 0 free, 1 conflicts)
+dates:  ISO 8601 (YYYY-MM-DDTHH:MM:SSZ; without an offset, UTC) or relative to now:
+        now, now+N or now-N with N in s, m, h or d (now+2h, now+30d)
 Example: leotest job --action=schedule --jobid=j1 --nodeid=n1 --type=cron --schedule='*/6 * * * *' \\
-           --start-date=2026-01-01T00:00:00 --end-date=2026-02-01T00:00:00 --length=60 --exp-config=exp.yaml")]
+           --start-date=now --end-date=now+30d --length=60 --exp-config=exp.yaml")]
 pub struct JobArgs {
     /// Action to perform on the job
     #[arg(long, value_enum)]
@@ -77,11 +80,11 @@ pub struct JobArgs {
     /// Trigger expression that must hold for a run to start
     #[arg(long)]
     pub trigger: Option<String>,
-    /// Start date (ISO 8601); for reschedule the start of the search window
-    #[arg(long)]
+    /// Start date (ISO 8601, or now+2h style); for reschedule the start of the search window
+    #[arg(long, value_parser = times::absolute)]
     pub start_date: Option<String>,
-    /// End date (ISO 8601); for reschedule the end of the search window
-    #[arg(long)]
+    /// End date (ISO 8601, or now+30d style); for reschedule the end of the search window
+    #[arg(long, value_parser = times::absolute)]
     pub end_date: Option<String>,
     /// Test length in seconds
     #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
