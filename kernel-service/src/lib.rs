@@ -25,3 +25,4 @@ pub mod sockdiag;
 pub mod stale;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod tcp_counters;

@@ -107,7 +107,7 @@ impl NetnsHandles {
         &self,
         local: std::net::SocketAddr,
         remote: std::net::SocketAddr,
-    ) -> io::Result<Option<crate::conncheck::TcpCounters>> {
+    ) -> io::Result<Option<crate::tcp_counters::TcpCounters>> {
         let fd = self
             .diag
             .lock()

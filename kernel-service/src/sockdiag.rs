@@ -20,8 +20,8 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::conncheck::TcpCounters;
 use crate::sys::{netlink, ns};
+use crate::tcp_counters::TcpCounters;
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLMSG_ERROR: u16 = 2;

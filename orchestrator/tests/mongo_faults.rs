@@ -244,7 +244,7 @@ async fn health_fails_while_majority_writes_cannot_commit() {
 /// replica set would otherwise wait for every voting member for ever), and a standalone
 /// server such as nx-27017, which has no commit quorum and would refuse one, is sent none.
 /// The replica-set side (`commitQuorum: "majority"`) is pinned by the unit tests in
-/// `store/mongo/indexes.rs`: nx-27017 answers `hello` as a standalone.
+/// `store/mongo/index_build.rs`: nx-27017 answers `hello` as a standalone.
 #[tokio::test]
 async fn index_builds_are_bounded_in_time() {
     let Some(db) = TestMongo::fresh("faults") else {

@@ -9,7 +9,6 @@ mod kernel;
 mod login;
 mod node;
 mod output;
-mod plan;
 mod profile;
 mod render;
 mod run;

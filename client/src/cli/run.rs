@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use leotest_client::leotest_proto::unary;
 
-use super::{given, CliError, CliResult, Global, Output};
+use super::{given, times, CliError, CliResult, Global, Output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RunAction {
@@ -16,8 +16,9 @@ pub enum RunAction {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example: leotest run --action=get-scheduled --nodeid=n1 \
---time-range=2026-01-01T00:00:00,2026-01-02T00:00:00"
+    after_help = "Times: ISO 8601 (YYYY-MM-DDTHH:MM:SSZ; without an offset, UTC) or relative to now: \
+now, now+N or now-N with N in s, m, h or d\n\
+Example: leotest run --action=get-scheduled --nodeid=n1 --time-range=now,now+1d"
 )]
 pub struct RunArgs {
     /// Action to perform on runs
@@ -32,7 +33,7 @@ pub struct RunArgs {
     /// Node id
     #[arg(long)]
     pub nodeid: Option<String>,
-    /// Time range START,END (ISO 8601)
+    /// Time range START,END (ISO 8601, or relative as now-1d,now)
     #[arg(long, value_parser = parse_time_range)]
     pub time_range: Option<TimeRange>,
     /// Maximum number of runs returned
@@ -52,11 +53,12 @@ pub struct TimeRange {
     pub end: String,
 }
 
+/// `START,END`, each an absolute date (sent as typed) or a relative time ([`times::absolute`]).
 pub fn parse_time_range(text: &str) -> Result<TimeRange, String> {
     match text.split_once(',') {
         Some((start, end)) if !start.trim().is_empty() && !end.trim().is_empty() => Ok(TimeRange {
-            start: start.trim().to_string(),
-            end: end.trim().to_string(),
+            start: times::absolute(start.trim())?,
+            end: times::absolute(end.trim())?,
         }),
         _ => Err("expected START,END".to_string()),
     }

@@ -185,6 +185,63 @@ fn time_range_needs_two_parts() {
     assert!(Cli::try_parse_from(["leotest", "run", "--action=get", "--time-range=x"]).is_err());
 }
 
+/// The command line of the `Example:` after `leotest SUB --help`'s options, split as a shell would (enough
+/// for the examples: `\` line continuations and single quotes), without the `leotest`.
+pub(super) fn help_example(sub: &str) -> Vec<String> {
+    // The text as written (rendered help is wrapped to the terminal).
+    let cli = Cli::command();
+    let help = cli
+        .find_subcommand(sub)
+        .and_then(|c| c.get_after_help())
+        .unwrap_or_else(|| panic!("no help text after `{sub}` options"))
+        .to_string();
+    let start = help
+        .find("Example: leotest ")
+        .unwrap_or_else(|| panic!("{sub} --help has no example"));
+    let line = help[start + "Example: leotest ".len()..]
+        .replace("\\\n", " ")
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let (mut words, mut word, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    words.extend((!word.is_empty()).then_some(word));
+    words
+}
+
+#[test]
+fn the_run_help_example_asks_about_a_window_that_has_not_passed() {
+    let argv = help_example("run");
+    let cli = Cli::try_parse_from(std::iter::once("leotest".to_string()).chain(argv))
+        .unwrap_or_else(|e| panic!("the run example does not parse: {e}"));
+    let Command::Run(args) = cli.command else {
+        panic!("not a run command");
+    };
+    let range = args.time_range.expect("the example gives --time-range");
+    let end = times::parse(&range.end).expect("the example's end is a date");
+    assert!(end > chrono::Utc::now(), "{range:?} is over");
+}
+
+#[test]
+fn time_ranges_may_be_relative() {
+    let r = run::parse_time_range("now-1d, now").unwrap();
+    let start = times::parse(&r.start).expect("sent as a date");
+    let end = times::parse(&r.end).expect("sent as a date");
+    assert_eq!(end - start, chrono::Duration::days(1));
+    assert!(run::parse_time_range("now-1y,now").is_err());
+}
+
 #[test]
 fn kernel_subcommands_map_to_protocol_lines() {
     let cases: [(&[&str], &str); 6] = [

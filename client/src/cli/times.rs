@@ -1,8 +1,9 @@
 //! Times as printed: every timestamp field of a reply in one zone (UTC with `Z` unless
 //! `--tz` says otherwise), in RFC 3339, whatever form the server stored it in. Also the date
-//! parsing the client-side scheduling checks use (the orchestrator's rules: naive means UTC).
+//! parsing the client-side scheduling checks use (the orchestrator's rules: naive means UTC),
+//! and the relative times (`now+2h`) the CLI turns into dates before sending.
 
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, SubsecRound, Utc};
 use serde_json::Value;
 
 /// Reply fields that hold a timestamp.
@@ -80,6 +81,50 @@ pub fn parse(input: &str) -> Option<DateTime<Utc>> {
     leotest_proto::timefmt::parse_datetime(input)
 }
 
+/// How a relative time is written, for error messages and help.
+pub const RELATIVE_FORMS: &str = "now, now+N or now-N with N in s, m, h or d (now+2h, now-30m)";
+
+/// A date option's value as sent: a relative time (`now`, `now+2h`, `now-30m`, `now+30d`)
+/// becomes that UTC time at `now`, in whole seconds, so help examples never go out of date;
+/// any other text is sent as given (the orchestrator's date forms, which the scheduling
+/// checks read with their own message). The orchestrator knows only absolute dates.
+pub fn absolute_at(text: &str, now: DateTime<Utc>) -> Result<String, String> {
+    let Some(offset) = text.trim().strip_prefix("now") else {
+        return Ok(text.to_string());
+    };
+    let bad = || format!("{text:?} is not a relative time: {RELATIVE_FORMS}");
+    let shift = if offset.is_empty() {
+        Duration::zero()
+    } else {
+        let (sign, rest) = match offset.as_bytes().first() {
+            Some(b'+') => (1, &offset[1..]),
+            Some(b'-') => (-1, &offset[1..]),
+            _ => return Err(bad()),
+        };
+        let (digits, unit_secs) = [('s', 1), ('m', 60), ('h', 3600), ('d', 86_400)]
+            .into_iter()
+            .find_map(|(unit, secs)| rest.strip_suffix(unit).map(|d| (d, secs)))
+            .ok_or_else(bad)?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: i64 = digits.parse().map_err(|_| bad())?;
+        n.checked_mul(unit_secs)
+            .and_then(|s| s.checked_mul(sign))
+            .and_then(Duration::try_seconds)
+            .ok_or_else(bad)?
+    };
+    now.trunc_subsecs(0)
+        .checked_add_signed(shift)
+        .map(|t| TimeZone::Utc.format(t))
+        .ok_or_else(bad)
+}
+
+/// [`absolute_at`] the current time: the value parser of the date options.
+pub fn absolute(text: &str) -> Result<String, String> {
+    absolute_at(text, Utc::now())
+}
+
 /// Rewrites every timestamp field (at any depth) in zone `tz`; values that are not dates
 /// (empty, free text) stay as they are.
 pub fn normalize(value: &mut Value, tz: TimeZone) {
@@ -131,5 +176,34 @@ mod tests {
         assert_eq!(TimeZone::parse("utc").unwrap(), TimeZone::Utc);
         assert!(TimeZone::parse("Mars/Olympus").is_err());
         assert!(TimeZone::parse("+25:00").is_err());
+    }
+
+    #[test]
+    fn relative_times_become_dates_and_others_pass_unchanged() {
+        let now = parse("2019-01-01T00:00:00.75Z").unwrap();
+        let at = |s: &str| absolute_at(s, now);
+        assert_eq!(at("now").unwrap(), "2019-01-01T00:00:00Z");
+        assert_eq!(at(" now+2h ").unwrap(), "2019-01-01T02:00:00Z");
+        assert_eq!(at("now-30m").unwrap(), "2018-12-31T23:30:00Z");
+        assert_eq!(at("now+30d").unwrap(), "2019-01-31T00:00:00Z");
+        assert_eq!(at("now+90s").unwrap(), "2019-01-01T00:01:30Z");
+        // Absolute dates, and text that is no date at all, go on as typed.
+        assert_eq!(at("2019-01-01 05:00").unwrap(), "2019-01-01 05:00");
+        assert_eq!(at("soon").unwrap(), "soon");
+        for bad in [
+            "now+",
+            "now+h",
+            "now+2",
+            "now+2y",
+            "now2h",
+            "now+-2h",
+            "now+2.5h",
+            "nowish",
+            "now+2é",
+            "now+99999999999999999d",
+        ] {
+            let e = at(bad).unwrap_err();
+            assert!(e.contains("now+2h"), "{bad}: {e}");
+        }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::netns::{NetnsHandles, NetnsRef};
+use crate::tcp_counters::MIN_TCP_INFO;
 
 /// A connected pair: (client, accepted server side).
 fn pair() -> (TcpStream, TcpStream) {

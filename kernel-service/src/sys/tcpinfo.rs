@@ -1,5 +1,5 @@
 //! `getsockopt(TCP_INFO)` on one of our own sockets, as raw bytes: the layout is parsed in
-//! [`crate::conncheck`], the same parser that reads the caller's side from sock_diag.
+//! [`crate::tcp_counters`], the same parser that reads the caller's side from sock_diag.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};

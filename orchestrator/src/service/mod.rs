@@ -67,14 +67,14 @@ async fn dispatch<Req, Resp, Fut>(
     handler: impl FnOnce(Caller, Req) -> Fut,
 ) -> Result<Response<Resp>, Status>
 where
-    Req: outcome::Target,
+    Req: outcome::Audit,
     Resp: outcome::Outcome,
     Fut: std::future::Future<Output = Result<Resp, ServiceError>>,
 {
     let caller = caller_of(&request)?;
     tracing::debug!(rpc, userid = %untrusted(&caller.userid), role = caller.role.name(), "rpc");
     let req = request.into_inner();
-    let target = if outcome::audited(rpc) {
+    let target = if Req::AUDITED {
         Some(req.target())
     } else {
         None

@@ -16,6 +16,7 @@ mod booking;
 mod codec;
 mod config;
 mod errors;
+mod index_build;
 mod indexes;
 mod jobs;
 mod lease;

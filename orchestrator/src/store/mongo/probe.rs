@@ -13,34 +13,11 @@ use bson::{doc, oid::ObjectId, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
 
+use super::index_build::{build, Topology};
 use super::{is_duplicate_key, MongoStore};
 
 /// The key fields of our unique indexes.
 pub(super) const KEY_FIELDS: [&str; 4] = ["id", "nodeid", "runid", "taskid"];
-
-/// What kind of server answered `hello` (decides whether index builds name a commit quorum).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Topology {
-    /// No replica set (a standalone `mongod`, or a MongoDB-wire server such as nx-27017).
-    Standalone,
-    /// A replica-set member (`hello` names the set).
-    ReplicaSet,
-    /// A sharded cluster's router.
-    Mongos,
-}
-
-impl Topology {
-    /// The kind of server from its `hello` reply.
-    pub(super) fn of_hello(reply: &Document) -> Topology {
-        if reply.get_str("msg").is_ok_and(|m| m == "isdbgrid") {
-            Topology::Mongos
-        } else if reply.get_str("setName").is_ok() {
-            Topology::ReplicaSet
-        } else {
-            Topology::Standalone
-        }
-    }
-}
 
 /// What the probe found.
 pub(super) struct Capabilities {
@@ -93,10 +70,7 @@ async fn unique_enforced(scratch: &Collection<Document>, field: &str, topology: 
         .options(IndexOptions::builder().unique(true).sparse(true).build())
         .build();
     // Bounded like every build (the collection has documents by the second field).
-    if super::indexes::build(scratch, index, topology)
-        .await
-        .is_err()
-    {
+    if build(scratch, index, topology).await.is_err() {
         return false;
     }
     let one = || doc! { field: "probe" };
@@ -111,9 +85,7 @@ async fn id_suffix_ok(scratch: &Collection<Document>, topology: Topology) -> boo
     let index = IndexModel::builder()
         .keys(doc! { "suffix_probe": 1, "_id": 1 })
         .build();
-    super::indexes::build(scratch, index, topology)
-        .await
-        .is_ok()
+    build(scratch, index, topology).await.is_ok()
         && scratch
             .insert_one(doc! { "suffix_probe": "probe" })
             .await

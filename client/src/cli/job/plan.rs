@@ -11,10 +11,10 @@ use leotest_client::leotest_proto::unary;
 use leotest_client::LeotestClient;
 use serde_json::{json, Value};
 
-use super::cron::Cron;
-use super::job::{JobArgs, JobKind};
-use super::times::{self, TimeZone};
-use super::CliError;
+use super::args::{JobArgs, JobKind};
+use crate::cli::cron::Cron;
+use crate::cli::times::{self, TimeZone};
+use crate::cli::CliError;
 
 /// Most runs of the new job examined (a year of a job every 10 minutes is 52 560).
 const MAX_RUNS: usize = 100_000;
@@ -40,13 +40,15 @@ pub fn check(args: &JobArgs, now: DateTime<Utc>) -> Result<Checked, CliError> {
     let action = "job schedule";
     let (Some(start_text), Some(end_text)) = (&args.start_date, &args.end_date) else {
         return Err(usage(format!(
-            "{action} needs --start-date and --end-date (ISO 8601, e.g. 2030-01-01T00:00:00Z)"
+            "{action} needs --start-date and --end-date (ISO 8601 YYYY-MM-DDTHH:MM:SSZ, or {})",
+            times::RELATIVE_FORMS
         )));
     };
     let parse = |flag: &str, text: &str| {
         times::parse(text).ok_or_else(|| {
             usage(format!(
-                "{flag} {text:?} is not a date (ISO 8601, e.g. 2030-01-01T00:00:00Z)"
+                "{flag} {text:?} is not a date (ISO 8601 YYYY-MM-DDTHH:MM:SSZ, or {})",
+                times::RELATIVE_FORMS
             ))
         })
     };
@@ -240,12 +242,13 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    #[derive(Parser)]
+    struct W {
+        #[command(flatten)]
+        job: JobArgs,
+    }
+
     fn args(extra: &[&str]) -> JobArgs {
-        #[derive(Parser)]
-        struct W {
-            #[command(flatten)]
-            job: JobArgs,
-        }
         let mut argv = vec!["w", "--action=schedule", "--jobid=j", "--nodeid=n"];
         argv.extend_from_slice(extra);
         W::try_parse_from(argv).unwrap().job
@@ -302,6 +305,38 @@ mod tests {
             "--length=1"
         ])
         .contains("not a date"));
+    }
+
+    /// The help's example is copied by users: it must pass the checks whenever it is run.
+    #[test]
+    fn the_help_example_passes_the_checks_today() {
+        let argv = crate::cli::tests::help_example("job");
+        let cli =
+            crate::cli::Cli::try_parse_from(std::iter::once("leotest".to_string()).chain(argv))
+                .unwrap_or_else(|e| panic!("the job example does not parse: {e}"));
+        let crate::cli::Command::Job(args) = cli.command else {
+            panic!("not a job command");
+        };
+        if let Err(e) = check(&args, Utc::now()) {
+            panic!("the job example fails its own checks: {e}");
+        }
+    }
+
+    #[test]
+    fn relative_dates_are_sent_as_dates() {
+        let a = args(&[
+            "--type=atq",
+            "--start-date=now+1h",
+            "--end-date=now+2h",
+            "--length=60",
+        ]);
+        let checked = check(&a, Utc::now()).unwrap();
+        assert_eq!(checked.end - checked.start, Duration::hours(1));
+        let request = a.schedule_request().unwrap();
+        assert_eq!(times::parse(&request.start_date), Some(checked.start));
+        let bad = W::try_parse_from(["w", "--action=plan", "--start-date=now+2x"]);
+        let message = bad.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("now+2h"), "{message}");
     }
 
     #[test]

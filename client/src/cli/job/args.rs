@@ -1,11 +1,14 @@
-//! `leotest job --action schedule|get|modify|delete|reschedule`.
+//! The options of `leotest job`: what the command line says, and the schedule request it
+//! becomes. A module of its own because both the command ([`super::run`]) and the dry run
+//! ([`super::plan`]) read them.
 
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use leotest_client::leotest_proto::unary;
 
-use super::{given, plan, read_small_file, CliError, CliResult, Global, Outcome, Output};
+use crate::cli::times;
+use crate::cli::{given, read_small_file, CliError};
 
 /// Experiment config read when --exp-config is not given.
 const DEFAULT_EXP_CONFIG: &str = "experiment-config.yaml";
@@ -42,8 +45,10 @@ schedule checks dates (end after start, not over), --length, and --schedule for 
         before sending, and warns about a node that is not registered
 plan:   the schedule options without creating anything: conflicts with the node's booked
         runs and, for --type=atq, the nearest free slot (exit 0 free, 1 conflicts)
+dates:  ISO 8601 (YYYY-MM-DDTHH:MM:SSZ; without an offset, UTC) or relative to now:
+        now, now+N or now-N with N in s, m, h or d (now+2h, now+30d)
 Example: leotest job --action=schedule --jobid=j1 --nodeid=n1 --type=cron --schedule='*/6 * * * *' \\
-           --start-date=2026-01-01T00:00:00 --end-date=2026-02-01T00:00:00 --length=60 --exp-config=exp.yaml")]
+           --start-date=now --end-date=now+30d --length=60 --exp-config=exp.yaml")]
 pub struct JobArgs {
     /// Action to perform on the job
     #[arg(long, value_enum)]
@@ -75,11 +80,11 @@ pub struct JobArgs {
     /// Trigger expression that must hold for a run to start
     #[arg(long)]
     pub trigger: Option<String>,
-    /// Start date (ISO 8601); for reschedule the start of the search window
-    #[arg(long)]
+    /// Start date (ISO 8601, or now+2h style); for reschedule the start of the search window
+    #[arg(long, value_parser = times::absolute)]
     pub start_date: Option<String>,
-    /// End date (ISO 8601); for reschedule the end of the search window
-    #[arg(long)]
+    /// End date (ISO 8601, or now+30d style); for reschedule the end of the search window
+    #[arg(long, value_parser = times::absolute)]
     pub end_date: Option<String>,
     /// Test length in seconds
     #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
@@ -122,7 +127,7 @@ impl JobArgs {
         }
     }
 
-    pub(super) fn schedule_request(&self) -> Result<unary::MessageScheduleJob, CliError> {
+    pub(in crate::cli) fn schedule_request(&self) -> Result<unary::MessageScheduleJob, CliError> {
         let id = self
             .jobid
             .clone()
@@ -157,98 +162,5 @@ impl JobArgs {
             userid: String::new(),
             config: self.experiment_config()?,
         })
-    }
-}
-
-pub async fn run(global: &Global, out: &Output, args: JobArgs) -> CliResult {
-    match args.action {
-        JobAction::Schedule => {
-            plan::check(&args, chrono::Utc::now())?;
-            let request = args.schedule_request()?;
-            let client = global.connect().await?;
-            plan::warn_unknown_node(&client, &request.nodeid).await;
-            let reply = client.schedule_job(request).await?;
-            out.reply(&reply, "message_schedule_job_response")
-        }
-        JobAction::Plan => {
-            if args.nodeid.is_none() {
-                return Err(CliError::Usage("job plan needs --nodeid".into()));
-            }
-            let checked = plan::check(&args, chrono::Utc::now())?;
-            let client = global.connect().await?;
-            let (report, free) = plan::plan(&client, &args, &checked, out.tz).await?;
-            out.value(&report)?;
-            Ok(if free { Outcome::Ok } else { Outcome::Failed })
-        }
-        JobAction::Get => {
-            let client = global.connect().await?;
-            if let Some(jobid) = args.jobid {
-                let what = format!("job {jobid:?}");
-                let reply = client
-                    .get_job_by_id(unary::MessageGetJobById { jobid })
-                    .await?;
-                out.record(&reply, "message_get_job_by_id_response", &what)
-            } else if let Some(nodeid) = args.nodeid {
-                let reply = client
-                    .get_jobs_by_nodeid(unary::MessageGetJobsByNodeid { nodeid })
-                    .await?;
-                out.reply(&reply, "message_get_jobs_by_nodeid_response")
-            } else {
-                // An empty userid lists every job (ADMIN only, as the original's `if userid:`).
-                let userid = if args.all {
-                    String::new()
-                } else {
-                    args.owner.unwrap_or_else(|| global.userid.clone())
-                };
-                let reply = client
-                    .get_jobs_by_userid(unary::MessageGetJobsByUserid { userid })
-                    .await?;
-                out.reply(&reply, "message_get_jobs_by_userid_response")
-            }
-        }
-        JobAction::Delete => {
-            if let Some(jobid) = args.jobid {
-                let client = global.connect().await?;
-                let reply = client
-                    .delete_job_by_id(unary::MessageDeleteJobById { jobid })
-                    .await?;
-                if !reply.exists {
-                    return Err(CliError::NotFound(reply.message));
-                }
-                out.reply(&reply, "message_delete_job_by_id_response")
-            } else if let Some(nodeid) = args.nodeid {
-                let client = global.connect().await?;
-                let reply = client
-                    .delete_jobs_by_nodeid(unary::MessageDeleteJobsByNodeid { nodeid })
-                    .await?;
-                out.reply(&reply, "message_delete_jobs_by_nodeid_response")
-            } else {
-                Err(CliError::Usage(
-                    "job delete: at least one of --jobid or --nodeid must be specified".into(),
-                ))
-            }
-        }
-        JobAction::Reschedule => {
-            let (Some(jobid), Some(starttime), Some(endtime)) =
-                (args.jobid, args.start_date, args.end_date)
-            else {
-                return Err(CliError::Usage(
-                    "job reschedule needs --jobid, --start-date and --end-date".into(),
-                ));
-            };
-            let client = global.connect().await?;
-            let reply = client
-                .reschedule_job_nearest(unary::MessageRescheduleJob {
-                    jobid,
-                    starttime,
-                    endtime,
-                })
-                .await?;
-            out.reply(&reply, "message_reschedule_job_response")
-        }
-        JobAction::Modify => Err(CliError::Unsupported(
-            "job modify: the orchestrator has no job fields to modify; delete and schedule again"
-                .into(),
-        )),
     }
 }
