@@ -19,17 +19,28 @@ use leotest_orchestrator::store::Store;
 use leotest_orchestrator::tokens::TokenStorage;
 use leotest_proto::unary::*;
 use leotest_proto::{LeotestOrchestratorClient, LeotestOrchestratorServer};
-use leotest_test_support::calls::Client;
-use leotest_test_support::{token_from_message, As, Creds, ADMIN_TOKEN};
+use leotest_test_support::calls::{self, Client};
+use leotest_test_support::{future_year, token_from_message, As, Creds, ADMIN_TOKEN};
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::transport::{Endpoint, Server};
 
-/// The year of every date the tests write; the clock starts on 1 January of it, so jobs
-/// dated in it are live whatever the calendar says.
-pub const YEAR: i32 = 2030;
+/// The year of every date the tests write: test-support's `future_year()`, the first year at
+/// least two years ahead with 2030's calendar (so weekdays keep their shape), the one its
+/// `calls::atq_job` dates jobs in. The clock starts on 1 January of it. `{YEAR}` in a format
+/// string prints it.
+pub struct Year;
+
+/// See [`Year`].
+pub const YEAR: Year = Year;
+
+impl std::fmt::Display for Year {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", future_year())
+    }
+}
 
 /// Bytes buffered in each direction of one in-memory connection.
 const PIPE_BYTES: usize = 1 << 16;
@@ -50,7 +61,7 @@ impl Drop for Harness {
 
 /// `YEAR-mm-dd hh:00:00` in UTC.
 pub fn at(month: u32, day: u32, hour: u32) -> DateTime<Utc> {
-    NaiveDate::from_ymd_opt(YEAR, month, day)
+    NaiveDate::from_ymd_opt(future_year(), month, day)
         .and_then(|d| d.and_hms_opt(hour, 0, 0))
         .expect("a valid date")
         .and_utc()
@@ -164,25 +175,15 @@ pub fn node_record(id: &str) -> Node {
     }
 }
 
-/// An atq job on `nodeid` from 1 March 10:00 to 2 March 10:00 of [`YEAR`], 600 s long.
+/// test-support's atq job on `nodeid` (1 March 10:00 to 2 March 10:00 of [`YEAR`], 600 s),
+/// with a secret in its command line and overhead on.
 pub fn atq_job(id: &str, nodeid: &str) -> MessageScheduleJob {
-    MessageScheduleJob {
-        id: id.into(),
-        nodeid: nodeid.into(),
-        r#type: JobType::Atq as i32,
-        params: Some(JobParams {
-            mode: "docker".into(),
-            deploy: "image=x".into(),
-            execute: "run --secret=s3".into(),
-            finish: String::new(),
-        }),
-        start_date: format!("{YEAR}-03-01 10:00:00"),
-        end_date: format!("{YEAR}-03-02 10:00:00"),
-        length_secs: 600,
-        overhead: true,
-        config: format!("secret: config of {id}\n"),
-        ..Default::default()
+    let mut job = calls::atq_job(id, nodeid, "");
+    if let Some(p) = job.params.as_mut() {
+        p.execute = "run --secret=s3".into();
     }
+    job.overhead = true;
+    job
 }
 
 /// A run of `jobid` on `nodeid` for `userid`, as a node agent reports it.
