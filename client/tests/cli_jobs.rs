@@ -1,5 +1,6 @@
 //! `leotest` job, run and task commands against the real orchestrator, including the job part
 //! of the original `cli/cli-test.sh` with `leotest` in place of `python3 cli.py`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! `leotest` behaviour that needs no orchestrator: help, usage errors, completions, and the
 //! kernel-service subcommands against a fake TCP 9000 service.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 mod support;
 

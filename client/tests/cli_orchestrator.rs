@@ -1,5 +1,6 @@
 //! `leotest` against the real orchestrator binary over TLS: users, nodes, config, services,
 //! and every error path a script must be able to tell apart by exit code.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 mod support;
 

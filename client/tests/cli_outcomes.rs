@@ -1,6 +1,7 @@
 //! One exit-code table for every command family (0 done, 1 not found / refused by a rule,
 //! 2 usage, 3 unreachable or TLS, 4 authentication or permission, 5 other), what each
 //! outcome prints, the scheduling checks and `job --action=plan`, and the output formats.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 mod support;
 

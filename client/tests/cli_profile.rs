@@ -1,6 +1,7 @@
 //! `leotest login` / `whoami` / `logout` / `context` against the real orchestrator: a saved
 //! profile (mode 0600, CA copied in) makes every command work from any directory, with
 //! environment variables and flags overriding it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 mod support;
 

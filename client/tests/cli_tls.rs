@@ -2,6 +2,7 @@
 //! LeoTest deployments use, pinned with `--ca-cert` as the original client pins
 //! `certs/server.crt`: accepted as grpcio accepts them, and refused for another certificate
 //! with the same CN or a host name the certificate does not carry.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! `LeotestClient` (the library the kernel service uses) against the real orchestrator.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! TLS 1.2 and TLS 1.3: pinned v1 and v3 `CA:TRUE` certificates complete the handshake, and a
 //! server that presents the pinned certificate without holding its key is refused (the
 //! handshake signature is verified, not only the certificate bytes compared).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 mod support;
 

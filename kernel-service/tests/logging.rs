@@ -2,6 +2,7 @@
 //! colour codes in either format, one JSON object per line with `--log-format json` (or
 //! `LEOTEST_LOG_FORMAT=json`), and no token in them. Needs no Docker: the start-up warning
 //! about a token on the command line is logged before the service needs anything else.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::process::Command;
 

@@ -5,6 +5,7 @@
 //!
 //! Docker is required: without it these tests FAIL. Set `LEOTEST_SKIP_DOCKER_TESTS=1` to skip
 //! them locally on a machine without Docker.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 mod support;
 

@@ -13,6 +13,7 @@
 //! needs, in a second layer). Needs Docker and docker-compose; the original repository is found
 //! at `$LEOTEST_UPSTREAM` or `../shared/upstream/global-testbed` (missing: skipped, but a
 //! failure under `CI=true`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 mod support;
 

@@ -3,6 +3,7 @@
 //! certificate style LeoTest deployments use: a USER_PRIV user gets a grant and a USER does
 //! not; another certificate with the same CN, or a name the certificate does not carry, fail
 //! closed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::path::Path;
 use std::time::Duration;

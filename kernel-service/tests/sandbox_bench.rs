@@ -1,6 +1,7 @@
 //! Benchmark (ignored by default): job start → first output byte, p50/p99 over 200 runs, with
 //! the default warm sandboxes and with each sandbox made on demand (`prewarm` 0).
 //! Run: `cargo test -p leotest-kernel-service --release --test sandbox_bench -- --ignored --nocapture`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::time::{Duration, Instant};
 

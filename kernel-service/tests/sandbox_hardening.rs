@@ -1,6 +1,8 @@
 //! Sandbox hardening on real jobs (needs root): the seccomp filters refuse namespace creation,
 //! mounts, bpf, the keyring, ptrace, perf, modules and kexec; the job sees a minimal root (no
 //! host files outside it, no /sys); ordinary commands still run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// a test: a panic is its failure report
 // Raw system calls the sandbox must refuse, and signals to its processes: `unsafe` by nature.
 #![allow(unsafe_code)]
 

@@ -1,4 +1,5 @@
 //! Real sandboxed jobs on this machine (needs root): namespaces, identity, filesystem and limits.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 mod jobs;
 

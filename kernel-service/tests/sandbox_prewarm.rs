@@ -1,6 +1,8 @@
 //! Warm sandboxes (needs root): a killed waiting sandbox does not fail the next job, and
 //! dropping the manager leaves no process or cgroup behind. Its own test binary, so every child
 //! of this process is one of this manager's sandboxes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// a test: a panic is its failure report
 // Raw system calls the sandbox must refuse, and signals to its processes: `unsafe` by nature.
 #![allow(unsafe_code)]
 

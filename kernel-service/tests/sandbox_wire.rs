@@ -1,4 +1,5 @@
 //! The text replies the broker sends for job commands and one-shot lines (needs root).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use leotest_kernel_service::sandbox::{wire, JobManager, SandboxConfig};
 

@@ -103,7 +103,12 @@ fn read_self() -> Sample {
     )
 }
 
-fn gauge<T>(encoder: &mut DescriptorEncoder, name: &str, help: &str, v: Option<T>) -> fmt::Result
+fn gauge<T>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    v: Option<T>,
+) -> fmt::Result
 where
     ConstGauge<T>: EncodeMetric,
 {
@@ -114,7 +119,7 @@ where
 }
 
 impl Collector for ProcessCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         let s = read_self();
         if let Some(cpu) = s.cpu_seconds {
             let c = ConstCounter::new(cpu);
@@ -180,7 +185,7 @@ impl BuildInfo {
 }
 
 impl Collector for BuildInfo {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         let g = ConstGauge::new(1i64);
         let mut m = encoder.encode_descriptor(self.name, self.help, None, g.metric_type())?;
         let labels = [("version", self.version)];

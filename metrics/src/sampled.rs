@@ -59,7 +59,7 @@ impl Sampled {
 }
 
 impl Collector for Sampled {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         let v = (self.read)();
         if self.counter {
             let c = ConstCounter::new(v);

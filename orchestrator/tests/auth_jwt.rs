@@ -1,5 +1,6 @@
 //! JWT authentication of the real binary: the configured algorithm only, `exp` honoured, the
 //! user must exist, static-token fallback, and start-up refusal of unsafe settings.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::process::Command;
 

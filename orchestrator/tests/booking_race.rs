@@ -3,6 +3,7 @@
 //! one every time: on one orchestrator with the embedded store, and on two orchestrator
 //! processes sharing one MongoDB database (when `LEOTEST_TEST_MONGO_URI` is set). Real
 //! binaries over TLS.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use leotest_test_support::future_year;
 use std::time::Instant;

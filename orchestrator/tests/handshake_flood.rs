@@ -2,6 +2,7 @@
 //! flood of idle TCP connections from several loopback sources (127.0.0.x), an established
 //! client, a new client from another address and a new client from a flooding address are all
 //! answered promptly. Bounded: a fixed number of connections, loopback only.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Jobs, runs and tasks over TLS on the real binary: scheduling, conflicts, bad input, slots,
 //! runs, tasks, deletion rules; embedded store always, MongoDB too when `LEOTEST_TEST_MONGO_URI` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use leotest_proto::unary::*;
 use leotest_test_support::future_year;

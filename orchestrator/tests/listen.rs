@@ -1,6 +1,7 @@
 //! Where the real binary listens: the original's `docker-compose-orchestrator.yaml` flags
 //! (`--grpc-hostname=localhost`, port published) reach it on every address, IPv4 and IPv6, and
 //! the original's public default admin token is refused on a listener other hosts can reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

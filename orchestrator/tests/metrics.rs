@@ -1,6 +1,7 @@
 //! `--metrics-listen`: the real binary over TLS, RPCs that pass and RPCs that are refused, then
 //! a scrape of `/metrics` over HTTP, as Prometheus does it: the counters and histograms moved
 //! under the right labels, and no token or user id is in the exposition.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::net::SocketAddr;
 

@@ -1,6 +1,7 @@
 //! The MongoDB backend shares its database with the Python orchestrator: documents the original
 //! writes are served unchanged, and documents written here have the original's fields and BSON
 //! types. Runs against `LEOTEST_TEST_MONGO_URI` (skipped when unset).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use leotest_test_support::future_year;
 use std::time::Duration as StdDuration;

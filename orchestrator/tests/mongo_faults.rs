@@ -2,6 +2,7 @@
 //! failover errors, write-concern time-outs, dropped connections (through the fault-injecting
 //! wire proxy of leotest-test-support), and the commands the store sends for new records.
 //! Runs against `LEOTEST_TEST_MONGO_URI` (skipped when unset).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use chrono::{Duration, Utc};
 use leotest_orchestrator::store::mongo::MongoStore;

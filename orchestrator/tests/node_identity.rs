@@ -4,6 +4,7 @@
 //! decide what another replica's fresh write becomes: `register_node` must not overwrite a
 //! person registered meanwhile on the other replica, and `delete_node` must not delete one.
 //! Real binaries over TLS; skipped without `LEOTEST_TEST_MONGO_URI` (fails under `CI=true`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use leotest_proto::unary::*;
 use leotest_proto::LeotestOrchestratorClient;

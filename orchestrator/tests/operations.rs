@@ -2,6 +2,7 @@
 //! say why, certificate rotation by SIGHUP, the audit line of state-changing RPCs, the
 //! `result` label of refusals, and `/metrics` in both formats through `promtool check
 //! metrics` (Debian's `prometheus` package).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::net::SocketAddr;
 use std::path::Path;

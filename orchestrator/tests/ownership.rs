@@ -3,6 +3,7 @@
 //! attack of the security review fails, and the original node agent's flows still pass
 //! (node/executor.py: a client node reports its runs and asks its server node for a server;
 //! the server node reads the client's run, reports its own and completes the task).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use leotest_proto::unary::*;
 use leotest_test_support::calls::*;

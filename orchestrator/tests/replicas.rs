@@ -2,6 +2,7 @@
 //! once and leave one admin, registrations and run reports racing across replicas leave one
 //! record, and a deleted or demoted user stops working on the other replica within 1 s (users
 //! are cached). Embedded: a second process on the same data directory is refused.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use leotest_test_support::future_year;
 use std::process::{Command, Stdio};

@@ -7,6 +7,7 @@
 //! `cargo test -p leotest-orchestrator --release --test scale_jobs -- --ignored --nocapture`
 //! (`LEOTEST_SCALE_RUNS` lowers the run count; the MongoDB variant needs
 //! `LEOTEST_TEST_MONGO_URI`, and fails without it under `CI=true`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use leotest_test_support::future_year;
 use std::sync::Arc;

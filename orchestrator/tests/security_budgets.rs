@@ -4,6 +4,7 @@
 //! trusted balancers. Limits are set through their environment variables, which older builds
 //! ignore: the same test then shows the attack working. Bounded: fixed counts, time-outs on
 //! every wait.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! job with large params on a busy calendar is answered FAILED in bounded memory instead of a
 //! reply that grows with every run, and a USER sees no other user's params in the events
 //! (same events, params empty).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use leotest_proto::unary::UserRoles;
 use leotest_proto::unary::{

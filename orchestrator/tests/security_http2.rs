@@ -5,6 +5,7 @@
 //! without bound. The abusive traffic is written by hand (the `h2` crate, or raw frames over
 //! tokio-rustls) because a well-behaved client cannot produce it. Bounded: fixed counts, each
 //! phase under a wall-clock cap, loopback only.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

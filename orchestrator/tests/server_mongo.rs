@@ -1,5 +1,6 @@
 //! The real binary on the MongoDB backend (`--db-server`), when `LEOTEST_TEST_MONGO_URI` is set:
 //! the same RPC behaviour as on the embedded store, and restart keeps data.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use leotest_proto::unary::*;
 use leotest_test_support::mongo::TestMongo;

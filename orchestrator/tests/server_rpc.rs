@@ -1,5 +1,6 @@
 //! The real orchestrator binary over TLS: users, nodes, config, kernel access, roles,
 //! authentication failures, restart, health/reflection and hostile input.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use leotest_proto::unary::*;
 use leotest_test_support::calls::{register_node_reply, user};

@@ -1,5 +1,6 @@
 //! One behaviour suite for every `Store` backend: the embedded store always, MongoDB when
 //! `LEOTEST_TEST_MONGO_URI` is set (see `mongo_fixture` below).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use leotest_test_support::future_year;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! TLS of the real binary: original-style certificates (RSA 4096, CN only, PKCS#1 and PKCS#8
 //! keys), dev-pair generation at the default paths (also by several processes at once), and
 //! optional client certificates (mTLS).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::io::Write;
 use std::path::Path;

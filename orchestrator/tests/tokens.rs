@@ -2,6 +2,7 @@
 //! carries a stored token, tokens the original stored keep working (and are reported at
 //! start-up and by `tokens audit`), `tokens rotate` replaces them, new tokens are stored as
 //! `--token-storage` says, and re-registering a node keeps its existing credentials working.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::path::Path;
 use std::process::{Command, Output};

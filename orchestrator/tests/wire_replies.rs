@@ -3,6 +3,7 @@
 //! wire (proto3 leaves a default scalar out: state SUCCESS, `exists=false`, role ADMIN), the
 //! exact message strings, one table row per RPC outcome. Also: free-text sizes up to the
 //! message limit, and the original's `get_scavenger_status` answer.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use leotest_proto::unary::*;
 use leotest_test_support::calls::*;

@@ -1,6 +1,7 @@
 //! The compiled descriptor must equal the original LeoTest contract, field by
 //! field: a renamed field, a changed number or type, a missing or an extra
 //! message, enum value or RPC is a wire break and fails here.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::collections::BTreeMap;
 

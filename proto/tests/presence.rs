@@ -9,6 +9,7 @@
 //! (protobuf 4.23.4, its pinned version), e.g.
 //! `pb2.job(server="", trigger="").SerializeToString().hex()` == `52005a00` and
 //! `MessageToDict(.., preserving_proto_field_name=True)` == `{"server": "", "trigger": ""}`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};

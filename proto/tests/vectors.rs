@@ -1,6 +1,7 @@
 //! Golden encodings made by the original's protobuf: every vector must decode
 //! into our generated type and re-encode to the same bytes, and its JSON form
 //! (field names as the original spells them) must encode to those bytes too.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};

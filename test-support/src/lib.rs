@@ -5,7 +5,7 @@
 //! deployments use ([`certs`]), dates the clock never overtakes ([`dates`]) and small helpers.
 //!
 //! Tests panic on failure by design, so this crate does too (`expect` with the reason).
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 #![forbid(unsafe_code)]
 
 pub mod calls;

@@ -6,6 +6,7 @@
 //! one refusal (`refused`: a wrong role, a stranger's data or bad input), asserting what the
 //! caller sees; [`rpc_tests!`] turns them into tests and lists the RPCs, and
 //! [`every_rpc_has_an_in_process_test`] holds those lists against the RPC table.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 mod harness;
 
