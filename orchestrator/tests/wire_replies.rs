@@ -22,7 +22,7 @@ mod wire {
     }
 
     /// A varint field (enum, bool, int) that is present.
-    pub fn int(field: u32, v: u64) -> Vec<u8> {
+    pub(crate) fn int(field: u32, v: u64) -> Vec<u8> {
         let mut out = Vec::new();
         varint(u64::from(field << 3), &mut out);
         varint(v, &mut out);
@@ -30,7 +30,7 @@ mod wire {
     }
 
     /// A length-delimited field (string or sub-message) that is present.
-    pub fn bytes(field: u32, v: &[u8]) -> Vec<u8> {
+    pub(crate) fn bytes(field: u32, v: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         varint(u64::from(field << 3 | 2), &mut out);
         varint(v.len() as u64, &mut out);
@@ -38,17 +38,17 @@ mod wire {
         out
     }
 
-    pub fn text(field: u32, v: &str) -> Vec<u8> {
+    pub(crate) fn text(field: u32, v: &str) -> Vec<u8> {
         bytes(field, v.as_bytes())
     }
 
     /// `state = FAILED` (field 1) and `message` (field 2): the original's refusal shape.
-    pub fn failed(message: &str) -> Vec<u8> {
+    pub(crate) fn failed(message: &str) -> Vec<u8> {
         [int(1, 1), text(2, message)].concat()
     }
 
     /// `state = SUCCESS` (absent on the wire) and `message`.
-    pub fn ok(message: &str) -> Vec<u8> {
+    pub(crate) fn ok(message: &str) -> Vec<u8> {
         text(2, message)
     }
 }

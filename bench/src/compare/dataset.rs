@@ -9,20 +9,20 @@ use leotest_orchestrator::store::{CronSchedule, Job, JobKind, JobParams, Run, St
 use serde_json::{json, Value};
 
 /// The job whose runs `get_runs` reads.
-pub const RUNS_JOB: &str = "compare-runs-job";
+pub(crate) const RUNS_JOB: &str = "compare-runs-job";
 /// The node `get_scheduled_runs` asks about, and its cron jobs (one per minute of the hour).
-pub const BUSY_NODE: &str = "compare-busy-node";
-pub const BUSY_JOBS: usize = 60;
+pub(crate) const BUSY_NODE: &str = "compare-busy-node";
+pub(crate) const BUSY_JOBS: usize = 60;
 /// Width of the `get_scheduled_runs` window.
-pub const WINDOW_DAYS: i64 = 7;
+pub(crate) const WINDOW_DAYS: i64 = 7;
 /// Rows `get_runs` asks for.
-pub const LIMIT: usize = 100;
+pub(crate) const LIMIT: usize = 100;
 /// Records per bulk insert.
 const BATCH: usize = 5_000;
 
 /// The records of one comparison run.
 #[derive(Debug, Clone)]
-pub struct Dataset {
+pub(crate) struct Dataset {
     /// Start of the `get_scheduled_runs` window (whole seconds, both sides see one request).
     pub now: DateTime<Utc>,
     pub jobs: Vec<Job>,
@@ -30,7 +30,7 @@ pub struct Dataset {
 }
 
 /// ISO-8601 without zone, as the web portal sends and the original parses.
-pub fn iso(t: DateTime<Utc>) -> String {
+pub(crate) fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
@@ -76,7 +76,7 @@ pub(crate) fn cron_job(
 impl Dataset {
     /// `runs` runs of [`RUNS_JOB`] on `node` owned by `user`, one a minute from 2025-01-01, and
     /// the busy node's jobs, all owned by `user`.
-    pub fn new(node: &str, user: &str, runs: usize) -> Self {
+    pub(crate) fn new(node: &str, user: &str, runs: usize) -> Self {
         let now = Utc::now();
         let now = Utc
             .timestamp_opt(now.timestamp(), 0)
@@ -111,12 +111,12 @@ impl Dataset {
     }
 
     /// The `get_scheduled_runs` window: `[now, now + WINDOW_DAYS]`.
-    pub fn window(&self) -> (String, String) {
+    pub(crate) fn window(&self) -> (String, String) {
         (iso(self.now), iso(self.now + Duration::days(WINDOW_DAYS)))
     }
 
     /// Into one of our stores through its bulk path.
-    pub async fn load_ours(&self, store: &dyn Store) -> Result<()> {
+    pub(crate) async fn load_ours(&self, store: &dyn Store) -> Result<()> {
         store.insert_jobs(&self.jobs).await.context("insert_jobs")?;
         for batch in self.runs.chunks(BATCH) {
             store.insert_runs(batch).await.context("insert_runs")?;
@@ -126,7 +126,7 @@ impl Dataset {
 
     /// What `load_original.py` reads: the arguments of the original's `LeotestJobCron` and
     /// `LeotestRun` for the same records.
-    pub fn to_original(&self) -> Value {
+    pub(crate) fn to_original(&self) -> Value {
         let jobs: Vec<Value> = self
             .jobs
             .iter()

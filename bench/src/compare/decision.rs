@@ -22,11 +22,11 @@ use crate::stats::Samples;
 use crate::Settings;
 
 /// The measured container plus the 8 others on the network.
-pub const CONTAINERS: usize = 9;
+pub(super) const CONTAINERS: usize = 9;
 const REQUEST: &[u8] = b"cca.check";
 const REPLY_PREFIX: &[u8] = b"net.ipv4.tcp_congestion_control";
 /// Interleaved rounds, so both services see the same machine state.
-pub const ROUNDS: usize = 10;
+pub(super) const ROUNDS: usize = 10;
 
 /// One exchange as a container's client makes it.
 fn exchange(addr: SocketAddr) -> Result<Duration> {
@@ -87,7 +87,7 @@ async fn wait_ready(pid: u32, addr: SocketAddr, proc: &mut Proc, log: &Path) -> 
 
 /// What one kernel service showed.
 #[derive(Debug, Default)]
-pub struct ServiceFigures {
+pub(super) struct ServiceFigures {
     pub samples: Samples,
     /// Its own CPU and its reaped children's (the original's `sysctl`), per sample set.
     pub cpu: f64,
@@ -99,13 +99,13 @@ pub struct ServiceFigures {
 
 /// Both services' figures.
 #[derive(Debug, Default)]
-pub struct Figures {
+pub(super) struct Figures {
     pub ours: ServiceFigures,
     pub original: ServiceFigures,
 }
 
 /// The original orchestrator the original kernel service asks, as it needs it.
-pub struct OriginalSide<'a> {
+pub(super) struct OriginalSide<'a> {
     pub harness: &'a Harness,
     pub addr: SocketAddr,
     pub cert: &'a Path,
@@ -114,7 +114,7 @@ pub struct OriginalSide<'a> {
 }
 
 /// Runs the comparison: a fresh scene, both services, `samples` exchanges each.
-pub async fn run(
+pub(super) async fn run(
     s: &Settings,
     work: &Path,
     ours: &Orchestrator,

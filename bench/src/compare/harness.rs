@@ -24,7 +24,7 @@ const REQUIRED: [&str; 5] = [
 
 /// Where the original and the harness around it are, and the venv's interpreter.
 #[derive(Debug, Clone)]
-pub struct Harness {
+pub(crate) struct Harness {
     /// compat-tests/original
     pub dir: PathBuf,
     /// The repository root (scripts/start-mongo-wire.sh).
@@ -48,7 +48,7 @@ fn default_dir() -> PathBuf {
 impl Harness {
     /// Checks the checkout and the harness, then makes (or reuses) the venv with the
     /// original's Python stack from PyPI.
-    pub fn prepare(orig: &Path, dir: Option<&Path>) -> Result<Self> {
+    pub(crate) fn prepare(orig: &Path, dir: Option<&Path>) -> Result<Self> {
         let upstream = orig
             .canonicalize()
             .with_context(|| format!("--orig {}", orig.display()))?;
@@ -134,7 +134,7 @@ impl Harness {
 }
 
 /// An nx-27017 of the comparison's own on a free port; stopped when dropped.
-pub struct MongoWire {
+pub(super) struct MongoWire {
     pub uri: String,
     pub port: u16,
     pub pid: u32,
@@ -143,7 +143,7 @@ pub struct MongoWire {
 }
 
 impl MongoWire {
-    pub fn start(repo: &Path, work: &Path) -> Result<Self> {
+    pub(super) fn start(repo: &Path, work: &Path) -> Result<Self> {
         let port = free_port()?;
         let dir = work.join(format!("mongo-wire-{port}"));
         let out = Command::new(repo.join("scripts/start-mongo-wire.sh"))
@@ -186,7 +186,7 @@ impl Drop for MongoWire {
 
 /// The original orchestrator: `servers.py original-orchestrator` (the wrapper) and the
 /// orchestrator process it runs (`shim_orchestrator.py`, whose CPU and memory are measured).
-pub struct OriginalOrchestrator {
+pub(super) struct OriginalOrchestrator {
     pub addr: SocketAddr,
     pub pid: u32,
     pub log: PathBuf,
@@ -196,7 +196,7 @@ pub struct OriginalOrchestrator {
 impl OriginalOrchestrator {
     /// Starts it on `mongo` (database `db_name`) with `cert`/`key` (the pair ours uses, so the
     /// TLS cost is the same on both sides).
-    pub fn start(
+    pub(super) fn start(
         h: &Harness,
         work: &Path,
         cert: &Path,
@@ -243,17 +243,17 @@ impl OriginalOrchestrator {
         })
     }
 
-    pub fn check_alive(&mut self) -> Result<()> {
+    pub(super) fn check_alive(&mut self) -> Result<()> {
         self.wrapper.check_alive()
     }
 
-    pub fn log_tail(&self) -> String {
+    pub(super) fn log_tail(&self) -> String {
         log_tail(&self.log)
     }
 }
 
 /// The last lines of a log, for an error message.
-pub fn log_tail(log: &Path) -> String {
+pub(super) fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
@@ -262,7 +262,7 @@ pub fn log_tail(log: &Path) -> String {
 /// Starts the original kernel service (`shim_kernel.py` → `services.kernel`) on `listen`,
 /// asking the orchestrator at `orch` as `node_id`; its working directory holds
 /// `certs/server.crt`, where its client reads the orchestrator's certificate.
-pub fn start_original_kernel(
+pub(super) fn start_original_kernel(
     h: &Harness,
     work: &Path,
     cert: &Path,
@@ -287,7 +287,7 @@ pub fn start_original_kernel(
 }
 
 /// Loads `data` (the JSON `load_original.py` reads) into the original's database.
-pub fn load_original(
+pub(super) fn load_original(
     h: &Harness,
     work: &Path,
     mongo: &MongoWire,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 /// What a figure's numbers are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
+pub(super) enum Unit {
     ReqPerSec,
     Millis,
     Seconds,
@@ -32,7 +32,7 @@ impl Unit {
 
 /// One row: one or two values per side (e.g. p50 and p99, idle and after load).
 #[derive(Debug, Clone)]
-pub struct Figure {
+pub(super) struct Figure {
     pub name: String,
     pub unit: Unit,
     pub embedded: Option<Vec<f64>>,
@@ -77,7 +77,7 @@ fn ratios(ours: &Option<Vec<f64>>, orig: &Option<Vec<f64>>) -> String {
 }
 
 /// The Markdown table "leotest-rs vs the Python original, same run".
-pub fn table(title: &str, figures: &[Figure]) -> String {
+pub(super) fn table(title: &str, figures: &[Figure]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "\n### {title}\n");
     let _ = writeln!(

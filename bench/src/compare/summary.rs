@@ -11,7 +11,7 @@ use crate::procs::Memory;
 use crate::stats::{table as detail_table, Row};
 
 /// One RPC's phases on every target (same order as `Servers::targets`).
-pub struct RpcResult {
+pub(super) struct RpcResult {
     pub rpc: Rpc,
     pub streams: usize,
     pub rate: f64,
@@ -46,7 +46,7 @@ fn mib(m: &Memory) -> (f64, f64) {
 }
 
 /// The summary figures of the orchestrator part.
-pub fn rpc_figures(n: usize, results: &mut [RpcResult], sizes: &[String]) -> Vec<Figure> {
+pub(super) fn rpc_figures(n: usize, results: &mut [RpcResult], sizes: &[String]) -> Vec<Figure> {
     let mut figs = Vec::new();
     for (r, size) in results.iter_mut().zip(sizes) {
         let name = r.rpc.label();
@@ -99,7 +99,7 @@ pub fn rpc_figures(n: usize, results: &mut [RpcResult], sizes: &[String]) -> Vec
 }
 
 /// Orchestrator memory: VmRSS idle, VmHWM after the RPC phases.
-pub fn memory_figure(n: usize, idle: &[Memory], loaded: &[Memory]) -> Figure {
+pub(super) fn memory_figure(n: usize, idle: &[Memory], loaded: &[Memory]) -> Figure {
     figure(
         "orchestrator VmRSS idle / VmHWM after load".into(),
         Unit::MiB,
@@ -110,7 +110,7 @@ pub fn memory_figure(n: usize, idle: &[Memory], loaded: &[Memory]) -> Figure {
 }
 
 /// The kernel decision rows (ours asks the embedded orchestrator: no MongoDB-wire column).
-pub fn kernel_figures(k: &mut decision::Figures) -> Vec<Figure> {
+pub(super) fn kernel_figures(k: &mut decision::Figures) -> Vec<Figure> {
     let lat = |f: &mut decision::ServiceFigures| {
         Some(vec![
             ms(f.samples.percentile(50.0)),
@@ -161,7 +161,7 @@ pub fn kernel_figures(k: &mut decision::Figures) -> Vec<Figure> {
 }
 
 /// Per-target tables with every phase (the summary's sources).
-pub fn details(names: &[&str], results: &mut [RpcResult]) -> String {
+pub(super) fn details(names: &[&str], results: &mut [RpcResult]) -> String {
     let mut out = String::new();
     for r in results.iter_mut() {
         let mut rows = Vec::new();
@@ -196,7 +196,7 @@ pub fn details(names: &[&str], results: &mut [RpcResult]) -> String {
 }
 
 /// The kernel decision's detail table.
-pub fn kernel_details(k: &mut decision::Figures) -> String {
+pub(super) fn kernel_details(k: &mut decision::Figures) -> String {
     let rows = [
         Row::new(
             "leotest-kernel-service (event-driven identity cache)",

@@ -26,7 +26,7 @@ fn clock_ticks() -> f64 {
 }
 
 /// utime + stime + cutime + cstime of `pid` (its own CPU and that of its reaped children).
-pub fn cpu_seconds(pid: u32) -> Result<f64> {
+pub(super) fn cpu_seconds(pid: u32) -> Result<f64> {
     let f = stat_fields(pid)?;
     // After the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
     let mut ticks = 0.0;
@@ -41,7 +41,7 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
 
 /// CPU seconds of a set of processes (server, database) between two points in time.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CpuUse {
+pub(super) struct CpuUse {
     pub server: f64,
     /// The database process, when the server has one of its own (MongoDB-wire).
     pub database: Option<f64>,
@@ -49,13 +49,13 @@ pub struct CpuUse {
 
 /// A reading of [`CpuUse`] counters to subtract from a later one.
 #[derive(Debug, Clone, Copy)]
-pub struct CpuMark {
+pub(super) struct CpuMark {
     server: f64,
     database: Option<f64>,
 }
 
 impl CpuMark {
-    pub fn take(server: u32, database: Option<u32>) -> Result<Self> {
+    pub(super) fn take(server: u32, database: Option<u32>) -> Result<Self> {
         Ok(CpuMark {
             server: cpu_seconds(server)?,
             database: database.map(cpu_seconds).transpose()?,
@@ -63,7 +63,7 @@ impl CpuMark {
     }
 
     /// CPU used since `self`.
-    pub fn since(&self, server: u32, database: Option<u32>) -> Result<CpuUse> {
+    pub(super) fn since(&self, server: u32, database: Option<u32>) -> Result<CpuUse> {
         let now = CpuMark::take(server, database)?;
         Ok(CpuUse {
             server: now.server - self.server,
@@ -76,7 +76,7 @@ impl CpuMark {
 }
 
 /// CPU seconds per 10 000 calls, when any call succeeded.
-pub fn per_10k(cpu: f64, calls: u64) -> Option<f64> {
+pub(super) fn per_10k(cpu: f64, calls: u64) -> Option<f64> {
     (calls > 0).then(|| cpu * 10_000.0 / calls as f64)
 }
 
@@ -100,7 +100,7 @@ fn children_named(parent: u32, comm: &str) -> Vec<u32> {
 }
 
 /// Waits for the one child of `parent` named `comm*` (a wrapper's real server process).
-pub fn wait_child(parent: u32, comm: &str, timeout: Duration) -> Result<u32> {
+pub(super) fn wait_child(parent: u32, comm: &str, timeout: Duration) -> Result<u32> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         match children_named(parent, comm).as_slice() {
@@ -115,7 +115,7 @@ pub fn wait_child(parent: u32, comm: &str, timeout: Duration) -> Result<u32> {
 }
 
 /// The Docker engine's PID (shared by everything on this machine), when it can be found.
-pub fn dockerd_pid() -> Option<u32> {
+pub(super) fn dockerd_pid() -> Option<u32> {
     let dir = std::fs::read_dir("/proc").ok()?;
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .find(|pid| {

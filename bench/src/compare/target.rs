@@ -24,7 +24,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A TLS connection to `addr` trusting `cert`, name `localhost` (what the original's client
 /// checks too).
-pub async fn connect(addr: SocketAddr, cert: &Path) -> Result<Channel> {
+pub(super) async fn connect(addr: SocketAddr, cert: &Path) -> Result<Channel> {
     let pem = std::fs::read(cert).with_context(|| format!("read {}", cert.display()))?;
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(pem))
@@ -38,7 +38,7 @@ pub async fn connect(addr: SocketAddr, cert: &Path) -> Result<Channel> {
         .with_context(|| format!("connect to {addr}"))
 }
 
-pub fn client(ch: &Channel, userid: &str, token: &str) -> Result<AuthedClient> {
+pub(super) fn client(ch: &Channel, userid: &str, token: &str) -> Result<AuthedClient> {
     Ok(
         LeotestOrchestratorClient::with_interceptor(ch.clone(), StaticAuth::new(userid, token)?)
             .max_decoding_message_size(256 << 20),
@@ -46,7 +46,7 @@ pub fn client(ch: &Channel, userid: &str, token: &str) -> Result<AuthedClient> {
 }
 
 /// Polls `get_user(admin)` until it answers `exists` (the original takes seconds to start).
-pub async fn wait_answering(
+pub(super) async fn wait_answering(
     addr: SocketAddr,
     cert: &Path,
     admin_token: &str,
@@ -80,7 +80,7 @@ pub async fn wait_answering(
 
 /// An orchestrator the same load is driven against.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(super) struct Target {
     pub name: &'static str,
     pub addr: SocketAddr,
     pub cert: PathBuf,
@@ -94,7 +94,7 @@ pub struct Target {
 
 impl Target {
     /// Clients authenticated as the NODE user, spread over `conns` HTTP/2 connections.
-    pub async fn node_clients(&self, conns: usize) -> Result<Vec<AuthedClient>> {
+    pub(super) async fn node_clients(&self, conns: usize) -> Result<Vec<AuthedClient>> {
         let mut v = Vec::with_capacity(conns);
         for _ in 0..conns.max(1) {
             let ch = connect(self.addr, &self.cert).await?;
@@ -110,7 +110,7 @@ impl Target {
 
 /// The RPCs compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rpc {
+pub(super) enum Rpc {
     KernelAccess,
     GetUser,
     GetRuns,
@@ -118,14 +118,14 @@ pub enum Rpc {
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 4] = [
+    pub(super) const ALL: [Rpc; 4] = [
         Rpc::KernelAccess,
         Rpc::GetUser,
         Rpc::GetRuns,
         Rpc::GetScheduledRuns,
     ];
 
-    pub fn label(self) -> &'static str {
+    pub(super) fn label(self) -> &'static str {
         match self {
             Rpc::KernelAccess => "kernel_access",
             Rpc::GetUser => "get_user",
@@ -137,7 +137,7 @@ impl Rpc {
 
 /// The requests, the same bytes for every server.
 #[derive(Debug, Clone)]
-pub struct Requests {
+pub(super) struct Requests {
     pub kernel_access: MessageKernelAccess,
     pub get_user: MessageGetUser,
     pub get_runs: MessageGetRuns,
@@ -180,12 +180,12 @@ async fn call(rpc: Rpc, c: &AuthedClient, q: &Requests) -> bool {
 /// What a server answers to the checked RPCs, to show every server did the same work: the
 /// runids `get_runs` returns (in its order) and the number of `get_scheduled_runs` events.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answers {
+pub(super) struct Answers {
     pub runids: Vec<String>,
     pub events: usize,
 }
 
-pub async fn answers(c: &AuthedClient, q: &Requests) -> Result<Answers> {
+pub(super) async fn answers(c: &AuthedClient, q: &Requests) -> Result<Answers> {
     let mut c = c.clone();
     let runs = c.get_runs(q.get_runs.clone()).await?.into_inner().runs;
     let r = c
@@ -203,14 +203,14 @@ pub async fn answers(c: &AuthedClient, q: &Requests) -> Result<Answers> {
 
 /// A measured phase: the calls and what the server (and its database) spent on them.
 #[derive(Debug, Default)]
-pub struct Phase {
+pub(super) struct Phase {
     pub load: LoadResult,
     pub cpu: CpuUse,
 }
 
 /// How a phase issues its calls.
 #[derive(Debug, Clone, Copy)]
-pub enum Shape {
+pub(super) enum Shape {
     /// `streams` calls back to back.
     Closed,
     /// `rate` calls per second in all, latency from each call's scheduled start.
@@ -218,7 +218,7 @@ pub enum Shape {
 }
 
 /// Drives `rpc` at `streams` concurrency for `duration` and reads the CPU the target spent.
-pub async fn measure(
+pub(super) async fn measure(
     t: &Target,
     clients: &[AuthedClient],
     q: &Arc<Requests>,
@@ -246,7 +246,7 @@ pub async fn measure(
 }
 
 /// Proves `rpc` succeeds on `t` before it is timed (a fast failure is not a result).
-pub async fn check(t: &Target, c: &AuthedClient, q: &Requests, rpc: Rpc) -> Result<()> {
+pub(super) async fn check(t: &Target, c: &AuthedClient, q: &Requests, rpc: Rpc) -> Result<()> {
     if !call(rpc, c, q).await {
         bail!("{}: {} does not succeed", t.name, rpc.label());
     }

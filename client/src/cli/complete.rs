@@ -7,14 +7,14 @@ use leotest_client::leotest_proto::unary;
 use super::{CliResult, Global, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum IdKind {
+pub(crate) enum IdKind {
     Jobs,
     Nodes,
 }
 
 /// Appended to clap's bash script: ids come from the orchestrator (2 s at most, no retries,
 /// silent on any error), everything else from clap's own completion function.
-pub const BASH_IDS: &str = r#"
+pub(super) const BASH_IDS: &str = r#"
 _leotest_with_ids() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" kind=""
     # `--jobid=ab` arrives as `--jobid` `=` `ab` (COMP_WORDBREAKS has '=').
@@ -33,7 +33,7 @@ complete -F _leotest_with_ids -o bashdefault -o default leotest
 "#;
 
 /// Prints the ids the caller can see: every job for ADMIN (else the caller's own), every node.
-pub async fn ids(global: &Global, kind: IdKind) -> CliResult {
+pub(super) async fn ids(global: &Global, kind: IdKind) -> CliResult {
     let client = global.connect().await?;
     let mut ids: Vec<String> = match kind {
         IdKind::Jobs => {

@@ -8,7 +8,7 @@ use leotest_client::leotest_proto::unary;
 use super::{output, read_small_file, CliError, CliResult, Global, Output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ConfigAction {
+pub(crate) enum ConfigAction {
     Update,
     Get,
 }
@@ -16,7 +16,7 @@ pub enum ConfigAction {
 #[derive(Debug, Args)]
 #[command(after_help = "The JSON file uses the `settings` message: \
 {\"datastore\": {\"blob\": {\"connectionString\": \"..\", \"container\": \"..\", \"artifactPath\": \"..\"}}, \"weather\": {\"apikey\": \"..\"}}")]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// Action
     #[arg(long, value_enum)]
     pub action: ConfigAction,
@@ -25,7 +25,7 @@ pub struct ConfigArgs {
     pub path: Option<PathBuf>,
 }
 
-pub async fn run(global: &Global, out: &Output, args: ConfigArgs) -> CliResult {
+pub(super) async fn run(global: &Global, out: &Output, args: ConfigArgs) -> CliResult {
     match args.action {
         ConfigAction::Update => {
             let path = args.path.ok_or_else(|| {

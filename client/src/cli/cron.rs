@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 
 /// A parsed expression: the allowed values of each field as bit sets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cron {
+pub(super) struct Cron {
     minute: u64,
     hour: u64,
     dom: u64,
@@ -68,7 +68,7 @@ fn field(text: &str, lo: u32, hi: u32, names: &[&str], offset: u32) -> Result<u6
 }
 
 impl Cron {
-    pub fn parse(text: &str) -> Result<Cron, String> {
+    pub(super) fn parse(text: &str) -> Result<Cron, String> {
         let expanded = match text.trim().to_ascii_lowercase().as_str() {
             "@yearly" | "@annually" => "0 0 1 1 *".to_string(),
             "@monthly" => "0 0 1 * *".to_string(),
@@ -113,7 +113,12 @@ impl Cron {
     }
 
     /// Run starts in `[from, to)`, at most `limit` of them.
-    pub fn runs(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Vec<DateTime<Utc>> {
+    pub(super) fn runs(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Vec<DateTime<Utc>> {
         let mut out = Vec::new();
         let Some(mut t) = from.with_second(0).and_then(|t| t.with_nanosecond(0)) else {
             return out;

@@ -11,11 +11,11 @@ use super::profile::{self, Context, Profile};
 use super::CliError;
 
 /// Host used when neither a flag, the environment nor a profile names one (the original's).
-pub const DEFAULT_HOST: &str = "0.0.0.0";
-pub const DEFAULT_PORT: u16 = 50051;
-pub const DEFAULT_USERID: &str = "admin";
-pub const DEFAULT_TIMEOUT: u64 = 5;
-pub const DEFAULT_RETRIES: u32 = 2;
+pub(super) const DEFAULT_HOST: &str = "0.0.0.0";
+pub(super) const DEFAULT_PORT: u16 = 50051;
+pub(super) const DEFAULT_USERID: &str = "admin";
+pub(super) const DEFAULT_TIMEOUT: u64 = 5;
+pub(super) const DEFAULT_RETRIES: u32 = 2;
 /// Longest access token file read.
 const MAX_TOKEN_FILE: u64 = 16 * 1024;
 
@@ -23,7 +23,7 @@ const MAX_TOKEN_FILE: u64 = 16 * 1024;
 /// reads `LEOTEST_<FLAG>` from the environment (`--grpc-host` → `LEOTEST_GRPC_HOST`).
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Global options")]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Orchestrator host [default: from the profile, else 0.0.0.0]
     #[arg(long, global = true, env = "LEOTEST_GRPC_HOST")]
     pub grpc_host: Option<String>,
@@ -84,7 +84,7 @@ pub struct GlobalArgs {
 
 /// The options in effect after flags, environment, profile and defaults are combined.
 #[derive(Debug)]
-pub struct Global {
+pub(crate) struct Global {
     pub grpc_host: String,
     pub grpc_port: u16,
     pub userid: String,
@@ -104,7 +104,7 @@ fn env_nonempty(key: &str) -> Option<String> {
 }
 
 /// The first line of a token file, bounded, without surrounding whitespace.
-pub fn read_token_file(path: &std::path::Path) -> Result<String, CliError> {
+pub(super) fn read_token_file(path: &std::path::Path) -> Result<String, CliError> {
     let read_err = |source| CliError::ReadFile {
         path: path.to_path_buf(),
         source,
@@ -129,7 +129,7 @@ pub fn read_token_file(path: &std::path::Path) -> Result<String, CliError> {
 
 impl GlobalArgs {
     /// The output settings alone (for errors printed before anything else is resolved).
-    pub fn output(&self) -> Output {
+    pub(crate) fn output(&self) -> Output {
         let format = if self.json {
             Format::Json
         } else {
@@ -139,7 +139,7 @@ impl GlobalArgs {
     }
 
     /// The saved context these options select, and its name, if any profile exists.
-    pub fn profile_context(&self) -> Result<(Profile, String, Option<Context>), CliError> {
+    pub(crate) fn profile_context(&self) -> Result<(Profile, String, Option<Context>), CliError> {
         if let Some(name) = &self.context {
             profile::check_name(name)?;
         }
@@ -156,13 +156,13 @@ impl GlobalArgs {
     }
 
     /// Combines flags and environment (already merged by clap), the profile and the defaults.
-    pub fn resolve(&self) -> Result<Global, CliError> {
+    pub(crate) fn resolve(&self) -> Result<Global, CliError> {
         let (_, name, ctx) = self.profile_context()?;
         self.resolve_with(ctx.as_ref(), ctx.as_ref().map(|_| name))
     }
 
     /// [`GlobalArgs::resolve`] with the given saved context (`login` passes the one it writes).
-    pub fn resolve_with(
+    pub(crate) fn resolve_with(
         &self,
         ctx: Option<&Context>,
         context: Option<String>,
@@ -252,7 +252,7 @@ impl GlobalArgs {
 
 impl Global {
     /// `host:port` as dialled (IPv6 literals bracketed).
-    pub fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         if self.grpc_host.contains(':') && !self.grpc_host.starts_with('[') {
             format!("[{}]:{}", self.grpc_host, self.grpc_port)
         } else {
@@ -261,12 +261,12 @@ impl Global {
     }
 
     /// The credentials in effect (`None`: no token anywhere).
-    pub fn credentials(&self) -> Option<&Credentials> {
+    pub(crate) fn credentials(&self) -> Option<&Credentials> {
         self.credentials.as_ref()
     }
 
     /// Uses `token` as the static access token of `userid`.
-    pub fn set_token(&mut self, token: String) {
+    pub(crate) fn set_token(&mut self, token: String) {
         self.credentials = Some(Credentials::Static {
             userid: self.userid.clone(),
             access_token: token,
@@ -274,7 +274,7 @@ impl Global {
     }
 
     /// The client configuration these options describe.
-    pub fn client_config(&self) -> Result<ClientConfig, CliError> {
+    pub(crate) fn client_config(&self) -> Result<ClientConfig, CliError> {
         let credentials =
             self.credentials
                 .clone()
@@ -296,7 +296,7 @@ impl Global {
         })
     }
 
-    pub async fn connect(&self) -> Result<LeotestClient, CliError> {
+    pub(crate) async fn connect(&self) -> Result<LeotestClient, CliError> {
         Ok(LeotestClient::connect(self.client_config()?).await?)
     }
 }

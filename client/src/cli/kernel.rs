@@ -14,7 +14,7 @@ bbr2.param.set NAME VALUE, job.start CMD ARGS..., job.status ID, job.stop ID,
 job.watch ID, job.list) and prints the reply. A reply of `access_denied` exits 4.
 `job watch` exits with the job's outcome: 0 COMPLETED, 1 FAILED or STOPPED (or an unknown
 job); the final state is printed on stderr.")]
-pub struct KernelArgs {
+pub(crate) struct KernelArgs {
     /// Kernel service host
     #[arg(long, env = "LEOTEST_KERNEL_HOST", default_value = "kernel")]
     pub kernel_host: String,
@@ -30,7 +30,7 @@ pub struct KernelArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum KernelCmd {
+pub(crate) enum KernelCmd {
     /// Show the TCP congestion control algorithm in use
     Check,
     /// Congestion control algorithm
@@ -51,19 +51,19 @@ pub enum KernelCmd {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CcaCmd {
+pub(crate) enum CcaCmd {
     /// Switch to algorithm ALG (one listed in tcp_available_congestion_control)
     Set { alg: String },
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Bbr2Cmd {
+pub(crate) enum Bbr2Cmd {
     /// Set parameter NAME to VALUE
     Set { name: String, value: String },
 }
 
 #[derive(Debug, Subcommand)]
-pub enum KernelJobCmd {
+pub(crate) enum KernelJobCmd {
     /// Start CMD with ARGS (arguments must not contain spaces)
     Start {
         /// Command and its arguments
@@ -81,7 +81,7 @@ pub enum KernelJobCmd {
 }
 
 impl KernelCmd {
-    pub fn to_command(&self) -> KernelCommand {
+    pub(crate) fn to_command(&self) -> KernelCommand {
         match self {
             KernelCmd::Check => KernelCommand::CcaCheck,
             KernelCmd::Cca {
@@ -104,7 +104,7 @@ impl KernelCmd {
     }
 }
 
-pub async fn run(global: &Global, out: &Output, args: KernelArgs) -> CliResult {
+pub(super) async fn run(global: &Global, out: &Output, args: KernelArgs) -> CliResult {
     let command = args.command.to_command();
     let timeout = Duration::from_secs(global.timeout);
     let client = match args.kernel_socket {
@@ -136,7 +136,7 @@ pub async fn run(global: &Global, out: &Output, args: KernelArgs) -> CliResult {
 }
 
 /// The exit outcome of a watched job from its `job.status` line (`id=… state=… exit_code=…`).
-pub fn watch_outcome(id: &str, status: &str) -> CliResult {
+pub(super) fn watch_outcome(id: &str, status: &str) -> CliResult {
     let word = |key: &str| {
         status
             .split_whitespace()

@@ -25,27 +25,27 @@ Examples:
   leotest login --context lab --grpc-host 10.0.0.5 --userid admin --access-token-file admin.token
 The CA file is copied into the profile ($XDG_CONFIG_HOME/leotest, else ~/.config/leotest;
 mode 0600), so later commands work from any directory. The context becomes the current one.")]
-pub struct LoginArgs {
+pub(crate) struct LoginArgs {
     /// Save without checking the credentials against the orchestrator
     #[arg(long)]
     pub no_verify: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct LogoutArgs {
+pub(crate) struct LogoutArgs {
     /// Forget the whole context (server and CA too), not only its token
     #[arg(long)]
     pub forget: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct ContextArgs {
+pub(crate) struct ContextArgs {
     #[command(subcommand)]
     pub command: ContextCmd,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ContextCmd {
+pub(crate) enum ContextCmd {
     /// List saved contexts (the current one marked *)
     List,
     /// Make NAME the current context
@@ -119,7 +119,7 @@ async fn identify(global: &Global) -> Result<serde_json::Value, CliError> {
     Ok(who)
 }
 
-pub async fn login(args: &GlobalArgs, out: &Output, login: LoginArgs) -> CliResult {
+pub(super) async fn login(args: &GlobalArgs, out: &Output, login: LoginArgs) -> CliResult {
     if let Some(n) = &args.context {
         profile::check_name(n)?;
     }
@@ -190,13 +190,13 @@ pub async fn login(args: &GlobalArgs, out: &Output, login: LoginArgs) -> CliResu
     Ok(Outcome::Ok)
 }
 
-pub async fn whoami(global: &Global, out: &Output) -> CliResult {
+pub(super) async fn whoami(global: &Global, out: &Output) -> CliResult {
     let who = identify(global).await?;
     out.value(&who)?;
     Ok(Outcome::Ok)
 }
 
-pub fn logout(args: &GlobalArgs, out: &Output, logout: LogoutArgs) -> CliResult {
+pub(super) fn logout(args: &GlobalArgs, out: &Output, logout: LogoutArgs) -> CliResult {
     let (mut prof, _) = Profile::load()?;
     let name = prof.context_name(args.context.as_deref());
     let Some(ctx) = prof.contexts.get_mut(&name) else {
@@ -228,7 +228,7 @@ pub fn logout(args: &GlobalArgs, out: &Output, logout: LogoutArgs) -> CliResult 
     Ok(Outcome::Ok)
 }
 
-pub fn context(_args: &GlobalArgs, out: &Output, args: ContextArgs) -> CliResult {
+pub(super) fn context(_args: &GlobalArgs, out: &Output, args: ContextArgs) -> CliResult {
     let (mut prof, _) = Profile::load()?;
     match args.command {
         ContextCmd::List => {

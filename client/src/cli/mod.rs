@@ -24,8 +24,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use leotest_client::kernel::KernelError;
 use leotest_client::ClientError;
 
-pub use global::{Global, GlobalArgs};
-pub use output::Output;
+pub(crate) use global::{Global, GlobalArgs};
+pub(crate) use output::Output;
 
 /// Exit codes, documented in `--help`.
 const EXIT_CODES: &str = "\
@@ -44,7 +44,7 @@ Settings come from flags, else LEOTEST_* environment variables, else the saved p
 /// Command-line interface of the LeoTest testbed (orchestrator and kernel service).
 #[derive(Debug, Parser)]
 #[command(name = "leotest", version, after_help = EXIT_CODES, arg_required_else_help = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -52,7 +52,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Save the server, CA, user and token as a named context (checked against the server)
     Login(login::LoginArgs),
     /// Show who the saved or given credentials authenticate as
@@ -93,7 +93,7 @@ pub enum Command {
 
 /// Why a command did not succeed; each maps to one exit code.
 #[derive(Debug, thiserror::Error)]
-pub enum CliError {
+pub(crate) enum CliError {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
@@ -125,7 +125,7 @@ pub enum CliError {
 
 /// Exit code of a run that reached the server and got an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     /// Refused by a rule or nothing found (exit 1); the reply was printed.
     Failed,
@@ -133,15 +133,15 @@ pub enum Outcome {
     Denied,
 }
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_UNREACHABLE: u8 = 3;
-pub const EXIT_AUTH: u8 = 4;
-pub const EXIT_OTHER: u8 = 5;
+pub(crate) const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_FAILED: u8 = 1;
+pub(crate) const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_UNREACHABLE: u8 = 3;
+pub(crate) const EXIT_AUTH: u8 = 4;
+pub(crate) const EXIT_OTHER: u8 = 5;
 
 impl CliError {
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => EXIT_USAGE,
             CliError::Client(e) => match e {
@@ -213,16 +213,16 @@ impl CliError {
     }
 }
 
-pub type CliResult = Result<Outcome, CliError>;
+pub(crate) type CliResult = Result<Outcome, CliError>;
 
 /// A request filter (a proto3 `optional` field) from an option: set only when the user gave a
 /// non-empty value, as the original client's `if nodeid: message.nodeid = nodeid`.
-pub fn given(v: &Option<String>) -> Option<String> {
+pub(crate) fn given(v: &Option<String>) -> Option<String> {
     v.clone().filter(|s| !s.is_empty())
 }
 
 /// Reads a small local file (configs); bounded so a wrong path cannot eat memory.
-pub fn read_small_file(path: &std::path::Path) -> Result<String, CliError> {
+pub(crate) fn read_small_file(path: &std::path::Path) -> Result<String, CliError> {
     const MAX: u64 = 4 * 1024 * 1024;
     let read_err = |source| CliError::ReadFile {
         path: path.to_path_buf(),
@@ -288,7 +288,7 @@ async fn dispatch(cli: Cli, resolved: &mut Option<Global>) -> CliResult {
 }
 
 /// Entry point of the binary.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -6,7 +6,7 @@ use leotest_client::leotest_proto::unary;
 use super::{given, CliError, CliResult, Global, Output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum NodeAction {
+pub(crate) enum NodeAction {
     Register,
     Get,
     Update,
@@ -20,7 +20,7 @@ pub enum NodeAction {
 }
 
 #[derive(Debug, Args)]
-pub struct NodeArgs {
+pub(crate) struct NodeArgs {
     /// Action to perform on the node
     #[arg(long, value_enum)]
     pub action: NodeAction,
@@ -105,7 +105,7 @@ impl NodeArgs {
     }
 }
 
-pub async fn run(global: &Global, out: &Output, args: NodeArgs) -> CliResult {
+pub(super) async fn run(global: &Global, out: &Output, args: NodeArgs) -> CliResult {
     match args.action {
         NodeAction::Register => {
             let node = unary::Node {

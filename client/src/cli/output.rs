@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::{CliError, CliResult, Outcome};
 
 use super::render;
-pub use super::render::render_table;
-pub use super::times::TimeZone;
+pub(super) use super::render::render_table;
+pub(super) use super::times::TimeZone;
 fn pool() -> Result<&'static DescriptorPool, CliError> {
     static POOL: OnceLock<Option<DescriptorPool>> = OnceLock::new();
     POOL.get_or_init(|| DescriptorPool::decode(leotest_proto::FILE_DESCRIPTOR_SET).ok())
@@ -19,14 +19,14 @@ fn pool() -> Result<&'static DescriptorPool, CliError> {
 }
 
 /// Descriptor of `unary.<name>`.
-pub fn descriptor(name: &str) -> Result<MessageDescriptor, CliError> {
+pub(super) fn descriptor(name: &str) -> Result<MessageDescriptor, CliError> {
     pool()?
         .get_message_by_name(&format!("unary.{name}"))
         .ok_or_else(|| CliError::Other(format!("unknown message type {name}")))
 }
 
 /// A reply as JSON: proto field names, default values included, enums by name.
-pub fn to_json<M: prost::Message>(msg: &M, name: &str) -> Result<Value, CliError> {
+pub(super) fn to_json<M: prost::Message>(msg: &M, name: &str) -> Result<Value, CliError> {
     let desc = descriptor(name)?;
     let dynamic = DynamicMessage::decode(desc, msg.encode_to_vec().as_slice())
         .map_err(|e| CliError::Other(format!("cannot decode reply: {e}")))?;
@@ -39,7 +39,10 @@ pub fn to_json<M: prost::Message>(msg: &M, name: &str) -> Result<Value, CliError
 }
 
 /// Parses protobuf JSON (either field-name style) into message `T` of type `unary.<name>`.
-pub fn from_json<T: prost::Message + Default>(text: &str, name: &str) -> Result<T, CliError> {
+pub(super) fn from_json<T: prost::Message + Default>(
+    text: &str,
+    name: &str,
+) -> Result<T, CliError> {
     let desc = descriptor(name)?;
     let mut de = serde_json::Deserializer::from_str(text);
     let dynamic = DynamicMessage::deserialize(desc, &mut de)
@@ -53,7 +56,7 @@ pub fn from_json<T: prost::Message + Default>(text: &str, name: &str) -> Result<
 
 /// Whether a reply means the request did not do what was asked: a refusal naming a permission
 /// is an authorisation failure (exit 4), FAILED or nothing found a refusal (exit 1).
-pub fn outcome(value: &Value) -> Outcome {
+pub(super) fn outcome(value: &Value) -> Outcome {
     let message = value.get("message").and_then(Value::as_str).unwrap_or("");
     if message.starts_with("permission denied") {
         return Outcome::Denied;
@@ -71,7 +74,7 @@ pub fn outcome(value: &Value) -> Outcome {
 
 /// Output formats of `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Readable tables (default)
     #[default]
     Table,
@@ -83,7 +86,7 @@ pub enum Format {
 
 /// Where and how results are printed.
 #[derive(Debug, Clone, Default)]
-pub struct Output {
+pub(crate) struct Output {
     pub format: Format,
     /// `--fields`: keep only these (dotted paths), in this order.
     pub fields: Option<Vec<String>>,
@@ -91,7 +94,7 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(format: Format, fields: Option<Vec<String>>, tz: TimeZone) -> Self {
+    pub(crate) fn new(format: Format, fields: Option<Vec<String>>, tz: TimeZone) -> Self {
         let fields = fields
             .map(|f| {
                 f.into_iter()
@@ -104,13 +107,13 @@ impl Output {
     }
 
     /// True for machine-readable output (JSON or YAML).
-    pub fn structured(&self) -> bool {
+    pub(crate) fn structured(&self) -> bool {
         self.format != Format::Table
     }
 
     /// Prints a reply of type `unary.<name>` and returns its outcome. A refusal naming a
     /// permission is returned as [`CliError::Denied`] (exit 4) and not printed as a record.
-    pub fn reply<M: prost::Message>(&self, msg: &M, name: &str) -> CliResult {
+    pub(crate) fn reply<M: prost::Message>(&self, msg: &M, name: &str) -> CliResult {
         let value = to_json(msg, name)?;
         let outcome = outcome(&value);
         if outcome == Outcome::Denied {
@@ -123,7 +126,7 @@ impl Output {
     /// Prints a single record (`get_user`, `get_job_by_id`), or reports `what` as not found
     /// (exit 1, nothing on stdout) when the reply says it does not exist: never a record of
     /// default values.
-    pub fn record<M: prost::Message>(&self, msg: &M, name: &str, what: &str) -> CliResult {
+    pub(crate) fn record<M: prost::Message>(&self, msg: &M, name: &str, what: &str) -> CliResult {
         let value = to_json(msg, name)?;
         if value.get("exists").and_then(Value::as_bool) == Some(false) {
             return Err(CliError::NotFound(format!("{what} not found")));
@@ -142,7 +145,7 @@ impl Output {
     }
 
     /// Prints any JSON value in the chosen format, after `--fields` selection.
-    pub fn value(&self, value: &Value) -> Result<(), CliError> {
+    pub(crate) fn value(&self, value: &Value) -> Result<(), CliError> {
         let value = match &self.fields {
             Some(fields) => render::select(value, fields),
             None => value.clone(),
@@ -156,7 +159,7 @@ impl Output {
     }
 
     /// Prints free text (kernel service replies); JSON and YAML wrap it.
-    pub fn text(&self, key: &str, text: &str) {
+    pub(crate) fn text(&self, key: &str, text: &str) {
         match self.format {
             Format::Table => {
                 print!("{text}");

@@ -17,12 +17,12 @@ const MAX_PROFILE: u64 = 256 * 1024;
 /// Largest CA file copied into a profile.
 const MAX_CA: u64 = 1024 * 1024;
 /// Context used when none is named and none is current.
-pub const DEFAULT_CONTEXT: &str = "default";
+pub(super) const DEFAULT_CONTEXT: &str = "default";
 
 /// One named context: where the orchestrator is and who to be there. Every field is optional:
 /// what is missing comes from flags, the environment or the defaults.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Context {
+pub(crate) struct Context {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc_host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,7 +53,7 @@ impl std::fmt::Debug for Context {
 
 /// The whole profile file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Profile {
+pub(crate) struct Profile {
     /// Context used when `--context` / `LEOTEST_CONTEXT` is not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<String>,
@@ -62,7 +62,7 @@ pub struct Profile {
 }
 
 /// Directory holding the profile: `$XDG_CONFIG_HOME/leotest`, else `$HOME/.config/leotest`.
-pub fn dir() -> Option<PathBuf> {
+pub(super) fn dir() -> Option<PathBuf> {
     let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     if let Some(x) = non_empty("XDG_CONFIG_HOME") {
         return Some(PathBuf::from(x).join("leotest"));
@@ -71,12 +71,12 @@ pub fn dir() -> Option<PathBuf> {
 }
 
 /// Path of the profile file, if a home or config directory is known.
-pub fn path() -> Option<PathBuf> {
+pub(super) fn path() -> Option<PathBuf> {
     dir().map(|d| d.join("config.json"))
 }
 
 /// Context names become file names (the CA copy): keep them plain.
-pub fn check_name(name: &str) -> Result<(), CliError> {
+pub(super) fn check_name(name: &str) -> Result<(), CliError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -109,7 +109,7 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, CliError> {
 
 impl Profile {
     /// Reads the profile; a missing file is an empty profile.
-    pub fn load() -> Result<(Profile, Option<PathBuf>), CliError> {
+    pub(crate) fn load() -> Result<(Profile, Option<PathBuf>), CliError> {
         let Some(path) = path() else {
             return Ok((Profile::default(), None));
         };
@@ -137,7 +137,7 @@ impl Profile {
     }
 
     /// Name of the context to use: `requested`, else the current one, else `default`.
-    pub fn context_name(&self, requested: Option<&str>) -> String {
+    pub(crate) fn context_name(&self, requested: Option<&str>) -> String {
         requested
             .map(str::to_string)
             .or_else(|| self.current.clone())
@@ -146,7 +146,7 @@ impl Profile {
 
     /// Writes the profile with mode 0600 (via a temporary file and a rename: never half-written,
     /// never briefly readable by others).
-    pub fn save(&self) -> Result<PathBuf, CliError> {
+    pub(crate) fn save(&self) -> Result<PathBuf, CliError> {
         let dir = dir().ok_or_else(|| {
             CliError::Other("cannot locate a config directory: set HOME or XDG_CONFIG_HOME".into())
         })?;
@@ -192,7 +192,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
 
 /// Copies the CA file `from` into the profile directory for context `name`, after checking
 /// it holds usable certificates; returns the copy's absolute path.
-pub fn store_ca(name: &str, from: &Path) -> Result<PathBuf, CliError> {
+pub(super) fn store_ca(name: &str, from: &Path) -> Result<PathBuf, CliError> {
     let pem = read_bounded(from, MAX_CA)?;
     leotest_client::tls::client_config(&pem)
         .map_err(|e| CliError::Usage(format!("--ca-cert {}: {e}", from.display())))?;

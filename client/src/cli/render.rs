@@ -87,7 +87,7 @@ fn render_list(name: &str, desc: &MessageDescriptor, items: &[Value]) -> String 
 }
 
 /// Human-readable rendering: `key  value` lines, then one table per repeated message field.
-pub fn render_table(desc: &MessageDescriptor, value: &Value) -> String {
+pub(super) fn render_table(desc: &MessageDescriptor, value: &Value) -> String {
     let mut scalars = Vec::new();
     flatten(desc, value, "", &mut scalars);
     let width = scalars.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -123,7 +123,7 @@ fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// Keeps only `fields` (dotted paths, flattened to their path as key). In a reply that holds
 /// a list of records (`jobs`, `nodes`, ...), the fields are taken from each record.
-pub fn select(value: &Value, fields: &[String]) -> Value {
+pub(super) fn select(value: &Value, fields: &[String]) -> Value {
     let pick = |record: &Value| {
         let mut out = serde_json::Map::new();
         for f in fields {
@@ -154,7 +154,7 @@ pub fn select(value: &Value, fields: &[String]) -> Value {
 
 /// A table from any JSON value: a record as `key  value` lines, a single list of records as
 /// columns.
-pub fn generic_table(value: &Value) -> String {
+pub(super) fn generic_table(value: &Value) -> String {
     let Value::Object(map) = value else {
         return format!("{}\n", scalar(value));
     };
@@ -214,7 +214,7 @@ fn columns_table(name: &str, columns: &[String], items: &[Value]) -> String {
 /// A YAML document for a JSON value. Strings are written double-quoted with JSON escapes,
 /// which YAML's double-quoted style reads the same, so no value can change type or break
 /// the document.
-pub fn yaml(value: &Value) -> String {
+pub(super) fn yaml(value: &Value) -> String {
     let mut out = String::new();
     match value {
         Value::Object(m) if !m.is_empty() => yaml_map(m, 0, &mut out),

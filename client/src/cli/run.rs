@@ -8,7 +8,7 @@ use leotest_client::leotest_proto::unary;
 use super::{given, times, CliError, CliResult, Global, Output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RunAction {
+pub(crate) enum RunAction {
     Get,
     Download,
     GetScheduled,
@@ -20,7 +20,7 @@ pub enum RunAction {
 now, now+N or now-N with N in s, m, h or d\n\
 Example: leotest run --action=get-scheduled --nodeid=n1 --time-range=now,now+1d"
 )]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Action to perform on runs
     #[arg(long, value_enum)]
     pub action: RunAction,
@@ -48,13 +48,13 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimeRange {
+pub(crate) struct TimeRange {
     pub start: String,
     pub end: String,
 }
 
 /// `START,END`, each an absolute date (sent as typed) or a relative time ([`times::absolute`]).
-pub fn parse_time_range(text: &str) -> Result<TimeRange, String> {
+pub(super) fn parse_time_range(text: &str) -> Result<TimeRange, String> {
     match text.split_once(',') {
         Some((start, end)) if !start.trim().is_empty() && !end.trim().is_empty() => Ok(TimeRange {
             start: times::absolute(start.trim())?,
@@ -81,7 +81,7 @@ impl RunArgs {
     }
 }
 
-pub async fn run(global: &Global, out: &Output, args: RunArgs) -> CliResult {
+pub(super) async fn run(global: &Global, out: &Output, args: RunArgs) -> CliResult {
     match args.action {
         RunAction::Get => {
             let client = global.connect().await?;

@@ -5,17 +5,17 @@ use clap::{Args, ValueEnum};
 use super::{CliResult, Global, Output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ServiceName {
+pub(crate) enum ServiceName {
     Kernel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ServiceAction {
+pub(crate) enum ServiceAction {
     Verify,
 }
 
 #[derive(Debug, Args)]
-pub struct ServicesArgs {
+pub(crate) struct ServicesArgs {
     /// Name of the service
     #[arg(long, value_enum)]
     pub name: ServiceName,
@@ -27,7 +27,7 @@ pub struct ServicesArgs {
     pub verify_userid: String,
 }
 
-pub async fn run(global: &Global, out: &Output, args: ServicesArgs) -> CliResult {
+pub(super) async fn run(global: &Global, out: &Output, args: ServicesArgs) -> CliResult {
     match (args.name, args.action) {
         (ServiceName::Kernel, ServiceAction::Verify) => {
             let client = global.connect().await?;

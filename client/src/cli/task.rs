@@ -6,7 +6,7 @@ use leotest_client::leotest_proto::unary;
 use super::{given, CliError, CliResult, Global, Output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TaskAction {
+pub(crate) enum TaskAction {
     Schedule,
     Get,
     Update,
@@ -49,7 +49,7 @@ impl From<TaskKind> for unary::TaskType {
 }
 
 #[derive(Debug, Args)]
-pub struct TaskArgs {
+pub(crate) struct TaskArgs {
     /// Action to perform on tasks
     #[arg(long, value_enum)]
     pub action: TaskAction,
@@ -96,7 +96,7 @@ impl TaskArgs {
     }
 }
 
-pub async fn run(global: &Global, out: &Output, args: TaskArgs) -> CliResult {
+pub(super) async fn run(global: &Global, out: &Output, args: TaskArgs) -> CliResult {
     match args.action {
         TaskAction::Schedule => {
             let kind = args

@@ -22,7 +22,7 @@ const TIME_FIELDS: &[&str] = &[
 
 /// Zone times are printed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TimeZone {
+pub(crate) enum TimeZone {
     /// UTC, written with `Z`.
     #[default]
     Utc,
@@ -34,7 +34,7 @@ pub enum TimeZone {
 
 impl TimeZone {
     /// `UTC`/`Z`, `local`, or `±HH:MM` / `±HHMM`.
-    pub fn parse(text: &str) -> Result<TimeZone, String> {
+    pub(crate) fn parse(text: &str) -> Result<TimeZone, String> {
         let t = text.trim();
         if t.eq_ignore_ascii_case("utc") || t == "Z" {
             return Ok(TimeZone::Utc);
@@ -63,7 +63,7 @@ impl TimeZone {
     }
 
     /// `t` in this zone, RFC 3339 (`Z` for UTC; fractions only when there are any).
-    pub fn format(self, t: DateTime<Utc>) -> String {
+    pub(crate) fn format(self, t: DateTime<Utc>) -> String {
         match self {
             TimeZone::Utc => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
             TimeZone::Local => t
@@ -77,18 +77,19 @@ impl TimeZone {
 }
 
 /// Parses the date forms the orchestrator accepts (the one parser both use).
-pub fn parse(input: &str) -> Option<DateTime<Utc>> {
+pub(super) fn parse(input: &str) -> Option<DateTime<Utc>> {
     leotest_proto::timefmt::parse_datetime(input)
 }
 
 /// How a relative time is written, for error messages and help.
-pub const RELATIVE_FORMS: &str = "now, now+N or now-N with N in s, m, h or d (now+2h, now-30m)";
+pub(super) const RELATIVE_FORMS: &str =
+    "now, now+N or now-N with N in s, m, h or d (now+2h, now-30m)";
 
 /// A date option's value as sent: a relative time (`now`, `now+2h`, `now-30m`, `now+30d`)
 /// becomes that UTC time at `now`, in whole seconds, so help examples never go out of date;
 /// any other text is sent as given (the orchestrator's date forms, which the scheduling
 /// checks read with their own message). The orchestrator knows only absolute dates.
-pub fn absolute_at(text: &str, now: DateTime<Utc>) -> Result<String, String> {
+pub(super) fn absolute_at(text: &str, now: DateTime<Utc>) -> Result<String, String> {
     let Some(offset) = text.trim().strip_prefix("now") else {
         return Ok(text.to_string());
     };
@@ -121,13 +122,13 @@ pub fn absolute_at(text: &str, now: DateTime<Utc>) -> Result<String, String> {
 }
 
 /// [`absolute_at`] the current time: the value parser of the date options.
-pub fn absolute(text: &str) -> Result<String, String> {
+pub(super) fn absolute(text: &str) -> Result<String, String> {
     absolute_at(text, Utc::now())
 }
 
 /// Rewrites every timestamp field (at any depth) in zone `tz`; values that are not dates
 /// (empty, free text) stay as they are.
-pub fn normalize(value: &mut Value, tz: TimeZone) {
+pub(super) fn normalize(value: &mut Value, tz: TimeZone) {
     match value {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {

@@ -6,7 +6,7 @@ use leotest_client::leotest_proto::unary;
 use super::{CliError, CliResult, Global, Output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum UserAction {
+pub(crate) enum UserAction {
     Register,
     Get,
     Modify,
@@ -41,7 +41,7 @@ impl From<Role> for unary::UserRoles {
 #[command(
     after_help = "Example: leotest user --action=register --id=alice --name=Alice --role=user --team=lab"
 )]
-pub struct UserArgs {
+pub(crate) struct UserArgs {
     /// Action to perform on the user
     #[arg(long, value_enum)]
     pub action: UserAction,
@@ -65,7 +65,7 @@ fn role_for(args: &UserArgs) -> Result<i32, CliError> {
         .ok_or_else(|| CliError::Usage("user register needs --role".into()))
 }
 
-pub async fn run(global: &Global, out: &Output, args: UserArgs) -> CliResult {
+pub(super) async fn run(global: &Global, out: &Output, args: UserArgs) -> CliResult {
     match args.action {
         UserAction::Register => {
             let role = role_for(&args)?;

@@ -8,21 +8,23 @@ use std::process::{Command, Output};
 
 // Each test binary uses a different part of this (`use support::*`).
 #[allow(unused_imports)]
-pub use leotest_test_support::{certs, free_port, token_from_message, Orchestrator, ADMIN_TOKEN};
+pub(crate) use leotest_test_support::{
+    certs, free_port, token_from_message, Orchestrator, ADMIN_TOKEN,
+};
 
 /// The `leotest` binary under test.
-pub fn leotest_bin() -> PathBuf {
+pub(crate) fn leotest_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_leotest"))
 }
 
 /// A started orchestrator (the shared harness) with its own certificate and directory.
-pub fn orchestrator() -> Orchestrator {
+pub(crate) fn orchestrator() -> Orchestrator {
     Orchestrator::builder().start_blocking()
 }
 
 /// One that serves the given certificate and key; `dir` becomes its working directory (and
 /// `leotest`'s).
-pub fn orchestrator_with(dir: tempfile::TempDir, cert: &Path, key: &Path) -> Orchestrator {
+pub(crate) fn orchestrator_with(dir: tempfile::TempDir, cert: &Path, key: &Path) -> Orchestrator {
     Orchestrator::builder()
         .dir(dir)
         .cert(cert, key)
@@ -31,7 +33,7 @@ pub fn orchestrator_with(dir: tempfile::TempDir, cert: &Path, key: &Path) -> Orc
 
 /// Result of one `leotest` run.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -46,20 +48,20 @@ impl Run {
         }
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(self.stdout.trim())
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
 
     #[track_caller]
-    pub fn expect(&self, code: i32) -> &Run {
+    pub(crate) fn expect(&self, code: i32) -> &Run {
         assert_eq!(self.code, code, "unexpected exit code: {self:#?}");
         self
     }
 }
 
 /// Runs `leotest` against a started orchestrator.
-pub trait Cli {
+pub(crate) trait Cli {
     /// As admin (CA cert found at certs/server.crt in the working directory, like the
     /// original).
     fn leotest(&self, args: &[&str]) -> Run;
@@ -89,19 +91,19 @@ impl Cli for Orchestrator {
 }
 
 /// A `leotest` command with a clean environment.
-pub fn leotest_cmd(cwd: &Path) -> Command {
+pub(crate) fn leotest_cmd(cwd: &Path) -> Command {
     let mut cmd = Command::new(leotest_bin());
     cmd.current_dir(cwd).env_clear().env("LEOTEST_LOG", "off");
     cmd
 }
 
 /// Runs `leotest` without an orchestrator (usage, unreachable, kernel tests).
-pub fn leotest_plain(cwd: &Path, args: &[&str]) -> Run {
+pub(crate) fn leotest_plain(cwd: &Path, args: &[&str]) -> Run {
     Run::from(leotest_cmd(cwd).args(args).output().expect("run leotest"))
 }
 
 /// Registers USER `alice` (team `lab`) as the admin and returns her token.
-pub fn register_alice(o: &Orchestrator) -> String {
+pub(crate) fn register_alice(o: &Orchestrator) -> String {
     let r = o.leotest(&[
         "--json",
         "user",

@@ -22,9 +22,9 @@ use super::seccomp::Filters;
 use super::stage::Stage;
 
 /// Where a waiting sandbox keeps its report pipe and its command pipe.
-pub const CHILD_REPORT_FD: RawFd = 3;
+pub(super) const CHILD_REPORT_FD: RawFd = 3;
 /// See [`CHILD_REPORT_FD`].
-pub const CHILD_COMMAND_FD: RawFd = 4;
+pub(super) const CHILD_COMMAND_FD: RawFd = 4;
 /// The job's resource limits, soft = hard, set explicitly rather than inherited from the
 /// service (which raises its own open-file limit to serve many connections). Several count per
 /// uid across the whole host (pending signals, POSIX message-queue bytes): a job's limit bounds
@@ -38,14 +38,14 @@ const JOB_RLIMITS: [(libc::__rlimit_resource_t, u64); 5] = [
 ];
 
 /// Report "set up, waiting for the command" (stage 0 is no failure stage).
-pub const READY: [u8; 8] = [0; 8];
+pub(super) const READY: [u8; 8] = [0; 8];
 /// Report "command received, about to exec": tells a sandbox that died while waiting (EOF
 /// before this) from one that exec'd (EOF after it).
-pub const TAKEN: [u8; 8] = [0, 0, 0, 0, 1, 0, 0, 0];
+pub(super) const TAKEN: [u8; 8] = [0, 0, 0, 0, 1, 0, 0, 0];
 
 /// Everything the child uses, prepared before `clone3`.
 #[derive(Debug)]
-pub struct ChildPlan<'a> {
+pub(super) struct ChildPlan<'a> {
     /// `cgroup.procs` files to write "0" into (empty when cloned straight into the cgroup).
     pub procs: Vec<CString>,
     /// The job's root filesystem.
@@ -60,7 +60,7 @@ pub struct ChildPlan<'a> {
 
 /// The child's ends of its pipes, as raw numbers in its own descriptor table.
 #[derive(Debug, Clone, Copy)]
-pub struct ChildFds {
+pub(super) struct ChildFds {
     /// Write end of the output pipe (stdout and stderr).
     pub out_w: RawFd,
     /// Write end of the report pipe.
@@ -89,7 +89,7 @@ fn fail(report: RawFd, Failed(stage, errno): Failed) -> ! {
 }
 
 /// The child's whole life; never returns.
-pub fn run(plan: &ChildPlan<'_>, cmd: &mut ExecBuf, fds: ChildFds) -> Infallible {
+pub(super) fn run(plan: &ChildPlan<'_>, cmd: &mut ExecBuf, fds: ChildFds) -> Infallible {
     if let Err(f) = join_cgroup(plan).and_then(|()| set_parent_death_signal()) {
         fail(fds.report_w, f)
     }

@@ -60,14 +60,14 @@ type Request = (
 /// Owner of the cloning thread; dropping it (with the manager) lets its jobs receive SIGKILL
 /// and ends the warm sandboxes.
 #[derive(Debug)]
-pub struct Spawner {
+pub(super) struct Spawner {
     tx: Mutex<Option<mpsc::Sender<Request>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Spawner {
     /// Starts the cloning thread (which starts warming sandboxes right away).
-    pub fn new(template: Template) -> io::Result<Self> {
+    pub(super) fn new(template: Template) -> io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("leotest-sandbox-spawner".into())
@@ -80,7 +80,11 @@ impl Spawner {
 
     /// Creates the job's cgroup and sandboxed process; resolves once it has exec'd (or failed
     /// to). `Err` means there is no cgroup to clean up.
-    pub async fn start(&self, argv: Vec<String>, ids: JobIds) -> Result<Started, SandboxError> {
+    pub(super) async fn start(
+        &self,
+        argv: Vec<String>,
+        ids: JobIds,
+    ) -> Result<Started, SandboxError> {
         let gone = || SandboxError::Internal("spawner thread gone".into());
         let (reply, rx) = oneshot::channel();
         {

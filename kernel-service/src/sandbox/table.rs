@@ -45,11 +45,11 @@ pub(super) struct Job {
 }
 
 impl Job {
-    pub fn rec(&self) -> MutexGuard<'_, Record> {
+    pub(super) fn rec(&self) -> MutexGuard<'_, Record> {
         self.rec.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn status(&self) -> JobStatus {
+    pub(super) fn status(&self) -> JobStatus {
         let r = self.rec();
         let state = r.state.unwrap_or(JobState::Running);
         let stats = match (&r.final_stats, &self.cgroup) {
@@ -106,7 +106,7 @@ pub(super) struct Quotas {
 }
 
 impl Quotas {
-    pub fn from_config(c: &SandboxConfig) -> Self {
+    pub(super) fn from_config(c: &SandboxConfig) -> Self {
         Quotas {
             max_running: c.max_running,
             max_running_per_user: c.max_running_per_user.min(c.max_running),
@@ -127,24 +127,24 @@ pub(super) struct Jobs {
 }
 
 impl Jobs {
-    pub fn new(quotas: Quotas) -> Self {
+    pub(super) fn new(quotas: Quotas) -> Self {
         Jobs {
             table: Mutex::new(Table::default()),
             quotas,
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, Table> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Jobs holding a running slot now.
-    pub fn running(&self) -> usize {
+    pub(super) fn running(&self) -> usize {
         self.lock().running
     }
 
     /// Takes a running slot for `owner`, or says which limit is reached.
-    pub fn reserve_run(self: &Arc<Self>, owner: &str) -> Result<RunSlot, SandboxError> {
+    pub(super) fn reserve_run(self: &Arc<Self>, owner: &str) -> Result<RunSlot, SandboxError> {
         let q = self.quotas;
         let mut t = self.lock();
         if t.running >= q.max_running {
@@ -164,7 +164,7 @@ impl Jobs {
     }
 
     /// Takes a watcher slot of `caller` on `job`, or says which limit is reached.
-    pub fn reserve_watch(
+    pub(super) fn reserve_watch(
         self: &Arc<Self>,
         caller: &str,
         job: &JobId,
@@ -195,7 +195,7 @@ impl Jobs {
     /// Moves a job from the running counts to the list of finished jobs, forgetting the oldest
     /// finished job of its owner beyond the per-user bound, then the oldest of whoever keeps the
     /// most beyond the global one (so one user's jobs never push out everybody else's).
-    pub fn retire(&self, slot: RunSlot, id: &JobId) {
+    pub(super) fn retire(&self, slot: RunSlot, id: &JobId) {
         let q = self.quotas;
         let mut t = self.lock();
         slot.release(&mut t);

@@ -7,16 +7,16 @@ use std::time::Duration;
 use futures::StreamExt;
 use leotest_kernel_service::sandbox::{JobId, JobManager, JobStatus, SandboxConfig};
 
-pub fn manager() -> JobManager {
+pub(crate) fn manager() -> JobManager {
     JobManager::new(SandboxConfig::default()).expect("sandbox needs root and cgroups")
 }
 
-pub fn sh(script: &str) -> Vec<String> {
+pub(crate) fn sh(script: &str) -> Vec<String> {
     vec!["/bin/sh".into(), "-c".into(), script.into()]
 }
 
 /// A one-shot job of `alice` (60 s at most): its status and output.
-pub async fn run(m: &JobManager, argv: Vec<String>) -> (JobStatus, String) {
+pub(crate) async fn run(m: &JobManager, argv: Vec<String>) -> (JobStatus, String) {
     let o = m
         .run_oneshot("alice", argv, Duration::from_secs(60))
         .await
@@ -25,7 +25,7 @@ pub async fn run(m: &JobManager, argv: Vec<String>) -> (JobStatus, String) {
 }
 
 /// Everything `job.watch` of `id` replays and streams, as `who` (an admin if `admin`).
-pub async fn collect(m: &JobManager, who: &str, admin: bool, id: &JobId) -> Vec<u8> {
+pub(crate) async fn collect(m: &JobManager, who: &str, admin: bool, id: &JobId) -> Vec<u8> {
     m.watch(who, admin, id.as_str())
         .expect("watch")
         .fold(Vec::new(), |mut acc, b| async move {

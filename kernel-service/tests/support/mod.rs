@@ -17,12 +17,12 @@ use leotest_proto::unary::{MessageRegisterUser, UserRoles};
 use leotest_rpc::{ClientConfig, Credentials, LeotestClient};
 use leotest_test_support::Orchestrator;
 
-pub fn docker(args: &[&str]) -> (bool, String) {
+pub(crate) fn docker(args: &[&str]) -> (bool, String) {
     outcome(Command::new("docker").args(args).stderr(Stdio::piped()))
 }
 
 /// Runs `cmd` to its end: whether it succeeded, and its stdout then stderr.
-pub fn outcome(cmd: &mut Command) -> (bool, String) {
+pub(crate) fn outcome(cmd: &mut Command) -> (bool, String) {
     match cmd.output() {
         Ok(o) => (
             o.status.success(),
@@ -36,14 +36,14 @@ pub fn outcome(cmd: &mut Command) -> (bool, String) {
     }
 }
 
-pub fn docker_ok(args: &[&str]) -> String {
+pub(crate) fn docker_ok(args: &[&str]) -> String {
     let (ok, out) = docker(args);
     assert!(ok, "docker {args:?} failed: {out}");
     out.trim().to_string()
 }
 
 /// Returns false (skip) only when the caller explicitly opted out; otherwise panics.
-pub fn docker_available() -> bool {
+pub(crate) fn docker_available() -> bool {
     if docker(&["info", "--format", "{{.ServerVersion}}"]).0 {
         return true;
     }
@@ -54,18 +54,18 @@ pub fn docker_available() -> bool {
     panic!("docker engine unavailable; set LEOTEST_SKIP_DOCKER_TESTS=1 to skip these tests");
 }
 
-pub use leotest_test_support::{free_port, wait_listening};
+pub(crate) use leotest_test_support::{free_port, wait_listening};
 
 /// The kernel-service binary under test: this build's, or `LEOTEST_KERNEL_BIN` (e.g. an older
 /// build, to check that a test fails without the fix it covers).
-pub fn kernel_bin() -> PathBuf {
+pub(crate) fn kernel_bin() -> PathBuf {
     std::env::var_os("LEOTEST_KERNEL_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_leotest-kernel-service")))
 }
 
 /// Everything created by a test, removed on drop even when the test fails.
-pub struct Env {
+pub(crate) struct Env {
     pub tag: String,
     pub image: String,
     pub network: String,
@@ -111,20 +111,20 @@ impl Drop for Env {
 
 /// Which kernel-service flags a test adds.
 #[derive(Debug, Clone, Default)]
-pub struct KernelOpts {
+pub(crate) struct KernelOpts {
     pub deadline: Option<&'static str>,
     pub extra: Vec<String>,
 }
 
 /// A started kernel service on the host.
 #[derive(Debug, Clone, Copy)]
-pub struct Kernel {
+pub(crate) struct Kernel {
     pub port: u16,
     pub metrics_port: u16,
 }
 
 impl Env {
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let tag = format!("lkit-kern-{name}-{}", std::process::id());
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy("/bin/busybox", dir.path().join("busybox")).expect("busybox-static");
@@ -154,7 +154,7 @@ impl Env {
         env
     }
 
-    pub fn gateway(&self) -> String {
+    pub(crate) fn gateway(&self) -> String {
         docker_ok(&[
             "network",
             "inspect",
@@ -165,13 +165,18 @@ impl Env {
     }
 
     /// The Linux bridge behind the network (`br-` + the first 12 digits of its id).
-    pub fn bridge(&self) -> String {
+    pub(crate) fn bridge(&self) -> String {
         let id = docker_ok(&["network", "inspect", "-f", "{{.Id}}", &self.network]);
         format!("br-{}", &id[..12])
     }
 
     /// A running busybox container on the network (`sleep 600`), with `extra` `docker run` flags.
-    pub fn container_with(&mut self, name: &str, userid: Option<&str>, extra: &[&str]) -> String {
+    pub(crate) fn container_with(
+        &mut self,
+        name: &str,
+        userid: Option<&str>,
+        extra: &[&str],
+    ) -> String {
         let full = format!("{}-{name}", self.tag);
         let mut args = vec!["run", "-d", "--name", &full, "--network", &self.network];
         let label;
@@ -186,22 +191,22 @@ impl Env {
         full
     }
 
-    pub fn container(&mut self, name: &str, userid: Option<&str>) -> String {
+    pub(crate) fn container(&mut self, name: &str, userid: Option<&str>) -> String {
         self.container_with(name, userid, &[])
     }
 
-    pub fn remove(&mut self, full: &str) {
+    pub(crate) fn remove(&mut self, full: &str) {
         docker_ok(&["rm", "-f", full]);
         self.containers.retain(|c| c != full);
     }
 
     /// Runs a busybox shell script inside the container; returns its output.
-    pub fn sh(&self, container: &str, script: &str) -> String {
+    pub(crate) fn sh(&self, container: &str, script: &str) -> String {
         docker(&["exec", container, "busybox", "sh", "-c", script]).1
     }
 
     /// Sends `line` and a newline from inside the container; returns the reply.
-    pub fn ask(&self, container: &str, port: u16, line: &str) -> String {
+    pub(crate) fn ask(&self, container: &str, port: u16, line: &str) -> String {
         let script = format!(
             "printf '%s\\n' '{line}' | busybox timeout 20 busybox nc -w 8 {} {port}",
             self.gateway()
@@ -209,7 +214,7 @@ impl Env {
         self.sh(container, &script)
     }
 
-    pub fn ip(&self, container: &str) -> String {
+    pub(crate) fn ip(&self, container: &str) -> String {
         docker_ok(&[
             "inspect",
             "-f",
@@ -221,7 +226,7 @@ impl Env {
         ])
     }
 
-    pub fn mac(&self, container: &str) -> String {
+    pub(crate) fn mac(&self, container: &str) -> String {
         docker_ok(&[
             "inspect",
             "-f",
@@ -233,7 +238,7 @@ impl Env {
         ])
     }
 
-    pub fn pid(&self, container: &str) -> u32 {
+    pub(crate) fn pid(&self, container: &str) -> u32 {
         docker_ok(&["inspect", "-f", "{{.State.Pid}}", container])
             .parse()
             .unwrap()
@@ -247,14 +252,14 @@ impl Env {
         cert
     }
 
-    pub fn cert(&self) -> PathBuf {
+    pub(crate) fn cert(&self) -> PathBuf {
         self.dir.path().join("server.crt")
     }
 
     /// The orchestrator binary on every address of the host (containers reach it at the
     /// network's gateway), certificate for `localhost`, admin token in the environment as the
     /// compose files pass it.
-    pub fn start_orchestrator(&mut self) -> u16 {
+    pub(crate) fn start_orchestrator(&mut self) -> u16 {
         let cert = self.gen_cert();
         let key = self.dir.path().join("server.key");
         let orch = Orchestrator::builder()
@@ -269,7 +274,7 @@ impl Env {
     }
 
     /// The kernel-service binary on the host, as the admin node, for this network.
-    pub fn start_kernel_with(&mut self, orch_port: u16, opts: KernelOpts) -> Kernel {
+    pub(crate) fn start_kernel_with(&mut self, orch_port: u16, opts: KernelOpts) -> Kernel {
         let cert = self.gen_cert();
         // A port taken by a parallel test between free_port and the bind costs one attempt.
         for _attempt in 0..5 {
@@ -296,7 +301,7 @@ impl Env {
         panic!("the kernel service did not start (see its output above)");
     }
 
-    pub fn start_kernel(&mut self, orch_port: u16, deadline: &'static str) -> u16 {
+    pub(crate) fn start_kernel(&mut self, orch_port: u16, deadline: &'static str) -> u16 {
         self.start_kernel_with(
             orch_port,
             KernelOpts {
@@ -308,7 +313,7 @@ impl Env {
     }
 
     /// Registers a user through the orchestrator's `register_user` as admin.
-    pub fn register(&self, orch_port: u16, id: &str, role: UserRoles) {
+    pub(crate) fn register(&self, orch_port: u16, id: &str, role: UserRoles) {
         let mut cfg = ClientConfig::new(
             format!("localhost:{orch_port}"),
             Credentials::Static {
@@ -338,7 +343,7 @@ impl Env {
 
 /// Opens `n` TCP connections to `addr` from inside the network namespace of `pid` and keeps
 /// them open (idle: nothing is sent).
-pub fn idle_connections_from(pid: u32, addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+pub(crate) fn idle_connections_from(pid: u32, addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     leotest_kernel_service::sys::ns::run_in_pid(pid, move || {
         (0..n)
             .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok())
@@ -348,7 +353,7 @@ pub fn idle_connections_from(pid: u32, addr: SocketAddr, n: usize) -> Vec<TcpStr
 }
 
 /// A counter from the kernel service's `/metrics`.
-pub fn metric(metrics_port: u16, name: &str) -> u64 {
+pub(crate) fn metric(metrics_port: u16, name: &str) -> u64 {
     let mut s = TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .unwrap();
@@ -361,7 +366,7 @@ pub fn metric(metrics_port: u16, name: &str) -> u64 {
 }
 
 /// The congestion control the container's own network namespace sees.
-pub fn netns_cca(container: &str) -> String {
+pub(crate) fn netns_cca(container: &str) -> String {
     docker_ok(&[
         "exec",
         container,
@@ -371,4 +376,4 @@ pub fn netns_cca(container: &str) -> String {
     ])
 }
 
-pub use leotest_proto::unary::UserRoles as Roles;
+pub(crate) use leotest_proto::unary::UserRoles as Roles;

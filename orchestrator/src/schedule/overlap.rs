@@ -211,7 +211,7 @@ pub fn message(conflicts: &[Conflict], offset: Option<chrono::FixedOffset>) -> S
 pub(crate) mod tests {
     use super::*;
 
-    pub fn sched(id: &str, cron: &str, start: &str, end: &str, length: i64) -> Sched {
+    pub(crate) fn sched(id: &str, cron: &str, start: &str, end: &str, length: i64) -> Sched {
         let p = |s: &str| crate::timefmt::parse_datetime(s).expect("date");
         Sched {
             id: id.into(),

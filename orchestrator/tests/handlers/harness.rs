@@ -31,10 +31,10 @@ use tonic::transport::{Endpoint, Server};
 /// least two years ahead with 2030's calendar (so weekdays keep their shape), the one its
 /// `calls::atq_job` dates jobs in. The clock starts on 1 January of it. `{YEAR}` in a format
 /// string prints it.
-pub struct Year;
+pub(crate) struct Year;
 
 /// See [`Year`].
-pub const YEAR: Year = Year;
+pub(crate) const YEAR: Year = Year;
 
 impl std::fmt::Display for Year {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,7 +46,7 @@ impl std::fmt::Display for Year {
 const PIPE_BYTES: usize = 1 << 16;
 
 /// One orchestrator for one test.
-pub struct Harness {
+pub(crate) struct Harness {
     pub clock: Arc<TestClock>,
     client: Client,
     server: tokio::task::JoinHandle<()>,
@@ -60,7 +60,7 @@ impl Drop for Harness {
 }
 
 /// `YEAR-mm-dd hh:00:00` in UTC.
-pub fn at(month: u32, day: u32, hour: u32) -> DateTime<Utc> {
+pub(crate) fn at(month: u32, day: u32, hour: u32) -> DateTime<Utc> {
     NaiveDate::from_ymd_opt(future_year(), month, day)
         .and_then(|d| d.and_hms_opt(hour, 0, 0))
         .expect("a valid date")
@@ -68,7 +68,7 @@ pub fn at(month: u32, day: u32, hour: u32) -> DateTime<Utc> {
 }
 
 impl Harness {
-    pub async fn start() -> Harness {
+    pub(crate) async fn start() -> Harness {
         let dir = tempfile::tempdir().expect("temporary directory");
         let clock = TestClock::at(at(1, 1, 0));
         let store: Arc<dyn Store> = Arc::new(
@@ -121,21 +121,21 @@ impl Harness {
     }
 
     /// A client acting as `creds`.
-    pub fn with(&self, creds: &Creds) -> As {
+    pub(crate) fn with(&self, creds: &Creds) -> As {
         As::new(&self.client, creds)
     }
 
-    pub fn admin(&self) -> As {
+    pub(crate) fn admin(&self) -> As {
         self.with(&Creds::admin())
     }
 
     /// A client sending no credentials.
-    pub fn anonymous(&self) -> As {
+    pub(crate) fn anonymous(&self) -> As {
         self.with(&Creds::None)
     }
 
     /// Registers user `id` with `role` through the admin; a client acting as it.
-    pub async fn user(&self, id: &str, role: UserRoles) -> As {
+    pub(crate) async fn user(&self, id: &str, role: UserRoles) -> As {
         let r = self
             .admin()
             .register_user(MessageRegisterUser {
@@ -150,7 +150,7 @@ impl Harness {
     }
 
     /// Registers node `id` through the admin; a client acting as its NODE identity.
-    pub async fn node(&self, id: &str) -> As {
+    pub(crate) async fn node(&self, id: &str) -> As {
         let r = self
             .admin()
             .register_node(MessageRegisterNode {
@@ -163,7 +163,7 @@ impl Harness {
 }
 
 /// The node record a test registers (location `bangalore`).
-pub fn node_record(id: &str) -> Node {
+pub(crate) fn node_record(id: &str) -> Node {
     Node {
         nodeid: id.into(),
         name: format!("{id}-name"),
@@ -177,7 +177,7 @@ pub fn node_record(id: &str) -> Node {
 
 /// test-support's atq job on `nodeid` (1 March 10:00 to 2 March 10:00 of [`YEAR`], 600 s),
 /// with a secret in its command line and overhead on.
-pub fn atq_job(id: &str, nodeid: &str) -> MessageScheduleJob {
+pub(crate) fn atq_job(id: &str, nodeid: &str) -> MessageScheduleJob {
     let mut job = calls::atq_job(id, nodeid, "");
     if let Some(p) = job.params.as_mut() {
         p.execute = "run --secret=s3".into();
@@ -187,7 +187,7 @@ pub fn atq_job(id: &str, nodeid: &str) -> MessageScheduleJob {
 }
 
 /// A run of `jobid` on `nodeid` for `userid`, as a node agent reports it.
-pub fn run(runid: &str, jobid: &str, nodeid: &str, userid: &str) -> RunInstance {
+pub(crate) fn run(runid: &str, jobid: &str, nodeid: &str, userid: &str) -> RunInstance {
     RunInstance {
         runid: runid.into(),
         jobid: jobid.into(),
@@ -203,7 +203,7 @@ pub fn run(runid: &str, jobid: &str, nodeid: &str, userid: &str) -> RunInstance 
 }
 
 /// A SERVER_START task of `jobid` for `nodeid`.
-pub fn task(taskid: &str, jobid: &str, nodeid: &str) -> Task {
+pub(crate) fn task(taskid: &str, jobid: &str, nodeid: &str) -> Task {
     Task {
         r#type: TaskType::ServerStart as i32,
         taskid: taskid.into(),
@@ -216,11 +216,11 @@ pub fn task(taskid: &str, jobid: &str, nodeid: &str) -> Task {
 }
 
 /// The `state` field of a success / a failure.
-pub const OK: i32 = ResponseState::Success as i32;
-pub const FAILED: i32 = ResponseState::Failed as i32;
+pub(crate) const OK: i32 = ResponseState::Success as i32;
+pub(crate) const FAILED: i32 = ResponseState::Failed as i32;
 
 /// The original's denial text for `who` with `role`.
-pub fn denied(who: &As, role: &str) -> String {
+pub(crate) fn denied(who: &As, role: &str) -> String {
     format!(
         "permission denied: userid={} and role={role}",
         who.creds().who()
@@ -229,7 +229,7 @@ pub fn denied(who: &As, role: &str) -> String {
 
 /// A standard scene: user `alice` (USER) owns job `j1` on node `n1`; `bob` (USER) is a
 /// stranger; `n2` is another node.
-pub struct Scene {
+pub(crate) struct Scene {
     pub h: Harness,
     pub alice: As,
     pub bob: As,
@@ -238,7 +238,7 @@ pub struct Scene {
 }
 
 impl Scene {
-    pub async fn new() -> Scene {
+    pub(crate) async fn new() -> Scene {
         let h = Harness::start().await;
         let alice = h.user("alice", UserRoles::User).await;
         let bob = h.user("bob", UserRoles::User).await;

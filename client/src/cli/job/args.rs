@@ -14,7 +14,7 @@ use crate::cli::{given, read_small_file, CliError};
 const DEFAULT_EXP_CONFIG: &str = "experiment-config.yaml";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum JobAction {
+pub(crate) enum JobAction {
     Schedule,
     Get,
     Modify,
@@ -26,13 +26,13 @@ pub enum JobAction {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum JobKind {
+pub(crate) enum JobKind {
     Cron,
     Atq,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ParamsMode {
+pub(crate) enum ParamsMode {
     Docker,
 }
 
@@ -49,7 +49,7 @@ dates:  ISO 8601 (YYYY-MM-DDTHH:MM:SSZ; without an offset, UTC) or relative to n
         now, now+N or now-N with N in s, m, h or d (now+2h, now+30d)
 Example: leotest job --action=schedule --jobid=j1 --nodeid=n1 --type=cron --schedule='*/6 * * * *' \\
            --start-date=now --end-date=now+30d --length=60 --exp-config=exp.yaml")]
-pub struct JobArgs {
+pub(crate) struct JobArgs {
     /// Action to perform on the job
     #[arg(long, value_enum)]
     pub action: JobAction,

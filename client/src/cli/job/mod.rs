@@ -6,11 +6,11 @@ mod plan;
 use leotest_client::leotest_proto::unary;
 
 use args::JobAction;
-pub use args::JobArgs;
+pub(super) use args::JobArgs;
 
 use super::{CliError, CliResult, Global, Outcome, Output};
 
-pub async fn run(global: &Global, out: &Output, args: JobArgs) -> CliResult {
+pub(super) async fn run(global: &Global, out: &Output, args: JobArgs) -> CliResult {
     match args.action {
         JobAction::Schedule => {
             plan::check(&args, chrono::Utc::now())?;

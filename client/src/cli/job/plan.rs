@@ -23,7 +23,7 @@ const MAX_LISTED: usize = 20;
 
 /// The schedule a job command describes, checked.
 #[derive(Debug, Clone)]
-pub struct Checked {
+pub(super) struct Checked {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub length: i64,
@@ -36,7 +36,7 @@ fn usage(msg: String) -> CliError {
 
 /// The checks a schedule must pass before it is sent: dates present, readable, in order
 /// and not over; a length; a cron expression for cron jobs. `now` is passed in for tests.
-pub fn check(args: &JobArgs, now: DateTime<Utc>) -> Result<Checked, CliError> {
+pub(super) fn check(args: &JobArgs, now: DateTime<Utc>) -> Result<Checked, CliError> {
     let action = "job schedule";
     let (Some(start_text), Some(end_text)) = (&args.start_date, &args.end_date) else {
         return Err(usage(format!(
@@ -94,7 +94,7 @@ pub fn check(args: &JobArgs, now: DateTime<Utc>) -> Result<Checked, CliError> {
 
 /// Warns when the node is not registered (the orchestrator accepts jobs for unknown nodes,
 /// as the original did: the node may register later). Quiet when the check cannot be made.
-pub async fn warn_unknown_node(client: &LeotestClient, nodeid: &str) {
+pub(super) async fn warn_unknown_node(client: &LeotestClient, nodeid: &str) {
     let reply = client
         .get_nodes(unary::MessageGetNodes {
             nodeid: Some(nodeid.to_string()),
@@ -127,7 +127,7 @@ fn overlaps(a: (DateTime<Utc>, DateTime<Utc>), b: &Booked) -> bool {
 }
 
 /// The dry run: returns the report and whether the job as asked would be free of conflicts.
-pub async fn plan(
+pub(super) async fn plan(
     client: &LeotestClient,
     args: &JobArgs,
     checked: &Checked,

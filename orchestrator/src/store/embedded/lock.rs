@@ -18,13 +18,13 @@ use crate::store::{StoreError, StoreResult};
 pub const LOCK_FILE: &str = "leotest.lock";
 
 /// The held lock; released when dropped.
-pub struct DirLock {
+pub(super) struct DirLock {
     _file: File,
 }
 
 impl DirLock {
     /// Takes the lock of `data_dir` or explains who holds it.
-    pub fn acquire(data_dir: &Path) -> StoreResult<DirLock> {
+    pub(super) fn acquire(data_dir: &Path) -> StoreResult<DirLock> {
         let path = data_dir.join(LOCK_FILE);
         let mut file = std::fs::OpenOptions::new()
             .read(true)

@@ -14,19 +14,19 @@ use crate::store::StoreError;
 use crate::timefmt;
 
 /// Collection names of the original (`LeotestDatastoreMongo.__init__`).
-pub const CONFIG: &str = "config";
-pub const USERS: &str = "users";
-pub const NODES: &str = "nodes";
-pub const JOBS: &str = "jobs";
-pub const RUNS: &str = "runs";
-pub const TASKS: &str = "tasks";
+pub(super) const CONFIG: &str = "config";
+pub(super) const USERS: &str = "users";
+pub(super) const NODES: &str = "nodes";
+pub(super) const JOBS: &str = "jobs";
+pub(super) const RUNS: &str = "runs";
+pub(super) const TASKS: &str = "tasks";
 
 fn corrupt(collection: &str, field: &str, why: &str) -> StoreError {
     StoreError::Corrupt(format!("{collection}.{field}: {why}"))
 }
 
 /// A BSON date from a chrono instant (MongoDB keeps milliseconds).
-pub fn date(t: DateTime<Utc>) -> Bson {
+pub(super) fn date(t: DateTime<Utc>) -> Bson {
     Bson::DateTime(bson::DateTime::from_chrono(t))
 }
 
@@ -47,7 +47,7 @@ fn opt_str(v: &Option<String>) -> Bson {
 
 /// A boolean, also from the integers 0 and 1: some MongoDB-wire servers (nx-27017) and
 /// hand-edited documents store flags that way.
-pub fn as_bool(v: &Bson) -> Option<bool> {
+pub(super) fn as_bool(v: &Bson) -> Option<bool> {
     match v {
         Bson::Boolean(b) => Some(*b),
         Bson::Int32(0) | Bson::Int64(0) => Some(false),
@@ -155,7 +155,7 @@ impl<'a> Fields<'a> {
 // ---- config ------------------------------------------------------------------------------
 
 /// The `$set` of `update_config`: `id: 0` plus every section that is present.
-pub fn config_set(config: &GlobalConfig) -> Document {
+pub(super) fn config_set(config: &GlobalConfig) -> Document {
     let mut set = doc! { "id": 0_i32 };
     if let Some(ds) = &config.datastore {
         let mut datastore = Document::new();
@@ -177,7 +177,7 @@ pub fn config_set(config: &GlobalConfig) -> Document {
     set
 }
 
-pub fn config_from(doc: &Document) -> Result<GlobalConfig, StoreError> {
+pub(super) fn config_from(doc: &Document) -> Result<GlobalConfig, StoreError> {
     let f = Fields::new(CONFIG, doc);
     let datastore = match f.sub("datastore")? {
         Some(ds) => {
@@ -208,7 +208,7 @@ pub fn config_from(doc: &Document) -> Result<GlobalConfig, StoreError> {
 
 // ---- users -------------------------------------------------------------------------------
 
-pub fn user_doc(user: &User) -> Document {
+pub(super) fn user_doc(user: &User) -> Document {
     doc! {
         "id": &user.id,
         "name": &user.name,
@@ -219,7 +219,7 @@ pub fn user_doc(user: &User) -> Document {
     }
 }
 
-pub fn user_from(doc: &Document) -> Result<User, StoreError> {
+pub(super) fn user_from(doc: &Document) -> Result<User, StoreError> {
     let f = Fields::new(USERS, doc);
     let role = f.int32("role")?;
     Ok(User {
@@ -234,7 +234,7 @@ pub fn user_from(doc: &Document) -> Result<User, StoreError> {
 
 // ---- nodes -------------------------------------------------------------------------------
 
-pub fn node_doc(node: &Node) -> Document {
+pub(super) fn node_doc(node: &Node) -> Document {
     doc! {
         "nodeid": &node.nodeid,
         "name": &node.name,
@@ -249,7 +249,7 @@ pub fn node_doc(node: &Node) -> Document {
     }
 }
 
-pub fn node_from(doc: &Document) -> Result<Node, StoreError> {
+pub(super) fn node_from(doc: &Document) -> Result<Node, StoreError> {
     let f = Fields::new(NODES, doc);
     Ok(Node {
         nodeid: f.key("nodeid")?,
@@ -266,7 +266,7 @@ pub fn node_from(doc: &Document) -> Result<Node, StoreError> {
 }
 
 /// The `$set` of `update_node`; empty when nothing is to change.
-pub fn node_update_set(update: &NodeUpdate) -> Document {
+pub(super) fn node_update_set(update: &NodeUpdate) -> Document {
     let mut set = Document::new();
     let mut text = |field: &str, v: &Option<String>| {
         if let Some(v) = v {
@@ -289,7 +289,7 @@ pub fn node_update_set(update: &NodeUpdate) -> Document {
 
 /// The full job document, in the original's field order. `expire_at` is left out when the
 /// job has none (the TTL index ignores such documents).
-pub fn job_doc(job: &Job) -> Document {
+pub(super) fn job_doc(job: &Job) -> Document {
     let schedule = match &job.schedule {
         Some(s) => Bson::Document(doc! {
             "minute": &s.minute,
@@ -350,7 +350,7 @@ fn schedule_from(f: &Fields<'_>) -> Result<Option<CronSchedule>, StoreError> {
     }
 }
 
-pub fn job_from(doc: &Document) -> Result<Job, StoreError> {
+pub(super) fn job_from(doc: &Document) -> Result<Job, StoreError> {
     let f = Fields::new(JOBS, doc);
     let kind = f.key("type")?;
     let kind = JobKind::parse(&kind).ok_or_else(|| f.err("type", "unknown job type"))?;
@@ -387,7 +387,7 @@ pub fn job_from(doc: &Document) -> Result<Job, StoreError> {
 
 // ---- runs --------------------------------------------------------------------------------
 
-pub fn run_doc(run: &Run) -> Document {
+pub(super) fn run_doc(run: &Run) -> Document {
     doc! {
         "runid": &run.runid,
         "jobid": &run.jobid,
@@ -402,7 +402,7 @@ pub fn run_doc(run: &Run) -> Document {
     }
 }
 
-pub fn run_from(doc: &Document) -> Result<Run, StoreError> {
+pub(super) fn run_from(doc: &Document) -> Result<Run, StoreError> {
     let f = Fields::new(RUNS, doc);
     Ok(Run {
         runid: f.key("runid")?,
@@ -420,7 +420,7 @@ pub fn run_from(doc: &Document) -> Result<Run, StoreError> {
 
 // ---- tasks -------------------------------------------------------------------------------
 
-pub fn task_doc(task: &Task) -> Document {
+pub(super) fn task_doc(task: &Task) -> Document {
     doc! {
         "taskid": &task.taskid,
         "runid": &task.runid,
@@ -433,7 +433,7 @@ pub fn task_doc(task: &Task) -> Document {
     }
 }
 
-pub fn task_from(doc: &Document) -> Result<Task, StoreError> {
+pub(super) fn task_from(doc: &Document) -> Result<Task, StoreError> {
     let f = Fields::new(TASKS, doc);
     Ok(Task {
         taskid: f.key("taskid")?,

@@ -39,7 +39,7 @@ use crate::store::{StoreError, StoreResult};
 pub const LOCKS: &str = "leotest_locks";
 
 /// How long a lease lasts unless released: the longest a crashed holder blocks its keys.
-pub const LEASE: Duration = Duration::from_secs(5);
+pub(super) const LEASE: Duration = Duration::from_secs(5);
 
 /// How long to wait for a key before giving up (longer than a lease, so a crashed holder's
 /// lease always runs out first).
@@ -56,7 +56,7 @@ const CLOCK_CHECK: Duration = Duration::from_secs(60);
 const SKEW_WARN: chrono::Duration = chrono::Duration::milliseconds(500);
 
 /// The leases of one database plus the in-process queue in front of them.
-pub struct Leases {
+pub(super) struct Leases {
     db: Database,
     coll: Collection<Document>,
     local: KeyedLocks,
@@ -78,7 +78,7 @@ pub(super) fn clock_offset(
 }
 
 /// Held leases; give them back with [`Held::release`].
-pub struct Held<'a> {
+pub(super) struct Held<'a> {
     leases: &'a Leases,
     keys: Vec<String>,
     token: String,
@@ -95,7 +95,7 @@ fn pause(attempt: u32) -> Duration {
 }
 
 impl Leases {
-    pub fn new(db: Database, coll: Collection<Document>) -> Leases {
+    pub(super) fn new(db: Database, coll: Collection<Document>) -> Leases {
         Leases {
             db,
             coll,
@@ -106,13 +106,13 @@ impl Leases {
     }
 
     /// The server's current time as we best know it.
-    pub fn server_now(&self) -> DateTime<Utc> {
+    pub(super) fn server_now(&self) -> DateTime<Utc> {
         Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
     }
 
     /// Measures the offset to the server's clock if it was not measured recently. A server
     /// that does not report its time (or a failed `hello`) leaves the last offset in place.
-    pub async fn check_clock(&self) {
+    pub(super) async fn check_clock(&self) {
         let due = {
             let checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
             checked.is_none_or(|at| at.elapsed() >= CLOCK_CHECK)
@@ -139,7 +139,7 @@ impl Leases {
     }
 
     /// Takes the lease of every key (already in lock order), waiting for holders elsewhere.
-    pub async fn acquire(&self, keys: &[String]) -> StoreResult<Held<'_>> {
+    pub(super) async fn acquire(&self, keys: &[String]) -> StoreResult<Held<'_>> {
         let local = self.local.lock(keys).await;
         self.check_clock().await;
         let mut held = Held {
@@ -192,7 +192,7 @@ impl Leases {
     }
 
     /// Deletes leases that ran out more than a lease ago (left by crashed holders).
-    pub async fn purge(&self) -> StoreResult<u64> {
+    pub(super) async fn purge(&self) -> StoreResult<u64> {
         let cutoff = self.server_now() - chrono::Duration::from_std(LEASE).unwrap_or_default();
         let res = self
             .coll
@@ -206,7 +206,7 @@ impl Leases {
 impl Held<'_> {
     /// Gives every lease back; `Ok(true)` if all of them were still ours, i.e. nobody else
     /// held any of these keys at any moment since we took them.
-    pub async fn release(self) -> StoreResult<bool> {
+    pub(super) async fn release(self) -> StoreResult<bool> {
         let mut kept = true;
         let mut first_err = None;
         for key in &self.keys {
