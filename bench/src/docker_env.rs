@@ -19,16 +19,23 @@ const BUSYBOX: &str = "/bin/busybox";
 /// One started container.
 #[derive(Debug, Clone)]
 pub struct Container {
+    /// Docker container id.
     pub id: String,
+    /// Address on the bench network.
     pub ip: Ipv4Addr,
+    /// Host PID of the container's init process (for entering its namespaces).
     pub pid: u32,
 }
 
 /// Network plus containers; [`Scene::cleanup`] removes everything it created.
 pub struct Scene {
+    /// Client of the local Docker daemon.
     pub docker: Docker,
+    /// Name of the bench network.
     pub network: String,
+    /// Gateway of the bench network (the host's side), unspecified until it is created.
     pub gateway: Ipv4Addr,
+    /// Containers started so far, in start order.
     pub containers: Vec<Container>,
 }
 

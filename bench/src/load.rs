@@ -11,9 +11,13 @@ use crate::stats::Samples;
 /// Outcome of one load phase.
 #[derive(Debug, Default)]
 pub struct LoadResult {
+    /// Latency of every request, failed ones included.
     pub samples: Samples,
+    /// Requests answered successfully.
     pub ok: u64,
+    /// Requests that failed.
     pub errors: u64,
+    /// Wall-clock length of the phase.
     pub elapsed: Duration,
 }
 

@@ -21,12 +21,14 @@ use crate::Settings;
 /// Which store the orchestrator under test uses.
 #[derive(Debug, Clone)]
 pub enum Backend {
+    /// The orchestrator's own embedded store.
     Embedded,
     /// MongoDB-wire server at this URI (a fresh database per run).
     Mongo(String),
 }
 
 impl Backend {
+    /// Name of the backend in result tables.
     pub fn label(&self) -> &'static str {
         match self {
             Backend::Embedded => "embedded",
@@ -43,6 +45,7 @@ pub struct StaticAuth {
 }
 
 impl StaticAuth {
+    /// Credentials for `userid` with a static `token`; fails when either is not valid metadata.
     pub fn new(userid: &str, token: &str) -> Result<Self> {
         Ok(StaticAuth {
             userid: userid.parse().context("userid metadata")?,
@@ -60,17 +63,26 @@ impl tonic::service::Interceptor for StaticAuth {
     }
 }
 
+/// An orchestrator client that sends static-token credentials with every call.
 pub type AuthedClient = LeotestOrchestratorClient<InterceptedService<Channel, StaticAuth>>;
 
 /// A running orchestrator with a NODE user and a USER_PRIV user registered.
 pub struct Orchestrator {
+    /// The orchestrator process.
     pub proc: Proc,
+    /// Address it listens on.
     pub addr: SocketAddr,
+    /// Its self-signed TLS certificate, trusted by the bench's clients.
     pub cert: PathBuf,
+    /// User id of the NODE user.
     pub node_id: String,
+    /// Access token of the NODE user.
     pub node_token: String,
+    /// User id of the USER_PRIV user.
     pub priv_id: String,
+    /// Access token of the USER_PRIV user.
     pub priv_token: String,
+    /// The static admin access token.
     pub admin_token: String,
     backend: Backend,
     /// The MongoDB database, shared by replicas.
@@ -235,6 +247,7 @@ impl Orchestrator {
         Ok(ch)
     }
 
+    /// A client on `ch` that calls as `userid` with `token`.
     pub fn client(&self, ch: &Channel, userid: &str, token: &str) -> Result<AuthedClient> {
         Ok(
             LeotestOrchestratorClient::with_interceptor(
@@ -270,6 +283,7 @@ impl Orchestrator {
         Ok(v)
     }
 
+    /// The orchestrator's memory use now.
     pub fn memory(&self) -> Result<Memory> {
         self.proc.memory()
     }
@@ -303,12 +317,16 @@ pub async fn register(admin: &AuthedClient, id: &str, role: UserRoles) -> Result
 /// One RPC the benchmark drives.
 #[derive(Debug, Clone, Copy)]
 pub enum Rpc {
+    /// `kernel_access`: authentication plus a store read.
     KernelAccess,
+    /// `get_user`: authentication plus a store read.
     GetUser,
+    /// The gRPC health check: no authentication, no store (the baseline).
     Health,
 }
 
 impl Rpc {
+    /// Name of the RPC in result tables.
     pub fn label(self) -> &'static str {
         match self {
             Rpc::KernelAccess => "kernel_access (auth+store)",

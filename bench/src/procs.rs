@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 /// A child process that is killed and reaped when dropped.
 #[derive(Debug)]
 pub struct Proc {
+    /// File name of the binary, for messages.
     pub name: String,
     child: Child,
 }
@@ -36,6 +37,7 @@ impl Proc {
         })
     }
 
+    /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -87,11 +89,14 @@ impl Drop for Proc {
 /// Resident set size now and its high-water mark, from /proc/PID/status.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Memory {
+    /// Resident set size (`VmRSS`), KiB.
     pub rss_kib: u64,
+    /// Peak resident set size (`VmHWM`), KiB.
     pub hwm_kib: u64,
 }
 
 impl Memory {
+    /// Reads the figures of process `pid`.
     pub fn of(pid: u32) -> Result<Self> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .with_context(|| format!("read /proc/{pid}/status"))?;
@@ -113,6 +118,7 @@ impl Memory {
         }
     }
 
+    /// Both figures in MiB, for a report line.
     pub fn describe(&self) -> String {
         format!(
             "VmRSS {:.1} MiB, VmHWM {:.1} MiB",

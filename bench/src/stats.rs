@@ -11,6 +11,7 @@ pub struct Samples {
 }
 
 impl Samples {
+    /// An empty set with room for `n` latencies.
     pub fn with_capacity(n: usize) -> Self {
         Samples {
             sorted: false,
@@ -18,20 +19,24 @@ impl Samples {
         }
     }
 
+    /// Adds one latency.
     pub fn push(&mut self, d: Duration) {
         self.sorted = false;
         self.values.push(d);
     }
 
+    /// Adds all latencies of `other`.
     pub fn extend(&mut self, other: Samples) {
         self.sorted = false;
         self.values.extend(other.values);
     }
 
+    /// Number of latencies.
     pub fn len(&self) -> usize {
         self.values.len()
     }
 
+    /// True when there are no latencies.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
@@ -54,15 +59,20 @@ impl Samples {
 /// One row of a result table.
 #[derive(Debug, Clone)]
 pub struct Row {
+    /// Name of the measured case.
     pub case: String,
+    /// Number of samples.
     pub count: usize,
+    /// Median latency.
     pub p50: Duration,
+    /// 99th percentile latency.
     pub p99: Duration,
     /// Requests per second, when the case measures throughput.
     pub rps: Option<f64>,
 }
 
 impl Row {
+    /// A row for `case` from `samples` (sorted in place for the percentiles).
     pub fn new(case: impl Into<String>, samples: &mut Samples, rps: Option<f64>) -> Self {
         Row {
             case: case.into(),

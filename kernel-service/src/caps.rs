@@ -76,7 +76,9 @@ const DOCKER_DEFAULT: [&str; 14] = [
 pub struct CapSet(u64);
 
 impl CapSet {
+    /// No capability.
     pub const EMPTY: CapSet = CapSet(0);
+    /// Every capability this crate knows by name.
     pub const ALL: CapSet = CapSet((1 << NAMES.len()) - 1);
 
     /// Parses `NET_ADMIN`, `cap_net_admin` or `CAP_NET_ADMIN`; `None` if unknown.
@@ -103,22 +105,27 @@ impl CapSet {
         Ok(set)
     }
 
+    /// Capabilities in either set.
     pub fn union(self, o: CapSet) -> CapSet {
         CapSet(self.0 | o.0)
     }
 
+    /// Capabilities in both sets.
     pub fn intersect(self, o: CapSet) -> CapSet {
         CapSet(self.0 & o.0)
     }
 
+    /// Capabilities of `self` that are not in `o`.
     pub fn without(self, o: CapSet) -> CapSet {
         CapSet(self.0 & !o.0)
     }
 
+    /// True when no capability is in the set.
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
 
+    /// True when every capability of `o` is in `self`.
     pub fn contains(self, o: CapSet) -> bool {
         self.0 & o.0 == o.0
     }

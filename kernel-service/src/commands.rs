@@ -33,20 +33,31 @@ commands (one line per connection; the reply, then the connection closes):
 /// A command that was parsed but could not be carried out.
 #[derive(Debug, Error)]
 pub enum CommandError {
+    /// A sysctl could not be read or written.
     #[error("sysctl: {0}")]
     Sysctl(String),
+    /// The algorithm is not in the kernel's available list.
     #[error("algorithm {0} is not available (see {CCA_AVAILABLE})")]
     Unavailable(String),
+    /// The algorithm is not in the namespace's allowed list.
     #[error(
         "algorithm {alg} is not in {CCA_ALLOWED} ({allowed}): the node operator can add it on \
          the host with `sysctl -w {CCA_ALLOWED}=\"{allowed} {alg}\"` (or run the kernel \
          service with CAP_NET_ADMIN over the namespace)"
     )]
-    NotAllowed { alg: String, allowed: String },
+    NotAllowed {
+        /// The algorithm asked for.
+        alg: String,
+        /// The namespace's allowed list, as read.
+        allowed: String,
+    },
+    /// Entering the caller's network namespace failed.
     #[error("cannot enter the container's network namespace: {0}")]
     Netns(String),
+    /// No bbr2 module parameter of that name.
     #[error("unknown bbr2 parameter")]
     UnknownParam,
+    /// Writing the bbr2 parameter failed.
     #[error("write failed: {0}")]
     Write(String),
 }

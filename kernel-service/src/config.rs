@@ -41,8 +41,10 @@ pub enum LogFormat {
 #[derive(Debug, Parser)]
 #[command(name = "leotest-kernel-service", version)]
 pub struct Cli {
+    /// A helper subcommand; `None` runs the service.
     #[command(subcommand)]
     pub command: Option<Sub>,
+    /// The service's options.
     #[command(flatten)]
     pub args: Args,
 }

@@ -26,36 +26,42 @@ use prometheus_client::registry::{Registry, Unit};
 /// `outcome` of an access decision or of a connection: `granted`, `denied`, `limited`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Outcome {
+    /// The label's value.
     pub outcome: &'static str,
 }
 
 /// `reason` of a denial (the audit line's reason: a fixed string of this crate).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
+    /// The label's value.
     pub reason: &'static str,
 }
 
 /// `limit` a connection was refused by: `source` or `user`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Limit {
+    /// The label's value.
     pub limit: &'static str,
 }
 
 /// `command` kind run for a granted caller (`cca.check`, `job.start`, ...; `invalid`, `none`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandKind {
+    /// The label's value.
     pub command: &'static str,
 }
 
 /// `op` of a Docker API request: `list_containers`, `inspect_container`, `inspect_network`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DockerOp {
+    /// The label's value.
     pub op: &'static str,
 }
 
 /// `result` of an orchestrator `kernel_access` call: `granted`, `denied`, `error`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallResult {
+    /// The label's value.
     pub result: &'static str,
 }
 
@@ -108,17 +114,27 @@ pub fn label_value(reason: &'static str) -> &'static str {
 /// Service metrics; cheap handles (clones share their values).
 #[derive(Debug)]
 pub struct Metrics {
+    /// Connections accepted on the command port.
     pub connections: Counter,
+    /// Connections being served now.
     pub connections_active: Gauge,
+    /// Connections by outcome: granted, denied, limited.
     pub decisions: Family<Outcome, Counter>,
+    /// Access decision time, by outcome.
     pub decision_seconds: Histograms<Outcome>,
+    /// Denied connections by reason.
     pub denials: Family<Reason, Counter>,
+    /// Connections refused by the per-source or per-user limit.
     pub over_limit: Family<Limit, Counter>,
+    /// Commands read from granted callers, by kind.
     pub commands: Family<CommandKind, Counter>,
+    /// Commands that failed (error reply).
     pub commands_failed: Counter,
+    /// Command lines that did not parse or were too long.
     pub bad_requests: Counter,
     /// Docker API requests made for identity (list, inspect).
     pub docker_lookups: Counter,
+    /// Docker API request time, by operation.
     pub docker_lookup_seconds: Histograms<DockerOp>,
     /// Docker container lists made because a connection came from an unknown address.
     pub unknown_peer_lookups: Counter,
@@ -126,7 +142,9 @@ pub struct Metrics {
     pub lookups_refused: Counter,
     /// `kernel_access` calls sent to the orchestrator (joined calls count once).
     pub oracle_calls: Counter,
+    /// `kernel_access` round trip to the orchestrator (retries included), by result.
     pub oracle_seconds: Histograms<CallResult>,
+    /// `job.start`: from the command to the running sandboxed job.
     pub sandbox_start_seconds: Histogram,
 }
 

@@ -164,6 +164,7 @@ impl std::fmt::Debug for NetnsCache {
 }
 
 impl NetnsCache {
+    /// An empty cache.
     pub fn new() -> Self {
         Self::default()
     }
@@ -238,10 +239,12 @@ impl NetnsCache {
         }
     }
 
+    /// Namespaces held now.
     pub fn len(&self) -> usize {
         self.map.lock().map(|m| m.len()).unwrap_or(0)
     }
 
+    /// True when no namespace is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -15,8 +15,10 @@ use thiserror::Error;
 /// Why no grant could be obtained; every variant means deny.
 #[derive(Debug, Error)]
 pub enum OracleError {
+    /// No answer within this time.
     #[error("orchestrator did not answer within {0:?}")]
     Deadline(Duration),
+    /// The call failed.
     #[error("orchestrator: {0}")]
     Client(#[from] leotest_rpc::ClientError),
 }
@@ -24,6 +26,7 @@ pub enum OracleError {
 /// Says whether a user may use the kernel service.
 #[async_trait]
 pub trait AccessOracle: Send + Sync {
+    /// Whether `userid` may use the kernel service now; an error means deny.
     async fn kernel_access(&self, userid: &str) -> Result<bool, OracleError>;
 }
 
@@ -36,10 +39,15 @@ pub struct ClientOracle {
 /// How the oracle reaches the orchestrator and how long it tries.
 #[derive(Debug, Clone)]
 pub struct OracleOptions {
+    /// Orchestrator endpoint, `host:port` or `https://host:port`.
     pub endpoint: String,
+    /// PEM CA certificate the orchestrator's certificate must chain to.
     pub ca_cert: std::path::PathBuf,
+    /// Name the orchestrator's certificate must carry.
     pub domain: String,
+    /// This node's user id, which the calls are made as.
     pub nodeid: String,
+    /// This node's access token.
     pub token: String,
     /// Whole budget of one decision's call, retries included.
     pub deadline: Duration,
@@ -139,6 +147,7 @@ pub struct TimedOracle {
 }
 
 impl TimedOracle {
+    /// Wraps `inner`, recording into `metrics`.
     pub fn new(inner: Arc<dyn AccessOracle>, metrics: Arc<crate::metrics::Metrics>) -> Self {
         TimedOracle { inner, metrics }
     }
@@ -180,6 +189,7 @@ type Remembered = (Instant, u64, bool);
 const CACHE_MAX: usize = 10_000;
 
 impl DecisionCache {
+    /// A cache keeping grants for `grant_ttl` and denials for `deny_ttl`.
     pub fn new(grant_ttl: Duration, deny_ttl: Duration) -> Self {
         DecisionCache {
             grant_ttl,
@@ -203,6 +213,7 @@ impl DecisionCache {
         (*gen == generation && at.elapsed() < ttl).then_some(*granted)
     }
 
+    /// Remembers the decision for `container` and `userid` made in identity `generation`.
     pub fn insert(&self, container: &str, userid: &str, generation: u64, granted: bool) {
         let ttl = if granted {
             self.grant_ttl

@@ -30,7 +30,9 @@ pub struct Environment {
 /// What the service will do, and what to tell the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// How callers will be identified.
     pub mode: IdentityMode,
+    /// Which namespace `cca.*` commands will act on.
     pub cca_scope: CcaScope,
     /// One line per missing piece: what is missing, what the service does instead, and why
     /// that matters.

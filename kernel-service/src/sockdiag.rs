@@ -100,6 +100,7 @@ pub enum Lookup {
 }
 
 impl Lookup {
+    /// True when a live socket was found.
     pub fn is_live(&self) -> bool {
         matches!(self, Lookup::Live(_))
     }

@@ -73,6 +73,7 @@ impl StaleGrants {
         }
     }
 
+    /// True when grants may be reused (the window is not zero).
     pub fn enabled(&self) -> bool {
         !self.window.is_zero()
     }
@@ -146,6 +147,7 @@ struct State {
 }
 
 impl StaleGrantOracle {
+    /// Wraps `inner`, reusing a user's grant younger than `window` when the call is slow.
     pub fn new(inner: Arc<dyn AccessOracle>, window: Duration) -> Self {
         StaleGrantOracle {
             inner,

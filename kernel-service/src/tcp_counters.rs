@@ -23,7 +23,9 @@ pub struct TcpCounters {
     pub bytes_received: u64,
     /// Payload bytes sent, retransmissions excluded.
     pub bytes_sent: u64,
+    /// Segments sent (`tcpi_segs_out`).
     pub segs_out: u32,
+    /// Segments received (`tcpi_segs_in`).
     pub segs_in: u32,
 }
 

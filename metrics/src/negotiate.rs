@@ -17,7 +17,9 @@ pub const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Which format a request gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// OpenMetrics 1.0.0 (`application/openmetrics-text`).
     OpenMetrics,
+    /// Prometheus text format 0.0.4, the default.
     Text004,
 }
 
@@ -44,6 +46,7 @@ impl Format {
         }
     }
 
+    /// The `Content-Type` header value for a reply in this format.
     pub fn content_type(self) -> &'static str {
         match self {
             Format::OpenMetrics => OPENMETRICS,

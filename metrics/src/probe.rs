@@ -16,8 +16,11 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// An answer of the endpoint.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// HTTP status code.
     pub status: u16,
+    /// `Content-Type` header, empty when the reply had none.
     pub content_type: String,
+    /// Reply body as text.
     pub body: String,
 }
 

@@ -175,6 +175,7 @@ pub struct BuildInfo {
 }
 
 impl BuildInfo {
+    /// A collector for `<name>` with its help text and the version label; boxed for registration.
     pub fn new(name: &'static str, help: &'static str, version: &'static str) -> Box<BuildInfo> {
         Box::new(BuildInfo {
             name,

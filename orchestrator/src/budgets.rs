@@ -104,6 +104,7 @@ pub struct BudgetArgs {
 }
 
 impl BudgetArgs {
+    /// `--idle-timeout` as a duration.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout)
     }

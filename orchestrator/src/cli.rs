@@ -13,9 +13,11 @@ use crate::tokens::admin::TokensArgs;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "leotest-orchestrator", version, about, long_about = None)]
 pub struct Cli {
+    /// An administration subcommand; `None` runs the server.
     #[command(subcommand)]
     pub command: Option<Command>,
 
+    /// The server's options.
     #[command(flatten)]
     pub server: ServerConfig,
 }

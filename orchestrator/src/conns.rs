@@ -38,9 +38,13 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Limits of established connections.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
+    /// Connections held at once (`--max-connections`).
     pub max: usize,
+    /// Connections held at once from one source (`--max-connections-per-source`).
     pub max_per_source: usize,
+    /// How long a connection may stay without a request in progress (`--idle-timeout`).
     pub idle_timeout: Duration,
+    /// Request bytes in flight per connection (`--max-connection-receive-bytes`).
     pub receive_budget: usize,
 }
 
@@ -54,6 +58,7 @@ pub struct Conns {
 /// (after PROXY protocol) and the connection's budgets.
 #[derive(Clone)]
 pub struct ConnInfo {
+    /// Client address: the peer, or behind a balancer the one its PROXY header names.
     pub client: SocketAddr,
     shared: Arc<Shared>,
 }
@@ -66,6 +71,7 @@ struct Shared {
 }
 
 impl Conns {
+    /// An empty set of connections under `limits`.
     pub fn new(limits: ConnLimits) -> Arc<Conns> {
         Arc::new(Conns {
             limiter: Limiter::new(limits.max, limits.max_per_source, "connection"),

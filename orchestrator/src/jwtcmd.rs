@@ -39,24 +39,33 @@ pub struct JwtArgs {
 /// Why no token was made.
 #[derive(Debug, thiserror::Error)]
 pub enum JwtCmdError {
+    /// The server's JWT settings have JWT authentication off.
     #[error(
         "JWT authentication is off (--jwt-algo {0}): start the server and this command with \
          --jwt-algo HS256 (and --jwt-secret) or another algorithm"
     )]
     Disabled(String),
+    /// The JWT settings are inconsistent.
     #[error("{0}")]
     Config(#[from] AuthConfigError),
+    /// The algorithm signs with a private key and none was given.
     #[error("--jwt-algo {0} signs with a private key: give --private-key")]
     NeedPrivateKey(String),
+    /// A key file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// Path of the file.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// Signing failed (e.g. the key does not suit the algorithm).
     #[error("cannot sign: {0}")]
     Sign(String),
+    /// `--userid` is empty.
     #[error("--userid must not be empty")]
     NoUserid,
+    /// The token made would be rejected by the server with these settings.
     #[error(
         "the token made does not verify with this server's settings ({0}): does --private-key \
          belong to --jwt-public-key?"

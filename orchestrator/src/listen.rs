@@ -21,10 +21,18 @@ const BACKLOG: i32 = 1024;
 /// Why no listen address could be chosen or bound.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
+    /// `--listen` does not resolve to an address.
     #[error("--listen {0:?}: not an address, host or host:port that resolves")]
     Resolve(String),
+    /// The address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: io::Error },
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The admin token is the public default and the address is reachable from other hosts.
     #[error(
         "refusing to listen on {addr} with the default admin token `{DEFAULT_ADMIN_TOKEN}`: \
          anyone who can reach this port could act as admin. Set a secret admin token with \
@@ -33,7 +41,10 @@ pub enum ListenError {
          --allow-default-admin-token",
         port = addr.port()
     )]
-    DefaultAdminToken { addr: SocketAddr },
+    DefaultAdminToken {
+        /// The address that would be served.
+        addr: SocketAddr,
+    },
 }
 
 /// The address to bind: `--listen` if given, else `[::]` on `port`.

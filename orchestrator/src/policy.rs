@@ -37,6 +37,7 @@ pub fn is_node(caller: &Caller, nodeid: &str) -> bool {
 /// How a caller relates to a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobAccess {
+    /// The caller is ADMIN.
     Admin,
     /// The caller scheduled the job.
     Owner,

@@ -69,12 +69,16 @@ impl FromStr for TrustedProxies {
 /// Why a trusted balancer's connection was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
+    /// The header could not be read.
     #[error("reading the PROXY header: {0}")]
     Io(#[from] std::io::Error),
+    /// The connection did not start with a PROXY v2 header.
     #[error("no PROXY protocol v2 header (the balancer must send one: HAProxy `send-proxy-v2`)")]
     Missing,
+    /// The header announces more bytes than allowed.
     #[error("PROXY header of {0} bytes, more than {MAX_BLOCK}")]
     TooLong(usize),
+    /// The header does not parse.
     #[error("invalid PROXY header: {0}")]
     Invalid(String),
 }

@@ -34,22 +34,30 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The TLS certificate or key cannot be used.
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    /// The JWT settings are inconsistent.
     #[error("JWT: {0}")]
     Auth(#[from] AuthConfigError),
+    /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// `--listen` cannot be served.
     #[error(transparent)]
     Listen(#[from] ListenError),
+    /// The gRPC server failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The reflection service could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     /// The source names the address already (`leotest_metrics::bind`).
     #[error("{source}")]
     Metrics {
+        /// The metrics address.
         addr: SocketAddr,
+        /// The I/O error.
         source: std::io::Error,
     },
 }

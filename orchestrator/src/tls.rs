@@ -16,31 +16,59 @@ use rustls::{RootCertStore, ServerConfig};
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// Path of the file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
+        /// Path of the file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The file to generate exists and `--force` was not given.
     #[error("{0} already exists (use --force to overwrite)")]
     Exists(PathBuf),
+    /// A certificate or key file cannot be used.
     #[error("{path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// Path of the file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A file has no PEM block of the kind expected.
     #[error("{path} holds no PEM {what}")]
-    NoPem { path: PathBuf, what: &'static str },
+    NoPem {
+        /// Path of the file.
+        path: PathBuf,
+        /// What was looked for, e.g. `private key (PKCS#1, PKCS#8 or SEC1)`.
+        what: &'static str,
+    },
+    /// The certificate or the key exists without the other.
     #[error("only one of {cert} and {key} exists")]
-    HalfPair { cert: PathBuf, key: PathBuf },
+    HalfPair {
+        /// The certificate path.
+        cert: PathBuf,
+        /// The key path.
+        key: PathBuf,
+    },
+    /// rcgen could not make the certificate.
     #[error("certificate generation failed: {0}")]
     Generate(String),
 }
 
 /// A generated certificate and its private key, both PEM.
 pub struct DevPair {
+    /// The self-signed certificate.
     pub cert_pem: String,
+    /// Its private key.
     pub key_pem: String,
 }
 
@@ -315,6 +343,7 @@ pub fn load_certified(
 
 /// What [`load_server_tls`] did.
 pub struct LoadedTls {
+    /// The rustls server configuration to serve with.
     pub config: Arc<ServerConfig>,
     /// True when a development pair was generated because none existed.
     pub generated: bool,

@@ -19,6 +19,7 @@ pub struct CertReloader {
 }
 
 impl CertReloader {
+    /// A reloader of the pair at `cert` and `key` into `current`.
     pub fn new(cert: PathBuf, key: PathBuf, current: Arc<CurrentCert>) -> CertReloader {
         CertReloader { cert, key, current }
     }

@@ -14,6 +14,7 @@ use leotest_orchestrator::store::*;
 
 /// A store under test plus whatever keeps its backing resources alive.
 pub struct Fixture {
+    /// The store under test.
     pub store: Arc<dyn Store>,
     _guard: Box<dyn std::any::Any + Send>,
 }

@@ -20,6 +20,7 @@ pub enum ConnectStage {
 pub struct ConnectError {
     /// `host:port` tried.
     pub addr: String,
+    /// Which step of connecting failed.
     pub stage: ConnectStage,
     /// The underlying error, in words.
     pub detail: String,

@@ -9,11 +9,18 @@ use tonic::Code;
 pub enum ClientError {
     /// The endpoint string could not be turned into a URI.
     #[error("invalid endpoint {endpoint:?}: {reason}")]
-    InvalidEndpoint { endpoint: String, reason: String },
+    InvalidEndpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The CA certificate file could not be read.
     #[error("cannot read CA certificate {}: {source}", path.display())]
     CaCert {
+        /// The CA certificate path as given.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
@@ -41,7 +48,12 @@ pub enum ClientError {
     PermissionDenied(String),
     /// Any other gRPC status.
     #[error("orchestrator returned {code:?}: {message}")]
-    Status { code: Code, message: String },
+    Status {
+        /// The gRPC status code.
+        code: Code,
+        /// The status message sent by the orchestrator.
+        message: String,
+    },
 }
 
 impl ClientError {

@@ -41,7 +41,9 @@ pub const DEFAULT_DOMAIN: &str = "localhost";
 pub enum Credentials {
     /// User id plus static (or per-user) access token.
     Static {
+        /// User id sent in the `userid` metadata header.
         userid: String,
+        /// Token sent in the `access_token` metadata header; never printed.
         access_token: String,
     },
     /// A JWT whose `userid` claim names the user.
@@ -74,9 +76,11 @@ pub struct ClientConfig {
     /// Another name accepted when the certificate does not carry `domain` (see
     /// [`tls::NameFallback`]); `None` checks `domain` only.
     pub fallback_domain: Option<String>,
+    /// Who the client says it is, sent with every call.
     pub credentials: Credentials,
     /// Limit for each call (and for connecting).
     pub timeout: Duration,
+    /// When failed calls are tried again (only transient failures are).
     pub retry: RetryPolicy,
 }
 

@@ -43,7 +43,9 @@ impl RetryPolicy {
 /// What to do with the outcome of one failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
+    /// Try again after the policy's backoff.
     Retry,
+    /// Return the error to the caller.
     GiveUp,
 }
 

@@ -34,12 +34,21 @@ pub use crate::connect::{ConnectError, ConnectStage};
 /// Why the trusted certificates cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
+    /// The file holds no PEM certificate.
     #[error("no PEM certificate (-----BEGIN CERTIFICATE-----) in file")]
     NoCertificate,
+    /// A certificate in the file cannot be parsed.
     #[error("certificate {index} of the file is not valid PEM/X.509: {reason}")]
-    BadCertificate { index: usize, reason: String },
+    BadCertificate {
+        /// Position of the certificate in the file, from 0.
+        index: usize,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// The expected server name cannot be used for TLS (not a DNS name or IP address).
     #[error("{0:?} is not a valid TLS server name")]
     ServerName(String),
+    /// rustls refused the configuration.
     #[error("TLS setup: {0}")]
     Rustls(String),
 }

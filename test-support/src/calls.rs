@@ -10,11 +10,13 @@ use tonic::Status;
 
 use crate::{future_year, req, token_from_message, Creds, Orchestrator};
 
+/// The generated orchestrator client over a TLS channel, as the tests use it.
 pub type Client = LeotestOrchestratorClient<Channel>;
 
 /// What an RPC method of [`As`] accepts for the message `M`: the message itself, or a
 /// shorthand (the id alone for the messages that carry only an id, `()` for an empty query).
 pub trait Msg<M> {
+    /// Builds the message.
     fn msg(self) -> M;
 }
 
@@ -72,6 +74,7 @@ pub struct As {
 }
 
 impl As {
+    /// Calls on `client` (a cheap clone of its channel) that carry `creds`.
     pub fn new(client: &Client, creds: &Creds) -> As {
         As {
             client: client.clone(),
@@ -79,6 +82,7 @@ impl As {
         }
     }
 
+    /// The credentials every call carries.
     pub fn creds(&self) -> &Creds {
         &self.creds
     }
@@ -185,6 +189,7 @@ pub fn atq_job(id: &str, nodeid: &str, server: &str) -> MessageScheduleJob {
     }
 }
 
+/// `ScheduleJob` as `who`; panics on a transport error, not on a refused job.
 pub async fn schedule(
     c: &mut Client,
     who: &Creds,
@@ -210,24 +215,29 @@ pub fn run(runid: &str, jobid: &str, nodeid: &str, userid: &str) -> RunInstance 
     }
 }
 
+/// `UpdateRun` of `r` as `who`.
 pub async fn update_run(c: &mut Client, who: &Creds, r: RunInstance) -> MessageUpdateRunResponse {
     As::new(c, who)
         .update_run(MessageUpdateRun { run: Some(r) })
         .await
 }
 
+/// `GetRuns` as `who`: the runs only.
 pub async fn get_runs(c: &mut Client, who: &Creds, m: MessageGetRuns) -> Vec<RunInstance> {
     As::new(c, who).get_runs(m).await.runs
 }
 
+/// `GetJobById` as `who`.
 pub async fn get_job(c: &mut Client, who: &Creds, jobid: &str) -> MessageGetJobByIdResponse {
     As::new(c, who).get_job_by_id(jobid).await
 }
 
+/// `GetUser` as `who`.
 pub async fn get_user(c: &mut Client, who: &Creds, userid: &str) -> MessageGetUserResponse {
     As::new(c, who).get_user(userid).await
 }
 
+/// `GetNodes` as `who`: the nodes only.
 pub async fn nodes(c: &mut Client, who: &Creds, m: MessageGetNodes) -> Vec<Node> {
     As::new(c, who).get_nodes(m).await.nodes
 }
@@ -245,16 +255,19 @@ pub fn task(taskid: &str, runid: &str, jobid: &str, nodeid: &str) -> Task {
     }
 }
 
+/// `ScheduleTask` of `t` as `who`.
 pub async fn schedule_task(c: &mut Client, who: &Creds, t: Task) -> MessageScheduleTaskResponse {
     As::new(c, who)
         .schedule_task(MessageScheduleTask { task: Some(t) })
         .await
 }
 
+/// `GetTasks` as `who`: the tasks only.
 pub async fn get_tasks(c: &mut Client, who: &Creds, m: MessageGetTasks) -> Vec<Task> {
     As::new(c, who).get_tasks(m).await.tasks
 }
 
+/// `UpdateTask` as `who`, marking `taskid` complete.
 pub async fn update_task(c: &mut Client, who: &Creds, taskid: &str) -> MessageUpdateTaskResponse {
     As::new(c, who)
         .update_task(MessageUpdateTask {

@@ -19,6 +19,7 @@ pub enum Style {
     CaIssued,
 }
 
+/// Every style, for tests that try them all.
 pub const ALL: [Style; 4] = [
     Style::OriginalV1,
     Style::OneLinerCa,
@@ -29,7 +30,9 @@ pub const ALL: [Style; 4] = [
 /// The files of one style: what the server presents, and what the client trusts.
 #[derive(Debug, Clone)]
 pub struct Pair {
+    /// PEM certificate the server presents.
     pub cert: PathBuf,
+    /// PEM private key of `cert`.
     pub key: PathBuf,
     /// The `--ca-cert` for clients: the certificate itself, or its CA.
     pub trust: PathBuf,
@@ -51,6 +54,7 @@ pub fn openssl_available() -> bool {
     ok
 }
 
+/// Runs `openssl ARGS` in `dir`; panics with its stderr when it fails.
 pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .current_dir(dir)

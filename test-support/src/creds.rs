@@ -10,19 +10,23 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-6b1f";
 /// Credentials a request carries.
 #[derive(Clone, Debug)]
 pub enum Creds {
+    /// No credentials at all.
     None,
     /// `userid` and static access token.
     Token(String, String),
+    /// A JWT alone.
     Jwt(String),
     /// A JWT next to a static pair (the JWT wins on the server).
     JwtAndToken(String, String, String),
 }
 
 impl Creds {
+    /// The admin user with the static admin token.
     pub fn admin() -> Creds {
         Creds::Token("admin".into(), ADMIN_TOKEN.into())
     }
 
+    /// `userid` with a static access token.
     pub fn token(userid: &str, token: &str) -> Creds {
         Creds::Token(userid.into(), token.into())
     }

@@ -70,7 +70,9 @@ fn proxied(uri: String) -> String {
 
 /// A fresh database name on the test server; the database is dropped on drop.
 pub struct TestMongo {
+    /// Connection string of the test server.
     pub uri: String,
+    /// Database name, unique to this test.
     pub name: String,
 }
 

@@ -28,13 +28,21 @@ const MAX_MESSAGE: usize = 48_000_000;
 pub enum Fault {
     /// Answer `{ok: 0, code, codeName, errmsg, errorLabels}` instead of forwarding.
     CommandError {
+        /// Server error code, e.g. 112 (WriteConflict).
         code: i32,
+        /// `codeName` for the code.
         name: &'static str,
+        /// `errorLabels`, e.g. `TransientTransactionError`.
         labels: Vec<&'static str>,
     },
     /// Forward, and add `writeConcernError: {code, codeName, errmsg}` to the server's reply
     /// (the write was applied, its majority confirmation timed out).
-    WriteConcernError { code: i32, name: &'static str },
+    WriteConcernError {
+        /// Server error code, e.g. 64 (WriteConcernFailed).
+        code: i32,
+        /// `codeName` for the code.
+        name: &'static str,
+    },
     /// Close the connection before forwarding (the server never sees the command).
     DropBefore,
     /// Forward, then close the connection instead of delivering the reply (applied, unknown

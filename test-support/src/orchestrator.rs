@@ -147,7 +147,9 @@ impl Builder {
 
 /// A running orchestrator process and its files.
 pub struct Orchestrator {
+    /// Working directory: certificates, data and log; removed on drop.
     pub dir: tempfile::TempDir,
+    /// Port the server listens on (changes on restart).
     pub port: u16,
     /// Flags after the harness's own; changes apply at the next [`Orchestrator::restart`].
     pub extra_args: Vec<String>,
@@ -235,18 +237,22 @@ impl Orchestrator {
         dir
     }
 
+    /// The server's certificate (self-signed, so also the CA clients trust).
     pub fn cert_path(&self) -> PathBuf {
         self.cert.clone()
     }
 
+    /// The server's private key.
     pub fn key_path(&self) -> PathBuf {
         self.key.clone()
     }
 
+    /// The server's data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
+    /// The server's log file (its stderr, across launches).
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("orchestrator.log")
     }
@@ -364,6 +370,7 @@ impl Orchestrator {
         }
     }
 
+    /// Kills the process and waits for it; nothing when it is not running.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -377,6 +384,7 @@ impl Orchestrator {
         self.launch().await;
     }
 
+    /// True while the process has not exited.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
             Some(c) => matches!(c.try_wait(), Ok(None)),
@@ -397,10 +405,12 @@ impl Orchestrator {
             .domain_name("localhost")
     }
 
+    /// A channel to the server with [`Orchestrator::tls`].
     pub async fn try_channel(&self) -> Result<Channel, tonic::transport::Error> {
         self.channel_with(self.tls()).await
     }
 
+    /// A channel to the server with the given TLS settings (5 s to connect, 20 s per call).
     pub async fn channel_with(
         &self,
         tls: ClientTlsConfig,
@@ -414,6 +424,7 @@ impl Orchestrator {
             .await
     }
 
+    /// A client over [`Orchestrator::try_channel`]; panics when it cannot connect.
     pub async fn client(&self) -> LeotestOrchestratorClient<Channel> {
         let ch = self.try_channel().await.expect("connect");
         LeotestOrchestratorClient::new(ch).max_encoding_message_size(64 * 1024 * 1024)

@@ -19,7 +19,12 @@ pub enum KernelCommand {
     /// `cca.change ALG`
     CcaChange(String),
     /// `bbr2.param.set NAME VALUE`
-    Bbr2Set { name: String, value: String },
+    Bbr2Set {
+        /// Parameter name under `/sys/module/tcp_bbr2/parameters/`.
+        name: String,
+        /// Value written to it, as given.
+        value: String,
+    },
     /// `job.start CMD ARGS...`
     JobStart(Vec<String>),
     /// `job.status ID`
@@ -37,16 +42,22 @@ pub enum KernelCommand {
 /// Why a line is refused before dispatch.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ParseError {
+    /// The line has no command word.
     #[error("empty command")]
     Empty,
+    /// The line exceeds `MAX_LINE` bytes.
     #[error("command line longer than {MAX_LINE} bytes")]
     TooLong,
+    /// The line is not valid UTF-8.
     #[error("command is not UTF-8 text")]
     NotUtf8,
+    /// The line contains control characters.
     #[error("command contains control characters")]
     Control,
+    /// Wrong number of arguments; carries the command's usage text.
     #[error("usage: {0}")]
     Usage(&'static str),
+    /// An argument is malformed; carries which argument.
     #[error("invalid argument: {0}")]
     BadArgument(&'static str),
 }

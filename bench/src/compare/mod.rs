@@ -60,6 +60,7 @@ impl OriginalSource {
 /// Options of `compare-original`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// Where the original's code and its harness are.
     #[command(flatten)]
     pub source: OriginalSource,
 

@@ -57,6 +57,7 @@ const OBSTRUCTION: Duration = Duration::from_secs(10);
 /// Options of `sites`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// Where the original's code and its harness are.
     #[command(flatten)]
     pub source: super::OriginalSource,
 

@@ -19,8 +19,10 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// Every stream, in report order.
     pub const ALL: [Stream; 3] = [Stream::Kernel, Stream::UpdateRun, Stream::GetRuns];
 
+    /// The stream's name in the report.
     pub fn name(self) -> &'static str {
         match self {
             Stream::Kernel => "kernel",
@@ -33,6 +35,7 @@ impl Stream {
 /// One request.
 #[derive(Debug, Clone)]
 pub struct Record {
+    /// Which stream the request belongs to.
     pub stream: Stream,
     /// Scheduled start in milliseconds since the Unix epoch: the wall clock lines it up with
     /// the kill, which the test script takes on the host (same kernel clock).
@@ -56,15 +59,21 @@ impl Record {
 /// Figures of one stream.
 #[derive(Debug, Clone)]
 pub struct Summary {
+    /// The stream summarised.
     pub stream: Stream,
+    /// Requests sent.
     pub total: usize,
+    /// Requests answered successfully.
     pub ok: usize,
     /// Failed requests that were already under way when the event happened.
     pub failed_in_flight: usize,
     /// Every other failure (all of them when there was no event).
     pub failed_other: usize,
+    /// Median latency of all requests, failed ones included.
     pub p50: Duration,
+    /// 99th percentile latency of all requests.
     pub p99: Duration,
+    /// Latency of the slowest request.
     pub max_latency: Duration,
     /// Longest time without a successful answer: between two consecutive ones, or from the
     /// first scheduled request to the first answer, or from the last answer to the last
@@ -94,7 +103,9 @@ fn near_event(event_ms: Option<f64>, from: f64, to: f64) -> bool {
 /// replica dies somewhere in between, so a request under way at any moment of it is in flight.
 #[derive(Debug, Clone, Copy)]
 pub struct Event {
+    /// When `docker kill` was called, in Unix milliseconds.
     pub sent: f64,
+    /// When `docker kill` returned, in Unix milliseconds.
     pub done: f64,
 }
 
@@ -186,6 +197,7 @@ pub struct Writes {
 }
 
 impl Writes {
+    /// Acknowledged runs that could not be read back: the writes the failover lost.
     pub fn lost(&self) -> usize {
         self.acked - self.readable
     }

@@ -70,6 +70,7 @@ const IN_FLIGHT: usize = 64;
 const CUT_POLL: Duration = Duration::from_millis(10);
 
 impl Link {
+    /// A link that starts at the beginning of its gap schedule; `seed` fixes the random draws.
     pub fn new(profile: Profile, seed: u64) -> Self {
         Self::with_offset(profile, seed, Duration::ZERO)
     }
@@ -106,6 +107,7 @@ impl Link {
         }
     }
 
+    /// Cuts the link (`true`: nothing passes until restored) or restores it.
     pub fn set_cut(&self, cut: bool) {
         self.cut.store(cut, Ordering::Relaxed);
         eprintln!(

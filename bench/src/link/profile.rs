@@ -9,6 +9,7 @@ use std::time::Duration;
 /// One emulated link, the same in both directions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
+    /// Name on the command line: `lan`, `wan` or `leo`.
     pub name: &'static str,
     /// Smallest one-way delay.
     pub base: Duration,
@@ -17,9 +18,11 @@ pub struct Profile {
     /// Share of chunks that are "lost": delivered only after `loss_penalty` (a TCP
     /// retransmission: the minimum RTO plus a round trip), delaying everything behind them.
     pub loss: f64,
+    /// How late a lost chunk is delivered.
     pub loss_penalty: Duration,
     /// Handover period and the gap lengths cycled through, one per period.
     pub handover_every: Option<Duration>,
+    /// Gap lengths, cycled one per handover period; empty without handovers.
     pub gaps: &'static [Duration],
 }
 
@@ -35,6 +38,7 @@ const LEO_GAPS: &[Duration] = &[
 ];
 
 impl Profile {
+    /// The profile called `name`; `None` for an unknown name.
     pub fn by_name(name: &str) -> Option<Profile> {
         Some(match name {
             "lan" => Profile {
@@ -103,10 +107,12 @@ impl Profile {
 pub struct SplitMix(u64);
 
 impl SplitMix {
+    /// A generator that starts from `seed` (the same seed gives the same draws).
     pub fn new(seed: u64) -> Self {
         SplitMix(seed)
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

@@ -26,13 +26,20 @@ pub enum KernelError {
     /// Could not connect.
     #[error("kernel service at {addr} unreachable: {source}")]
     Connect {
+        /// `host:port` tried.
         addr: String,
+        /// Why the connection failed.
         #[source]
         source: std::io::Error,
     },
     /// No complete reply within the time limit.
     #[error("kernel service at {addr} did not answer within {} ms", timeout.as_millis())]
-    Timeout { addr: String, timeout: Duration },
+    Timeout {
+        /// `host:port` asked.
+        addr: String,
+        /// The limit that passed.
+        timeout: Duration,
+    },
     /// The connection failed mid-exchange, or the output could not be written.
     #[error("kernel service exchange failed: {0}")]
     Io(#[from] std::io::Error),
@@ -59,6 +66,7 @@ pub struct KernelClient {
 }
 
 impl KernelClient {
+    /// A client for the kernel service at `host:port` with the given connect/reply limit, over TCP.
     pub fn new(host: &str, port: u16, timeout: Duration) -> Self {
         KernelClient {
             addr: format!("{host}:{port}"),

@@ -42,14 +42,19 @@ pub const SEGMENT_SLACK: u32 = 4;
 /// Why two sockets are not the two ends of one connection (every variant means deny).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Mismatch {
+    /// The caller's socket got more than this connection sent.
     #[error("the caller's socket received bytes this connection never sent")]
     ReceivedUnsent,
+    /// This connection delivered more than the caller's socket got.
     #[error("the caller's socket lacks bytes this connection delivered")]
     MissingDelivered,
+    /// This connection got more than the caller's socket sent.
     #[error("this connection received bytes the caller's socket never sent")]
     ReceivedUnsentByCaller,
+    /// The caller's socket had more acknowledged than this connection received.
     #[error("the caller's socket had bytes acknowledged that this connection never received")]
     AckedUnreceived,
+    /// Segment counts differ by more than `SEGMENT_SLACK`.
     #[error("segment counts of the two ends disagree")]
     Segments,
 }
@@ -106,8 +111,11 @@ pub enum ConnCheck {
     Unavailable,
     /// The caller's socket `client` → `server`, as seen inside its namespace.
     Counters {
+        /// The caller's network namespace.
         netns: NetnsRef,
+        /// The caller's end of the connection.
         client: SocketAddr,
+        /// Our end of the connection, as the caller addressed it.
         server: SocketAddr,
     },
 }
@@ -115,10 +123,13 @@ pub enum ConnCheck {
 /// Why a connection failed its check.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
+    /// The counters do not match: not the same connection.
     #[error("{0}")]
     Mismatch(#[from] Mismatch),
+    /// The caller's socket no longer exists.
     #[error("the caller's socket is gone")]
     Gone,
+    /// The counters of either end could not be read.
     #[error("connection counters unavailable: {0}")]
     Unavailable(String),
 }
@@ -164,6 +175,7 @@ pub fn verify(ours: Option<BorrowedFd<'_>>, what: &ConnCheck) -> Result<(), Chec
 /// A connection whose own socket can be checked: the accepted TCP stream; in-memory and unix
 /// streams have no TCP counters (`None`).
 pub trait OwnSocket {
+    /// The socket whose counters are compared, or `None` when it has none.
     fn own_fd(&self) -> Option<BorrowedFd<'_>>;
 }
 

@@ -27,9 +27,11 @@ use crate::netns::{NetnsCache, NetnsRef};
 pub struct IdentityOptions {
     /// Docker network of the experiment containers.
     pub network: String,
+    /// How a peer is tied to a container.
     pub mode: IdentityMode,
     /// Docker lookups per second for unknown addresses, per source and in total.
     pub lookups_per_source: f64,
+    /// Docker lookups per second for unknown addresses, over all sources.
     pub lookups_total: f64,
 }
 

@@ -34,6 +34,7 @@ pub enum IdentityMode {
 /// The container behind a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// Docker id of the container.
     pub container_id: String,
     /// From the `userid` label only; `None` when unlabeled.
     pub userid: Option<String>,
@@ -52,22 +53,31 @@ pub struct Caller {
 /// Why a peer could not be resolved; every variant means deny.
 #[derive(Debug, Error)]
 pub enum IdentityError {
+    /// No running container on the network has this address.
     #[error("no running container owns {0}")]
     Unknown(IpAddr),
+    /// The address is outside the network's subnets.
     #[error("{0} is not on the network's subnets")]
     OffNetwork(IpAddr),
+    /// Too many lookups for unknown addresses; denied without asking Docker.
     #[error("lookup rate for unknown addresses exceeded")]
     RateLimited,
+    /// The connection is not a live socket in the container's network namespace.
     #[error("connection not found in the container's network namespace")]
     SocketMismatch,
+    /// A Docker API request failed.
     #[error("docker: {0}")]
     Docker(String),
+    /// Identity cannot be verified and the operator chose to deny.
     #[error("callers cannot be verified here (--identity-fallback=deny)")]
     Unverifiable,
+    /// The unix-socket peer process is not in a container.
     #[error("the connecting process is not in a container")]
     NotAContainer,
+    /// The unix-socket peer's container is not on the network.
     #[error("the connecting process's container is not on the network")]
     UnknownContainer,
+    /// The unix-socket peer process exited before it was identified.
     #[error("the connecting process is gone")]
     ProcessGone,
 }
@@ -108,9 +118,13 @@ pub trait IdentitySource: Send + Sync {
 /// One map entry: keyed by IP, owned by a container id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// Docker id of the container.
     pub container_id: String,
+    /// The container's `userid` label; `None` when unlabeled.
     pub userid: Option<String>,
+    /// Host PID of the container's init.
     pub pid: u32,
+    /// Capabilities the container may hold.
     pub caps: CapSet,
 }
 
@@ -132,6 +146,7 @@ impl ContainerMap {
     pub fn remove(&mut self, container_id: &str) {
         self.by_ip.retain(|_, e| e.container_id != container_id);
     }
+    /// The entry for `ip`.
     pub fn get(&self, ip: &IpAddr) -> Option<&Entry> {
         self.by_ip.get(ip)
     }
@@ -139,9 +154,11 @@ impl ContainerMap {
     pub fn by_container(&self, container_id: &str) -> Option<&Entry> {
         self.by_ip.values().find(|e| e.container_id == container_id)
     }
+    /// True when `container_id` has an entry.
     pub fn contains_container(&self, container_id: &str) -> bool {
         self.by_ip.values().any(|e| e.container_id == container_id)
     }
+    /// Forgets every entry.
     pub fn clear(&mut self) {
         self.by_ip.clear();
     }

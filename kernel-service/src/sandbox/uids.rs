@@ -16,14 +16,18 @@ use std::sync::{Arc, Mutex};
 /// The ids a job runs as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobIds {
+    /// User id.
     pub uid: u32,
+    /// Group id (the same number as `uid`).
     pub gid: u32,
 }
 
 /// A reserved range of uids (and gids of the same numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UidRange {
+    /// First uid of the range.
     pub base: u32,
+    /// Number of uids in the range.
     pub count: u32,
 }
 
@@ -88,6 +92,7 @@ pub struct UidPool {
 #[derive(Debug)]
 pub struct UidLease {
     pool: Arc<UidPool>,
+    /// The ids held.
     pub ids: JobIds,
 }
 
@@ -100,6 +105,7 @@ impl Drop for UidLease {
 }
 
 impl UidPool {
+    /// An empty pool handing out uids of `range`.
     pub fn new(range: UidRange) -> Arc<Self> {
         Arc::new(UidPool {
             state: Mutex::new(State {

@@ -86,6 +86,7 @@ impl Drop for Slot {
 }
 
 impl ConnLimits {
+    /// At most `per_source` connections per source address and `per_user` per user.
     pub fn new(per_source: usize, per_user: usize) -> Self {
         ConnLimits {
             sources: Arc::new(Counter::new(per_source)),
@@ -93,10 +94,12 @@ impl ConnLimits {
         }
     }
 
+    /// Connections allowed per source address.
     pub fn per_source(&self) -> usize {
         self.sources.limit
     }
 
+    /// Connections allowed per user.
     pub fn per_user(&self) -> usize {
         self.users.limit
     }

@@ -41,9 +41,13 @@ const MAX_USERID: usize = 256;
 /// Tunables of the per-connection flow.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
+    /// Limit for reading the command line and for writing each reply.
     pub read_timeout: Duration,
+    /// Whole budget of one access decision (identity and orchestrator); past it, deny.
     pub decision_deadline: Duration,
+    /// Which namespace `cca.*` commands act on.
     pub cca_scope: CcaScope,
+    /// Directory of the bbr2 module parameters (`/sys/module/tcp_bbr2/parameters`).
     pub bbr2_param_dir: PathBuf,
     /// Connections served at once, in total; more wait in the accept backlog.
     pub max_connections: usize,
@@ -70,6 +74,7 @@ pub struct Service {
 /// Outcome of the access check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
+    /// Allowed, as this caller.
     Granted(Caller),
     /// Refused, with the reason for the audit line and the caller when it was identified.
     Denied(&'static str, Option<Caller>),
@@ -81,6 +86,7 @@ fn plausible_userid(u: &str) -> bool {
 }
 
 impl Service {
+    /// A service deciding with `identity`, `oracle` and `cache`; `jobs` is `None` without job support.
     pub fn new(
         identity: Arc<dyn IdentitySource>,
         oracle: Arc<dyn AccessOracle>,
@@ -104,10 +110,12 @@ impl Service {
         }
     }
 
+    /// The service's metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
+    /// The connection limits and what they hold now.
     pub fn limits(&self) -> &ConnLimits {
         &self.limits
     }
@@ -397,7 +405,9 @@ fn command_label(cmd: &Command) -> &'static str {
 /// Who is connected, for the audit line: a TCP source address, or a unix-socket caller's pid.
 #[derive(Debug, Clone, Copy)]
 pub enum Peer {
+    /// A TCP connection from this address.
     Tcp(SocketAddr),
+    /// A unix-socket connection from the process with this pid.
     Unix(u32),
 }
 

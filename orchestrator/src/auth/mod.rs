@@ -42,22 +42,30 @@ const PUBLIC_PREFIXES: [&str; 3] = [
 /// The authenticated identity of a request, as the handlers see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// User id the credentials proved.
     pub userid: String,
+    /// The user's role, as stored.
     pub role: Role,
 }
 
 /// Problems with the JWT settings, found at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
+    /// An asymmetric algorithm was chosen without a public key.
     #[error("--jwt-algo {0} needs --jwt-public-key")]
     MissingPublicKey(String),
+    /// HS* was chosen with the well-known default secret.
     #[error("--jwt-algo {0} needs a non-default --jwt-secret")]
     WeakSecret(String),
+    /// The public key file could not be read.
     #[error("cannot read JWT public key {path}: {source}")]
     ReadKey {
+        /// The key file.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The public key does not parse for the chosen algorithm.
     #[error("invalid JWT public key: {0}")]
     BadKey(String),
 }
@@ -150,6 +158,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 impl Authenticator {
+    /// Checks credentials against `store`; `jwt` is `None` when JWT authentication is off.
     pub fn new(store: Arc<dyn Store>, jwt: Option<JwtVerifier>) -> Authenticator {
         Authenticator { store, jwt }
     }

@@ -18,6 +18,7 @@ pub struct Counted<T> {
 }
 
 impl<T> Counted<T> {
+    /// Wraps `inner`, counting it as accepted and active (until dropped) when `metrics` is `Some`.
     pub fn new(inner: T, metrics: Option<Arc<Metrics>>) -> Counted<T> {
         if let Some(m) = &metrics {
             m.connections.inc();

@@ -28,6 +28,7 @@ pub struct MetricsLayer {
 }
 
 impl MetricsLayer {
+    /// A layer recording into `metrics`; `None` records nothing.
     pub fn new(metrics: Option<Arc<Metrics>>) -> MetricsLayer {
         MetricsLayer { metrics }
     }

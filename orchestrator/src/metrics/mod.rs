@@ -126,8 +126,11 @@ pub fn result_label(code: &str, refused: bool) -> &'static str {
 /// `method`, `code` and `result` of a finished RPC.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
+    /// RPC method name, e.g. `schedule_job`.
     pub method: &'static str,
+    /// gRPC status code name, e.g. `OK`, `Unauthenticated`.
     pub code: &'static str,
+    /// `ok`, `refused` (in the reply or by a client error code) or `error` (a server fault).
     pub result: &'static str,
 }
 
@@ -143,30 +146,40 @@ const INITIAL: [(&str, &str); 4] = [
 /// `method` of an RPC latency.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabel {
+    /// RPC method name.
     pub method: &'static str,
 }
 
 /// `reason` of an authentication failure.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
+    /// The label's value, e.g. `bad_token`.
     pub reason: &'static str,
 }
 
 /// `op` of a store operation: the [`crate::store::Store`] method.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabel {
+    /// The label's value.
     pub op: &'static str,
 }
 
 /// Every orchestrator metric; cheap handles (clones share their values).
 #[derive(Debug)]
 pub struct Metrics {
+    /// gRPC requests answered, by method, status code and result.
     pub requests: Family<RpcLabels, Counter>,
+    /// gRPC request time by method, authentication included.
     pub request_seconds: Histograms<MethodLabel>,
+    /// Requests refused by the authentication layer, by reason.
     pub auth_failures: Family<ReasonLabel, Counter>,
+    /// Store operation time as the handlers see it (user cache hits included).
     pub store_seconds: Histograms<OpLabel>,
+    /// Store operations that failed.
     pub store_errors: Family<OpLabel, Counter>,
+    /// TLS connections handed to the gRPC server.
     pub connections: Counter,
+    /// TLS connections open now.
     pub connections_active: Gauge,
 }
 

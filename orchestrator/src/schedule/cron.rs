@@ -10,8 +10,10 @@ const MAX_LEN: usize = 256;
 /// Why a crontab string or an expansion was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CronError {
+    /// The crontab text and why it does not parse.
     #[error("invalid crontab '{0}': {1}")]
     Invalid(String, String),
+    /// Expanding the crontab over the range gives more than `MAX_RUNS` runs.
     #[error("more than {MAX_RUNS} runs in the requested range")]
     TooManyRuns,
 }

@@ -16,28 +16,40 @@ use crate::store::JobKind;
 /// One job as the conflict check sees it.
 #[derive(Debug, Clone)]
 pub struct Sched {
+    /// Job id.
     pub id: String,
+    /// Cron or one-shot.
     pub kind: JobKind,
     /// Parsed crontab (cron jobs only).
     pub cron: Option<Cron>,
     /// Crontab text as stored (`''` for atq), used in messages.
     pub cron_text: String,
+    /// Parsed `start_date`: the first run (cron) or the only one (atq).
     pub start: DateTime<Utc>,
+    /// Parsed `end_date`: no cron run starts after it.
     pub end: DateTime<Utc>,
     /// Dates as stored, used in messages.
     pub start_text: String,
+    /// End date as stored.
     pub end_text: String,
+    /// Length of each run, in seconds.
     pub length: i64,
 }
 
 /// A detected conflict: the existing job and the window the original reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
+    /// Id of the existing job.
     pub id: String,
+    /// Its crontab text as stored.
     pub cron_text: String,
+    /// Its start date as stored.
     pub start_text: String,
+    /// Its end date as stored.
     pub end_text: String,
+    /// Start of the overlapping window.
     pub start: DateTime<Utc>,
+    /// End of the overlapping window.
     pub end: DateTime<Utc>,
 }
 

@@ -14,6 +14,7 @@ pub struct Jobs<'a> {
 }
 
 impl<'a> Jobs<'a> {
+    /// Job look-ups through `store`.
     pub fn new(store: &'a dyn Store) -> Jobs<'a> {
         Jobs {
             store,

@@ -9,6 +9,7 @@ use crate::error::ServiceResult;
 use crate::logsafe::untrusted;
 use crate::policy;
 
+/// `update_global_config`: ADMIN replaces the global configuration.
 pub async fn update_global_config(
     ctx: &Ctx,
     caller: &Caller,
@@ -28,6 +29,7 @@ pub async fn update_global_config(
     Ok(reply(true, "config updated".to_string()))
 }
 
+/// `get_global_config`: the configuration, storage credentials blanked for callers who may not read them.
 pub async fn get_global_config(
     ctx: &Ctx,
     caller: &Caller,

@@ -29,6 +29,7 @@ pub fn job_kind(wire: i32) -> Option<JobKind> {
     }
 }
 
+/// Job params from the wire.
 pub fn params_from_wire(p: pb::JobParams) -> JobParams {
     JobParams {
         mode: p.mode,
@@ -38,6 +39,7 @@ pub fn params_from_wire(p: pb::JobParams) -> JobParams {
     }
 }
 
+/// Job params for the wire.
 pub fn params_to_wire(p: &JobParams) -> pb::JobParams {
     pb::JobParams {
         mode: p.mode.clone(),
@@ -116,6 +118,7 @@ pub fn event_template(job: &Job, kind: &str) -> pb::RunEvent {
     }
 }
 
+/// A stored run for the wire.
 pub fn run_to_wire(r: Run) -> pb::RunInstance {
     pb::RunInstance {
         runid: r.runid,
@@ -131,6 +134,7 @@ pub fn run_to_wire(r: Run) -> pb::RunInstance {
     }
 }
 
+/// A stored task for the wire.
 pub fn task_to_wire(t: Task) -> pb::Task {
     pb::Task {
         r#type: t.task_type,
@@ -194,6 +198,7 @@ pub fn jobs_summary(jobs: &[Job]) -> String {
     out
 }
 
+/// Global configuration from the wire.
 pub fn config_from_wire(s: pb::Settings) -> GlobalConfig {
     GlobalConfig {
         datastore: s.datastore.map(|d| DatastoreConfig {
@@ -207,6 +212,7 @@ pub fn config_from_wire(s: pb::Settings) -> GlobalConfig {
     }
 }
 
+/// Global configuration for the wire.
 pub fn config_to_wire(c: GlobalConfig) -> pb::Settings {
     pb::Settings {
         datastore: c.datastore.map(|d| pb::DatastoreSettings {

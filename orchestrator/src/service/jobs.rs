@@ -55,6 +55,7 @@ fn failed(message: String) -> MessageScheduleJobResponse {
     }
 }
 
+/// `schedule_job`: validates the job, checks it against the node's jobs and stores it.
 pub async fn schedule_job(
     ctx: &Ctx,
     caller: &Caller,
@@ -211,6 +212,7 @@ fn admit(
     }
 }
 
+/// `get_job_by_id`: the job, when the caller may see it.
 pub async fn get_job_by_id(
     ctx: &Ctx,
     caller: &Caller,
@@ -224,6 +226,7 @@ pub async fn get_job_by_id(
     })
 }
 
+/// `get_jobs_by_userid`: the jobs a user owns, for that user or ADMIN.
 pub async fn get_jobs_by_userid(
     ctx: &Ctx,
     caller: &Caller,
@@ -248,6 +251,7 @@ pub async fn get_jobs_by_userid(
     })
 }
 
+/// `get_jobs_by_nodeid`: the node's jobs that the caller may see.
 pub async fn get_jobs_by_nodeid(
     ctx: &Ctx,
     caller: &Caller,
@@ -276,6 +280,7 @@ fn rescheduled(ok: bool, message: String) -> MessageRescheduleJobResponse {
     }
 }
 
+/// `reschedule_job_nearest`: moves a job to the nearest free slot between `starttime` and `endtime`.
 pub async fn reschedule_job_nearest(
     ctx: &Ctx,
     caller: &Caller,
@@ -386,6 +391,7 @@ fn plan_move(
     Ok((write, pystr(next, off)))
 }
 
+/// `modify_job`: never implemented by the original; answers empty.
 pub async fn modify_job(
     _ctx: &Ctx,
     _caller: &Caller,
@@ -395,6 +401,7 @@ pub async fn modify_job(
     Ok(MessageModifyJobResponse::default())
 }
 
+/// `delete_job_by_id`: the job's owner or ADMIN deletes it.
 pub async fn delete_job_by_id(
     ctx: &Ctx,
     caller: &Caller,
@@ -430,6 +437,7 @@ pub async fn delete_job_by_id(
     })
 }
 
+/// `delete_jobs_by_nodeid`: ADMIN deletes every job of a node.
 pub async fn delete_jobs_by_nodeid(
     ctx: &Ctx,
     caller: &Caller,

@@ -8,6 +8,7 @@ use crate::error::ServiceResult;
 use crate::logsafe::untrusted;
 use crate::policy;
 
+/// `kernel_access`: whether a user may use the kernel service (NODE and ADMIN callers may ask).
 pub async fn kernel_access(
     ctx: &Ctx,
     caller: &Caller,

@@ -32,6 +32,7 @@ use crate::store::Store;
 /// What every handler may use.
 #[derive(Clone)]
 pub struct Ctx {
+    /// Where everything is stored.
     pub store: Arc<dyn Store>,
     /// `--overlap-rules`: conflict check of schedule_job and slot search of
     /// reschedule_job_nearest.
@@ -53,6 +54,7 @@ pub struct OrchestratorService {
 }
 
 impl OrchestratorService {
+    /// The gRPC service over `ctx`.
     pub fn new(ctx: Ctx) -> OrchestratorService {
         OrchestratorService { ctx }
     }

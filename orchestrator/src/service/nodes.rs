@@ -24,6 +24,7 @@ const DEFAULT_LAST_ACTIVE: &str = "2020-01-01";
 
 const NODE_MISSING: &str = "node with given id does not exist";
 
+/// `report_heartbeat`: a node marks itself alive; anyone else gets `received = false`.
 pub async fn report_heartbeat(
     ctx: &Ctx,
     caller: &Caller,
@@ -74,6 +75,7 @@ fn node_from_registration(n: pb::Node) -> Result<Node, String> {
     })
 }
 
+/// `register_node`: ADMIN registers a node and its identity, and gets the node's token.
 pub async fn register_node(
     ctx: &Ctx,
     caller: &Caller,
@@ -145,6 +147,7 @@ fn active_since(
     now.checked_sub_signed(Duration::seconds(secs))
 }
 
+/// `get_nodes`: the nodes matching the request's filters.
 pub async fn get_nodes(
     ctx: &Ctx,
     _caller: &Caller,
@@ -186,6 +189,7 @@ fn node_update(req: MessageUpdateNode) -> Result<NodeUpdate, String> {
     })
 }
 
+/// `update_node`: the node itself or ADMIN changes its fields.
 pub async fn update_node(
     ctx: &Ctx,
     caller: &Caller,
@@ -209,6 +213,7 @@ pub async fn update_node(
     Ok(reply(true, "updated node successfully".to_string()))
 }
 
+/// `delete_node`: ADMIN deletes a node.
 pub async fn delete_node(
     ctx: &Ctx,
     caller: &Caller,
@@ -238,6 +243,7 @@ pub async fn delete_node(
     Ok(reply(true, "node deleted".to_string()))
 }
 
+/// `set_scavenger_status`: the node itself or ADMIN switches its scavenger mode.
 pub async fn set_scavenger_status(
     ctx: &Ctx,
     caller: &Caller,
@@ -263,6 +269,7 @@ pub async fn set_scavenger_status(
     ))
 }
 
+/// `get_scavenger_status`: `found` only when the node's scavenger mode is on.
 pub async fn get_scavenger_status(
     ctx: &Ctx,
     _caller: &Caller,

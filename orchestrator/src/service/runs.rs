@@ -66,6 +66,7 @@ async fn may_report(ctx: &Ctx, caller: &Caller, run: &Run) -> ServiceResult<Resu
     })
 }
 
+/// `update_run`: a node agent (or the job's owner, ADMIN) stores a run's state.
 pub async fn update_run(
     ctx: &Ctx,
     caller: &Caller,
@@ -136,6 +137,7 @@ pub async fn update_run(
     })
 }
 
+/// `get_runs`: the runs matching the filters that the caller may see.
 pub async fn get_runs(
     ctx: &Ctx,
     caller: &Caller,
@@ -190,6 +192,7 @@ pub async fn get_runs(
 /// counted as 40) with tag and length, and the event's own tag and length prefix.
 const EVENT_EXTRA_BYTES: usize = 6 + 2 * (2 + 40) + 6;
 
+/// `get_scheduled_runs`: the runs a node's jobs will make between `start` and `end`.
 pub async fn get_scheduled_runs(
     ctx: &Ctx,
     caller: &Caller,

@@ -44,6 +44,7 @@ async fn may_schedule(
     })
 }
 
+/// `schedule_task`: stores a task that expires after `ttl_secs`.
 pub async fn schedule_task(
     ctx: &Ctx,
     caller: &Caller,
@@ -90,6 +91,7 @@ pub async fn schedule_task(
     })
 }
 
+/// `get_tasks`: the live tasks matching the filters that the caller may see.
 pub async fn get_tasks(
     ctx: &Ctx,
     caller: &Caller,
@@ -116,6 +118,7 @@ pub async fn get_tasks(
     })
 }
 
+/// `update_task`: sets a task's status.
 pub async fn update_task(
     ctx: &Ctx,
     caller: &Caller,

@@ -22,6 +22,7 @@ pub(crate) fn new_token() -> ServiceResult<String> {
     tokens::issue().map_err(|e| ServiceError::Internal(e.to_string()))
 }
 
+/// `register_user`: ADMIN registers a user and gets its token.
 pub async fn register_user(
     ctx: &Ctx,
     caller: &Caller,
@@ -64,6 +65,7 @@ pub async fn register_user(
     })
 }
 
+/// `get_user`: a user's profile (never its token).
 pub async fn get_user(
     ctx: &Ctx,
     _caller: &Caller,
@@ -85,6 +87,7 @@ pub async fn get_user(
     })
 }
 
+/// `modify_user`: ADMIN changes a user's profile.
 pub async fn modify_user(
     ctx: &Ctx,
     caller: &Caller,
@@ -114,6 +117,7 @@ pub async fn modify_user(
     })
 }
 
+/// `delete_user`: ADMIN deletes a user.
 pub async fn delete_user(
     ctx: &Ctx,
     caller: &Caller,

@@ -23,10 +23,15 @@ pub enum BookingWrite {
     /// Move a live job: set its dates to `start_date` / `end_date` if they are still
     /// `was_start` / `was_end` (else [`Booked::Gone`]).
     SetDates {
+        /// The job's id.
         id: String,
+        /// New start date, as stored.
         start_date: String,
+        /// New end date, as stored.
         end_date: String,
+        /// Start date the decision was made on.
         was_start: String,
+        /// End date the decision was made on.
         was_end: String,
     },
 }

@@ -8,10 +8,15 @@ use chrono::{DateTime, Utc};
 /// Role of a user, stored as the original's integer (`users.role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
+    /// Everything, including user and node management.
     Admin = 0,
+    /// An experimenter: schedules jobs and sees its own.
     User = 1,
+    /// A node agent or kernel service.
     Node = 2,
+    /// A user with privileges beyond `User` (the original's `USER_PRIV`).
     UserPriv = 3,
+    /// A node with privileges beyond `Node` (the original's `NODE_PRIV`).
     NodePriv = 4,
 }
 
@@ -48,9 +53,13 @@ impl Role {
 /// A user or node identity (`users` collection).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// User id, unique; also the node id of node identities.
     pub id: String,
+    /// Display name.
     pub name: String,
+    /// What the identity may do.
     pub role: Role,
+    /// Team name, free text.
     pub team: String,
     /// Token issued at registration (hex sha256) or `--admin-access-token` for `admin`.
     pub static_access_token: String,
@@ -61,26 +70,39 @@ pub struct User {
 /// A testbed node (`nodes` collection).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
+    /// Node id, unique; the id of its node identity.
     pub nodeid: String,
+    /// Display name.
     pub name: String,
+    /// Free text.
     pub description: String,
     /// Last heartbeat, stored as a BSON date by the original.
     pub last_active: DateTime<Utc>,
+    /// Coordinates as the node sent them (free text).
     pub coords: String,
+    /// Location name as the node sent it.
     pub location: String,
+    /// Network provider of the node's link, as the node sent it.
     pub provider: String,
     /// The original stores `str(jobs)` at registration (usually `"None"`).
     pub jobs: String,
+    /// Whether scavenger mode is on (`set_scavenger_status`); the node agent reads it and exempts
+    /// jobs without overhead from it.
     pub scavenger_mode_active: bool,
+    /// Public IP address as the node reported it.
     pub public_ip: String,
 }
 
 /// Filters of `get_nodes`; `None` (or empty) means "do not filter on this field".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeFilter {
+    /// Only this node.
     pub nodeid: Option<String>,
+    /// Only nodes at this location.
     pub location: Option<String>,
+    /// Only nodes of this name.
     pub name: Option<String>,
+    /// Only nodes of this provider.
     pub provider: Option<String>,
     /// Only nodes whose `last_active >= active_since`.
     pub active_since: Option<DateTime<Utc>>,
@@ -89,19 +111,28 @@ pub struct NodeFilter {
 /// Partial node update (`update_node`); only `Some` fields are written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeUpdate {
+    /// New display name.
     pub name: Option<String>,
+    /// New description.
     pub description: Option<String>,
+    /// New heartbeat time.
     pub last_active: Option<DateTime<Utc>>,
+    /// New coordinates.
     pub coords: Option<String>,
+    /// New location.
     pub location: Option<String>,
+    /// New provider.
     pub provider: Option<String>,
+    /// New public IP address.
     pub public_ip: Option<String>,
 }
 
 /// Kind of job (`jobs.type`, stored as `"cron"` / `"atq"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobKind {
+    /// Runs on a crontab schedule until `end_date`.
     Cron,
+    /// Runs once, at `start_date`.
     Atq,
 }
 
@@ -129,19 +160,28 @@ impl JobKind {
 /// What the node agent runs for a job (`jobs.params`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobParams {
+    /// Run mode, as the client sent it (`params_mode`).
     pub mode: String,
+    /// What to deploy before the run (`params_deploy`): a command or an image.
     pub deploy: String,
+    /// What to run (`params_execute`).
     pub execute: String,
+    /// What to run afterwards (`params_finish`).
     pub finish: String,
 }
 
 /// Crontab fields of a cron job (`jobs.schedule` sub-document).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronSchedule {
+    /// Crontab minute field.
     pub minute: String,
+    /// Crontab hour field.
     pub hour: String,
+    /// Crontab day-of-month field.
     pub day_of_month: String,
+    /// Crontab month field.
     pub month: String,
+    /// Crontab day-of-week field.
     pub day_of_week: String,
 }
 
@@ -176,19 +216,29 @@ impl CronSchedule {
 pub struct Job {
     /// Stored as `id`.
     pub id: String,
+    /// Node the job runs on.
     pub nodeid: String,
+    /// Owner: the user who scheduled it.
     pub userid: String,
+    /// Cron or one-shot.
     pub kind: JobKind,
+    /// What the node agent runs.
     pub params: JobParams,
     /// `Some` for cron jobs; atq jobs store an empty string.
     pub schedule: Option<CronSchedule>,
     /// Kept as the client sent it (the original stores the string).
     pub start_date: String,
+    /// Kept as the client sent it.
     pub end_date: String,
+    /// Length of each run, in seconds.
     pub length_secs: i64,
+    /// Whether the job loads the link; only such jobs conflict with each other.
     pub overhead: bool,
+    /// Node id of the server side of the experiment, when there is one.
     pub server: Option<String>,
+    /// Trigger expression gating the runs (see `schedule::trigger`); `None` when not sent.
     pub trigger: Option<String>,
+    /// Experiment configuration (a whole YAML document); `None` when not sent.
     pub config: Option<String>,
     /// TTL: the job disappears after this instant (original: parsed `end_date`).
     pub expire_at: Option<DateTime<Utc>>,
@@ -206,24 +256,38 @@ impl Job {
 /// One execution of a job on a node (`runs` collection).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
+    /// Run id, unique; chosen by the node agent.
     pub runid: String,
+    /// Job the run belongs to.
     pub jobid: String,
+    /// Node it ran on.
     pub nodeid: String,
+    /// Owner of the job.
     pub userid: String,
+    /// When the run started.
     pub start_time: DateTime<Utc>,
+    /// When the run ended (or is to end).
     pub end_time: DateTime<Utc>,
+    /// When the node agent last reported it.
     pub last_updated: DateTime<Utc>,
+    /// Where the run's artifacts were uploaded.
     pub blob_url: String,
+    /// Status as the node agent reports it (free text).
     pub status: String,
+    /// Human-readable status detail, e.g. `Executing job.`.
     pub status_message: String,
 }
 
 /// Filters of `get_runs`; results are in insertion order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunFilter {
+    /// Only this run.
     pub runid: Option<String>,
+    /// Only runs of this job.
     pub jobid: Option<String>,
+    /// Only runs on this node.
     pub nodeid: Option<String>,
+    /// Only runs of this user's jobs.
     pub userid: Option<String>,
     /// Inclusive lower bound on `start_time`.
     pub start_from: Option<DateTime<Utc>>,
@@ -236,26 +300,38 @@ pub struct RunFilter {
 /// A short-lived node-to-node task (`tasks` collection), invisible once `expire_at` passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
+    /// Task id, unique.
     pub taskid: String,
+    /// Run the task belongs to.
     pub runid: String,
+    /// Job the task belongs to.
     pub jobid: String,
+    /// Node the task is for.
     pub nodeid: String,
     /// Wire `task_type` value, stored as the original's `task_type` integer.
     pub task_type: i32,
     /// Wire `task_status` value.
     pub status: i32,
+    /// Lifetime asked for at scheduling, in seconds.
     pub ttl_secs: i64,
+    /// When the task stops being visible: scheduling time plus `ttl_secs`.
     pub expire_at: DateTime<Utc>,
 }
 
 /// Filters of `get_tasks`; `None` (or empty) means "do not filter on this field".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskFilter {
+    /// Only this task.
     pub taskid: Option<String>,
+    /// Only tasks of this run.
     pub runid: Option<String>,
+    /// Only tasks of this job.
     pub jobid: Option<String>,
+    /// Only tasks for this node.
     pub nodeid: Option<String>,
+    /// Only tasks of this type.
     pub task_type: Option<i32>,
+    /// Only tasks in this status.
     pub status: Option<i32>,
 }
 
@@ -264,6 +340,7 @@ pub struct TaskFilter {
 pub struct BlobConfig {
     /// Stored as `connectionString`.
     pub connection_string: String,
+    /// Blob container the artifacts go to.
     pub container: String,
     /// Stored as `artifactPath`.
     pub artifact_path: String,
@@ -272,12 +349,14 @@ pub struct BlobConfig {
 /// `config.datastore`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DatastoreConfig {
+    /// Blob storage for run artifacts; `None` when not configured.
     pub blob: Option<BlobConfig>,
 }
 
 /// `config.weather`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WeatherConfig {
+    /// API key of the weather service the node agents query.
     pub apikey: String,
 }
 
@@ -287,6 +366,8 @@ pub struct WeatherConfig {
 /// original's `$set` of the message's dict.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GlobalConfig {
+    /// Where run artifacts are stored; `None` when not set.
     pub datastore: Option<DatastoreConfig>,
+    /// Weather service settings; `None` when not set.
     pub weather: Option<WeatherConfig>,
 }

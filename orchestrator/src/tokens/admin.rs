@@ -17,6 +17,7 @@ use crate::store::{Store, StoreError};
 /// `tokens` subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct TokensArgs {
+    /// What to do.
     #[command(subcommand)]
     pub action: TokensAction,
 }
@@ -42,21 +43,28 @@ pub enum TokensAction {
 /// Why the subcommand failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TokensError {
+    /// The store failed.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The embedded store is held by a running orchestrator.
     #[error(
         "cannot open the embedded store ({0}); it is used by one process at a time: stop the \
          orchestrator, run this again, then start it"
     )]
     EmbeddedBusy(String),
+    /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Open(String),
+    /// No user has this id.
     #[error("no user with id {0}")]
     NoSuchUser(String),
+    /// The admin's token cannot be rotated here.
     #[error("the admin token is --admin-access-token (re-applied at every start): change that")]
     Admin,
+    /// Neither user ids nor `--all-derivable` were given.
     #[error("nothing to rotate: name user ids or pass --all-derivable")]
     NothingToRotate,
+    /// The system's random source failed.
     #[error(transparent)]
     Randomness(#[from] super::RandomnessError),
 }
