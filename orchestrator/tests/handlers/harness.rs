@@ -186,21 +186,8 @@ pub(crate) fn atq_job(id: &str, nodeid: &str) -> MessageScheduleJob {
     job
 }
 
-/// A run of `jobid` on `nodeid` for `userid`, as a node agent reports it.
-pub(crate) fn run(runid: &str, jobid: &str, nodeid: &str, userid: &str) -> RunInstance {
-    RunInstance {
-        runid: runid.into(),
-        jobid: jobid.into(),
-        nodeid: nodeid.into(),
-        userid: userid.into(),
-        start_time: format!("{YEAR}-03-01 10:00:00"),
-        end_time: format!("{YEAR}-03-01 10:10:00"),
-        last_updated: format!("{YEAR}-03-01 10:10:00"),
-        blob_url: "https://blob.example/run.zip".into(),
-        status: "EXECUTING".into(),
-        status_message: "Executing job.".into(),
-    }
-}
+/// A run of a job as a node agent reports it (test-support's, dated in [`YEAR`]).
+pub(crate) use leotest_test_support::calls::run;
 
 /// A SERVER_START task of `jobid` for `nodeid`.
 pub(crate) fn task(taskid: &str, jobid: &str, nodeid: &str) -> Task {
