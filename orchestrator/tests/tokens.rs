@@ -75,13 +75,20 @@ async fn seed_embedded(data_dir: &Path, users: &[User]) {
     }
 }
 
-async fn stored_user(data_dir: &Path, id: &str) -> User {
+/// The stored records of `ids`, read through one opening of the store: opening it again right
+/// after closing it can find the directory lock still held, by a child another test of this
+/// process is forking at that moment (the lock's descriptor lives on in the fork until exec).
+async fn stored_users<const N: usize>(data_dir: &Path, ids: [&str; N]) -> [User; N] {
     let dir = data_dir.to_path_buf();
     let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir))
         .await
         .expect("join")
         .expect("open store");
-    store.get_user(id).await.expect("read").expect("user")
+    let mut users = Vec::new();
+    for id in ids {
+        users.push(store.get_user(id).await.expect("read").expect("user"));
+    }
+    users.try_into().expect("one record per id")
 }
 
 fn tokens_cli(s: &Orchestrator, args: &[&str]) -> Output {
@@ -199,11 +206,10 @@ async fn security_new_tokens_are_stored_hashed_or_plain_as_configured() {
     let mut s = Orchestrator::start(&[]).await;
     let alice = user(&s, "alice", UserRoles::User).await;
     s.stop();
-    let stored = stored_user(&s.data_dir(), "alice").await;
+    let [stored, admin] = stored_users(&s.data_dir(), ["alice", "admin"]).await;
     assert!(stored.static_access_token.starts_with("sha256:"));
     assert!(!stored.static_access_token.contains(token_of(&alice)));
     assert_eq!(stored.access_token, "");
-    let admin = stored_user(&s.data_dir(), "admin").await;
     assert!(!admin
         .static_access_token
         .contains(leotest_test_support::ADMIN_TOKEN));
@@ -216,16 +222,9 @@ async fn security_new_tokens_are_stored_hashed_or_plain_as_configured() {
     let mut p = Orchestrator::start(&["--token-storage", "plain"]).await;
     let bob = user(&p, "bob", UserRoles::User).await;
     p.stop();
-    assert_eq!(
-        stored_user(&p.data_dir(), "bob").await.static_access_token,
-        token_of(&bob)
-    );
-    assert_eq!(
-        stored_user(&p.data_dir(), "admin")
-            .await
-            .static_access_token,
-        leotest_test_support::ADMIN_TOKEN
-    );
+    let [bob_stored, admin] = stored_users(&p.data_dir(), ["bob", "admin"]).await;
+    assert_eq!(bob_stored.static_access_token, token_of(&bob));
+    assert_eq!(admin.static_access_token, leotest_test_support::ADMIN_TOKEN);
 }
 
 #[tokio::test]

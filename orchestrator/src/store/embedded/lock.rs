@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rustix::fs::{flock, FlockOperation};
 
@@ -16,6 +17,11 @@ use crate::store::{StoreError, StoreResult};
 
 /// File name of the lock inside the data directory.
 pub const LOCK_FILE: &str = "leotest.lock";
+
+/// How long a held lock is waited for before the holder is named: a process that is exiting
+/// (a restart) still holds it for a moment, and so does a child forked by the process that
+/// just closed the store, until it execs (the descriptor is close-on-exec, not close-on-fork).
+const LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// The held lock; released when dropped.
 pub(super) struct DirLock {
@@ -25,6 +31,11 @@ pub(super) struct DirLock {
 impl DirLock {
     /// Takes the lock of `data_dir` or explains who holds it.
     pub(super) fn acquire(data_dir: &Path) -> StoreResult<DirLock> {
+        DirLock::acquire_waiting(data_dir, LOCK_WAIT)
+    }
+
+    /// [`DirLock::acquire`], waiting up to `wait` for a holder to let go.
+    fn acquire_waiting(data_dir: &Path, wait: Duration) -> StoreResult<DirLock> {
         let path = data_dir.join(LOCK_FILE);
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -33,7 +44,13 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        let deadline = Instant::now() + wait;
+        let mut locked = flock(&file, FlockOperation::NonBlockingLockExclusive);
+        while locked == Err(rustix::io::Errno::WOULDBLOCK) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            locked = flock(&file, FlockOperation::NonBlockingLockExclusive);
+        }
+        match locked {
             Ok(()) => {}
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
                 let mut holder = String::new();
@@ -76,7 +93,9 @@ mod tests {
     fn second_holder_is_refused_until_the_first_is_gone() {
         let dir = tempfile::tempdir().expect("tempdir");
         let first = DirLock::acquire(dir.path()).expect("first");
-        let err = DirLock::acquire(dir.path()).err().expect("second refused");
+        let err = DirLock::acquire_waiting(dir.path(), Duration::ZERO)
+            .err()
+            .expect("second refused");
         let msg = err.to_string();
         assert!(msg.contains("in use by another"), "{msg}");
         assert!(
@@ -85,5 +104,17 @@ mod tests {
         );
         drop(first);
         DirLock::acquire(dir.path()).expect("free again");
+    }
+
+    #[test]
+    fn a_holder_letting_go_within_the_wait_is_waited_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = DirLock::acquire(dir.path()).expect("first");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(first);
+        });
+        DirLock::acquire_waiting(dir.path(), Duration::from_secs(5)).expect("taken once free");
+        release.join().expect("join");
     }
 }
