@@ -162,18 +162,8 @@ impl Harness {
     }
 }
 
-/// The node record a test registers (location `bangalore`).
-pub(crate) fn node_record(id: &str) -> Node {
-    Node {
-        nodeid: id.into(),
-        name: format!("{id}-name"),
-        description: "roof".into(),
-        coords: "12.9,77.5".into(),
-        location: "bangalore".into(),
-        provider: "starlink".into(),
-        ..Default::default()
-    }
-}
+/// The node record a test registers (location `bangalore`): test-support's.
+pub(crate) use leotest_test_support::calls::node_record;
 
 /// test-support's atq job on `nodeid` (1 March 10:00 to 2 March 10:00 of [`YEAR`], 600 s),
 /// with a secret in its command line and overhead on.
