@@ -1,6 +1,6 @@
 //! Child processes under test: locating the binaries, free ports, start-up waits, RSS.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -128,10 +128,10 @@ impl Memory {
     }
 }
 
-/// A loopback port nobody listens on right now.
+/// A port nobody listens on right now, below the ephemeral range (test-support's walk: a
+/// port the OS picks with `bind(:0)` may go to an outgoing connection before the server binds).
 pub fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    leotest_test_support::ports::free().context("no free port below the ephemeral range")
 }
 
 /// Waits until something accepts TCP connections on `addr`, or the process dies.

@@ -15,6 +15,7 @@ pub mod dates;
 pub mod mongo;
 pub mod mongo_proxy;
 mod orchestrator;
+pub mod ports;
 pub mod scrape;
 
 use std::net::TcpStream;
@@ -26,13 +27,16 @@ pub use creds::{req, Creds, ADMIN_TOKEN};
 pub use dates::future_year;
 pub use orchestrator::{orchestrator_bin, Builder, Orchestrator};
 
-/// A loopback port nobody listens on right now (the OS picks it; a race with another process
-/// binding it before the caller is possible, which is why [`Orchestrator`] retries).
+/// A port nobody listens on right now, for a server the test is about to start.
+///
+/// Chosen below the kernel's ephemeral range (`ip_local_port_range`): a port the OS picks with
+/// `bind(:0)` is one the OS also hands to outgoing connections, and with many tests connecting
+/// at once one of them took such a port between the pick and the server's bind to `[::]`
+/// (CI: "cannot listen on [::]:35221: Address already in use"). Ports come from a cursor that
+/// starts at a per-process offset and never repeats within the process, and each is checked
+/// free on every address. See [`ports`].
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    ports::free().expect("a free port below the ephemeral range")
 }
 
 /// Waits until `child` accepts TCP connections on `127.0.0.1:port`: `false` as soon as it has
