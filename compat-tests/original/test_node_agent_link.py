@@ -27,6 +27,7 @@ import pytest
 
 from compare import load
 from conftest import start_original, start_ours
+from servers import free_port
 from test_node_agent import run_scenario
 
 LINK_BIN = os.environ.get("LEOTEST_LINK_BIN", "")
@@ -38,12 +39,6 @@ COUNTED = ("report_heartbeat", "update_run", "update_task")
 pytestmark = pytest.mark.skipif(
     not LINK_BIN, reason="LEOTEST_LINK_BIN unset (scripts/agent-over-link.sh sets it)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Link:
