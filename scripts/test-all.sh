@@ -11,9 +11,10 @@
 # and stops it again at the end (one it found already running is left alone).
 #
 #   scripts/test-all.sh [all]        everything, in the order above (CI runs this)
-#   scripts/test-all.sh fast         unit tests (cargo test --lib --bins) and every RPC handler in
-#                                    process (orchestrator/tests/handlers): no binary, no TLS, no
-#                                    Docker, no MongoDB, no root
+#   scripts/test-all.sh fast         `cargo fast` (.cargo/config.toml): unit tests (cargo test
+#                                    --lib --bins) and every RPC handler in process
+#                                    (orchestrator/tests/handlers): no binary, no TLS, no Docker,
+#                                    no MongoDB, no root
 #   scripts/test-all.sh integration  cargo test --workspace (+ MongoDB suite through the fault
 #                                    proxy), the scale test, the README/newcomer/operations
 #                                    walk-throughs and the Python compatibility suites
@@ -110,7 +111,8 @@ e2e_tier() {
 case "$tier" in
     fast)
         step "unit tests (workspace: --lib --bins) and the in-process handler tests (--test handlers)"
-        cargo test --workspace --locked --lib --bins --test handlers
+        # The alias of .cargo/config.toml: `cargo fast` by hand runs exactly this tier.
+        cargo fast
         ;;
     integration) start_mongo; integration_tier ;;
     e2e) start_mongo; e2e_tier ;;

@@ -9,9 +9,10 @@ use leotest_proto::unary::{
     MessageGetUser, MessageKernelAccess, MessageRegisterUser, ResponseState, UserRoles,
 };
 use leotest_proto::{LeotestOrchestratorClient, TOKEN_HEADER, USERID_HEADER};
+use leotest_test_support::{localhost_tls, try_token_from_message};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 use crate::load::{closed_loop, open_loop, LoadResult};
 use crate::procs::{binary, free_port, wait_for_port, Memory, Proc};
@@ -65,6 +66,15 @@ impl tonic::service::Interceptor for StaticAuth {
 
 /// An orchestrator client that sends static-token credentials with every call.
 pub type AuthedClient = LeotestOrchestratorClient<InterceptedService<Channel, StaticAuth>>;
+
+/// A client on `ch` that calls as `userid` with `token`, taking replies of any size the
+/// benchmarks ask for (long run lists).
+pub fn authed_client(ch: &Channel, userid: &str, token: &str) -> Result<AuthedClient> {
+    Ok(
+        LeotestOrchestratorClient::with_interceptor(ch.clone(), StaticAuth::new(userid, token)?)
+            .max_decoding_message_size(256 << 20),
+    )
+}
 
 /// A running orchestrator with a NODE user and a USER_PRIV user registered.
 pub struct Orchestrator {
@@ -234,10 +244,7 @@ impl Orchestrator {
 
     /// A new HTTP/2 connection over TLS, trusting the fresh certificate, name `localhost`.
     pub async fn channel(&self) -> Result<Channel> {
-        let pem = std::fs::read(&self.cert)?;
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(pem))
-            .domain_name("localhost");
+        let tls = localhost_tls(std::fs::read(&self.cert)?);
         let ch = Endpoint::from_shared(format!("https://{}", self.addr))?
             .tls_config(tls)?
             .tcp_nodelay(true)
@@ -249,13 +256,7 @@ impl Orchestrator {
 
     /// A client on `ch` that calls as `userid` with `token`.
     pub fn client(&self, ch: &Channel, userid: &str, token: &str) -> Result<AuthedClient> {
-        Ok(
-            LeotestOrchestratorClient::with_interceptor(
-                ch.clone(),
-                StaticAuth::new(userid, token)?,
-            )
-            .max_decoding_message_size(256 << 20),
-        )
+        authed_client(ch, userid, token)
     }
 
     /// Clients authenticated as the NODE user, spread over `conns` connections.
@@ -305,12 +306,7 @@ pub async fn register(admin: &AuthedClient, id: &str, role: UserRoles) -> Result
     if reply.state != ResponseState::Success as i32 {
         bail!("register_user {id}: {}", reply.message);
     }
-    reply
-        .message
-        .split("access_token=")
-        .nth(1)
-        .map(|t| t.split_whitespace().next().unwrap_or("").to_string())
-        .filter(|t| !t.is_empty())
+    try_token_from_message(&reply.message)
         .with_context(|| format!("no access_token in reply {:?}", reply.message))
 }
 

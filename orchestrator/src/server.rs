@@ -1,35 +1,34 @@
-//! Server assembly: store, admin bootstrap, TLS, auth layer, health, reflection, listener.
+//! Server assembly: store, admin bootstrap, TLS, listener, and the gRPC [`Stack`] served on
+//! it.
+
+mod stack;
+
+pub use stack::Stack;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use leotest_proto::{LeotestOrchestratorServer, FILE_DESCRIPTOR_SET};
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::StreamExt;
-use tonic::transport::Server;
 
-use crate::auth::{AuthConfigError, AuthLayer, Authenticator, JwtVerifier};
+use crate::auth::{AuthConfigError, JwtVerifier};
 use crate::clock::SharedClock;
 use crate::config::{ServerConfig, StoreKind};
-use crate::conns::{BudgetLayer, ConnLimits, Conns};
+use crate::conns::{ConnLimits, Conns};
 use crate::handshake::{tls_incoming, HandshakeLimits};
 use crate::listen::{bind, check_admin_exposure, listen_addr, ListenError};
 use crate::metrics::conn::Counted;
-use crate::metrics::layer::MetricsLayer;
 use crate::metrics::store::TimedStore;
 use crate::metrics::Metrics;
-use crate::service::{Ctx, OrchestratorService};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Role, Store, StoreError, User};
 use crate::tls::{load_server_tls, TlsError};
 
 /// How often expired tasks and jobs are physically removed.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
-/// How often the store is probed for the health service.
-const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -196,55 +195,7 @@ pub async fn run(
         }
     });
 
-    let auth = Arc::new(Authenticator::new(store.clone(), jwt));
-    let service = OrchestratorService::new(Ctx {
-        store: store.clone(),
-        overlap: cfg.overlap_rules,
-        tokens: cfg.token_storage,
-        sched_memo: Default::default(),
-        max_reply_bytes: cfg.budgets.max_reply_bytes,
-        clock,
-    });
-    let grpc = LeotestOrchestratorServer::new(service)
-        .max_decoding_message_size(cfg.max_message_bytes)
-        .max_encoding_message_size(usize::MAX);
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<LeotestOrchestratorServer<OrchestratorService>>()
-        .await;
-    // Health follows the store: NOT_SERVING while it cannot answer a ping.
-    let health_store = store.clone();
-    let store_up = Arc::new(AtomicBool::new(true));
-    let store_up_task = Arc::clone(&store_up);
-    let health_task = tokio::spawn(async move {
-        use tonic_health::ServingStatus;
-        let mut tick = tokio::time::interval(HEALTH_INTERVAL);
-        let mut serving = true;
-        loop {
-            tick.tick().await;
-            let ok = health_store.ping().await.is_ok();
-            if ok != serving {
-                serving = ok;
-                store_up_task.store(ok, Ordering::Relaxed);
-                let status = if ok {
-                    ServingStatus::Serving
-                } else {
-                    ServingStatus::NotServing
-                };
-                tracing::warn!(serving = ok, "store health changed");
-                for name in ["", leotest_proto::SERVICE_NAME] {
-                    health.set_service_status(name, status).await;
-                }
-            }
-        }
-    });
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let stack = Stack::new(&cfg, store, clock, jwt, metrics.clone()).await?;
 
     // Before anything holds descriptors: a flood must meet the connection limits, not EMFILE.
     let nofile = crate::budgets::raise_nofile();
@@ -290,7 +241,7 @@ pub async fn run(
             let at = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
             tracing::info!(addr = %at, "metrics endpoint listening (HTTP: /metrics, /healthz)");
             // /healthz follows the store, as the gRPC health service does.
-            let up = Arc::clone(&store_up);
+            let up = stack.store_up();
             let health: leotest_metrics::Health = Arc::new(move || up.load(Ordering::Relaxed));
             Some(tokio::spawn(leotest_metrics::serve(
                 l,
@@ -314,32 +265,9 @@ pub async fn run(
         "orchestrator listening (TLS)"
     );
 
-    let result = Server::builder()
-        .max_concurrent_streams(b.max_concurrent_streams)
-        .timeout(Duration::from_secs(b.request_timeout))
-        .http2_keepalive_interval(Some(Duration::from_secs(b.keepalive_interval)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(b.keepalive_timeout)))
-        // No grace: tonic's grace replaces the GOAWAY by a hard close. The request time-out
-        // bounds how long a drained connection can linger.
-        .max_connection_age(Duration::from_secs(b.max_connection_age))
-        .initial_stream_window_size(b.stream_window())
-        .initial_connection_window_size(b.connection_window())
-        .max_frame_size(crate::budgets::MAX_FRAME_BYTES)
-        .http2_max_header_list_size(crate::budgets::MAX_HEADER_LIST_BYTES)
-        // Outermost first: the budget layer sees every request (busy connection, receive
-        // budget), the metrics layer also the requests auth refuses.
-        .layer(BudgetLayer)
-        .layer(MetricsLayer::new(metrics.clone()))
-        .layer(AuthLayer::new(auth, metrics.clone()))
-        .add_service(grpc)
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+    let result = stack.serve(incoming, shutdown).await;
     purger.abort();
     reaper.abort();
-    health_task.abort();
     acceptor_task.abort();
     if let Some(t) = reload_task {
         t.abort();

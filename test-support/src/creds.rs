@@ -1,5 +1,6 @@
 //! The credentials a test request carries, attached as the original client attaches them.
 
+use leotest_proto::{JWT_HEADER, TOKEN_HEADER, USERID_HEADER};
 use tonic::metadata::MetadataValue;
 use tonic::Request;
 
@@ -63,14 +64,14 @@ pub fn req<T>(msg: T, creds: &Creds) -> Request<T> {
     match creds {
         Creds::None => {}
         Creds::Token(u, t) => {
-            put("x-leotest-userid", u);
-            put("x-leotest-access-token", t);
+            put(USERID_HEADER, u);
+            put(TOKEN_HEADER, t);
         }
-        Creds::Jwt(j) => put("x-leotest-jwt-access-token", j),
+        Creds::Jwt(j) => put(JWT_HEADER, j),
         Creds::JwtAndToken(j, u, t) => {
-            put("x-leotest-jwt-access-token", j);
-            put("x-leotest-userid", u);
-            put("x-leotest-access-token", t);
+            put(JWT_HEADER, j);
+            put(USERID_HEADER, u);
+            put(TOKEN_HEADER, t);
         }
     }
     r

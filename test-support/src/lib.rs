@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 pub use calls::As;
 pub use creds::{req, Creds, ADMIN_TOKEN};
 pub use dates::future_year;
-pub use orchestrator::{orchestrator_bin, Builder, Orchestrator};
+pub use orchestrator::{localhost_tls, orchestrator_bin, Builder, Orchestrator};
 
 /// A port nobody listens on right now, for a server the test is about to start.
 ///
@@ -59,11 +59,16 @@ pub fn wait_listening(child: &mut std::process::Child, port: u16) -> bool {
 /// The token a registration reply carries (`... access_token=<token>`), parsed the way the
 /// original's clients parse it (everything after the marker, up to whitespace).
 pub fn token_from_message(message: &str) -> String {
+    try_token_from_message(message).unwrap_or_else(|| panic!("no access_token in {message:?}"))
+}
+
+/// [`token_from_message`] for callers that report a missing token as an error of their own
+/// (the benchmarks) rather than a test failure.
+pub fn try_token_from_message(message: &str) -> Option<String> {
     message
         .rsplit_once("access_token=")
         .map(|(_, t)| t.split_whitespace().next().unwrap_or("").to_string())
         .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| panic!("no access_token in {message:?}"))
 }
 
 /// Writes `data` to `dir/name` and returns the path.

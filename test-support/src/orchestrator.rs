@@ -34,6 +34,14 @@ pub fn orchestrator_bin() -> PathBuf {
     bin
 }
 
+/// TLS trusting `cert_pem`, a self-signed certificate of the binary's `gen-cert`, for the name
+/// it is made for (`localhost`): what the tests and the benchmarks connect with.
+pub fn localhost_tls(cert_pem: Vec<u8>) -> ClientTlsConfig {
+    ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(cert_pem))
+        .domain_name("localhost")
+}
+
 /// How to start an [`Orchestrator`]; [`Orchestrator::builder`] has the defaults.
 #[derive(Debug)]
 pub struct Builder {
@@ -399,10 +407,7 @@ impl Orchestrator {
 
     /// TLS trusting the served certificate, for the name `localhost`.
     pub fn tls(&self) -> ClientTlsConfig {
-        let ca = std::fs::read(&self.cert).expect("cert");
-        ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(ca))
-            .domain_name("localhost")
+        localhost_tls(std::fs::read(&self.cert).expect("cert"))
     }
 
     /// A channel to the server with [`Orchestrator::tls`].

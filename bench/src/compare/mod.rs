@@ -26,13 +26,15 @@ use leotest_proto::unary::{
     MessageGetRuns, MessageGetScheduledRuns, MessageGetUser, MessageKernelAccess, UserRoles,
 };
 
-use crate::orch::{data_dir, random_hex, register, scratch_dir, Backend, Orchestrator};
+use crate::orch::{
+    authed_client, data_dir, random_hex, register, scratch_dir, Backend, Orchestrator,
+};
 use crate::procs::{binary, db_name_of, Memory};
 use crate::Settings;
 use dataset::Dataset;
 use harness::{load_original, Harness, MongoWire, OriginalOrchestrator};
 use summary::RpcResult;
-use target::{answers, check, client, connect, measure, Answers, Requests, Rpc, Shape, Target};
+use target::{answers, check, connect, measure, Answers, Requests, Rpc, Shape, Target};
 
 /// The users `Orchestrator::start` registers on ours; the original gets the same ones.
 const NODE: &str = "bench-node";
@@ -164,7 +166,7 @@ async fn start_servers(
     if let Err(e) = ready {
         bail!("the original orchestrator: {e:#}\n{}", original.log_tail());
     }
-    let admin = client(&connect(original.addr, &cert).await?, "admin", &admin_token)?;
+    let admin = authed_client(&connect(original.addr, &cert).await?, "admin", &admin_token)?;
     let node_token = register(&admin, NODE, UserRoles::Node).await?;
     register(&admin, PRIV, UserRoles::UserPriv).await?;
     load_original(h, work, &mongo, &db, &admin_token, &data.to_original())?;

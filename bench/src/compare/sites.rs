@@ -29,11 +29,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::harness::{log_tail, start_original_kernel, Harness, MongoWire, OriginalOrchestrator};
-use super::target::{client, connect, wait_answering};
+use super::target::{connect, wait_answering};
 use super::{gen_cert, NODE, PRIV};
 use crate::docker_env::Scene;
 use crate::kernel::{in_netns, start_kernel_via};
-use crate::orch::{random_hex, register, AuthedClient, Backend, Orchestrator};
+use crate::orch::{authed_client, random_hex, register, AuthedClient, Backend, Orchestrator};
 use crate::procs::{binary, free_port, Proc};
 use crate::Settings;
 
@@ -690,7 +690,7 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
     {
         bail!("the original orchestrator: {e:#}\n{}", original.log_tail());
     }
-    let orig_admin = client(&connect(original.addr, &cert).await?, "admin", &admin_token)?;
+    let orig_admin = authed_client(&connect(original.addr, &cert).await?, "admin", &admin_token)?;
     let node_token = register(&orig_admin, NODE, UserRoles::Node).await?;
     register(&orig_admin, PRIV, UserRoles::UserPriv).await?;
     let sides = [

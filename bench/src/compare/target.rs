@@ -11,12 +11,11 @@ use anyhow::{bail, Context, Result};
 use leotest_proto::unary::{
     MessageGetRuns, MessageGetScheduledRuns, MessageGetUser, MessageKernelAccess, ResponseState,
 };
-use leotest_proto::LeotestOrchestratorClient;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 use super::sysstat::{CpuMark, CpuUse};
 use crate::load::{closed_loop, open_loop, LoadResult};
-use crate::orch::{AuthedClient, StaticAuth};
+use crate::orch::{authed_client, AuthedClient};
 
 /// Longest a single call may take before it counts as failed (the original queues calls
 /// behind ten worker threads; nothing should wait forever).
@@ -26,9 +25,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// checks too).
 pub(super) async fn connect(addr: SocketAddr, cert: &Path) -> Result<Channel> {
     let pem = std::fs::read(cert).with_context(|| format!("read {}", cert.display()))?;
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(pem))
-        .domain_name("localhost");
+    let tls = leotest_test_support::localhost_tls(pem);
     Endpoint::from_shared(format!("https://{addr}"))?
         .tls_config(tls)?
         .tcp_nodelay(true)
@@ -36,13 +33,6 @@ pub(super) async fn connect(addr: SocketAddr, cert: &Path) -> Result<Channel> {
         .connect()
         .await
         .with_context(|| format!("connect to {addr}"))
-}
-
-pub(super) fn client(ch: &Channel, userid: &str, token: &str) -> Result<AuthedClient> {
-    Ok(
-        LeotestOrchestratorClient::with_interceptor(ch.clone(), StaticAuth::new(userid, token)?)
-            .max_decoding_message_size(256 << 20),
-    )
 }
 
 /// Polls `get_user(admin)` until it answers `exists` (the original takes seconds to start).
@@ -59,7 +49,7 @@ pub(super) async fn wait_answering(
         alive()?;
         match connect(addr, cert).await {
             Ok(ch) => {
-                let mut c = client(&ch, "admin", admin_token)?;
+                let mut c = authed_client(&ch, "admin", admin_token)?;
                 match c
                     .get_user(MessageGetUser {
                         userid: "admin".into(),
@@ -98,7 +88,7 @@ impl Target {
         let mut v = Vec::with_capacity(conns);
         for _ in 0..conns.max(1) {
             let ch = connect(self.addr, &self.cert).await?;
-            v.push(client(&ch, &self.node_id, &self.node_token)?);
+            v.push(authed_client(&ch, &self.node_id, &self.node_token)?);
         }
         Ok(v)
     }

@@ -1,31 +1,32 @@
-//! The in-process orchestrator: the real service behind the real auth layer, served by tonic
-//! over in-memory duplex pipes (no TLS, no socket, no binary), on the embedded store in a
-//! temporary directory, with a [`TestClock`] that stands still until a test moves it.
+//! The in-process orchestrator: production's gRPC stack ([`Stack`], the one `server::run`
+//! serves: the service, health and reflection behind the budget, metrics and auth layers, with
+//! the binary's default flags), served by tonic over in-memory duplex pipes (no TLS, no socket,
+//! no binary), on the embedded store in a temporary directory bootstrapped with the harness's
+//! admin token, with a [`TestClock`] that stands still until a test moves it.
 //!
-//! The stack is the one `server::run` assembles (auth layer, `OrchestratorService` over a
-//! `Ctx`, the admin bootstrapped with the harness token) minus what needs the outside world:
-//! TLS and the listener, connection budgets, metrics, health and reflection.
+//! What `server::run` adds around the stack needs the outside world and is left out: TLS, the
+//! listener and its connection admission (so the budget layer sees no connection to charge),
+//! the metrics endpoint (so the metrics layers record nothing), the purge loop.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use clap::Parser as _;
 use hyper_util::rt::TokioIo;
-use leotest_orchestrator::auth::{AuthLayer, Authenticator};
+use leotest_orchestrator::cli::Cli;
 use leotest_orchestrator::clock::TestClock;
-use leotest_orchestrator::server::bootstrap_admin;
-use leotest_orchestrator::service::{Ctx, OrchestratorService};
+use leotest_orchestrator::server::{bootstrap_admin, Stack};
 use leotest_orchestrator::store::embedded::EmbeddedStore;
 use leotest_orchestrator::store::Store;
-use leotest_orchestrator::tokens::TokenStorage;
 use leotest_proto::unary::*;
-use leotest_proto::{LeotestOrchestratorClient, LeotestOrchestratorServer};
+use leotest_proto::LeotestOrchestratorClient;
 use leotest_test_support::calls::{self, Client};
 use leotest_test_support::{future_year, token_from_message, As, Creds, ADMIN_TOKEN};
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt;
-use tonic::transport::{Endpoint, Server};
+use tonic::transport::{Channel, Endpoint};
 
 /// The year of every date the tests write: test-support's `future_year()`, the first year at
 /// least two years ahead with 2030's calendar (so weekdays keep their shape), the one its
@@ -48,6 +49,7 @@ const PIPE_BYTES: usize = 1 << 16;
 /// One orchestrator for one test.
 pub(crate) struct Harness {
     pub clock: Arc<TestClock>,
+    channel: Channel,
     client: Client,
     server: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -74,29 +76,24 @@ impl Harness {
         let store: Arc<dyn Store> = Arc::new(
             EmbeddedStore::open_with_clock(dir.path(), clock.clone()).expect("embedded store"),
         );
-        bootstrap_admin(store.as_ref(), ADMIN_TOKEN, TokenStorage::Hashed)
+        // The binary's defaults (budgets, overlap rules, token storage, message sizes); as in
+        // the binary, LEOTEST_* variables would change them.
+        let cfg = Cli::try_parse_from(["leotest-orchestrator"])
+            .expect("the default flags")
+            .server;
+        bootstrap_admin(store.as_ref(), ADMIN_TOKEN, cfg.token_storage)
             .await
             .expect("admin bootstrap");
-        let service = OrchestratorService::new(Ctx {
-            store: store.clone(),
-            overlap: Default::default(),
-            tokens: TokenStorage::Hashed,
-            sched_memo: Default::default(),
-            max_reply_bytes: 16 << 20,
-            clock: clock.clone(),
-        });
-        let auth = Arc::new(Authenticator::new(store.clone(), None));
+        let stack = Stack::new(&cfg, store, clock.clone(), None, None)
+            .await
+            .expect("the gRPC stack");
 
         // Each connection the client opens is one duplex pipe; the server end goes to the
         // server's incoming stream.
         let (tx, rx) = mpsc::unbounded_channel::<DuplexStream>();
         let incoming = UnboundedReceiverStream::new(rx).map(Ok::<_, std::io::Error>);
         let server = tokio::spawn(async move {
-            let served = Server::builder()
-                .layer(AuthLayer::new(auth, None))
-                .add_service(LeotestOrchestratorServer::new(service))
-                .serve_with_incoming(incoming)
-                .await;
+            let served = stack.serve(incoming, std::future::pending()).await;
             if let Err(e) = served {
                 panic!("in-process server failed: {e}");
             }
@@ -114,10 +111,16 @@ impl Harness {
             .expect("in-process channel");
         Harness {
             clock,
-            client: LeotestOrchestratorClient::new(channel),
+            client: LeotestOrchestratorClient::new(channel.clone()),
+            channel,
             server,
             _dir: dir,
         }
+    }
+
+    /// The in-process connection, for the services beside the orchestrator's.
+    pub(crate) fn channel(&self) -> Channel {
+        self.channel.clone()
     }
 
     /// A client acting as `creds`.

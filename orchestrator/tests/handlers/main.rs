@@ -1,6 +1,6 @@
 //! The fast tier's handler tests: every RPC of `unary.LeotestOrchestrator` called in process
-//! ([`harness`]: the real service behind the real auth layer, embedded store in a temporary
-//! directory, a test clock), no TLS, no Docker, no MongoDB, no root.
+//! ([`harness`]: production's gRPC stack, embedded store in a temporary directory, a test
+//! clock), no TLS, no Docker, no MongoDB, no root.
 //!
 //! Each family module has one module per RPC with at least its main success path (`ok`) and
 //! one refusal (`refused`: a wrong role, a stranger's data or bad input), asserting what the
@@ -96,4 +96,21 @@ async fn auth_layer_refuses_missing_and_wrong_credentials() {
         .expect_err("refused");
     assert_eq!(s.code(), tonic::Code::Unauthenticated);
     assert!(h.admin().get_user("admin").await.exists);
+}
+
+/// The harness serves production's stack, not the bare service: the health service answers
+/// beside the orchestrator's, without credentials, as `server::run` serves it.
+#[tokio::test]
+async fn health_is_served_beside_the_service() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let h = harness::Harness::start().await;
+    let reply = HealthClient::new(h.channel())
+        .check(HealthCheckRequest {
+            service: leotest_proto::SERVICE_NAME.into(),
+        })
+        .await
+        .expect("a health reply")
+        .into_inner();
+    assert_eq!(reply.status, ServingStatus::Serving as i32);
 }
