@@ -11,16 +11,42 @@ use mongodb::Collection;
 use super::{backend, is_duplicate_key, MongoStore, DUPLICATE_KEY};
 use crate::store::StoreResult;
 
+/// Documents per command of a bulk insert ([`MongoStore::insert_many_new`]).
+pub(super) const BULK_CHUNK: usize = 1_000;
+
 impl MongoStore {
     /// `insert_many`, unordered, of the documents whose `key` is not stored yet (nor repeated
     /// earlier in `docs`); returns how many were inserted. The stored keys are looked up
     /// first because the unique indexes are best effort (a legacy database, or a MongoDB-wire
     /// server, may not enforce them); a concurrent writer that wins the race is still caught
     /// by the index where there is one (E11000, skipped).
+    ///
+    /// Sent [`BULK_CHUNK`] documents at a time: a server that answers one command at a time
+    /// (nx-27017) holds the driver's heartbeat behind a long insert, and past the connect
+    /// timeout the driver takes the server for gone and interrupts the insert (a CI run: "interrupted due to server monitor timeout"
+    /// on 10 000 runs per call, on a loaded machine). Short commands also keep the `$in`
+    /// of the look-up small.
     pub(super) async fn insert_many_new(
         coll: &Collection<Document>,
         key: &str,
         docs: Vec<Document>,
+    ) -> StoreResult<u64> {
+        let mut taken = std::collections::HashSet::new();
+        let mut inserted = 0;
+        let mut docs = docs.into_iter().peekable();
+        while docs.peek().is_some() {
+            let chunk: Vec<Document> = docs.by_ref().take(BULK_CHUNK).collect();
+            inserted += Self::insert_chunk_new(coll, key, chunk, &mut taken).await?;
+        }
+        Ok(inserted)
+    }
+
+    /// One command's worth of [`Self::insert_many_new`]; `taken` holds the keys seen so far.
+    async fn insert_chunk_new(
+        coll: &Collection<Document>,
+        key: &str,
+        docs: Vec<Document>,
+        taken: &mut std::collections::HashSet<String>,
     ) -> StoreResult<u64> {
         // Both callers' keys are strings (ids as the codec writes them).
         let keys: Vec<&str> = docs.iter().filter_map(|d| d.get_str(key).ok()).collect();
@@ -35,10 +61,11 @@ impl MongoStore {
             .try_collect()
             .await
             .map_err(backend)?;
-        let mut taken: std::collections::HashSet<String> = stored
-            .iter()
-            .filter_map(|d| d.get_str(key).ok().map(str::to_string))
-            .collect();
+        taken.extend(
+            stored
+                .iter()
+                .filter_map(|d| d.get_str(key).ok().map(str::to_string)),
+        );
         let fresh: Vec<Document> = docs
             .into_iter()
             .filter(|d| d.get_str(key).is_ok_and(|k| taken.insert(k.to_string())))
