@@ -3,10 +3,10 @@
 //! task sets (project name, profiles, store), so that `scripts/testbed.sh` and every compose
 //! command of a run see the same testbed.
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use anyhow::{bail, Context, Result};
+use tokio::io::AsyncWriteExt;
 
 /// The compose command line and the environment every command of a run gets.
 #[derive(Debug, Clone)]
@@ -60,28 +60,30 @@ impl Compose {
 
     /// `compose exec -T SERVICE sh -c SCRIPT`: stdout then stderr, trailing newlines removed
     /// (what `$(... 2>&1 || true)` gave). A failure to run is part of the answer, as there.
-    pub(crate) fn exec(&self, service: &str, script: &str) -> String {
-        self.exec_with_input(service, script, "")
+    pub(crate) async fn exec(&self, service: &str, script: &str) -> String {
+        self.exec_with_input(service, script, "").await
     }
 
-    /// [`Compose::exec`] with `input` on the command's stdin.
-    pub(crate) fn exec_with_input(&self, service: &str, script: &str, input: &str) -> String {
-        let child = self
-            .command(["exec", "-T", service, "sh", "-c", script])
-            .stdin(Stdio::piped())
+    /// [`Compose::exec`] with `input` on the command's stdin. Async so that an interrupted
+    /// run stops at once (the command is killed when the future is dropped).
+    pub(crate) async fn exec_with_input(&self, service: &str, script: &str, input: &str) -> String {
+        let mut cmd = tokio::process::Command::from(
+            self.command(["exec", "-T", service, "sh", "-c", script]),
+        );
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match child {
+            .kill_on_drop(true);
+        let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => return format!("{}: {e}", self.program.join(" ")),
         };
         if let Some(mut stdin) = child.stdin.take() {
-            // A writer thread: the command may fill its output pipes before reading all input.
-            let input = input.to_string();
-            std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+            // Concurrently: the command may fill its output pipes before reading all input.
+            let input = input.as_bytes().to_vec();
+            tokio::spawn(async move { stdin.write_all(&input).await });
         }
-        match child.wait_with_output() {
+        match child.wait_with_output().await {
             Ok(out) => combined(&out),
             Err(e) => e.to_string(),
         }
@@ -152,12 +154,15 @@ mod tests {
         assert_eq!(c.var("LEOTEST_XTASK_TEST_UNSET_VAR"), None);
     }
 
-    #[test]
-    fn a_command_that_cannot_start_answers_with_its_error() {
+    #[tokio::test]
+    async fn a_command_that_cannot_start_answers_with_its_error() {
         let c = Compose {
             program: vec!["/nonexistent/compose".into()],
             env: Vec::new(),
         };
-        assert!(c.exec("svc", "true").starts_with("/nonexistent/compose: "));
+        assert!(c
+            .exec("svc", "true")
+            .await
+            .starts_with("/nonexistent/compose: "));
     }
 }

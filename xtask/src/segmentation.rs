@@ -188,7 +188,9 @@ pub(crate) async fn run(
         .unwrap_or_default();
     let containers = docker::containers(engine, &project, None).await?;
     let targets = targets(&containers, &ports());
-    let output = compose.exec_with_input(probe, PROBE_SCRIPT, &probe_input(&targets));
+    let output = compose
+        .exec_with_input(probe, PROBE_SCRIPT, &probe_input(&targets))
+        .await;
     Ok(Outcome::new(
         probe,
         targets.len(),

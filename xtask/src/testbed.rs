@@ -12,6 +12,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::checks::Checks;
 use crate::compose::{Compose, DownOnDrop};
@@ -87,11 +88,16 @@ pub(crate) async fn e2e(mongo: bool) -> Result<bool> {
     let engine = docker::connect()?;
     let start = Instant::now();
     let mut checks = Checks::new("e2e");
+    // Registered before anything starts: an interrupt or a CI timeout's SIGTERM at any point
+    // drops the run (killing the command in flight) and the guard brings the testbed down.
+    let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut guard = DownOnDrop::new(&compose);
 
     tokio::select! {
         r = checks_on_the_testbed(&settings, &compose, &engine, &mut checks) => r?,
-        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        _ = interrupt.recv() => bail!("interrupted"),
+        _ = terminate.recv() => bail!("terminated"),
     }
 
     let status = compose
@@ -116,8 +122,10 @@ pub(crate) async fn e2e(mongo: bool) -> Result<bool> {
 
 /// `echo MESSAGE | nc kernel 9000` from `service`: the kernel service's answer.
 /// `kernel`: the kernel service's alias on the experiment network (the original's name).
-fn kernel(compose: &Compose, service: &str, message: &str) -> String {
-    compose.exec(service, &format!("echo '{message}' | nc -w 5 kernel 9000"))
+async fn kernel(compose: &Compose, service: &str, message: &str) -> String {
+    compose
+        .exec(service, &format!("echo '{message}' | nc -w 5 kernel 9000"))
+        .await
 }
 
 fn node_cca() -> String {
@@ -137,10 +145,12 @@ async fn checks_on_the_testbed(
     engine: &bollard::Docker,
     checks: &mut Checks,
 ) -> Result<()> {
-    let up = compose
-        .program("scripts/testbed.sh")
+    let mut up = tokio::process::Command::from(compose.program("scripts/testbed.sh"));
+    let up = up
         .arg("up")
+        .kill_on_drop(true)
         .status()
+        .await
         .context("running scripts/testbed.sh up")?;
     if !up.success() {
         bail!("scripts/testbed.sh up: {up}");
@@ -150,20 +160,22 @@ async fn checks_on_the_testbed(
     checks.check(
         "USER_PRIV gets the congestion control",
         CCA_ANSWER,
-        &kernel(compose, "experiment-priv", "cca.check"),
+        &kernel(compose, "experiment-priv", "cca.check").await,
     );
     checks.check(
         "USER is denied",
         "access_denied",
-        &kernel(compose, "experiment-user", "cca.check"),
+        &kernel(compose, "experiment-user", "cca.check").await,
     );
     checks.check(
         "the compose service name answers too",
         CCA_ANSWER,
-        &compose.exec(
-            "experiment-priv",
-            "echo cca.check | nc -w 5 kernel-service 9000",
-        ),
+        &compose
+            .exec(
+                "experiment-priv",
+                "echo cca.check | nc -w 5 kernel-service 9000",
+            )
+            .await,
     );
     // Experiments reach the kernel service's port 9000 and nothing else (issue 21 item 6).
     segmentation::run(
@@ -177,27 +189,29 @@ async fn checks_on_the_testbed(
     .record(checks);
 
     let cat_cca = format!("cat {CCA}");
-    let before_user = compose.exec("experiment-user", &cat_cca);
-    let current = compose.exec("experiment-priv", &cat_cca);
-    let avail = compose.exec(
-        "experiment-priv",
-        "cat /proc/sys/net/ipv4/tcp_available_congestion_control",
-    );
+    let before_user = compose.exec("experiment-user", &cat_cca).await;
+    let current = compose.exec("experiment-priv", &cat_cca).await;
+    let avail = compose
+        .exec(
+            "experiment-priv",
+            "cat /proc/sys/net/ipv4/tcp_available_congestion_control",
+        )
+        .await;
     if let Some(target) = other_cca(&avail, &current) {
         checks.check(
             "cca.change answers like sysctl -w",
             &format!("{CCA_ANSWER}{target}"),
-            &kernel(compose, "experiment-priv", &format!("cca.change {target}")),
+            &kernel(compose, "experiment-priv", &format!("cca.change {target}")).await,
         );
         checks.check(
             "the caller's namespace changed",
             target,
-            &compose.exec("experiment-priv", &cat_cca),
+            &compose.exec("experiment-priv", &cat_cca).await,
         );
         checks.check(
             "another container's namespace did not",
             &before_user,
-            &compose.exec("experiment-user", &cat_cca),
+            &compose.exec("experiment-user", &cat_cca).await,
         );
         checks.check(
             "the node's own namespace did not",
@@ -209,7 +223,7 @@ async fn checks_on_the_testbed(
             "only one congestion control available ({avail}): cca.change not exercised"
         ));
     }
-    let refused = kernel(compose, "experiment-priv", "cca.change no-such-alg");
+    let refused = kernel(compose, "experiment-priv", "cca.change no-such-alg").await;
     checks.check_empty(
         "cca.change refuses an unknown algorithm",
         &scrape::lines_with(&refused, &["= no-such-alg"]),
@@ -217,12 +231,12 @@ async fn checks_on_the_testbed(
     checks.check(
         "a sandbox job runs",
         "hello-from-sandbox",
-        &kernel(compose, "experiment-priv", "echo hello-from-sandbox"),
+        &kernel(compose, "experiment-priv", "echo hello-from-sandbox").await,
     );
     checks.check(
         "sandbox hostname",
         "sandbox",
-        &kernel(compose, "experiment-priv", "hostname"),
+        &kernel(compose, "experiment-priv", "hostname").await,
     );
     // CAP_NET_RAW is bit 13 of the bounding set: without it a container cannot forge a
     // neighbour's IP.
@@ -233,7 +247,7 @@ async fn checks_on_the_testbed(
             &compose.exec(
                 c,
                 "b=$(grep CapBnd /proc/self/status | cut -f2); echo net_raw=$(( (0x$b >> 13) & 1 ))",
-            ),
+            ).await,
         );
     }
 
@@ -285,7 +299,7 @@ async fn checks_on_the_testbed(
             "mongo",
             "python3 -c \"import pymongo; c = pymongo.MongoClient('mongodb://127.0.0.1:27017'); \
              print(sorted(u['id'] for u in c.leotest.users.find() if u['id'] in ('alice', 'bob', 'node-1')))\"",
-        );
+        ).await;
         checks.check(
             "the orchestrator keeps its users in MongoDB",
             "['alice', 'bob', 'node-1']",
