@@ -8,6 +8,8 @@ use std::process::{Command, Output, Stdio};
 use anyhow::{bail, Context, Result};
 use tokio::io::AsyncWriteExt;
 
+use crate::child_env;
+
 /// The compose command line and the environment every command of a run gets.
 #[derive(Debug, Clone)]
 pub(crate) struct Compose {
@@ -38,7 +40,7 @@ impl Compose {
 
     /// Any program (e.g. `scripts/testbed.sh`) with the run's environment.
     pub(crate) fn program(&self, program: &str) -> Command {
-        let mut cmd = Command::new(program);
+        let mut cmd = child_env::command(program);
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }

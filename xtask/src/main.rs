@@ -3,6 +3,7 @@
 //! are wrappers around it, so the README's commands and scripts/test-all.sh run these.
 
 mod checks;
+mod child_env;
 mod compose;
 mod docker;
 mod scrape;

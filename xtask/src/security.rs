@@ -12,9 +12,11 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::{bail, Context, Result};
+
+use crate::child_env;
 
 /// This crate's directory: a tool, whose tests mention `fn security_` in their fixtures.
 const SELF_DIR: &str = "xtask";
@@ -26,7 +28,7 @@ pub(crate) fn run(test_args: &[String]) -> Result<bool> {
         .filter(|u| !u.is_empty());
     if mongo_uri.is_none() {
         let port = std::env::var("LEOTEST_TEST_MONGO_PORT").unwrap_or_else(|_| "27018".into());
-        let out = Command::new("scripts/start-mongo-wire.sh")
+        let out = child_env::command("scripts/start-mongo-wire.sh")
             .env("PORT", port)
             .stderr(Stdio::inherit())
             .output()
@@ -39,7 +41,7 @@ pub(crate) fn run(test_args: &[String]) -> Result<bool> {
     let mongo_uri = mongo_uri.unwrap_or_default();
 
     // The orchestrator binary must exist before the client and kernel-service tests start it.
-    let built = Command::new(cargo())
+    let built = child_env::command(&cargo())
         .args(["build", "--locked", "-p", "leotest-orchestrator"])
         .status()
         .context("running cargo build")?;
@@ -47,7 +49,7 @@ pub(crate) fn run(test_args: &[String]) -> Result<bool> {
         bail!("cargo build -p leotest-orchestrator: {built}");
     }
 
-    let mut child = Command::new(cargo())
+    let mut child = child_env::command(&cargo())
         .args(["test", "--workspace", "--locked", "security_", "--"])
         .args(test_args)
         .env("LEOTEST_TEST_MONGO_URI", &mongo_uri)
