@@ -176,7 +176,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passing_security_tests_are_read_from_libtest_lines() {
+    fn passing_attack_tests_are_read_from_libtest_lines() {
         let out = "running 3 tests\n\
             test identity::tests::security_spoofed_peer_is_refused ... ok\n\
             test security_top_level ... ok\n\
