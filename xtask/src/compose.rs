@@ -1,0 +1,170 @@
+//! docker-compose (v1, or whatever `$COMPOSE` names, e.g. `docker compose`) run as the bash
+//! harness ran it: from the workspace root, with the caller's environment plus the variables a
+//! task sets (project name, profiles, store), so that `scripts/testbed.sh` and every compose
+//! command of a run see the same testbed.
+
+use std::process::{Command, Output, Stdio};
+
+use anyhow::{bail, Context, Result};
+use tokio::io::AsyncWriteExt;
+
+use crate::child_env;
+
+/// The compose command line and the environment every command of a run gets.
+#[derive(Debug, Clone)]
+pub(crate) struct Compose {
+    program: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Compose {
+    /// `$COMPOSE` (split on whitespace) or `docker-compose`, with `env` added to the caller's.
+    pub(crate) fn new(env: Vec<(String, String)>) -> Self {
+        let program = std::env::var("COMPOSE")
+            .ok()
+            .map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| vec!["docker-compose".to_string()]);
+        Self { program, env }
+    }
+
+    /// The value a run sets for `key`, else the caller's.
+    pub(crate) fn var(&self, key: &str) -> Option<String> {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(key).ok())
+    }
+
+    /// Any program (e.g. `scripts/testbed.sh`) with the run's environment.
+    pub(crate) fn program(&self, program: &str) -> Command {
+        let mut cmd = child_env::command(program);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// `compose ARGS...` with the run's environment.
+    pub(crate) fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let (first, rest) = self
+            .program
+            .split_first()
+            .map_or(("docker-compose", &[][..]), |(f, r)| (f.as_str(), r));
+        let mut cmd = self.program(first);
+        cmd.args(rest).args(args);
+        cmd
+    }
+
+    /// `compose exec -T SERVICE sh -c SCRIPT`: stdout then stderr, trailing newlines removed
+    /// (what `$(... 2>&1 || true)` gave). A failure to run is part of the answer, as there.
+    pub(crate) async fn exec(&self, service: &str, script: &str) -> String {
+        self.exec_with_input(service, script, "").await
+    }
+
+    /// [`Compose::exec`] with `input` on the command's stdin. Async so that an interrupted
+    /// run stops at once (the command is killed when the future is dropped).
+    pub(crate) async fn exec_with_input(&self, service: &str, script: &str, input: &str) -> String {
+        let mut cmd = tokio::process::Command::from(
+            self.command(["exec", "-T", service, "sh", "-c", script]),
+        );
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return format!("{}: {e}", self.program.join(" ")),
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            // Concurrently: the command may fill its output pipes before reading all input.
+            let input = input.as_bytes().to_vec();
+            tokio::spawn(async move { stdin.write_all(&input).await });
+        }
+        match child.wait_with_output().await {
+            Ok(out) => combined(&out),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// `compose down -v --remove-orphans`; `quiet` hides its output (the cleanup on failure).
+    pub(crate) fn down(&self, quiet: bool) -> Result<()> {
+        let mut cmd = self.command(["down", "-v", "--remove-orphans"]);
+        if quiet {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        let status = cmd.status().context("running compose down")?;
+        if !status.success() {
+            bail!("compose down: {status}");
+        }
+        Ok(())
+    }
+}
+
+/// stdout then stderr of a finished command, trailing newlines removed.
+fn combined(out: &Output) -> String {
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    s.trim_end_matches('\n').to_string()
+}
+
+/// Runs `compose down` (quietly) when dropped unless disarmed: a run that fails, errors or
+/// is interrupted leaves no testbed behind (the bash harness's `trap cleanup EXIT`).
+#[derive(Debug)]
+pub(crate) struct DownOnDrop {
+    compose: Option<Compose>,
+}
+
+impl DownOnDrop {
+    /// Armed for `compose`'s project.
+    pub(crate) fn new(compose: &Compose) -> Self {
+        Self {
+            compose: Some(compose.clone()),
+        }
+    }
+
+    /// The run brought the testbed down itself.
+    pub(crate) fn disarm(&mut self) {
+        self.compose = None;
+    }
+}
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.compose.take() {
+            // Best effort, as `|| true` was: the leftover check reports what stayed.
+            let _ = c.down(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_variables_win_over_the_callers() {
+        let c = Compose::new(vec![
+            ("LEOTEST_XTASK_TEST_VAR".into(), "a".into()),
+            ("LEOTEST_XTASK_TEST_VAR".into(), "b".into()),
+        ]);
+        assert_eq!(c.var("LEOTEST_XTASK_TEST_VAR").as_deref(), Some("b"));
+        assert_eq!(c.var("LEOTEST_XTASK_TEST_UNSET_VAR"), None);
+    }
+
+    #[tokio::test]
+    async fn a_command_that_cannot_start_answers_with_its_error() {
+        let c = Compose {
+            program: vec!["/nonexistent/compose".into()],
+            env: Vec::new(),
+        };
+        assert!(c
+            .exec("svc", "true")
+            .await
+            .starts_with("/nonexistent/compose: "));
+    }
+}

@@ -1,0 +1,117 @@
+//! `cargo xtask`: the project's test tasks in Rust (issue 26 item 6), run from the workspace
+//! root whatever the caller's directory. scripts/e2e-testbed.sh and scripts/security-tests.sh
+//! are wrappers around it, so the README's commands and scripts/test-all.sh run these.
+
+mod checks;
+mod child_env;
+mod compose;
+mod docker;
+mod scrape;
+mod security;
+mod segmentation;
+mod testbed;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+/// Project tasks: the docker-compose testbed's end-to-end checks and the security tests.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Up the compose testbed, check it end to end, down it, check nothing is left.
+    E2eTestbed {
+        /// The orchestrator on the `mongo` profile's MongoDB-wire server.
+        #[arg(long)]
+        mongo: bool,
+    },
+    /// The segmentation check of a running testbed ($COMPOSE_PROJECT_NAME): prints its
+    /// result for scripts/lib/segmentation.sh; exit 1 when it failed.
+    Segmentation {
+        /// The compose service probed from (a sample experiment container).
+        probe: String,
+        /// The experiment network (the kernel service's address there may answer on 9000).
+        network: String,
+        /// The kernel service's compose service.
+        #[arg(default_value = "kernel-service")]
+        kernel: String,
+    },
+    /// Every `security_*` test of the workspace; fails unless each one ran and passed.
+    SecurityTests {
+        /// Passed to the test binaries (e.g. `--nocapture`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<bool> {
+    // Scripts, compose files and crate directories are named relative to the root.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("no workspace root above xtask/")?;
+    std::env::set_current_dir(root).with_context(|| format!("cd {}", root.display()))?;
+    match cli.task {
+        Task::E2eTestbed { mongo } => runtime()?.block_on(testbed::e2e(mongo)),
+        Task::Segmentation {
+            probe,
+            network,
+            kernel,
+        } => runtime()?.block_on(async {
+            let compose = compose::Compose::new(Vec::new());
+            let engine = docker::connect()?;
+            let outcome = segmentation::run(&compose, &engine, &probe, &network, &kernel).await?;
+            print!("{}", outcome.for_shell());
+            Ok(outcome.passed())
+        }),
+        Task::SecurityTests { args } => security::run(&args),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn extra_test_arguments_pass_through() {
+        let cli = Cli::try_parse_from(["xtask", "security-tests", "--", "--nocapture"]).unwrap();
+        assert!(matches!(cli.task, Task::SecurityTests { args } if args == ["--nocapture"]));
+        let cli = Cli::try_parse_from(["xtask", "e2e-testbed", "--mongo"]).unwrap();
+        assert!(matches!(cli.task, Task::E2eTestbed { mongo: true }));
+        let cli = Cli::try_parse_from(["xtask", "segmentation", "p", "n"]).unwrap();
+        assert!(
+            matches!(cli.task, Task::Segmentation { kernel, .. } if kernel == "kernel-service")
+        );
+    }
+}
