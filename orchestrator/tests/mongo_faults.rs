@@ -525,14 +525,9 @@ async fn a_bulk_load_is_sent_in_short_commands_and_keeps_keys_unique() {
     let Some((s, proxy, _db)) = through_proxy().await else {
         return;
     };
-    assert_eq!(
-        s.insert_runs(&[run("run-00007", 7)]).await.expect("one"),
-        1
-    );
+    assert_eq!(s.insert_runs(&[run("run-00007", 7)]).await.expect("one"), 1);
     proxy.capture("insert");
-    let mut runs: Vec<Run> = (0..2_500)
-        .map(|i| run(&format!("run-{i:05}"), i))
-        .collect();
+    let mut runs: Vec<Run> = (0..2_500).map(|i| run(&format!("run-{i:05}"), i)).collect();
     runs.push(run("run-00005", 5)); // again, in a later command
     let inserted = s.insert_runs(&runs).await.expect("bulk");
     assert_eq!(inserted, 2_499, "2 500 keys, one of them stored before");
