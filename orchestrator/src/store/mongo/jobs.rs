@@ -116,5 +116,6 @@ pub(super) async fn delete_jobs_by_nodeid(s: &MongoStore, nodeid: &str) -> Store
 }
 
 pub(super) async fn insert_jobs(s: &MongoStore, jobs: &[Job]) -> StoreResult<u64> {
-    MongoStore::insert_many_new(&s.jobs, "id", jobs.iter().map(codec::job_doc).collect()).await
+    s.insert_many_new(&s.jobs, "id", jobs.iter().map(codec::job_doc).collect())
+        .await
 }

@@ -20,7 +20,8 @@ pub(super) async fn update_run(s: &MongoStore, run: &Run) -> StoreResult<()> {
 }
 
 pub(super) async fn insert_runs(s: &MongoStore, runs: &[Run]) -> StoreResult<u64> {
-    MongoStore::insert_many_new(&s.runs, "runid", runs.iter().map(codec::run_doc).collect()).await
+    s.insert_many_new(&s.runs, "runid", runs.iter().map(codec::run_doc).collect())
+        .await
 }
 
 pub(super) async fn get_runs(s: &MongoStore, filter: &RunFilter) -> StoreResult<Vec<Run>> {
