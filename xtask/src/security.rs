@@ -68,6 +68,10 @@ pub(crate) fn run(test_args: &[String]) -> Result<bool> {
     let status = child.wait().context("waiting for cargo test")?;
 
     let defined = defined_security_tests(Path::new("."))?;
+    // Fail closed: a manifest this reader cannot follow must not turn into "all 0 passed".
+    if defined.is_empty() {
+        bail!("no fn security_* found in the workspace members of Cargo.toml");
+    }
     let missing: Vec<&String> = defined.difference(&passed).collect();
     if !missing.is_empty() {
         eprintln!(
