@@ -14,6 +14,14 @@ pub fn sample_names(exposition: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The value of the sample `series` (name and labels exactly as exposed), if present: the
+/// one reading of an exposition that the tests, benchmarks and `cargo xtask` share.
+pub fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// Every name starting with `prefix` in `text` (a dashboard's queries, say): maximal runs of
 /// `[a-z0-9_:]` that begin with it.
 pub fn names_with_prefix(text: &str, prefix: &str) -> BTreeSet<String> {
@@ -33,6 +41,16 @@ pub fn names_with_prefix(text: &str, prefix: &str) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sample_is_found_by_its_exact_series() {
+        let e = "# TYPE d counter\nd_total{o=\"granted\"} 3\nd_total{o=\"denied\"} 0\n";
+        assert_eq!(sample(e, "d_total{o=\"granted\"}"), Some(3.0));
+        assert_eq!(sample(e, "d_total{o=\"denied\"}"), Some(0.0));
+        // a prefix of a series is not the series
+        assert_eq!(sample(e, "d_total"), None);
+        assert_eq!(sample(e, "d"), None);
+    }
 
     #[test]
     fn names_are_found() {

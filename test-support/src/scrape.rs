@@ -16,11 +16,7 @@ pub async fn scrape(addr: SocketAddr) -> String {
     r.body
 }
 
-/// The value of the sample `series` (name and labels exactly as exposed), if present.
-pub fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
+pub use leotest_metrics::names::sample;
 
 /// The value of the sample `series`; panics with the exposition when it is missing.
 pub fn value(body: &str, series: &str) -> f64 {

@@ -6,6 +6,12 @@ mod checks;
 mod child_env;
 mod compose;
 mod docker;
+// The one port allocator of the tests and benchmarks (below the ephemeral range, checked free),
+// compiled in here as well: xtask does not depend on test-support (it would build the MongoDB
+// driver into every `cargo xtask`).
+#[path = "../../test-support/src/ports.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod ports;
 mod scrape;
 mod security;
 mod segmentation;

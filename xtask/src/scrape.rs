@@ -1,6 +1,6 @@
 //! The testbed's metrics endpoints as the checks read them: a plain GET on the host's
 //! loopback (leotest-metrics' small client, no `Accept`: text format, as curl asked), and
-//! sample lookups by exact series.
+//! sample lookups by exact series (`leotest_metrics::names::sample`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -15,21 +15,11 @@ pub(crate) async fn get(port: u16, path: &str) -> String {
     }
 }
 
-/// The value of sample `series` (name and labels exactly as exposed), as written.
-pub(crate) fn value_of<'a>(body: &'a str, series: &str) -> Option<&'a str> {
-    body.lines().find_map(|l| {
-        let mut fields = l.split_whitespace();
-        (fields.next() == Some(series))
-            .then(|| fields.next())
-            .flatten()
-    })
-}
-
 /// `counted` when `series` is above 0, else `value V` / `value missing`: series exist from
 /// the start with 0, what counts is a value above it.
 pub(crate) fn nonzero(body: &str, series: &str) -> String {
-    match value_of(body, series) {
-        Some(v) if v != "0" => "counted".to_string(),
+    match leotest_metrics::names::sample(body, series) {
+        Some(v) if v > 0.0 => "counted".to_string(),
         Some(v) => format!("value {v}"),
         None => "value missing".to_string(),
     }
@@ -54,8 +44,6 @@ mod tests {
     #[test]
     fn samples_are_found_by_exact_series() {
         let granted = "leotest_kernel_decisions_total{outcome=\"granted\"}";
-        assert_eq!(value_of(BODY, granted), Some("3"));
-        assert_eq!(value_of(BODY, "leotest_kernel_decisions_total"), None);
         assert_eq!(nonzero(BODY, granted), "counted");
         assert_eq!(
             nonzero(BODY, "leotest_kernel_decisions_total{outcome=\"denied\"}"),
