@@ -9,13 +9,14 @@ mod docker;
 // The one port allocator of the tests and benchmarks (below the ephemeral range, checked free),
 // compiled in here as well: xtask does not depend on test-support (it would build the MongoDB
 // driver into every `cargo xtask`).
+mod e2e_testbed;
 #[path = "../../test-support/src/ports.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod ports;
 mod scrape;
 mod security;
 mod segmentation;
-mod testbed;
+mod settings;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -76,7 +77,7 @@ fn run(cli: Cli) -> Result<bool> {
         .context("no workspace root above xtask/")?;
     std::env::set_current_dir(root).with_context(|| format!("cd {}", root.display()))?;
     match cli.task {
-        Task::E2eTestbed { mongo } => runtime()?.block_on(testbed::e2e(mongo)),
+        Task::E2eTestbed { mongo } => runtime()?.block_on(e2e_testbed::e2e(mongo)),
         Task::Segmentation {
             probe,
             network,

@@ -16,6 +16,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::checks::Checks;
 use crate::compose::{Compose, DownOnDrop};
+use crate::settings::{env_or, port_env};
 use crate::{docker, scrape, segmentation};
 
 /// The congestion control sysctl, read in the containers and on the node.
@@ -31,20 +32,6 @@ struct Settings {
     kernel_metrics_port: u16,
     orch_metrics_port: u16,
     mongo: bool,
-}
-
-fn env_or(key: &str, default: &str) -> String {
-    std::env::var(key)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_string())
-}
-
-fn port_env(key: &str, default: u16) -> Result<u16> {
-    match std::env::var(key).ok().filter(|v| !v.is_empty()) {
-        None => Ok(default),
-        Some(v) => v.parse().with_context(|| format!("{key}={v}: not a port")),
-    }
 }
 
 impl Settings {
