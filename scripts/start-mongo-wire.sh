@@ -6,7 +6,7 @@
 #   scripts/start-mongo-wire.sh stop                          # stop the one started here
 #
 # Idempotent: if a server already answers on the port, it is reused. Installs nx-27017 with
-# pip when missing. Environment: PORT (27017), MONGO_WIRE_DIR (data dir, default under
+# pip into its own venv (target/mongo-wire-venv, or MONGO_WIRE_VENV) when missing. Environment: PORT (27017), MONGO_WIRE_DIR (data dir, default under
 # ${TMPDIR:-/tmp}), MONGO_WIRE_WAIT (seconds to wait for start-up, 30), NX_27017_VERSION.
 set -euo pipefail
 
@@ -26,7 +26,7 @@ esac
 
 # Answers a MongoDB `ping` (not just an open port), within one second.
 answers() {
-    python3 - "$URI" <<'EOF' >/dev/null 2>&1
+    "$PY" - "$URI" <<'EOF' >/dev/null 2>&1
 import sys
 import pymongo
 c = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=1000, connectTimeoutMS=1000)
@@ -50,25 +50,29 @@ if [ "${1:-}" = "stop" ]; then
 fi
 
 if ! command -v python3 >/dev/null 2>&1; then
-    log "python3 is required (apt-get install -y python3 python3-pip)"
+    log "python3 is required (apt-get install -y python3 python3-venv)"
     exit 1
 fi
 
-# Run as a module so a pip --user install works even when its script dir is not on PATH.
-installed() { python3 -c 'import nx_27017.nx_27017, pymongo' >/dev/null 2>&1; }
+# nx-27017 (and the pymongo it brings) live in a venv of their own under target/, so nothing is
+# installed into the system's Python (no pip --break-system-packages); made once, kept.
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV=${MONGO_WIRE_VENV:-$ROOT/target/mongo-wire-venv}
+PY=$VENV/bin/python
+installed() { "$PY" -c 'import nx_27017.nx_27017, pymongo' >/dev/null 2>&1; }
 if ! installed; then
-    if ! python3 -m pip --version >/dev/null 2>&1 && [ "$(id -u)" = 0 ] &&
-        command -v apt-get >/dev/null 2>&1; then
-        log "installing python3-pip with apt-get"
-        apt-get install -y -qq python3-pip >&2
+    if [ ! -x "$PY" ] && ! python3 -m venv "$VENV" >&2; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            log "installing python3-venv with apt-get"
+            apt-get install -y -qq python3-venv >&2
+            rm -rf "$VENV" && python3 -m venv "$VENV" >&2
+        fi
     fi
-    log "installing nx-27017==$VERSION from PyPI"
-    python3 -m pip install --quiet --disable-pip-version-check "nx-27017==$VERSION" >&2 ||
-        python3 -m pip install --quiet --disable-pip-version-check --break-system-packages \
-            "nx-27017==$VERSION" >&2
+    log "installing nx-27017==$VERSION from PyPI into $VENV"
+    "$PY" -m pip install --quiet --disable-pip-version-check "nx-27017==$VERSION" >&2 || true
 fi
 if ! installed; then
-    log "nx-27017 could not be installed with pip"
+    log "nx-27017 could not be installed into $VENV"
     exit 1
 fi
 
@@ -80,7 +84,7 @@ fi
 
 mkdir -p "$DIR"
 log "starting nx-27017 on $HOST:$PORT with data in $DIR"
-python3 -W ignore::RuntimeWarning -m nx_27017.nx_27017 --daemon \
+"$PY" -W ignore::RuntimeWarning -m nx_27017.nx_27017 --daemon \
     --data-dir "$DIR" --host "$HOST" --port "$PORT" \
     --pid-file "$PIDFILE" --log-file "$DIR/nx-27017.log" >&2
 
