@@ -37,6 +37,11 @@ pub(crate) fn command(program: &str) -> Command {
     cmd
 }
 
+/// The cargo that runs this task (`$CARGO`, else `cargo` from the path), as [`command`].
+pub(crate) fn cargo() -> Command {
+    command(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's test tasks in Rust (issue 26 item 6), run from the workspace
-//! root whatever the caller's directory. scripts/e2e-testbed.sh and scripts/security-tests.sh
-//! are wrappers around it, so the README's commands and scripts/test-all.sh run these.
+//! root whatever the caller's directory. scripts/test-all.sh, scripts/e2e-testbed.sh and
+//! scripts/security-tests.sh are wrappers around it, so the README's commands run these.
 
 mod checks;
 mod child_env;
@@ -10,6 +10,7 @@ mod docker;
 // compiled in here as well: xtask does not depend on test-support (it would build the MongoDB
 // driver into every `cargo xtask`).
 mod e2e_testbed;
+mod mongo_wire;
 #[path = "../../test-support/src/ports.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod ports;
@@ -17,6 +18,7 @@ mod scrape;
 mod security;
 mod segmentation;
 mod settings;
+mod test_all;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,7 +26,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-/// Project tasks: the docker-compose testbed's end-to-end checks and the security tests.
+/// Project tasks: the test tiers, the docker-compose testbed's end-to-end checks and the
+/// security tests.
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask")]
 struct Cli {
@@ -50,6 +53,15 @@ enum Task {
         /// The kernel service's compose service.
         #[arg(default_value = "kernel-service")]
         kernel: String,
+    },
+    /// Every test of leotest-rs, or one tier of them (scripts/test-all.sh, the README's test
+    /// command, runs this).
+    Test {
+        /// fast: unit tests and every RPC handler in process; integration: cargo test
+        /// --workspace, the scale test, the walk-throughs, the Python suites; e2e: the Docker
+        /// testbeds and the benchmark smoke runs; all: integration then e2e (CI).
+        #[arg(value_enum, default_value = "all")]
+        tier: test_all::Tier,
     },
     /// Every `security_*` test of the workspace; fails unless each one ran and passed.
     SecurityTests {
@@ -89,6 +101,7 @@ fn run(cli: Cli) -> Result<bool> {
             print!("{}", outcome.for_shell());
             Ok(outcome.passed())
         }),
+        Task::Test { tier } => runtime()?.block_on(test_all::run_tier(tier)),
         Task::SecurityTests { args } => security::run(&args),
     }
 }
@@ -116,6 +129,21 @@ mod tests {
         assert!(matches!(cli.task, Task::SecurityTests { args } if args == ["--nocapture"]));
         let cli = Cli::try_parse_from(["xtask", "e2e-testbed", "--mongo"]).unwrap();
         assert!(matches!(cli.task, Task::E2eTestbed { mongo: true }));
+        let cli = Cli::try_parse_from(["xtask", "test"]).unwrap();
+        assert!(matches!(
+            cli.task,
+            Task::Test {
+                tier: test_all::Tier::All
+            }
+        ));
+        let cli = Cli::try_parse_from(["xtask", "test", "fast"]).unwrap();
+        assert!(matches!(
+            cli.task,
+            Task::Test {
+                tier: test_all::Tier::Fast
+            }
+        ));
+        assert!(Cli::try_parse_from(["xtask", "test", "slow"]).is_err());
         let cli = Cli::try_parse_from(["xtask", "segmentation", "p", "n"]).unwrap();
         assert!(
             matches!(cli.task, Task::Segmentation { kernel, .. } if kernel == "kernel-service")

@@ -7,7 +7,7 @@
 //! matched less (a filter typo, a test left out of a binary) must not pass silently.
 //!
 //! Starts a MongoDB-wire server (scripts/start-mongo-wire.sh, port `LEOTEST_TEST_MONGO_PORT`,
-//! 27018) when `LEOTEST_TEST_MONGO_URI` is unset.
+//! 27018) when `LEOTEST_TEST_MONGO_URI` is unset, and stops it at the end.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -17,31 +17,18 @@ use std::process::Stdio;
 use anyhow::{bail, Context, Result};
 
 use crate::child_env;
+use crate::mongo_wire::MongoWire;
 
 /// This crate's directory: a tool, whose tests mention `fn security_` in their fixtures.
 const SELF_DIR: &str = "xtask";
 
 /// The whole run; `Ok(false)` when a defined security test did not run and pass.
 pub(crate) fn run(test_args: &[String]) -> Result<bool> {
-    let mut mongo_uri = std::env::var("LEOTEST_TEST_MONGO_URI")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if mongo_uri.is_none() {
-        let port = std::env::var("LEOTEST_TEST_MONGO_PORT").unwrap_or_else(|_| "27018".into());
-        let out = child_env::command("scripts/start-mongo-wire.sh")
-            .env("PORT", port)
-            .stderr(Stdio::inherit())
-            .output()
-            .context("running scripts/start-mongo-wire.sh")?;
-        if !out.status.success() {
-            bail!("scripts/start-mongo-wire.sh: {}", out.status);
-        }
-        mongo_uri = Some(String::from_utf8_lossy(&out.stdout).trim().to_string());
-    }
-    let mongo_uri = mongo_uri.unwrap_or_default();
+    // Stopped again at the end if this run started it.
+    let mongo = MongoWire::from_env_or_start()?;
 
     // The orchestrator binary must exist before the client and kernel-service tests start it.
-    let built = child_env::command(&cargo())
+    let built = child_env::cargo()
         .args(["build", "--locked", "-p", "leotest-orchestrator"])
         .status()
         .context("running cargo build")?;
@@ -49,10 +36,10 @@ pub(crate) fn run(test_args: &[String]) -> Result<bool> {
         bail!("cargo build -p leotest-orchestrator: {built}");
     }
 
-    let mut child = child_env::command(&cargo())
+    let mut child = child_env::cargo()
         .args(["test", "--workspace", "--locked", "security_", "--"])
         .args(test_args)
-        .env("LEOTEST_TEST_MONGO_URI", &mongo_uri)
+        .env("LEOTEST_TEST_MONGO_URI", mongo.uri())
         .stdout(Stdio::piped())
         .spawn()
         .context("running cargo test")?;
@@ -91,11 +78,6 @@ pub(crate) fn run(test_args: &[String]) -> Result<bool> {
     }
     println!("security-tests: all {} tests passed", defined.len());
     Ok(true)
-}
-
-/// The cargo that runs this task (`$CARGO`), else `cargo` from the path.
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
 /// The test name of a passing `security_*` test's line of the libtest output
