@@ -86,8 +86,9 @@ impl Builder {
         self
     }
 
-    /// Start the binary at `bin` (default [`orchestrator_bin`](super::orchestrator_bin)); it
-    /// also makes the certificate when the harness makes one.
+    /// Start the binary at `bin` (default [`orchestrator_bin`](super::orchestrator_bin); a
+    /// relative path is taken from the current directory); it also makes the certificate when
+    /// the harness makes one.
     pub fn bin(mut self, bin: &Path) -> Self {
         self.bin = Some(bin.to_path_buf());
         self
@@ -164,6 +165,9 @@ impl Builder {
             Some(b) => b,
             None => try_orchestrator_bin()?,
         };
+        // The process runs in its directory: a relative path would be looked up from there.
+        let bin = std::path::absolute(&bin)
+            .map_err(StartError::io(format!("make {} absolute", bin.display())))?;
         let dir = match self.dir {
             Some(d) => d,
             None => {
