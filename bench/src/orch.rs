@@ -205,10 +205,7 @@ impl Orchestrator {
         if !has_listen_flag(bin) {
             b = b.grpc_port_flag();
         }
-        let process = b
-            .try_start()
-            .await
-            .with_context(|| format!("start {}", bin.display()))?;
+        let process = b.try_start().await.context("the orchestrator under test")?;
         Ok(Orchestrator {
             node_id: "bench-node".into(),
             node_token: String::new(),
