@@ -284,7 +284,7 @@ pub fn start_kernel_binary(
     port: u16,
     log: &Path,
 ) -> Result<Proc> {
-    start_kernel_via(bin, o, o.addr.port(), network, port, log)
+    start_kernel_via(bin, o, o.addr().port(), network, port, log)
 }
 
 /// [`start_kernel_binary`] asking the orchestrator through 127.0.0.1:`orch_port` (e.g. an
@@ -337,7 +337,7 @@ pub fn start_kernel_via(
         ]);
     }
     if let Some(f) = ca_flag {
-        args.extend([f.to_string(), o.cert.display().to_string()]);
+        args.extend([f.to_string(), o.cert().display().to_string()]);
     }
     if let Ok(extra) = std::env::var("LEOTEST_BENCH_KERNEL_ARGS") {
         args.extend(extra.split_whitespace().map(str::to_string));

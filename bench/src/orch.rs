@@ -1,4 +1,5 @@
-//! The real orchestrator binary over TLS: fixture (cert, users) and the RPC throughput benchmark.
+//! The real orchestrator binary over TLS: fixture (test-support's harness started the way the
+//! benchmarks run it, plus the benchmark's users and store) and the RPC throughput benchmark.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::load::{closed_loop, open_loop, LoadResult};
-use crate::procs::{binary, free_port, wait_for_port, Memory, Proc};
+use crate::procs::{binary, Memory};
 use crate::stats::{ratio_line, table, Row};
 use crate::Settings;
 
@@ -76,14 +77,10 @@ pub fn authed_client(ch: &Channel, userid: &str, token: &str) -> Result<AuthedCl
     )
 }
 
-/// A running orchestrator with a NODE user and a USER_PRIV user registered.
+/// A running orchestrator with a NODE user and a USER_PRIV user registered: test-support's
+/// harness (certificate, free port, start-up wait, kill on drop) started the way the
+/// benchmarks run it, plus the benchmark's users and store.
 pub struct Orchestrator {
-    /// The orchestrator process.
-    pub proc: Proc,
-    /// Address it listens on.
-    pub addr: SocketAddr,
-    /// Its self-signed TLS certificate, trusted by the bench's clients.
-    pub cert: PathBuf,
     /// User id of the NODE user.
     pub node_id: String,
     /// Access token of the NODE user.
@@ -92,12 +89,10 @@ pub struct Orchestrator {
     pub priv_id: String,
     /// Access token of the USER_PRIV user.
     pub priv_token: String,
-    /// The static admin access token.
-    pub admin_token: String,
     backend: Backend,
     /// The MongoDB database, shared by replicas.
     db_name: Option<String>,
-    _dir: tempfile::TempDir,
+    process: leotest_test_support::Orchestrator,
 }
 
 /// A fresh private directory for one orchestrator (certificate, log, embedded store).
@@ -107,9 +102,9 @@ pub fn scratch_dir() -> Result<tempfile::TempDir> {
         .tempdir()?)
 }
 
-/// Data directory of the embedded store inside a [`scratch_dir`].
+/// Data directory of the embedded store inside a [`scratch_dir`] (the harness's).
 pub fn data_dir(dir: &Path) -> PathBuf {
-    dir.join("data")
+    leotest_test_support::Orchestrator::data_dir_in(dir)
 }
 
 pub(crate) fn random_hex(bytes: usize) -> Result<String> {
@@ -149,8 +144,8 @@ impl Orchestrator {
             Backend::Embedded => None,
             Backend::Mongo(_) => Some(format!("leotest_bench_{}", random_hex(4)?)),
         };
-        let mut o = Self::spawn(dir, bin, backend, db_name, random_hex(16)?).await?;
-        let admin = o.client(&o.channel().await?, "admin", &o.admin_token)?;
+        let mut o = Self::spawn(dir, bin, backend, db_name, &random_hex(16)?).await?;
+        let admin = o.client(&o.channel().await?, "admin", o.admin_token())?;
         o.node_token = register(&admin, &o.node_id, UserRoles::Node).await?;
         o.priv_token = register(&admin, &o.priv_id, UserRoles::UserPriv).await?;
         Ok(o)
@@ -167,7 +162,7 @@ impl Orchestrator {
             bin,
             &self.backend,
             self.db_name.clone(),
-            self.admin_token.clone(),
+            self.admin_token(),
         )
         .await?;
         o.node_token = self.node_token.clone();
@@ -175,77 +170,85 @@ impl Orchestrator {
         Ok(o)
     }
 
+    /// Starts `bin` in `dir` with a fresh certificate of its own `gen-cert`, on `backend`,
+    /// as the benchmarks always have: the caller's environment, `RUST_LOG=warn`, ready once
+    /// the port accepts connections (the `info` line is not logged at `warn`).
     async fn spawn(
         dir: tempfile::TempDir,
         bin: &Path,
         backend: &Backend,
         db_name: Option<String>,
-        admin_token: String,
+        admin_token: &str,
     ) -> Result<Self> {
-        let cert = dir.path().join("server.crt");
-        let key = dir.path().join("server.key");
-        let status = std::process::Command::new(bin)
-            .arg("gen-cert")
-            .arg("--cert")
-            .arg(&cert)
-            .arg("--key")
-            .arg(&key)
-            .arg("--force")
-            .stdout(std::process::Stdio::null())
-            .status()
-            .context("run gen-cert")?;
-        if !status.success() {
-            bail!("gen-cert failed: {status}");
-        }
-        let port = free_port()?;
-        let mut args: Vec<String> = listen_args(bin, port);
-        args.extend([
-            "--tls-cert".into(),
-            cert.display().to_string(),
-            "--tls-key".into(),
-            key.display().to_string(),
-            "--admin-access-token".into(),
-            admin_token.clone(),
-            "--data-dir".into(),
-            data_dir(dir.path()).display().to_string(),
-        ]);
-        match backend {
-            Backend::Embedded => args.extend(["--store".into(), "embedded".into()]),
-            Backend::Mongo(uri) => args.extend([
+        let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+        leotest_test_support::Orchestrator::try_gen_cert_at(bin, &cert, &key)?;
+        let store: Vec<String> = match backend {
+            Backend::Embedded => vec!["--store".into(), "embedded".into()],
+            Backend::Mongo(uri) => vec![
                 "--store".into(),
                 "mongo".into(),
                 "--db-server".into(),
                 uri.clone(),
                 "--db-name".into(),
                 db_name.clone().unwrap_or_default(),
-            ]),
+            ],
+        };
+        let mut b = leotest_test_support::Orchestrator::builder()
+            .bin(bin)
+            .dir(dir)
+            .cert(&cert, &key)
+            .admin_token(admin_token)
+            .inherit_env()
+            .log_level("warn")
+            .ready_on_port()
+            .args(&store);
+        if !has_listen_flag(bin) {
+            b = b.grpc_port_flag();
         }
-        let mut proc = Proc::spawn(bin, &args, &dir.path().join("orchestrator.log"))?;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        if let Err(e) = wait_for_port(&mut proc, addr, Duration::from_secs(30)) {
-            let log =
-                std::fs::read_to_string(dir.path().join("orchestrator.log")).unwrap_or_default();
-            bail!("{e}\n{log}");
-        }
+        let process = b.try_start().await.context("the orchestrator under test")?;
         Ok(Orchestrator {
-            proc,
-            addr,
-            cert,
             node_id: "bench-node".into(),
             node_token: String::new(),
             priv_id: "bench-priv".into(),
             priv_token: String::new(),
-            admin_token,
             backend: backend.clone(),
             db_name,
-            _dir: dir,
+            process,
         })
+    }
+
+    /// Address it listens on (loopback).
+    pub fn addr(&self) -> SocketAddr {
+        self.process.addr()
+    }
+
+    /// Its self-signed TLS certificate, trusted by the bench's clients.
+    pub fn cert(&self) -> PathBuf {
+        self.process.cert_path()
+    }
+
+    /// The static admin access token.
+    pub fn admin_token(&self) -> &str {
+        &self.process.admin_token
+    }
+
+    /// The MongoDB database it uses (a fresh one per [`start`](Self::start), shared by its
+    /// replicas); `None` on the embedded store.
+    pub fn db_name(&self) -> Option<&str> {
+        self.db_name.as_deref()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Result<u32> {
+        self.process
+            .pid()
+            .context("the orchestrator is not running")
     }
 
     /// A new HTTP/2 connection over TLS, trusting the fresh certificate, name `localhost`.
     pub async fn channel(&self) -> Result<Channel> {
-        let tls = localhost_tls(std::fs::read(&self.cert)?);
-        let ch = Endpoint::from_shared(format!("https://{}", self.addr))?
+        let tls = localhost_tls(std::fs::read(self.cert())?);
+        let ch = Endpoint::from_shared(format!("https://{}", self.addr()))?
             .tls_config(tls)?
             .tcp_nodelay(true)
             .connect()
@@ -267,7 +270,7 @@ impl Orchestrator {
 
     /// `conns` clients as the admin, who may read every run (a node sees only its own).
     pub async fn admin_clients(&self, conns: usize) -> Result<Vec<AuthedClient>> {
-        self.clients_as("admin", &self.admin_token, conns).await
+        self.clients_as("admin", self.admin_token(), conns).await
     }
 
     async fn clients_as(
@@ -286,7 +289,7 @@ impl Orchestrator {
 
     /// The orchestrator's memory use now.
     pub fn memory(&self) -> Result<Memory> {
-        self.proc.memory()
+        Memory::of(self.pid()?)
     }
 }
 
@@ -481,18 +484,13 @@ pub async fn memory(s: &Settings) -> Result<String> {
     ))
 }
 
-/// How `bin` is told its port: `--listen 127.0.0.1:PORT` (loopback only), or `--grpc-port`
-/// for a baseline built before `--listen` existed (it binds every interface; the admin token
-/// is random and the process lives for one benchmark).
-fn listen_args(bin: &Path, port: u16) -> Vec<String> {
-    let has_listen = std::process::Command::new(bin)
+/// Whether `bin` takes `--listen` (loopback only). A baseline built before it existed is
+/// told `--grpc-port` (it binds every interface; the admin token is random and the process
+/// lives for one benchmark).
+fn has_listen_flag(bin: &Path) -> bool {
+    std::process::Command::new(bin)
         .arg("--help")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("--listen"))
-        .unwrap_or(true);
-    if has_listen {
-        vec!["--listen".into(), format!("127.0.0.1:{port}")]
-    } else {
-        vec!["--grpc-port".into(), port.to_string()]
-    }
+        .unwrap_or(true)
 }

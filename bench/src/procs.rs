@@ -1,6 +1,7 @@
-//! Child processes under test: locating the binaries, free ports, start-up waits, RSS.
+//! Child processes under test (the kernel service, the emulated link, the original's Python
+//! processes; the orchestrator runs under test-support's harness, see `crate::orch`): locating
+//! the binaries, free ports, RSS.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -134,21 +135,6 @@ pub fn free_port() -> Result<u16> {
     leotest_test_support::ports::free().context("no free port below the ephemeral range")
 }
 
-/// Waits until something accepts TCP connections on `addr`, or the process dies.
-pub fn wait_for_port(proc: &mut Proc, addr: SocketAddr, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        proc.check_alive()?;
-        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{} did not listen on {addr} within {timeout:?}", proc.name);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Path of a workspace binary in `bin_dir`, with a hint when it was not built.
 pub fn binary(bin_dir: &Path, name: &str) -> Result<PathBuf> {
     let p = bin_dir.join(name);
@@ -159,19 +145,6 @@ pub fn binary(bin_dir: &Path, name: &str) -> Result<PathBuf> {
         );
     }
     Ok(p)
-}
-
-/// The `--db-name` an orchestrator was started with (ours picks a fresh one per start).
-pub fn db_name_of(pid: u32) -> Result<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).context("read cmdline")?;
-    let args: Vec<String> = raw
-        .split(|b| *b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    args.iter()
-        .position(|a| a == "--db-name")
-        .and_then(|i| args.get(i + 1).cloned())
-        .context("the orchestrator has no --db-name")
 }
 
 #[cfg(test)]

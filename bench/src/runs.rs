@@ -15,7 +15,6 @@ use leotest_proto::unary::{MessageGetRuns, MessageGetScheduledRuns, MessageTimeR
 use crate::compare::dataset::cron_job;
 use crate::load::closed_loop;
 use crate::orch::{data_dir, scratch_dir, AuthedClient, Backend, Orchestrator};
-use crate::procs::db_name_of;
 use crate::stats::{ratio_line, table, Row};
 use crate::Settings;
 
@@ -118,7 +117,8 @@ async fn prepared(
             // The orchestrator creates the database (fresh name) and its indexes; load into
             // it through a second connection.
             let o = Orchestrator::start(&s.bin_dir, backend).await?;
-            let store = MongoStore::connect(uri, &db_name_of(o.proc.pid())?).await?;
+            let db = o.db_name().context("the MongoDB store has a database")?;
+            let store = MongoStore::connect(uri, db).await?;
             store.insert_jobs(&node_jobs(now)).await?;
             let t = std::time::Instant::now();
             bulk_runs(&store, runs).await?;
@@ -321,7 +321,7 @@ async fn run_on(s: &Settings, backend: &Backend) -> Result<String> {
                 .get_ref()
                 .events
                 .len();
-            let pid = big.proc.pid();
+            let pid = big.pid()?;
             let cpu0 = cpu_secs(pid);
             let mut q = time_scheduled(&big_c, window(QUIET_NODE), workers, d).await;
             let cpu1 = cpu_secs(pid);

@@ -86,7 +86,7 @@ async fn admin_clients(procs: &[Orchestrator]) -> Result<Vec<AuthedClient>> {
     let mut out = Vec::new();
     for o in procs {
         for _ in 0..2 {
-            out.push(o.client(&o.channel().await?, "admin", &o.admin_token)?);
+            out.push(o.client(&o.channel().await?, "admin", o.admin_token())?);
         }
     }
     Ok(out)

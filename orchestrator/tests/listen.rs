@@ -1,6 +1,7 @@
 //! Where the real binary listens: the original's `docker-compose-orchestrator.yaml` flags
 //! (`--grpc-hostname=localhost`, port published) reach it on every address, IPv4 and IPv6, and
-//! the original's public default admin token is refused on a listener other hosts can reach.
+//! the original's public default admin token is refused on a listener other hosts can reach; the
+//! shared harness starts a binary told only `--grpc-port`, as the benchmarks start a baseline.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is its failure report
 
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use leotest_proto::unary::MessageGetUser;
 use leotest_proto::LeotestOrchestratorClient;
-use leotest_test_support::{free_port, orchestrator_bin, req, Creds};
+use leotest_test_support::{free_port, orchestrator_bin, req, Creds, Orchestrator, ADMIN_TOKEN};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 fn gen_cert(dir: &Path) {
@@ -172,4 +173,22 @@ async fn the_default_admin_token_still_serves_loopback() {
     let _ = child.kill();
     let out = child.wait_with_output().expect("output");
     assert_eq!(r, Ok(true), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The benchmarks' start through the shared harness (`leotest_test_support::Builder`): a named
+/// binary told only `--grpc-port` (as a build from before `--listen` is), `RUST_LOG=warn`
+/// (so no "listening" line), ready once the port opens; it answers there.
+#[tokio::test]
+async fn the_harness_starts_a_quiet_binary_told_only_its_grpc_port() {
+    let o = Orchestrator::builder()
+        .bin(&orchestrator_bin())
+        .grpc_port_flag()
+        .log_level("warn")
+        .ready_on_port()
+        .try_start()
+        .await
+        .expect("started");
+    let answered = get_admin(&o.addr().to_string(), &o.cert_path(), ADMIN_TOKEN).await;
+    assert_eq!(answered, Ok(true), "{}", o.log());
+    assert!(!o.log().contains("orchestrator listening"), "{}", o.log());
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 pub use calls::As;
 pub use creds::{req, Creds, ADMIN_TOKEN};
 pub use dates::future_year;
-pub use orchestrator::{localhost_tls, orchestrator_bin, Builder, Orchestrator};
+pub use orchestrator::{localhost_tls, orchestrator_bin, Builder, Orchestrator, StartError};
 
 /// A port nobody listens on right now, for a server the test is about to start.
 ///

@@ -1,8 +1,12 @@
 //! The real `leotest-orchestrator` binary over TLS on a free loopback port, with its own
-//! certificate, data directory and log file; killed on drop. One type for every crate's tests:
-//! the options (store, extra flags, environment, certificate, listen address) are set on a
-//! [`Builder`].
+//! certificate, data directory and log file; killed on drop. One type for every crate's tests
+//! and for the benchmarks: the options (binary, store, extra flags, environment, log level,
+//! certificate, listen address, readiness) are set on a [`Builder`].
 
+mod builder;
+mod error;
+
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,28 +14,36 @@ use std::time::{Duration, Instant};
 use leotest_proto::LeotestOrchestratorClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
-use crate::mongo::TestMongo;
-use crate::{free_port, ADMIN_TOKEN};
+pub use builder::Builder;
+use builder::{LaunchOptions, PortFlag, Ready};
+use error::fail;
+pub use error::StartError;
 
 /// The orchestrator binary under test: `LEOTEST_ORCHESTRATOR_BIN`, else the one cargo built
 /// into this test's profile directory (`CARGO_BIN_EXE_*` exists only in the package that owns
-/// the binary, and the test executable sits in `target/<profile>/deps/` next to it).
+/// the binary, and the test executable sits in `target/<profile>/deps/` next to it). Panics
+/// when it is missing.
 pub fn orchestrator_bin() -> PathBuf {
+    try_orchestrator_bin().unwrap_or_else(|e| fail(&e))
+}
+
+/// [`orchestrator_bin`] as a result.
+fn try_orchestrator_bin() -> Result<PathBuf, StartError> {
     if let Some(p) = std::env::var_os("LEOTEST_ORCHESTRATOR_BIN") {
-        return PathBuf::from(p);
+        return Ok(PathBuf::from(p));
     }
-    let exe = std::env::current_exe().expect("test executable");
-    let profile_dir = exe
+    let exe = std::env::current_exe().map_err(StartError::io("locate the test executable"))?;
+    // target/<profile>/deps/<test> → target/<profile>/leotest-orchestrator
+    let bin = exe
         .parent()
         .and_then(Path::parent)
-        .expect("test executable in target/<profile>/deps");
-    let bin = profile_dir.join("leotest-orchestrator");
-    assert!(
-        bin.exists(),
-        "{} missing: run `cargo build -p leotest-orchestrator` first (or set LEOTEST_ORCHESTRATOR_BIN)",
-        bin.display()
-    );
-    bin
+        .unwrap_or(Path::new("."))
+        .join("leotest-orchestrator");
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(StartError::NoBinary(bin))
+    }
 }
 
 /// TLS trusting `cert_pem`, a self-signed certificate of the binary's `gen-cert`, for the name
@@ -40,117 +52,6 @@ pub fn localhost_tls(cert_pem: Vec<u8>) -> ClientTlsConfig {
     ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(cert_pem))
         .domain_name("localhost")
-}
-
-/// How to start an [`Orchestrator`]; [`Orchestrator::builder`] has the defaults.
-#[derive(Debug)]
-pub struct Builder {
-    dir: Option<tempfile::TempDir>,
-    cert: Option<(PathBuf, PathBuf)>,
-    host: String,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    admin_token: String,
-    admin_token_by_env: bool,
-}
-
-impl Builder {
-    /// Work in `dir` (it becomes the process's working directory); with no [`Builder::cert`],
-    /// `dir/certs/server.{crt,key}` must exist already (see [`Orchestrator::gen_cert`]).
-    pub fn dir(mut self, dir: tempfile::TempDir) -> Self {
-        self.dir = Some(dir);
-        self
-    }
-
-    /// Serve this certificate and key instead of `certs/server.{crt,key}` in the directory.
-    pub fn cert(mut self, cert: &Path, key: &Path) -> Self {
-        self.cert = Some((cert.to_path_buf(), key.to_path_buf()));
-        self
-    }
-
-    /// Listen on `host` (default `127.0.0.1`); e.g. `0.0.0.0` so that containers reach it.
-    pub fn host(mut self, host: &str) -> Self {
-        self.host = host.into();
-        self
-    }
-
-    /// Extra command-line flags, after the harness's own.
-    pub fn args<S: AsRef<str>>(mut self, args: &[S]) -> Self {
-        self.args
-            .extend(args.iter().map(|a| a.as_ref().to_string()));
-        self
-    }
-
-    /// The MongoDB database `mongo` instead of the embedded store.
-    pub fn store(self, mongo: &TestMongo) -> Self {
-        self.args(&mongo.server_args())
-    }
-
-    /// An environment variable for the process (which otherwise gets none but `RUST_LOG`, so
-    /// that a developer's `LEOTEST_*` settings cannot change what a test sees).
-    pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.into(), value.into()));
-        self
-    }
-
-    /// The admin token (default [`ADMIN_TOKEN`]).
-    pub fn admin_token(mut self, token: &str) -> Self {
-        self.admin_token = token.into();
-        self
-    }
-
-    /// Hand the admin token over in `LEOTEST_ADMIN_ACCESS_TOKEN` (as compose files do) rather
-    /// than on the command line.
-    pub fn admin_token_in_env(mut self) -> Self {
-        self.admin_token_by_env = true;
-        self
-    }
-
-    fn prepare(self) -> Orchestrator {
-        let dir = match self.dir {
-            Some(d) => d,
-            None => {
-                let d = tempfile::tempdir().expect("tempdir");
-                if self.cert.is_none() {
-                    Orchestrator::gen_cert(d.path());
-                }
-                d
-            }
-        };
-        let (cert, key) = self.cert.unwrap_or_else(|| {
-            (
-                dir.path().join("certs/server.crt"),
-                dir.path().join("certs/server.key"),
-            )
-        });
-        Orchestrator {
-            dir,
-            cert,
-            key,
-            host: self.host,
-            port: 0,
-            extra_args: self.args,
-            env: self.env,
-            admin_token: self.admin_token,
-            admin_token_by_env: self.admin_token_by_env,
-            child: None,
-        }
-    }
-
-    /// Starts it and waits until it listens (from async tests: the wait does not block the
-    /// runtime).
-    pub async fn start(self) -> Orchestrator {
-        let mut o = self.prepare();
-        o.launch().await;
-        o
-    }
-
-    /// Starts it from synchronous tests.
-    pub fn start_blocking(self) -> Orchestrator {
-        let mut o = self.prepare();
-        o.launch_blocking();
-        o
-    }
 }
 
 /// A running orchestrator process and its files.
@@ -163,11 +64,10 @@ pub struct Orchestrator {
     pub extra_args: Vec<String>,
     /// The admin token; a change applies at the next [`Orchestrator::restart`].
     pub admin_token: String,
+    bin: PathBuf,
     cert: PathBuf,
     key: PathBuf,
-    host: String,
-    env: Vec<(String, String)>,
-    admin_token_by_env: bool,
+    launch: LaunchOptions,
     child: Option<Child>,
 }
 
@@ -196,18 +96,12 @@ enum Launch {
 }
 
 impl Orchestrator {
-    /// Defaults: a fresh directory with a certificate made by the binary's own `gen-cert`,
-    /// the embedded store, `127.0.0.1`, [`ADMIN_TOKEN`] on the command line, `RUST_LOG=debug`.
+    /// Defaults: [`orchestrator_bin`], a fresh directory with a certificate made by the
+    /// binary's own `gen-cert`, the embedded store, `127.0.0.1`,
+    /// [`ADMIN_TOKEN`](crate::ADMIN_TOKEN) on the command line, no environment but
+    /// `RUST_LOG=debug`, ready once it logs that it listens.
     pub fn builder() -> Builder {
-        Builder {
-            dir: None,
-            cert: None,
-            host: "127.0.0.1".into(),
-            args: Vec::new(),
-            env: Vec::new(),
-            admin_token: ADMIN_TOKEN.into(),
-            admin_token_by_env: false,
-        }
+        Builder::default()
     }
 
     /// The defaults plus `extra_args`.
@@ -227,15 +121,31 @@ impl Orchestrator {
 
     /// Writes a certificate for `localhost` and its key with the binary's `gen-cert`.
     pub fn gen_cert_at(cert: &Path, key: &Path) {
-        let status = Command::new(orchestrator_bin())
+        if let Err(e) = Self::try_gen_cert_at(&orchestrator_bin(), cert, key) {
+            fail(&e)
+        }
+    }
+
+    /// Writes a certificate for `localhost` and its key with the `gen-cert` of the binary at
+    /// `bin` (parent directories are created; existing files are an error).
+    pub fn try_gen_cert_at(bin: &Path, cert: &Path, key: &Path) -> Result<(), StartError> {
+        let status = Command::new(bin)
             .args(["gen-cert", "--cert"])
             .arg(cert)
             .arg("--key")
             .arg(key)
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .status()
-            .expect("run gen-cert");
-        assert!(status.success(), "gen-cert failed");
+            .map_err(StartError::io(format!("run {} gen-cert", bin.display())))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(StartError::GenCert {
+                bin: bin.to_path_buf(),
+                status,
+            })
+        }
     }
 
     /// A fresh directory with a certificate, for [`Orchestrator::start_in`].
@@ -257,7 +167,13 @@ impl Orchestrator {
 
     /// The server's data directory.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        Self::data_dir_in(self.dir.path())
+    }
+
+    /// The data directory a server working in `dir` uses (`dir/data`), for a store filled
+    /// before the start ([`Builder::dir`]).
+    pub fn data_dir_in(dir: &Path) -> PathBuf {
+        dir.join("data")
     }
 
     /// The server's log file (its stderr, across launches).
@@ -281,101 +197,134 @@ impl Orchestrator {
             .unwrap_or(0)
     }
 
-    fn spawn(&mut self) {
-        self.port = free_port();
+    fn spawn(&mut self) -> Result<(), StartError> {
+        self.port = crate::ports::free().ok_or(StartError::NoFreePort)?;
+        let log_path = self.log_path();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.log_path())
-            .expect("log file");
-        let mut cmd = Command::new(orchestrator_bin());
-        cmd.current_dir(self.dir.path())
-            .env_clear()
-            .env("RUST_LOG", "debug")
-            .arg("--listen")
-            .arg(format!("{}:{}", self.host, self.port))
-            .arg("--data-dir")
+            .open(&log_path)
+            .map_err(StartError::io(format!("open {}", log_path.display())))?;
+        let l = &self.launch;
+        let mut cmd = Command::new(&self.bin);
+        cmd.current_dir(self.dir.path());
+        if !l.inherit_env {
+            cmd.env_clear();
+        }
+        cmd.env("RUST_LOG", &l.log_level);
+        match l.port_flag {
+            PortFlag::Listen => cmd.arg("--listen").arg(format!("{}:{}", l.host, self.port)),
+            PortFlag::GrpcPort => cmd.arg("--grpc-port").arg(self.port.to_string()),
+        };
+        cmd.arg("--data-dir")
             .arg(self.data_dir())
             .arg("--tls-cert")
             .arg(&self.cert)
             .arg("--tls-key")
             .arg(&self.key);
-        if self.admin_token_by_env {
+        if l.admin_token_by_env {
             cmd.env("LEOTEST_ADMIN_ACCESS_TOKEN", &self.admin_token);
         } else {
             cmd.args(["--admin-access-token", &self.admin_token]);
         }
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+        cmd.envs(l.env.iter().map(|(k, v)| (k, v)))
             .args(&self.extra_args)
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
-        self.child = Some(cmd.spawn().expect("spawn orchestrator"));
+        let child = cmd
+            .spawn()
+            .map_err(StartError::io(format!("start {}", self.bin.display())))?;
+        self.child = Some(child);
+        Ok(())
     }
 
-    /// Ready once this launch logged that it listens (the socket is bound by then); works for
-    /// certificates a rustls client would not accept.
+    /// Ready once this launch logged that it listens (the socket is bound by then; works for
+    /// certificates a rustls client would not accept), or, with [`Builder::ready_on_port`], once
+    /// the port accepts TCP connections.
     fn look(&mut self, log_offset: usize) -> Launch {
         if let Some(child) = self.child.as_mut() {
             if let Ok(Some(_)) = child.try_wait() {
                 return Launch::Exited;
             }
         }
-        let log = self.log();
-        if log
-            .get(log_offset..)
-            .unwrap_or("")
-            .contains("orchestrator listening")
-        {
+        let ready = match self.launch.ready {
+            Ready::Logged => self
+                .log()
+                .get(log_offset..)
+                .unwrap_or("")
+                .contains("orchestrator listening"),
+            Ready::PortOpen => {
+                TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok()
+            }
+        };
+        if ready {
             Launch::Ready
         } else {
             Launch::Waiting
         }
     }
 
-    fn give_up(&self) -> ! {
-        panic!("orchestrator did not start; log:\n{}", self.log())
-    }
-
     const ATTEMPTS: usize = 5;
     const READY_WITHIN: Duration = Duration::from_secs(30);
     const POLL: Duration = Duration::from_millis(20);
 
-    /// One step of a launch: spawns when nothing runs yet, then looks at it. `true` while
-    /// the caller should wait [`Self::POLL`] and step again; panics once the attempts are used.
-    fn launch_step(&mut self, at: &mut Attempt) -> bool {
+    /// One step of a launch: spawns when nothing runs yet, then looks at it. `Ok(true)` while
+    /// the caller should wait [`Self::POLL`] and step again; an error once the attempts are
+    /// used (or the process cannot be started at all).
+    fn launch_step(&mut self, at: &mut Attempt) -> Result<bool, StartError> {
         if self.child.is_none() {
             if at.count == Self::ATTEMPTS {
-                self.give_up()
+                return Err(StartError::NotReady {
+                    attempts: at.count,
+                    log: self.log(),
+                });
             }
             at.count += 1;
             at.log_offset = self.log_len();
             at.deadline = Instant::now() + Self::READY_WITHIN;
-            self.spawn();
+            self.spawn()?;
         }
         match self.look(at.log_offset) {
-            Launch::Ready => return false,
+            Launch::Ready => return Ok(false),
             Launch::Waiting if Instant::now() < at.deadline => {}
             // Exited (e.g. its port was taken in between) or too slow: next attempt.
             Launch::Waiting | Launch::Exited => self.stop(),
         }
-        true
+        Ok(true)
     }
 
     /// (Re)launches the process on a fresh free port; a port taken in between by someone else
-    /// costs one more attempt.
+    /// costs one more attempt. Panics when it does not start.
     pub async fn launch(&mut self) {
+        if let Err(e) = self.try_launch().await {
+            fail(&e)
+        }
+    }
+
+    /// [`Orchestrator::launch`] as a result.
+    async fn try_launch(&mut self) -> Result<(), StartError> {
         let mut at = Attempt::default();
-        while self.launch_step(&mut at) {
+        while self.launch_step(&mut at)? {
             tokio::time::sleep(Self::POLL).await;
         }
+        Ok(())
     }
 
     /// [`Orchestrator::launch`] for synchronous tests.
     pub fn launch_blocking(&mut self) {
+        if let Err(e) = self.try_launch_blocking() {
+            fail(&e)
+        }
+    }
+
+    /// [`Orchestrator::launch_blocking`] as a result.
+    fn try_launch_blocking(&mut self) -> Result<(), StartError> {
         let mut at = Attempt::default();
-        while self.launch_step(&mut at) {
+        while self.launch_step(&mut at)? {
             std::thread::sleep(Self::POLL);
         }
+        Ok(())
     }
 
     /// Kills the process and waits for it; nothing when it is not running.
@@ -398,6 +347,11 @@ impl Orchestrator {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
         }
+    }
+
+    /// `127.0.0.1:PORT`, where clients on this host reach it (changes on restart).
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// The process id, while it runs.

@@ -29,7 +29,7 @@ use leotest_proto::unary::{
 use crate::orch::{
     authed_client, data_dir, random_hex, register, scratch_dir, Backend, Orchestrator,
 };
-use crate::procs::{binary, db_name_of, Memory};
+use crate::procs::{binary, Memory};
 use crate::Settings;
 use dataset::Dataset;
 use harness::{load_original, Harness, MongoWire, OriginalOrchestrator};
@@ -98,19 +98,8 @@ fn streams_for(rpc: Rpc, s: &Settings) -> usize {
 /// so both servers do the same TLS work.
 fn gen_cert(bin_dir: &Path, dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
-    let st = std::process::Command::new(binary(bin_dir, "leotest-orchestrator")?)
-        .arg("gen-cert")
-        .arg("--cert")
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .arg("--force")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("run gen-cert")?;
-    if !st.success() {
-        bail!("gen-cert failed: {st}");
-    }
+    let bin = binary(bin_dir, "leotest-orchestrator")?;
+    leotest_test_support::Orchestrator::try_gen_cert_at(&bin, &cert, &key)?;
     Ok((cert, key))
 }
 
@@ -145,7 +134,8 @@ async fn start_servers(
         None
     } else {
         let m = Orchestrator::start(&s.bin_dir, &Backend::Mongo(mongo.uri.clone())).await?;
-        let store = MongoStore::connect(&mongo.uri, &db_name_of(m.proc.pid())?).await?;
+        let db = m.db_name().context("the MongoDB store has a database")?;
+        let store = MongoStore::connect(&mongo.uri, db).await?;
         data.load_ours(&store).await?;
         Some(m)
     };
@@ -183,22 +173,22 @@ async fn start_servers(
         },
         Target {
             name: "leotest-rs, embedded",
-            addr: ours.addr,
-            cert: ours.cert.clone(),
+            addr: ours.addr(),
+            cert: ours.cert(),
             node_id: ours.node_id.clone(),
             node_token: ours.node_token.clone(),
-            pid: ours.proc.pid(),
+            pid: ours.pid()?,
             db_pid: None,
         },
     ];
     if let Some(m) = &ours_mongo {
         targets.push(Target {
             name: "leotest-rs, MongoDB-wire",
-            addr: m.addr,
-            cert: m.cert.clone(),
+            addr: m.addr(),
+            cert: m.cert(),
             node_id: m.node_id.clone(),
             node_token: m.node_token.clone(),
-            pid: m.proc.pid(),
+            pid: m.pid()?,
             db_pid: Some(mongo.pid),
         });
     }

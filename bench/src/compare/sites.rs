@@ -697,7 +697,7 @@ pub async fn run(s: &Settings, o: &Options) -> Result<String> {
         Side {
             name: "leotest-rs",
             admin: ours.admin_clients(1).await?.remove(0),
-            orch_addr: ours.addr,
+            orch_addr: ours.addr(),
             kind: SideKind::Ours {
                 bin_dir: &s.bin_dir,
                 orch: &ours,
