@@ -103,6 +103,21 @@ impl Compose {
         }
         Ok(())
     }
+
+    /// `scripts/testbed.sh down`: every profile, and the multi-site override and the secrets
+    /// it made; `quiet` hides its output (the cleanup on failure).
+    pub(crate) fn testbed_down(&self, quiet: bool) -> Result<()> {
+        let mut cmd = self.program("scripts/testbed.sh");
+        cmd.arg("down");
+        if quiet {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        let status = cmd.status().context("running scripts/testbed.sh down")?;
+        if !status.success() {
+            bail!("scripts/testbed.sh down: {status}");
+        }
+        Ok(())
+    }
 }
 
 /// stdout then stderr of a finished command, trailing newlines removed.
@@ -117,6 +132,8 @@ fn combined(out: &Output) -> String {
 #[derive(Debug)]
 pub(crate) struct DownOnDrop {
     compose: Option<Compose>,
+    /// `scripts/testbed.sh down` rather than `compose down`.
+    testbed_script: bool,
 }
 
 impl DownOnDrop {
@@ -124,6 +141,16 @@ impl DownOnDrop {
     pub(crate) fn new(compose: &Compose) -> Self {
         Self {
             compose: Some(compose.clone()),
+            testbed_script: false,
+        }
+    }
+
+    /// Armed for `compose`'s project, brought down with `scripts/testbed.sh down` (a
+    /// multi-site testbed: its override file and secrets go too).
+    pub(crate) fn with_testbed_script(compose: &Compose) -> Self {
+        Self {
+            compose: Some(compose.clone()),
+            testbed_script: true,
         }
     }
 
@@ -137,7 +164,11 @@ impl Drop for DownOnDrop {
     fn drop(&mut self) {
         if let Some(c) = self.compose.take() {
             // Best effort, as `|| true` was: the leftover check reports what stayed.
-            let _ = c.down(true);
+            let _ = if self.testbed_script {
+                c.testbed_down(true)
+            } else {
+                c.down(true)
+            };
         }
     }
 }

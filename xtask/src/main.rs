@@ -6,6 +6,7 @@ mod checks;
 mod child_env;
 mod compose;
 mod docker;
+mod e2e_sites;
 // The one port allocator of the tests and benchmarks (below the ephemeral range, checked free),
 // compiled in here as well: xtask does not depend on test-support (it would build the MongoDB
 // driver into every `cargo xtask`).
@@ -43,6 +44,10 @@ enum Task {
         #[arg(long)]
         mongo: bool,
     },
+    /// Up a two-site testbed behind emulated links, check isolation, grants and denials per
+    /// site, then probe both sites while site 1's uplink is cut and the user revoked; one
+    /// summary line, down it. Settings in the environment (xtask/src/e2e_sites/mod.rs).
+    E2eSites,
     /// The segmentation check of a running testbed ($COMPOSE_PROJECT_NAME): prints its
     /// result for scripts/lib/segmentation.sh; exit 1 when it failed.
     Segmentation {
@@ -90,6 +95,7 @@ fn run(cli: Cli) -> Result<bool> {
     std::env::set_current_dir(root).with_context(|| format!("cd {}", root.display()))?;
     match cli.task {
         Task::E2eTestbed { mongo } => runtime()?.block_on(e2e_testbed::e2e(mongo)),
+        Task::E2eSites => runtime()?.block_on(e2e_sites::e2e()),
         Task::Segmentation {
             probe,
             network,
@@ -144,6 +150,10 @@ mod tests {
             }
         ));
         assert!(Cli::try_parse_from(["xtask", "test", "slow"]).is_err());
+        let cli = Cli::try_parse_from(["xtask", "e2e-sites"]).unwrap();
+        assert!(matches!(cli.task, Task::E2eSites));
+        // Its settings are in the environment: an argument is a usage error.
+        assert!(Cli::try_parse_from(["xtask", "e2e-sites", "leo"]).is_err());
         let cli = Cli::try_parse_from(["xtask", "segmentation", "p", "n"]).unwrap();
         assert!(
             matches!(cli.task, Task::Segmentation { kernel, .. } if kernel == "kernel-service")
