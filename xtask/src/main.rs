@@ -1,11 +1,13 @@
 //! `cargo xtask`: the project's test tasks in Rust (issue 26 item 6), run from the workspace
-//! root whatever the caller's directory. scripts/test-all.sh, scripts/e2e-testbed.sh and
-//! scripts/security-tests.sh are wrappers around it, so the README's commands run these.
+//! root whatever the caller's directory. scripts/test-all.sh, scripts/e2e-testbed.sh,
+//! scripts/e2e-ha.sh and scripts/security-tests.sh are wrappers around it, so the README's
+//! commands run these.
 
 mod checks;
 mod child_env;
 mod compose;
 mod docker;
+mod e2e_ha;
 // The one port allocator of the tests and benchmarks (below the ephemeral range, checked free),
 // compiled in here as well: xtask does not depend on test-support (it would build the MongoDB
 // driver into every `cargo xtask`).
@@ -43,6 +45,9 @@ enum Task {
         #[arg(long)]
         mongo: bool,
     },
+    /// The failover test of the `ha` testbed: up it, kill the replica serving the kernel
+    /// service under load, check nothing acknowledged was lost, down it.
+    E2eHa,
     /// The segmentation check of a running testbed ($COMPOSE_PROJECT_NAME): prints its
     /// result for scripts/lib/segmentation.sh; exit 1 when it failed.
     Segmentation {
@@ -90,6 +95,7 @@ fn run(cli: Cli) -> Result<bool> {
     std::env::set_current_dir(root).with_context(|| format!("cd {}", root.display()))?;
     match cli.task {
         Task::E2eTestbed { mongo } => runtime()?.block_on(e2e_testbed::e2e(mongo)),
+        Task::E2eHa => runtime()?.block_on(e2e_ha::e2e()),
         Task::Segmentation {
             probe,
             network,
@@ -148,5 +154,12 @@ mod tests {
         assert!(
             matches!(cli.task, Task::Segmentation { kernel, .. } if kernel == "kernel-service")
         );
+    }
+
+    #[test]
+    fn e2e_ha_takes_no_arguments() {
+        let cli = Cli::try_parse_from(["xtask", "e2e-ha"]).unwrap();
+        assert!(matches!(cli.task, Task::E2eHa));
+        assert!(Cli::try_parse_from(["xtask", "e2e-ha", "extra"]).is_err());
     }
 }
