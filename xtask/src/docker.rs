@@ -1,6 +1,6 @@
 //! What the checks ask the Docker engine directly, over its API (bollard) rather than by
 //! parsing `docker inspect -f` output: a compose project's running containers with their
-//! service and addresses, and what a project left behind.
+//! service and addresses, a service's container id, and what a project left behind.
 
 use std::collections::HashMap;
 
@@ -114,15 +114,39 @@ pub(crate) async fn leftovers(docker: &Docker, project: &str, network: &str) -> 
     left.extend(networks.into_iter().filter_map(|n| n.id));
     // The experiment network has a fixed name (no project label check would see it if
     // compose ever stopped labelling it): `docker network ls --filter name=^NAME$`.
+    left.extend(network_ids(docker, network).await?);
+    Ok(left.join("\n"))
+}
+
+/// The ids of the networks named exactly `name` (`docker network ls -q --filter name=^NAME$`).
+pub(crate) async fn network_ids(docker: &Docker, name: &str) -> Result<Vec<String>> {
     let named = docker
         .list_networks(Some(ListNetworksOptions {
             filters: Some(HashMap::from([(
                 "name".to_string(),
-                vec![format!("^{network}$")],
+                vec![format!("^{name}$")],
             )])),
         }))
         .await
         .context("listing networks")?;
-    left.extend(named.into_iter().filter_map(|n| n.id));
-    Ok(left.join("\n"))
+    Ok(named.into_iter().filter_map(|n| n.id).collect())
+}
+
+/// The id of `service`'s container in `project`, running or not (`compose ps -q SERVICE`).
+pub(crate) async fn container_id(docker: &Docker, project: &str, service: &str) -> Result<String> {
+    let labels = [
+        format!("{PROJECT_LABEL}={project}"),
+        format!("{SERVICE_LABEL}={service}"),
+    ];
+    docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(label_filter(&labels)),
+            ..Default::default()
+        }))
+        .await
+        .context("listing containers")?
+        .into_iter()
+        .find_map(|c| c.id)
+        .with_context(|| format!("no {service} container in {project}"))
 }

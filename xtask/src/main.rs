@@ -1,17 +1,19 @@
 //! `cargo xtask`: the project's test tasks in Rust (issue 26 item 6), run from the workspace
-//! root whatever the caller's directory. scripts/test-all.sh, scripts/e2e-testbed.sh and
-//! scripts/security-tests.sh are wrappers around it, so the README's commands run these.
+//! root whatever the caller's directory. scripts/test-all.sh, scripts/e2e-testbed.sh,
+//! scripts/e2e-ha.sh, scripts/e2e-sites.sh and scripts/security-tests.sh are wrappers around
+//! it, so the README's commands run these.
 
 mod checks;
 mod child_env;
 mod compose;
 mod docker;
+mod e2e_ha;
 mod e2e_sites;
+mod e2e_testbed;
+mod mongo_wire;
 // The one port allocator of the tests and benchmarks (below the ephemeral range, checked free),
 // compiled in here as well: xtask does not depend on test-support (it would build the MongoDB
 // driver into every `cargo xtask`).
-mod e2e_testbed;
-mod mongo_wire;
 #[path = "../../test-support/src/ports.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod ports;
@@ -44,6 +46,9 @@ enum Task {
         #[arg(long)]
         mongo: bool,
     },
+    /// The failover test of the `ha` testbed: up it, kill the replica serving the kernel
+    /// service under load, check nothing acknowledged was lost, down it.
+    E2eHa,
     /// Up a two-site testbed behind emulated links, check isolation, grants and denials per
     /// site, then probe both sites while site 1's uplink is cut and the user revoked; one
     /// summary line, down it. Settings in the environment (xtask/src/e2e_sites/mod.rs).
@@ -95,6 +100,7 @@ fn run(cli: Cli) -> Result<bool> {
     std::env::set_current_dir(root).with_context(|| format!("cd {}", root.display()))?;
     match cli.task {
         Task::E2eTestbed { mongo } => runtime()?.block_on(e2e_testbed::e2e(mongo)),
+        Task::E2eHa => runtime()?.block_on(e2e_ha::e2e()),
         Task::E2eSites => runtime()?.block_on(e2e_sites::e2e()),
         Task::Segmentation {
             probe,
@@ -158,5 +164,12 @@ mod tests {
         assert!(
             matches!(cli.task, Task::Segmentation { kernel, .. } if kernel == "kernel-service")
         );
+    }
+
+    #[test]
+    fn e2e_ha_takes_no_arguments() {
+        let cli = Cli::try_parse_from(["xtask", "e2e-ha"]).unwrap();
+        assert!(matches!(cli.task, Task::E2eHa));
+        assert!(Cli::try_parse_from(["xtask", "e2e-ha", "extra"]).is_err());
     }
 }
