@@ -53,8 +53,8 @@ enum Task {
     /// site, then probe both sites while site 1's uplink is cut and the user revoked; one
     /// summary line, down it. Settings in the environment (xtask/src/e2e_sites/mod.rs).
     E2eSites,
-    /// The segmentation check of a running testbed ($COMPOSE_PROJECT_NAME): prints its
-    /// result for scripts/lib/segmentation.sh; exit 1 when it failed.
+    /// The segmentation check alone, against a running testbed ($COMPOSE_PROJECT_NAME): only
+    /// the kernel service's port 9000 may answer an experiment container; exit 1 when not.
     Segmentation {
         /// The compose service probed from (a sample experiment container).
         probe: String,
@@ -110,8 +110,10 @@ fn run(cli: Cli) -> Result<bool> {
             let compose = compose::Compose::new(Vec::new());
             let engine = docker::connect()?;
             let outcome = segmentation::run(&compose, &engine, &probe, &network, &kernel).await?;
-            print!("{}", outcome.for_shell());
-            Ok(outcome.passed())
+            let mut checks = checks::Checks::new("segmentation");
+            outcome.record(&mut checks);
+            println!("{}", checks.summary());
+            Ok(checks.all_passed())
         }),
         Task::Test { tier } => runtime()?.block_on(test_all::run_tier(tier)),
         Task::SecurityTests { args } => security::run(&args),

@@ -5,8 +5,8 @@
 //! refused, unroutable or unresolvable. Bounded: each probe gives up after 2 s, all run at
 //! once inside the probe container (busybox nc).
 //!
-//! `cargo xtask segmentation` prints the result for scripts/lib/segmentation.sh, whose
-//! callers (e2e-ha.sh, e2e-sites.sh) record it with their own check functions.
+//! The end-to-end tests (e2e_testbed, e2e_ha, e2e_sites) record its two checks in their
+//! reports; `cargo xtask segmentation` runs it alone against a running testbed.
 
 use anyhow::{Context, Result};
 use bollard::Docker;
@@ -109,11 +109,6 @@ impl Outcome {
         }
     }
 
-    /// Whether the kernel service's port 9000 answered.
-    pub(crate) fn kernel_reached(&self) -> bool {
-        self.answers.contains(&self.expected)
-    }
-
     /// Every answer but the expected one: what must not be there.
     pub(crate) fn unexpected(&self) -> Vec<&str> {
         self.answers
@@ -144,28 +139,6 @@ impl Outcome {
             ),
             &self.unexpected().join("\n"),
         );
-    }
-
-    /// The result for scripts/lib/segmentation.sh, one item a line: `probes N`,
-    /// `kernel-address IP`, `answer LINE` for each answer of the probe container (`open ...`,
-    /// or its errors) and `unexpected LINE` for each answer but the expected one.
-    pub(crate) fn for_shell(&self) -> String {
-        let mut out = format!(
-            "probes {}\nkernel-address {}\n",
-            self.probes, self.kernel_address
-        );
-        for a in &self.answers {
-            out.push_str(&format!("answer {a}\n"));
-        }
-        for u in self.unexpected() {
-            out.push_str(&format!("unexpected {u}\n"));
-        }
-        out
-    }
-
-    /// Both checks passed.
-    pub(crate) fn passed(&self) -> bool {
-        self.kernel_reached() && self.unexpected().is_empty()
     }
 }
 
@@ -261,7 +234,9 @@ mod tests {
             "172.21.0.2",
             "open kernel-service 172.21.0.2:9000\n",
         );
-        assert!(ok.kernel_reached() && ok.unexpected().is_empty() && ok.passed());
+        let mut c = Checks::new("test");
+        ok.record(&mut c);
+        assert_eq!(c.summary(), "2 passed, 0 failed");
 
         let leak = Outcome::new(
             "experiment-user",
@@ -270,18 +245,12 @@ mod tests {
             "172.21.0.2",
             "open name:mongo mongo:27017\nopen kernel-service 172.21.0.2:9000\n",
         );
-        assert!(leak.kernel_reached());
         assert_eq!(leak.unexpected(), ["open name:mongo mongo:27017"]);
-        assert!(!leak.passed());
         let mut c = Checks::new("test");
         leak.record(&mut c);
         assert_eq!(c.summary(), "1 passed, 1 failed");
-        assert!(leak
-            .for_shell()
-            .contains("\nunexpected open name:mongo mongo:27017\n"));
 
         let unreachable = Outcome::new("experiment-user", 72, "kernel-service", "", "");
-        assert!(!unreachable.kernel_reached() && !unreachable.passed());
         let mut c = Checks::new("test");
         unreachable.record(&mut c);
         assert_eq!(c.summary(), "1 passed, 1 failed");
@@ -297,8 +266,5 @@ mod tests {
             "open k 10.0.0.2:9000\nno such service: p",
         );
         assert_eq!(o.unexpected(), ["no such service: p"]);
-        assert!(o
-            .for_shell()
-            .ends_with("answer no such service: p\nunexpected no such service: p\n"));
     }
 }
