@@ -18,14 +18,32 @@ pub(crate) struct Compose {
 }
 
 impl Compose {
-    /// `$COMPOSE` (split on whitespace) or `docker-compose`, with `env` added to the caller's.
+    /// `$COMPOSE` (split on whitespace), else `docker-compose` when it is on `PATH`, else
+    /// `docker compose`; with `env` added to the caller's.
     pub(crate) fn new(env: Vec<(String, String)>) -> Self {
         let program = std::env::var("COMPOSE")
             .ok()
             .map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
             .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| vec!["docker-compose".to_string()]);
+            .unwrap_or_else(|| {
+                let path = std::env::var_os("PATH").unwrap_or_default();
+                if on_path("docker-compose", &path) {
+                    vec!["docker-compose".to_string()]
+                } else {
+                    vec!["docker".to_string(), "compose".to_string()]
+                }
+            });
         Self { program, env }
+    }
+
+    /// Sets `key` for every later command of the run.
+    pub(crate) fn set(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// What the run sets on top of the caller's environment, in order (a later one wins).
+    pub(crate) fn env(&self) -> &[(String, String)] {
+        &self.env
     }
 
     /// The value a run sets for `key`, else the caller's.
@@ -120,6 +138,15 @@ impl Compose {
     }
 }
 
+/// Whether an executable file `name` is in one of `path`'s directories (`command -v`).
+fn on_path(name: &str, path: &std::ffi::OsStr) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path).any(|dir| {
+        std::fs::metadata(dir.join(name))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
 /// stdout then stderr of a finished command, trailing newlines removed.
 fn combined(out: &Output) -> String {
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -185,6 +212,23 @@ mod tests {
         ]);
         assert_eq!(c.var("LEOTEST_XTASK_TEST_VAR").as_deref(), Some("b"));
         assert_eq!(c.var("LEOTEST_XTASK_TEST_UNSET_VAR"), None);
+    }
+
+    #[test]
+    fn a_program_is_found_on_the_path_only_when_executable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("xtask-path-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("some-compose");
+        std::fs::write(&file, "#!/bin/sh\n").unwrap();
+        let path = std::env::join_paths(["/nonexistent-dir".into(), dir.clone()]).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(!on_path("some-compose", &path));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(on_path("some-compose", &path));
+        assert!(!on_path("other-compose", &path));
+        assert!(!on_path("some-compose", std::ffi::OsStr::new("")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]

@@ -1,13 +1,13 @@
 //! `cargo xtask e2e-testbed [--mongo]`: the end-to-end check of the docker-compose testbed on
 //! the real Docker engine (formerly scripts/e2e-testbed.sh, same checks under the same
-//! names): bring it up with `scripts/testbed.sh up`, talk to the kernel service from inside
+//! names): bring it up as `cargo xtask testbed up` does (in process), talk to the kernel service from inside
 //! the sample experiment containers, scrape both metrics endpoints, bring it down and check
 //! nothing is left behind. Every check runs; the exit code says whether any failed. The
 //! testbed is brought down on any early exit too (error, Ctrl-C).
 //!
 //! Environment: `COMPOSE_PROJECT_NAME` (leotest-rs-e2e), `LEOTEST_NETWORK` (leotest-net),
 //! `LEOTEST_KERNEL_METRICS_PORT` (19100), `LEOTEST_ORCH_METRICS_PORT` (9101), `COMPOSE`, and
-//! whatever docker-compose.yml and scripts/testbed.sh read (image tag, host ports).
+//! whatever docker-compose.yml and `cargo xtask testbed up` read (image tag, host ports).
 
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::checks::Checks;
 use crate::compose::{Compose, DownOnDrop};
 use crate::settings::{env_or, port_env};
-use crate::{docker, scrape, segmentation};
+use crate::{docker, scrape, segmentation, testbed};
 
 /// The congestion control sysctl, read in the containers and on the node.
 const CCA: &str = "/proc/sys/net/ipv4/tcp_congestion_control";
@@ -45,7 +45,7 @@ impl Settings {
         })
     }
 
-    /// What every compose command and scripts/testbed.sh of the run get on top of the
+    /// What every compose command and the testbed's `up` of the run get on top of the
     /// caller's environment.
     fn compose_env(&self) -> Vec<(String, String)> {
         let mut env = vec![
@@ -132,16 +132,7 @@ async fn checks_on_the_testbed(
     engine: &bollard::Docker,
     checks: &mut Checks,
 ) -> Result<()> {
-    let mut up = tokio::process::Command::from(compose.program("scripts/testbed.sh"));
-    let up = up
-        .arg("up")
-        .kill_on_drop(true)
-        .status()
-        .await
-        .context("running scripts/testbed.sh up")?;
-    if !up.success() {
-        bail!("scripts/testbed.sh up: {up}");
-    }
+    testbed::up_from(compose).await.context("testbed up")?;
     let node_before = node_cca();
 
     checks.check(

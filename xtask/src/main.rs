@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's test tasks in Rust (issue 26 item 6), run from the workspace
-//! root whatever the caller's directory. scripts/test-all.sh, scripts/e2e-testbed.sh,
-//! scripts/e2e-ha.sh, scripts/e2e-sites.sh and scripts/security-tests.sh are wrappers around
-//! it, so the README's commands run these.
+//! root whatever the caller's directory. scripts/test-all.sh, scripts/testbed.sh,
+//! scripts/e2e-testbed.sh, scripts/e2e-ha.sh, scripts/e2e-sites.sh and
+//! scripts/security-tests.sh are wrappers around it, so the README's commands run these.
 
 mod checks;
 mod child_env;
@@ -22,6 +22,7 @@ mod security;
 mod segmentation;
 mod settings;
 mod test_all;
+mod testbed;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -29,7 +30,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-/// Project tasks: the test tiers, the docker-compose testbed's end-to-end checks and the
+/// Project tasks: the test tiers, the docker-compose testbed, its end-to-end checks and the
 /// security tests.
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask")]
@@ -73,6 +74,8 @@ enum Task {
         #[arg(value_enum, default_value = "all")]
         tier: test_all::Tier,
     },
+    // Its help is TestbedArgs's (a doc comment here would replace it).
+    Testbed(testbed::TestbedArgs),
     /// Every `security_*` test of the workspace; fails unless each one ran and passed.
     SecurityTests {
         /// Passed to the test binaries (e.g. `--nocapture`).
@@ -117,6 +120,7 @@ fn run(cli: Cli) -> Result<bool> {
         }),
         Task::Test { tier } => runtime()?.block_on(test_all::run_tier(tier)),
         Task::SecurityTests { args } => security::run(&args),
+        Task::Testbed(args) => testbed::run_task(args),
     }
 }
 
@@ -166,6 +170,16 @@ mod tests {
         assert!(
             matches!(cli.task, Task::Segmentation { kernel, .. } if kernel == "kernel-service")
         );
+        let cli = Cli::try_parse_from(["xtask", "testbed", "up", "--nodes=3", "--link", "lan"]);
+        assert!(matches!(cli.unwrap().task, Task::Testbed(_)));
+        let e = Cli::try_parse_from(["xtask", "testbed", "up", "--nodes", "17"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("a number of sites from 2 to 16"),
+            "{e}"
+        );
+        assert!(Cli::try_parse_from(["xtask", "testbed", "link", "cut", "x"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "testbed", "--mongo"]).is_err());
     }
 
     #[test]

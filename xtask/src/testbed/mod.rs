@@ -1,0 +1,617 @@
+//! `cargo xtask testbed <build|up|down|e2e|link>` (formerly all of scripts/testbed.sh, which
+//! now calls it): the one-machine docker-compose testbed, built and run entirely from local
+//! sources: static binaries -> target/testbed/ -> FROM-scratch images (no registry is needed).
+//!
+//! Every command runs from the workspace root with the caller's environment plus what the
+//! options set (as the script exported it): `COMPOSE_PROJECT_NAME` (default leotest-rs) and,
+//! for `--mongo`/`--ha`, `COMPOSE_PROFILES`, `LEOTEST_STORE`, `LEOTEST_ORCHESTRATOR_HOST` and
+//! `LEOTEST_TRUSTED_PROXIES`. A multi-site testbed is docker-compose.yml plus a generated
+//! override, target/testbed-sites/<project>.yml, kept until `down`; every compose command
+//! (and those of the e2e scripts) then reads both through `COMPOSE_FILE`.
+
+mod build;
+mod health;
+mod images;
+mod secrets;
+mod sites;
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::compose::Compose;
+
+/// The staging directory of the images' build contexts.
+const STAGE: &str = "target/testbed";
+/// How long `up` waits for the services to be healthy.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(180);
+/// The trusted proxies of an `ha` testbed unless the caller names them: the private ranges
+/// Docker's networks come from (the balancer's address is in one of them).
+const DEFAULT_TRUSTED_PROXIES: &str = "172.16.0.0/12,192.168.0.0/16,10.0.0.0/8";
+/// How sites are numbered, and how many a machine is expected to carry.
+const NODES_MESSAGE: &str = "a number of sites from 2 to 16";
+
+/// The one-machine docker-compose testbed (scripts/testbed.sh): build it, run it, check it.
+///
+/// Static binaries -> target/testbed/ -> FROM-scratch images; no registry is needed.
+///
+/// --mongo adds the `mongo` profile (a MongoDB-wire server, nx-27017) and runs the
+/// orchestrator on it (LEOTEST_STORE=mongo). Its image needs a Python base, made once with
+/// debootstrap from the Debian mirror apt uses here (or DEBIAN_MIRROR) and `docker import`
+/// (leotest-rs/python-base:bookworm; kept between runs). --ha is --mongo plus the `ha`
+/// profile: a second orchestrator replica and HAProxy in front of both
+/// (127.0.0.1:$LEOTEST_LB_PORT, default 50052), which the kernel service and init use; its
+/// image is made the same way (leotest-rs/haproxy-base:bookworm). --nodes N [--link
+/// lan|wan|leo] runs a cloud and N sites, each behind an emulated link (README, "Sites and
+/// links"; LEOTEST_NODES and LEOTEST_LINK are the defaults).
+///
+/// Without a subcommand: `up`.
+#[derive(Debug, Args)]
+pub(crate) struct TestbedArgs {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Build the binaries and the images.
+    Build(Opts),
+    /// Build, then start the testbed and wait until it is healthy (the default).
+    Up(Opts),
+    /// Stop it and remove its containers, networks and volumes (images stay), its admin
+    /// token and its sites file.
+    Down(Opts),
+    /// Up, run the end-to-end checks, down (used by CI): `cargo xtask e2e-testbed`, or
+    /// scripts/e2e-ha.sh with --ha.
+    E2e(Opts),
+    /// Cut (SIGUSR1) or restore (SIGUSR2) site SITE's emulated uplink (multi-site testbed).
+    Link {
+        /// What to do to the link.
+        action: LinkAction,
+        /// The site's number (1..N).
+        #[arg(value_parser = site_number)]
+        site: String,
+    },
+}
+
+/// The options of build, up, down and e2e.
+#[derive(Debug, Default, Args)]
+struct Opts {
+    /// The `mongo` profile: the orchestrator on a MongoDB-wire server (nx-27017).
+    #[arg(long)]
+    mongo: bool,
+    /// --mongo plus the `ha` profile: two orchestrator replicas behind HAProxy.
+    #[arg(long)]
+    ha: bool,
+    /// A cloud and N sites (2 to 16), each with its kernel service behind an emulated link
+    /// [default: $LEOTEST_NODES].
+    #[arg(long, value_name = "N", value_parser = parse_nodes)]
+    nodes: Option<u8>,
+    /// The sites' link profile [default: $LEOTEST_LINK, else leo].
+    #[arg(long, value_name = "PROFILE", value_enum)]
+    link: Option<LinkProfile>,
+}
+
+/// The emulated uplink of every site (leotest-link's `--profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LinkProfile {
+    /// A local network (0.25 ms one way).
+    Lan,
+    /// A wide-area network (20 ms one way, 2 ms jitter).
+    Wan,
+    /// A Starlink-like link: 25-60 ms RTT, 1 % loss, a handover gap every 15 s.
+    Leo,
+}
+
+impl LinkProfile {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Lan => "lan",
+            Self::Wan => "wan",
+            Self::Leo => "leo",
+        }
+    }
+}
+
+/// What `link` does to a site's uplink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LinkAction {
+    /// Cut it (SIGUSR1 to the link container).
+    Cut,
+    /// Restore it (SIGUSR2).
+    Restore,
+}
+
+/// `--nodes`: digits, 2 to 16.
+fn parse_nodes(s: &str) -> Result<u8, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NODES_MESSAGE.into());
+    }
+    match s.parse::<u8>() {
+        Ok(n) if (2..=16).contains(&n) => Ok(n),
+        _ => Err(NODES_MESSAGE.into()),
+    }
+}
+
+/// `link`'s SITE: digits (a site number).
+fn site_number(s: &str) -> Result<String, String> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_string())
+    } else {
+        Err("a site number".into())
+    }
+}
+
+/// The sites of a multi-site testbed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sites {
+    nodes: u8,
+    link: LinkProfile,
+}
+
+impl Sites {
+    /// The command line's choice, else `$LEOTEST_NODES` and `$LEOTEST_LINK` (read by `var`,
+    /// unset or empty meaning none); the link is checked only when there are sites. The error
+    /// is the usage message.
+    fn resolve(
+        nodes: Option<u8>,
+        link: Option<LinkProfile>,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, String> {
+        let nodes = match (nodes, var("LEOTEST_NODES")) {
+            (Some(n), _) => n,
+            (None, Some(env)) => parse_nodes(&env).map_err(|m| format!("--nodes: {m}"))?,
+            (None, None) => return Ok(None),
+        };
+        let link = match (link, var("LEOTEST_LINK")) {
+            (Some(l), _) => l,
+            (None, Some(env)) => LinkProfile::from_str(&env, false)
+                .map_err(|_| "--link: lan, wan or leo".to_string())?,
+            (None, None) => LinkProfile::Leo,
+        };
+        Ok(Some(Self { nodes, link }))
+    }
+}
+
+/// The profile the options chose (`--ha` includes `--mongo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    /// The caller's `COMPOSE_PROFILES`, if any.
+    Caller,
+    Mongo,
+    Ha,
+}
+
+impl Profile {
+    fn of(opts: &Opts) -> Self {
+        if opts.ha {
+            Self::Ha
+        } else if opts.mongo {
+            Self::Mongo
+        } else {
+            Self::Caller
+        }
+    }
+}
+
+/// One testbed: its compose project, the environment of its commands and its sites.
+#[derive(Debug)]
+pub(crate) struct Testbed {
+    compose: Compose,
+    project: String,
+    sites: Option<Sites>,
+}
+
+impl Testbed {
+    /// The testbed of `base`'s environment (the caller's plus what a task set) and `profile`:
+    /// what the script exported, set for every command.
+    fn new(base: Compose, profile: Profile) -> Self {
+        let mut tb = Self {
+            compose: base,
+            project: String::new(),
+            sites: None,
+        };
+        tb.project = tb
+            .var("COMPOSE_PROJECT_NAME")
+            .unwrap_or_else(|| "leotest-rs".into());
+        let project = tb.project.clone();
+        tb.set("COMPOSE_PROJECT_NAME", &project);
+        match profile {
+            Profile::Caller => {}
+            Profile::Mongo => {
+                tb.set("COMPOSE_PROFILES", "mongo");
+                tb.set("LEOTEST_STORE", "mongo");
+            }
+            Profile::Ha => {
+                // Replicas share the MongoDB-wire database; the kernel service and init use
+                // the balancer.
+                tb.set("COMPOSE_PROFILES", "mongo,ha");
+                tb.set("LEOTEST_STORE", "mongo");
+                tb.set("LEOTEST_ORCHESTRATOR_HOST", "orchestrator-lb");
+                let proxies = tb
+                    .var("LEOTEST_TRUSTED_PROXIES")
+                    .unwrap_or_else(|| DEFAULT_TRUSTED_PROXIES.into());
+                tb.set("LEOTEST_TRUSTED_PROXIES", &proxies);
+            }
+        }
+        tb
+    }
+
+    /// `$key` as the testbed's commands see it; unset and empty both mean none.
+    fn var(&self, key: &str) -> Option<String> {
+        self.compose.var(key).filter(|v| !v.is_empty())
+    }
+
+    /// Sets `key` for every later command.
+    fn set(&mut self, key: &str, value: &str) {
+        self.compose.set(key, value);
+    }
+
+    /// `program` with the testbed's environment.
+    fn cmd(&self, program: &str) -> Command {
+        self.compose.program(program)
+    }
+
+    /// Whether the `ha` profile is on.
+    fn ha(&self) -> bool {
+        has_profile(self.var("COMPOSE_PROFILES").as_deref(), "ha")
+    }
+
+    /// target/testbed-secrets/<project>: the admin token and the CA.
+    fn secrets_dir(&self) -> PathBuf {
+        PathBuf::from("target/testbed-secrets").join(&self.project)
+    }
+
+    /// target/testbed-sites/<project>.yml: the multi-site override (scripts/e2e-sites.sh
+    /// reads it by that name).
+    fn sites_file(&self) -> PathBuf {
+        PathBuf::from("target/testbed-sites").join(format!("{}.yml", self.project))
+    }
+
+    /// Every later compose command reads the sites override too, when there is one.
+    fn use_sites_file(&mut self) {
+        let file = self.sites_file();
+        if file.is_file() {
+            self.set(
+                "COMPOSE_FILE",
+                &format!("docker-compose.yml:{}", file.display()),
+            );
+        }
+    }
+
+    /// The id of `service`'s container (`compose ps -q`); empty when it has none.
+    async fn service_id(&self, service: &str) -> Result<String> {
+        health::service_id(self, service).await
+    }
+
+    /// Writes the sites override (if any), builds, starts the testbed and waits until it
+    /// is healthy; then logs how to log in.
+    async fn up(&mut self) -> Result<()> {
+        if let Some(s) = self.sites {
+            let file = self.sites_file();
+            let network = self
+                .var("LEOTEST_NETWORK")
+                .unwrap_or_else(|| "leotest-net".into());
+            let orchestrator = self
+                .var("LEOTEST_ORCHESTRATOR_HOST")
+                .unwrap_or_else(|| "orchestrator".into());
+            let text = sites::sites_compose(s.nodes, s.link.as_str(), &network, &orchestrator);
+            sites::write(&file, &text)?;
+            self.use_sites_file();
+            log(format!(
+                "{} sites, each behind a '{}' link ({})",
+                s.nodes,
+                s.link.as_str(),
+                file.display()
+            ));
+        }
+        build::build(self).await?;
+        secrets::admin_token(self)?;
+        run(self.compose.command(["up", "-d"]), "compose up").await?;
+        health::wait_healthy(self, HEALTHY_WITHIN).await?;
+        if self.ha() {
+            let port = self
+                .var("LEOTEST_LB_PORT")
+                .unwrap_or_else(|| "50052".into());
+            log(format!("load balancer on 127.0.0.1:{port}"));
+        }
+        let store = self
+            .var("LEOTEST_STORE")
+            .unwrap_or_else(|| "embedded".into());
+        log(format!(
+            "testbed is up (store: {store}): see README for what to try"
+        ));
+        secrets::print_login(self).await
+    }
+
+    /// Every profile down (so that a mongo, ha or multi-site testbed goes too), then its
+    /// admin token, CA and sites file.
+    async fn down(&mut self) -> Result<()> {
+        self.use_sites_file();
+        let mut down = self.compose.command(["down", "-v", "--remove-orphans"]);
+        down.env("COMPOSE_PROFILES", "mongo,ha,single-node");
+        run(down, "compose down").await?;
+        let secrets = self.secrets_dir();
+        if secrets.exists() {
+            std::fs::remove_dir_all(&secrets)
+                .with_context(|| format!("rm -rf {}", secrets.display()))?;
+        }
+        let file = self.sites_file();
+        if file.exists() {
+            std::fs::remove_file(&file).with_context(|| format!("rm {}", file.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Cuts (SIGUSR1) or restores (SIGUSR2) site `site`'s uplink.
+    async fn link(&mut self, action: LinkAction, site: &str) -> Result<()> {
+        self.use_sites_file();
+        let id = self
+            .service_id(&format!("link-{site}"))
+            .await
+            .unwrap_or_default();
+        if id.is_empty() {
+            bail!("no site {site} in {}", self.project);
+        }
+        let (signal, what) = match action {
+            LinkAction::Cut => ("USR1", "cut"),
+            LinkAction::Restore => ("USR2", "restore"),
+        };
+        let mut kill = self.cmd("docker");
+        kill.args(["kill", "-s", signal, &id]).stdout(Stdio::null());
+        run(kill, "docker kill").await?;
+        log(format!("site {site} uplink: {what}"));
+        Ok(())
+    }
+}
+
+/// Whether `profiles` (`COMPOSE_PROFILES`, comma-separated) includes `profile`.
+fn has_profile(profiles: Option<&str>, profile: &str) -> bool {
+    profiles.is_some_and(|p| p.split(',').any(|p| p == profile))
+}
+
+/// `up` for another task (`cargo xtask e2e-testbed`): the testbed of `compose`'s
+/// environment, its profile and sites from there too (as `scripts/testbed.sh up` run with it).
+pub(crate) async fn up_from(compose: &Compose) -> Result<()> {
+    let mut tb = Testbed::new(compose.clone(), Profile::Caller);
+    tb.sites = Sites::resolve(None, None, |k| tb.var(k)).map_err(anyhow::Error::msg)?;
+    tb.up().await
+}
+
+/// The `testbed` task. Usage errors exit with status 2, as the script's did.
+pub(crate) fn run_task(args: TestbedArgs) -> Result<bool> {
+    let (task, opts) = match args.cmd.unwrap_or(Cmd::Up(Opts::default())) {
+        Cmd::Link { action, site } => {
+            let mut tb = Testbed::new(Compose::new(Vec::new()), Profile::Caller);
+            crate::runtime()?.block_on(tb.link(action, &site))?;
+            return Ok(true);
+        }
+        Cmd::Build(o) => (Task::Build, o),
+        Cmd::Up(o) => (Task::Up, o),
+        Cmd::Down(o) => (Task::Down, o),
+        Cmd::E2e(o) => (Task::E2e, o),
+    };
+    let mut tb = Testbed::new(Compose::new(Vec::new()), Profile::of(&opts));
+    tb.sites = Sites::resolve(opts.nodes, opts.link, |k| tb.var(k)).unwrap_or_else(|m| {
+        clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{m}\n")).exit()
+    });
+    match task {
+        Task::Build => crate::runtime()?.block_on(build::build(&tb))?,
+        Task::Up => crate::runtime()?.block_on(tb.up())?,
+        Task::Down => crate::runtime()?.block_on(tb.down())?,
+        Task::E2e if tb.ha() => {
+            let err = tb.cmd("scripts/e2e-ha.sh").exec();
+            return Err(err).context("running scripts/e2e-ha.sh");
+        }
+        Task::E2e => {
+            // The check reads its settings from the environment, as the script it replaced
+            // did when this one exec'd it with its exports: the same exports here, set
+            // before any thread starts.
+            for (k, v) in tb.compose.env() {
+                std::env::set_var(k, v);
+            }
+            let mongo = has_profile(tb.var("COMPOSE_PROFILES").as_deref(), "mongo");
+            return crate::runtime()?.block_on(crate::e2e_testbed::e2e(mongo));
+        }
+    }
+    Ok(true)
+}
+
+/// The subcommands that take [`Opts`].
+#[derive(Debug, Clone, Copy)]
+enum Task {
+    Build,
+    Up,
+    Down,
+    E2e,
+}
+
+/// Runs `cmd` to the end (killed if the task is dropped first, e.g. interrupted); an error
+/// naming `what` unless it succeeded.
+async fn run(cmd: Command, what: &str) -> Result<()> {
+    let status = tokio::process::Command::from(cmd)
+        .kill_on_drop(true)
+        .status()
+        .await
+        .with_context(|| format!("running {what}"))?;
+    if !status.success() {
+        bail!("{what}: {status}");
+    }
+    Ok(())
+}
+
+/// Whether `cmd` runs and succeeds.
+async fn succeeds(cmd: Command) -> bool {
+    tokio::process::Command::from(cmd)
+        .kill_on_drop(true)
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}
+
+/// `[testbed] MESSAGE` on stderr.
+fn log(message: impl std::fmt::Display) {
+    eprintln!("[testbed] {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    /// The task's command line on its own.
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: TestbedArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<Option<Cmd>, clap::Error> {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("testbed").chain(args.iter().copied()))
+            .map(|c| c.args.cmd)
+    }
+
+    #[test]
+    fn the_command_line_takes_the_scripts_options() {
+        assert!(parse(&[]).unwrap().is_none());
+        let Some(Cmd::Up(o)) = parse(&["up", "--ha", "--nodes=3", "--link", "wan"]).unwrap() else {
+            panic!("not up");
+        };
+        assert!(o.ha && !o.mongo);
+        assert_eq!((o.nodes, o.link), (Some(3), Some(LinkProfile::Wan)));
+        let Some(Cmd::Build(o)) =
+            parse(&["build", "--mongo", "--nodes", "2", "--link=leo"]).unwrap()
+        else {
+            panic!("not build");
+        };
+        assert_eq!(Profile::of(&o), Profile::Mongo);
+        assert_eq!((o.nodes, o.link), (Some(2), Some(LinkProfile::Leo)));
+        assert!(matches!(
+            parse(&["link", "restore", "2"]).unwrap(),
+            Some(Cmd::Link { action: LinkAction::Restore, site }) if site == "2"
+        ));
+        for bad in [
+            &["up", "--nodes", "1"][..],
+            &["up", "--link", "fast"],
+            &["up", "--bogus"],
+            &["start"],
+            &["link", "cut"],
+            &["link", "sever", "1"],
+            &["link", "cut", "one"],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn nodes_are_two_to_sixteen_digits() {
+        assert_eq!(parse_nodes("2"), Ok(2));
+        assert_eq!(parse_nodes("16"), Ok(16));
+        assert_eq!(parse_nodes("007"), Ok(7));
+        for bad in ["", "1", "17", "+3", "-2", "3x", "999"] {
+            assert_eq!(parse_nodes(bad), Err(NODES_MESSAGE.into()), "{bad}");
+        }
+        assert!(site_number("12").is_ok());
+        assert!(site_number("").is_err());
+        assert!(site_number("a").is_err());
+    }
+
+    #[test]
+    fn sites_come_from_the_options_then_the_environment() {
+        assert_eq!(Sites::resolve(None, None, env(&[])), Ok(None));
+        // A bad link profile matters only when there are sites.
+        assert_eq!(
+            Sites::resolve(None, None, env(&[("LEOTEST_LINK", "x")])),
+            Ok(None)
+        );
+        assert_eq!(
+            Sites::resolve(Some(3), None, env(&[("LEOTEST_NODES", "9")])),
+            Ok(Some(Sites {
+                nodes: 3,
+                link: LinkProfile::Leo
+            }))
+        );
+        assert_eq!(
+            Sites::resolve(
+                None,
+                None,
+                env(&[("LEOTEST_NODES", "4"), ("LEOTEST_LINK", "wan")])
+            ),
+            Ok(Some(Sites {
+                nodes: 4,
+                link: LinkProfile::Wan
+            }))
+        );
+        assert_eq!(
+            Sites::resolve(
+                None,
+                Some(LinkProfile::Lan),
+                env(&[("LEOTEST_NODES", "2"), ("LEOTEST_LINK", "wan")])
+            ),
+            Ok(Some(Sites {
+                nodes: 2,
+                link: LinkProfile::Lan
+            }))
+        );
+        assert_eq!(
+            Sites::resolve(None, None, env(&[("LEOTEST_NODES", "1")])),
+            Err("--nodes: a number of sites from 2 to 16".into())
+        );
+        assert_eq!(
+            Sites::resolve(Some(2), None, env(&[("LEOTEST_LINK", "fast")])),
+            Err("--link: lan, wan or leo".into())
+        );
+    }
+
+    #[test]
+    fn profiles_export_what_the_script_exported() {
+        let tb = Testbed::new(
+            Compose::new(vec![("COMPOSE_PROJECT_NAME".into(), "p".into())]),
+            Profile::Ha,
+        );
+        assert_eq!(tb.project, "p");
+        assert_eq!(tb.var("COMPOSE_PROFILES").as_deref(), Some("mongo,ha"));
+        assert_eq!(tb.var("LEOTEST_STORE").as_deref(), Some("mongo"));
+        assert_eq!(
+            tb.var("LEOTEST_ORCHESTRATOR_HOST").as_deref(),
+            Some("orchestrator-lb")
+        );
+        assert!(tb.ha());
+        assert_eq!(tb.secrets_dir(), PathBuf::from("target/testbed-secrets/p"));
+        assert_eq!(tb.sites_file(), PathBuf::from("target/testbed-sites/p.yml"));
+        let tb = Testbed::new(
+            Compose::new(vec![("COMPOSE_PROJECT_NAME".into(), "p".into())]),
+            Profile::Mongo,
+        );
+        assert_eq!(tb.var("COMPOSE_PROFILES").as_deref(), Some("mongo"));
+        assert!(!tb.ha());
+        let tb = Testbed::new(
+            Compose::new(vec![("COMPOSE_PROJECT_NAME".into(), String::new())]),
+            Profile::Caller,
+        );
+        assert_eq!(tb.project, "leotest-rs");
+    }
+
+    #[test]
+    fn ha_is_a_whole_profile_name() {
+        assert!(has_profile(Some("mongo,ha"), "ha"));
+        assert!(has_profile(Some("ha"), "ha"));
+        assert!(!has_profile(Some("mongo,hax"), "ha"));
+        assert!(!has_profile(Some(""), "ha"));
+        assert!(!has_profile(None, "ha"));
+    }
+}
