@@ -1,9 +1,9 @@
 //! `cargo xtask e2e-testbed [--mongo]`: the end-to-end check of the docker-compose testbed on
 //! the real Docker engine (formerly scripts/e2e-testbed.sh, same checks under the same
-//! names): bring it up as `cargo xtask testbed up` does (in process), talk to the kernel service from inside
-//! the sample experiment containers, scrape both metrics endpoints, bring it down and check
-//! nothing is left behind. Every check runs; the exit code says whether any failed. The
-//! testbed is brought down on any early exit too (error, Ctrl-C).
+//! names): bring it up as `cargo xtask testbed up` does (in process), talk to the kernel
+//! service from inside the sample experiment containers, scrape both metrics endpoints, bring
+//! it down and check nothing is left behind. Every check runs; the exit code says whether any
+//! failed. The testbed is brought down on any early exit too (error, Ctrl-C).
 //!
 //! Environment: `COMPOSE_PROJECT_NAME` (leotest-rs-e2e), `LEOTEST_NETWORK` (leotest-net),
 //! `LEOTEST_KERNEL_METRICS_PORT` (19100), `LEOTEST_ORCH_METRICS_PORT` (9101), `COMPOSE`, and

@@ -42,7 +42,8 @@ pub(crate) fn mirror_in(sources: &str, suite: &str) -> Option<String> {
                 suites.clear();
             }
             Some(&"deb") => {
-                // `[arch=amd64 signed-by=...]` may span fields: the URI follows the one ending in `]`.
+                // `[arch=amd64 signed-by=...]` may span fields: the URI follows the one
+                // ending in `]`.
                 let mut i = 1;
                 if fields.get(1).is_some_and(|f| f.starts_with('[')) {
                     while i < fields.len() && !fields[i].ends_with(']') {

@@ -1,5 +1,6 @@
 //! The compose override of a multi-site testbed (`testbed up --nodes N --link lan|wan|leo`,
-//! issue 22 item 1), formerly scripts/lib/sites-compose.sh; the text is the same, byte for byte.
+//! issue 22 item 1), formerly scripts/lib/sites-compose.sh; the text is the same, byte for
+//! byte.
 //!
 //! - cloud (the `control` network of docker-compose.yml): orchestrator(s), balancer, database,
 //!   one `init-K` per site that registers node-K
