@@ -1,5 +1,5 @@
-//! The environment of the commands a task starts, without what `cargo run` (the `cargo
-//! xtask` alias) added for this binary. ring's build script declares `CARGO_PKG_NAME`,
+//! The commands a task starts: their environment, without what `cargo run` (the `cargo
+//! xtask` alias) added for this binary, and running one to the end. ring's build script declares `CARGO_PKG_NAME`,
 //! `CARGO_MANIFEST_DIR` and their kind as inputs (`rerun-if-env-changed`), so a nested `cargo
 //! build` (scripts/testbed.sh's release build, the security group's tests) that saw xtask's
 //! values would rebuild ring and everything above it, once on the way in and once again on
@@ -35,6 +35,21 @@ pub(crate) fn command(program: &str) -> Command {
         }
     }
     cmd
+}
+
+/// Runs `cmd` to the end (killed if the task is dropped first, e.g. interrupted); an error
+/// naming `what` unless it succeeded.
+pub(crate) async fn run(cmd: Command, what: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let status = tokio::process::Command::from(cmd)
+        .kill_on_drop(true)
+        .status()
+        .await
+        .with_context(|| format!("running {what}"))?;
+    if !status.success() {
+        anyhow::bail!("{what}: {status}");
+    }
+    Ok(())
 }
 
 /// The cargo that runs this task (`$CARGO`, else `cargo` from the path), as [`command`].

@@ -5,7 +5,6 @@
 
 use std::process::{Command, Output, Stdio};
 
-use anyhow::{bail, Context, Result};
 use tokio::io::AsyncWriteExt;
 
 use crate::child_env;
@@ -108,34 +107,6 @@ impl Compose {
             Err(e) => e.to_string(),
         }
     }
-
-    /// `compose down -v --remove-orphans`; `quiet` hides its output (the cleanup on failure).
-    pub(crate) fn down(&self, quiet: bool) -> Result<()> {
-        let mut cmd = self.command(["down", "-v", "--remove-orphans"]);
-        if quiet {
-            cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        }
-        let status = cmd.status().context("running compose down")?;
-        if !status.success() {
-            bail!("compose down: {status}");
-        }
-        Ok(())
-    }
-
-    /// `scripts/testbed.sh down`: every profile, and the multi-site override and the secrets
-    /// it made; `quiet` hides its output (the cleanup on failure).
-    pub(crate) fn testbed_down(&self, quiet: bool) -> Result<()> {
-        let mut cmd = self.program("scripts/testbed.sh");
-        cmd.arg("down");
-        if quiet {
-            cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        }
-        let status = cmd.status().context("running scripts/testbed.sh down")?;
-        if !status.success() {
-            bail!("scripts/testbed.sh down: {status}");
-        }
-        Ok(())
-    }
 }
 
 /// Whether an executable file `name` is in one of `path`'s directories (`command -v`).
@@ -152,52 +123,6 @@ fn combined(out: &Output) -> String {
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&out.stderr));
     s.trim_end_matches('\n').to_string()
-}
-
-/// Runs `compose down` (quietly) when dropped unless disarmed: a run that fails, errors or
-/// is interrupted leaves no testbed behind (the bash harness's `trap cleanup EXIT`).
-#[derive(Debug)]
-pub(crate) struct DownOnDrop {
-    compose: Option<Compose>,
-    /// `scripts/testbed.sh down` rather than `compose down`.
-    testbed_script: bool,
-}
-
-impl DownOnDrop {
-    /// Armed for `compose`'s project.
-    pub(crate) fn new(compose: &Compose) -> Self {
-        Self {
-            compose: Some(compose.clone()),
-            testbed_script: false,
-        }
-    }
-
-    /// Armed for `compose`'s project, brought down with `scripts/testbed.sh down` (a
-    /// multi-site testbed: its override file and secrets go too).
-    pub(crate) fn with_testbed_script(compose: &Compose) -> Self {
-        Self {
-            compose: Some(compose.clone()),
-            testbed_script: true,
-        }
-    }
-
-    /// The run brought the testbed down itself.
-    pub(crate) fn disarm(&mut self) {
-        self.compose = None;
-    }
-}
-
-impl Drop for DownOnDrop {
-    fn drop(&mut self) {
-        if let Some(c) = self.compose.take() {
-            // Best effort, as `|| true` was: the leftover check reports what stayed.
-            let _ = if self.testbed_script {
-                c.testbed_down(true)
-            } else {
-                c.down(true)
-            };
-        }
-    }
 }
 
 #[cfg(test)]

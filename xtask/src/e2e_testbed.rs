@@ -15,9 +15,10 @@ use anyhow::{bail, Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::checks::Checks;
-use crate::compose::{Compose, DownOnDrop};
+use crate::compose::Compose;
 use crate::settings::{env_or, port_env};
-use crate::{docker, scrape, segmentation, testbed};
+use crate::testbed::{self, DownOnDrop};
+use crate::{docker, scrape, segmentation};
 
 /// The congestion control sysctl, read in the containers and on the node.
 const CCA: &str = "/proc/sys/net/ipv4/tcp_congestion_control";
@@ -87,14 +88,8 @@ pub(crate) async fn e2e(mongo: bool) -> Result<bool> {
         _ = terminate.recv() => bail!("terminated"),
     }
 
-    let status = compose
-        .command(["down", "-v", "--remove-orphans"])
-        .status()
-        .context("running compose down")?;
     guard.disarm();
-    if !status.success() {
-        bail!("compose down: {status}");
-    }
+    testbed::invoke(&compose, &["down"]).await?;
     let left = docker::leftovers(&engine, &settings.project, &settings.network).await?;
     checks.check_empty("down -v leaves nothing behind", &left);
 
@@ -132,7 +127,7 @@ async fn checks_on_the_testbed(
     engine: &bollard::Docker,
     checks: &mut Checks,
 ) -> Result<()> {
-    testbed::up_from(compose).await.context("testbed up")?;
+    testbed::invoke(compose, &["up"]).await?;
     let node_before = node_cca();
 
     checks.check(

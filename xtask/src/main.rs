@@ -18,6 +18,7 @@ mod mongo_wire;
 #[allow(dead_code, unreachable_pub)]
 mod ports;
 mod scrape;
+mod scratch;
 mod security;
 mod segmentation;
 mod settings;

@@ -11,15 +11,13 @@ use bollard::models::{NetworkConnectRequest, NetworkDisconnectRequest};
 use bollard::Docker;
 
 use super::balancer::{self, Balancer, FIELD_SESSIONS};
-use super::host::{self, Scratch};
+use super::host;
 use super::{load, Settings, DEADLINE_MS};
 use crate::checks::Checks;
 use crate::compose::Compose;
+use crate::scratch::Scratch;
 use crate::{docker, segmentation};
 
-/// The testbed's binaries and the load generator: static, for FROM-scratch images and any
-/// container.
-const TARGET: &str = "x86_64-unknown-linux-gnu";
 /// The streams of leotest-ha-load's report.
 const STREAMS: [&str; 3] = ["kernel", "update_run", "get_runs"];
 
@@ -58,34 +56,6 @@ impl Cli {
     }
 }
 
-/// A command of the run that must succeed (a build, `testbed.sh up`).
-async fn must(mut cmd: tokio::process::Command, what: &str) -> Result<()> {
-    let status = cmd
-        .kill_on_drop(true)
-        .status()
-        .await
-        .with_context(|| format!("running {what}"))?;
-    if !status.success() {
-        bail!("{what}: {status}");
-    }
-    Ok(())
-}
-
-/// leotest-ha-load, built static like the testbed's binaries, copied into `tmp`.
-async fn build_load(tmp: &Scratch) -> Result<std::path::PathBuf> {
-    let mut cargo = tokio::process::Command::from(crate::child_env::command("cargo"));
-    cargo
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args(["build", "--release", "--locked", "--target", TARGET])
-        .args(["-p", "leotest-bench", "--bin", "leotest-ha-load"]);
-    must(cargo, "cargo build -p leotest-bench --bin leotest-ha-load").await?;
-    let target_dir = crate::settings::env_or("CARGO_TARGET_DIR", "target");
-    let built = format!("{target_dir}/{TARGET}/release/leotest-ha-load");
-    let copy = tmp.file("leotest-ha-load");
-    std::fs::copy(&built, &copy).with_context(|| format!("copying {built}"))?;
-    Ok(copy)
-}
-
 fn chmod(path: &std::path::Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -101,12 +71,10 @@ pub(super) async fn run(
 ) -> Result<()> {
     let tmp = Scratch::new("leotest-e2e-ha")?;
     checks.log("building the load generator (static, like the testbed's binaries)");
-    let load_bin = build_load(&tmp).await?;
+    let load_bin = crate::testbed::bench_binary("leotest-ha-load", tmp.path()).await?;
 
     // The README's command.
-    let mut up = tokio::process::Command::from(compose.program("scripts/testbed.sh"));
-    up.args(["up", "--ha"]);
-    must(up, "scripts/testbed.sh up --ha").await?;
+    crate::testbed::invoke(compose, &["up", "--ha"]).await?;
     let ctr = |service: &'static str| docker::container_id(engine, &s.project, service);
     let lb = Balancer {
         id: ctr("orchestrator-lb").await?,
@@ -168,7 +136,6 @@ pub(super) async fn run(
     }
     let token_file = tmp.file("node-token");
     std::fs::write(&token_file, &token_out.stdout).context("writing the node token")?;
-    chmod(&load_bin, 0o755)?;
     chmod(&cert, 0o644)?;
     chmod(&token_file, 0o644)?;
     let cli = Cli {
@@ -358,10 +325,9 @@ async fn failover(
     let took = lb.wait_state(victim_server, &["DOWN", "MAINT"], 10).await;
     checks.check_ms("the balancer takes the killed replica out", &took);
     let down_at = balancer::down_at_ms(&lb.log().await?, victim_server);
-    let kill_sent_ms = i64::try_from(kill_sent).unwrap_or(i64::MAX);
     checks.log(&format!(
         "killed {victim} at {kill_sent}; the balancer marked it down {} ms later (its log)",
-        down_at.unwrap_or(kill_sent_ms).saturating_sub(kill_sent_ms)
+        down_at.unwrap_or(kill_sent).saturating_sub(kill_sent)
     ));
     let status = load.wait().await.context("waiting for leotest-ha-load")?;
     let text = std::fs::read_to_string(&out_path).context("reading load.out")?;

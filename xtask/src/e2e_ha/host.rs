@@ -1,58 +1,15 @@
-//! The host side of the failover test: its scratch directory (removed on drop, like the
-//! script's `rm -rf "$tmp"`), the clock the load's kill-at file is written in, and the
-//! `docker` CLI calls that move files or read a container's output (`docker cp`, `docker
+//! The host side of the failover test: the `docker` CLI calls that move files or read a container's output (`docker cp`, `docker
 //! exec`, `docker logs`; argument vectors, no host shell). Every command is killed when the
 //! run is dropped (an interrupt).
 
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
 use crate::child_env;
-
-/// Unix time in milliseconds (`date +%s%3N`).
-pub(crate) fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
-}
-
-/// A private directory under `$TMPDIR` (mode 0700, as mktemp -d makes it), removed on drop.
-#[derive(Debug)]
-pub(crate) struct Scratch {
-    path: PathBuf,
-}
-
-impl Scratch {
-    /// `$TMPDIR/PREFIX.PID-MILLIS-N`, which must not exist yet.
-    pub(crate) fn new(prefix: &str) -> Result<Self> {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("{prefix}.{}-{}-{n}", std::process::id(), now_ms()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self { path })
-    }
-
-    /// `NAME` inside it.
-    pub(crate) fn file(&self, name: &str) -> PathBuf {
-        self.path.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        // Best effort, as `rm -rf` in a trap was.
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
+pub(crate) use crate::scratch::now_ms;
+use crate::scratch::Scratch;
 
 fn docker(args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::from(child_env::command("docker"));
@@ -119,21 +76,4 @@ pub(crate) async fn docker_combined(args: &[&str]) -> Result<String> {
         .with_context(|| format!("running docker {}", args.join(" ")))?;
     let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scratch_is_private_and_removed_on_drop() {
-        use std::os::unix::fs::PermissionsExt;
-        let s = Scratch::new("leotest-xtask-test").unwrap();
-        let dir = s.file("");
-        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
-        std::fs::write(s.file("f"), "x").unwrap();
-        drop(s);
-        assert!(!dir.exists());
-    }
 }

@@ -27,14 +27,13 @@ use anyhow::{bail, Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::checks::Checks;
-use crate::compose::{Compose, DownOnDrop};
+use crate::compose::Compose;
 use crate::docker;
 use crate::settings::{env_or, port_env};
+use crate::testbed::{self, DownOnDrop};
 
 /// The answer deadline of one request of the load, and the bound on its gaps and latencies.
 const DEADLINE_MS: u64 = 3000;
-/// What `scripts/testbed.sh --ha` trusts as proxies unless the caller says otherwise.
-const TRUSTED_PROXIES: &str = "172.16.0.0/12,192.168.0.0/16,10.0.0.0/8";
 
 /// The settings of one run, from the environment.
 #[derive(Debug, Clone)]
@@ -46,7 +45,6 @@ struct Settings {
     lb_port: u16,
     orch_metrics_port: u16,
     kernel_metrics_port: u16,
-    trusted_proxies: String,
     load_seconds: u64,
     kill_after: u64,
 }
@@ -70,7 +68,6 @@ impl Settings {
             lb_port: port_or_free("LEOTEST_LB_PORT")?,
             orch_metrics_port: port_or_free("LEOTEST_ORCH_METRICS_PORT")?,
             kernel_metrics_port: port_or_free("LEOTEST_KERNEL_METRICS_PORT")?,
-            trusted_proxies: env_or("LEOTEST_TRUSTED_PROXIES", TRUSTED_PROXIES),
             load_seconds: port_env("LOAD_SECONDS", 30)?,
             kill_after: port_env("KILL_AFTER", 10)?,
         })
@@ -101,7 +98,6 @@ impl Settings {
             ("COMPOSE_PROFILES", "mongo,ha".to_string()),
             ("LEOTEST_STORE", "mongo".to_string()),
             ("LEOTEST_ORCHESTRATOR_HOST", "orchestrator-lb".to_string()),
-            ("LEOTEST_TRUSTED_PROXIES", self.trusted_proxies.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -129,14 +125,8 @@ pub(crate) async fn e2e() -> Result<bool> {
         _ = terminate.recv() => bail!("terminated"),
     }
 
-    let status = compose
-        .command(["down", "-v", "--remove-orphans"])
-        .status()
-        .context("running compose down")?;
     guard.disarm();
-    if !status.success() {
-        bail!("compose down: {status}");
-    }
+    testbed::invoke(&compose, &["down"]).await?;
     let mut left = docker::leftovers(&engine, &settings.project, &settings.network).await?;
     for id in docker::network_ids(&engine, &settings.control_net()).await? {
         left.push('\n');
@@ -164,7 +154,6 @@ mod tests {
             lb_port: 23102,
             orch_metrics_port: 23103,
             kernel_metrics_port: 23104,
-            trusted_proxies: TRUSTED_PROXIES.into(),
             load_seconds: 30,
             kill_after: 10,
         }

@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -18,15 +18,14 @@ use crate::checks::Checks;
 use crate::child_env;
 use crate::compose::Compose;
 use crate::scrape;
-use crate::settings::{env_or, port_env};
+use crate::scratch::now_ms;
+use crate::settings::port_env;
 
 use super::summary::Marks;
 use super::Settings;
 
-/// The target of the testbed's static binaries.
-const TARGET: &str = "x86_64-unknown-linux-gnu";
 /// The probe's binary, in the containers too.
-const PROBE: &str = "leotest-sites-probe";
+pub(crate) const PROBE: &str = "leotest-sites-probe";
 
 /// How long the probes run, how often, and when the cut and the revocation come.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,60 +122,6 @@ impl RunMarks {
             self.t0, self.marks.cut_from, self.marks.cut_to, self.marks.revoked
         )
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
-
-/// Builds the probe (static release, as scripts/testbed.sh builds the testbed's binaries, so
-/// the two builds share their artefacts) and copies it into `tmp`, mode 0755.
-pub(crate) async fn build_probe(tmp: &Path) -> Result<PathBuf> {
-    let mut build = child_env::command(&cargo());
-    build
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args(["build", "--release", "--locked", "--target", TARGET])
-        .args(["-p", "leotest-bench", "--bin", PROBE]);
-    let status = tokio::process::Command::from(build)
-        .kill_on_drop(true)
-        .status()
-        .await
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("cargo build --bin {PROBE}: {status}");
-    }
-    let built = Path::new(&env_or("CARGO_TARGET_DIR", "target"))
-        .join(TARGET)
-        .join("release")
-        .join(PROBE);
-    let copy = tmp.join(PROBE);
-    std::fs::copy(&built, &copy)
-        .with_context(|| format!("cp {} {}", built.display(), copy.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("chmod {}", copy.display()))?;
-    Ok(copy)
-}
-
-/// `scripts/testbed.sh ARGS...` with the run's environment; an error when it fails.
-pub(crate) async fn testbed(compose: &Compose, args: &[&str]) -> Result<()> {
-    let mut cmd = tokio::process::Command::from(compose.program("scripts/testbed.sh"));
-    let status = cmd
-        .args(args)
-        .kill_on_drop(true)
-        .status()
-        .await
-        .with_context(|| format!("running scripts/testbed.sh {}", args.join(" ")))?;
-    if !status.success() {
-        bail!("scripts/testbed.sh {}: {status}", args.join(" "));
-    }
-    Ok(())
 }
 
 /// The container of `service` (`compose ps -q`).
@@ -352,10 +297,10 @@ pub(crate) async fn run(
         probes.push(child);
     }
     tokio::time::sleep(Duration::from_secs(plan.cut_at)).await;
-    testbed(compose, &["link", "cut", &cut_site]).await?;
+    crate::testbed::invoke(compose, &["link", "cut", &cut_site]).await?;
     let cut_from = now_ms();
     tokio::time::sleep(Duration::from_secs(plan.cut_seconds)).await;
-    testbed(compose, &["link", "restore", &cut_site]).await?;
+    crate::testbed::invoke(compose, &["link", "restore", &cut_site]).await?;
     let cut_to = now_ms();
     let rest = plan.revoke_at - plan.cut_at - plan.cut_seconds;
     tokio::time::sleep(Duration::from_secs(rest)).await;

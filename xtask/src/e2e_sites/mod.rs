@@ -29,8 +29,10 @@ use anyhow::{bail, Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::checks::Checks;
-use crate::compose::{Compose, DownOnDrop};
+use crate::compose::Compose;
+use crate::scratch::Scratch;
 use crate::settings::{env_or, port_env};
+use crate::testbed::{self, DownOnDrop};
 use crate::{docker, segmentation};
 
 /// The answer prefix of `cca.check` (sysctl's output).
@@ -100,30 +102,6 @@ impl Settings {
     }
 }
 
-/// A directory of this run (`$TMPDIR/leotest-e2e-sites.PID`), removed when dropped.
-#[derive(Debug)]
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("leotest-e2e-sites.{}", std::process::id()));
-        // A leftover of an earlier run that had this pid (killed before its cleanup).
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
-        Ok(Self(dir))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The whole run; `Ok(false)` when a check failed.
 pub(crate) async fn e2e() -> Result<bool> {
     let settings = Settings::from_env()?;
@@ -131,12 +109,12 @@ pub(crate) async fn e2e() -> Result<bool> {
     let engine = docker::connect()?;
     let start = Instant::now();
     let mut checks = Checks::new("e2e-sites");
-    let tmp = TempDir::new()?;
+    let tmp = Scratch::new("leotest-e2e-sites")?;
     // Registered before anything starts: an interrupt or a CI timeout's SIGTERM at any point
     // drops the run (killing the commands in flight) and the guard brings the testbed down.
     let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut guard = DownOnDrop::with_testbed_script(&compose);
+    let mut guard = DownOnDrop::new(&compose);
 
     tokio::select! {
         r = checks_on_the_testbed(&settings, &compose, &engine, tmp.path(), &mut checks) => r?,
@@ -144,9 +122,8 @@ pub(crate) async fn e2e() -> Result<bool> {
         _ = terminate.recv() => bail!("terminated"),
     }
 
-    let down = compose.testbed_down(false);
     guard.disarm();
-    down?;
+    testbed::invoke(&compose, &["down"]).await?;
     let left = docker::leftovers(&engine, &settings.project, &settings.network).await?;
     checks.check_empty("down -v leaves nothing behind", &left);
 
@@ -175,10 +152,10 @@ async fn checks_on_the_testbed(
     checks: &mut Checks,
 ) -> Result<()> {
     checks.log("building the probe (static, like the testbed's binaries)");
-    let probe = load::build_probe(tmp).await?;
+    let probe = crate::testbed::bench_binary(load::PROBE, tmp).await?;
 
     let nodes = SITES.len().to_string();
-    load::testbed(compose, &["up", "--nodes", &nodes, "--link", &s.link]).await?;
+    testbed::invoke(compose, &["up", "--nodes", &nodes, "--link", &s.link]).await?;
 
     for k in SITES {
         segmentation::run(
@@ -262,14 +239,5 @@ mod tests {
         ] {
             assert!(env.contains(&(k.into(), v.into())), "{k}={v} in {env:?}");
         }
-    }
-
-    #[test]
-    fn a_temporary_directory_goes_when_dropped() {
-        let dir = TempDir::new().unwrap();
-        let path = dir.path().to_path_buf();
-        std::fs::write(path.join("site-1.out"), "d 1 2 granted\n").unwrap();
-        drop(dir);
-        assert!(!path.exists());
     }
 }

@@ -3,6 +3,7 @@
 //! base images and nx-27017 when a profile needs them, then `compose build` of the FROM-scratch
 //! images (no registry is needed).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -65,8 +66,8 @@ async fn need_busybox(tb: &Testbed) -> Result<()> {
 }
 
 /// `cargo build --release --locked --target TARGET ARGS...`, statically linked.
-async fn cargo_build(tb: &Testbed, args: &[&str]) -> Result<()> {
-    let mut cargo = tb.cmd("cargo");
+async fn cargo_build(args: &[&str]) -> Result<()> {
+    let mut cargo = crate::child_env::cargo();
     cargo
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .args(["build", "--release", "--locked", "--target", TARGET])
@@ -75,13 +76,22 @@ async fn cargo_build(tb: &Testbed, args: &[&str]) -> Result<()> {
 }
 
 /// Where cargo put the release binaries of [`TARGET`].
-fn release_dir(tb: &Testbed) -> PathBuf {
-    PathBuf::from(
-        tb.var("CARGO_TARGET_DIR")
-            .unwrap_or_else(|| "target".into()),
-    )
-    .join(TARGET)
-    .join("release")
+fn release_dir() -> PathBuf {
+    PathBuf::from(crate::settings::env_or("CARGO_TARGET_DIR", "target"))
+        .join(TARGET)
+        .join("release")
+}
+
+/// leotest-bench's binary `bin`, built static like the testbed's own (so that it runs in any
+/// container and the builds share their artefacts), copied into `dir` with mode 0755: the
+/// link emulator of the sites, the e2e tests' load generator and probe.
+pub(crate) async fn bench_binary(bin: &str, dir: &Path) -> Result<PathBuf> {
+    cargo_build(&["-p", "leotest-bench", "--bin", bin]).await?;
+    let to = dir.join(bin);
+    copy(&release_dir().join(bin), &to)?;
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod 755 {}", to.display()))?;
+    Ok(to)
 }
 
 /// `cp FROM TO`, with both names in the error.
@@ -95,17 +105,14 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
 pub(crate) async fn build(tb: &Testbed) -> Result<()> {
     need_busybox(tb).await?;
     log(format!("building static binaries (release, {TARGET})"));
-    cargo_build(
-        tb,
-        &[
-            "-p",
-            "leotest-orchestrator",
-            "-p",
-            "leotest-kernel-service",
-            "-p",
-            "leotest-client",
-        ],
-    )
+    cargo_build(&[
+        "-p",
+        "leotest-orchestrator",
+        "-p",
+        "leotest-kernel-service",
+        "-p",
+        "leotest-client",
+    ])
     .await?;
     let stage = Path::new(STAGE);
     if stage.exists() {
@@ -114,13 +121,12 @@ pub(crate) async fn build(tb: &Testbed) -> Result<()> {
     // empty/: the build context of images that need none.
     std::fs::create_dir_all(stage.join("empty"))
         .with_context(|| format!("mkdir -p {STAGE}/empty"))?;
-    let release = release_dir(tb);
+    let release = release_dir();
     for b in BINARIES {
         copy(&release.join(b), &stage.join(b))?;
     }
     if tb.sites.is_some() {
-        cargo_build(tb, &["-p", "leotest-bench", "--bin", "leotest-link"]).await?;
-        copy(&release.join("leotest-link"), &stage.join("leotest-link"))?;
+        bench_binary("leotest-link", stage).await?;
         let tag = tb.var("LEOTEST_IMAGE_TAG").unwrap_or_else(|| "dev".into());
         let mut docker = tb.cmd("docker");
         docker

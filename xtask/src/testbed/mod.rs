@@ -23,8 +23,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::child_env::run;
 use crate::compose::Compose;
-pub(crate) use project::up_from;
+pub(crate) use build::bench_binary;
 use project::{has_profile, Profile, Testbed};
 
 /// The staging directory of the images' build contexts.
@@ -177,10 +178,34 @@ impl Sites {
 }
 /// The `testbed` task. Usage errors exit with status 2, as the script's did.
 pub(crate) fn run_task(args: TestbedArgs) -> Result<bool> {
+    crate::runtime()?.block_on(run_in(Compose::new(Vec::new()), args))
+}
+
+/// `scripts/testbed.sh ARGS...` for another task, in process, with `compose`'s environment
+/// (its project, ports and profiles) as the script would have seen it: one implementation of
+/// up, down and link for the command line and the end-to-end tests.
+pub(crate) async fn invoke(compose: &Compose, args: &[&str]) -> Result<()> {
+    #[derive(Debug, clap::Parser)]
+    struct Line {
+        #[command(flatten)]
+        args: TestbedArgs,
+    }
+    let line = <Line as clap::Parser>::try_parse_from(
+        std::iter::once("testbed").chain(args.iter().copied()),
+    )
+    .with_context(|| format!("testbed {}", args.join(" ")))?;
+    if !Box::pin(run_in(compose.clone(), line.args)).await? {
+        bail!("testbed {}: a check failed", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The task with `base`'s environment under the options' exports.
+async fn run_in(base: Compose, args: TestbedArgs) -> Result<bool> {
     let (task, opts) = match args.cmd.unwrap_or(Cmd::Up(Opts::default())) {
         Cmd::Link { action, site } => {
-            let mut tb = Testbed::new(Compose::new(Vec::new()), Profile::Caller);
-            crate::runtime()?.block_on(tb.link(action, &site))?;
+            let mut tb = Testbed::new(base, Profile::Caller);
+            tb.link(action, &site).await?;
             return Ok(true);
         }
         Cmd::Build(o) => (Task::Build, o),
@@ -188,30 +213,68 @@ pub(crate) fn run_task(args: TestbedArgs) -> Result<bool> {
         Cmd::Down(o) => (Task::Down, o),
         Cmd::E2e(o) => (Task::E2e, o),
     };
-    let mut tb = Testbed::new(Compose::new(Vec::new()), Profile::of(&opts));
+    let mut tb = Testbed::new(base, Profile::of(&opts));
     tb.sites = Sites::resolve(opts.nodes, opts.link, |k| tb.var(k)).unwrap_or_else(|m| {
         clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{m}\n")).exit()
     });
     match task {
-        Task::Build => crate::runtime()?.block_on(build::build(&tb))?,
-        Task::Up => crate::runtime()?.block_on(tb.up())?,
-        Task::Down => crate::runtime()?.block_on(tb.down())?,
+        Task::Build => build::build(&tb).await?,
+        Task::Up => tb.up().await?,
+        Task::Down => tb.down().await?,
         Task::E2e if tb.ha() => {
             let err = tb.cmd("scripts/e2e-ha.sh").exec();
             return Err(err).context("running scripts/e2e-ha.sh");
         }
         Task::E2e => {
             // The check reads its settings from the environment, as the script it replaced
-            // did when this one exec'd it with its exports: the same exports here, set
-            // before any thread starts.
+            // did when this one exec'd it with its exports: the same exports here (the
+            // runtime is current-thread, so no other thread reads the environment).
             for (k, v) in tb.compose.env() {
                 std::env::set_var(k, v);
             }
             let mongo = has_profile(tb.var("COMPOSE_PROFILES").as_deref(), "mongo");
-            return crate::runtime()?.block_on(crate::e2e_testbed::e2e(mongo));
+            return crate::e2e_testbed::e2e(mongo).await;
         }
     }
     Ok(true)
+}
+
+/// Brings the testbed of a task's `compose` down (`testbed down`: every profile, its sites
+/// file and secrets) when dropped unless disarmed: a run that fails, errors or is
+/// interrupted leaves no testbed behind (the bash harness's `trap cleanup EXIT`).
+#[derive(Debug)]
+pub(crate) struct DownOnDrop {
+    compose: Option<Compose>,
+}
+
+impl DownOnDrop {
+    /// Armed for `compose`'s testbed.
+    pub(crate) fn new(compose: &Compose) -> Self {
+        Self {
+            compose: Some(compose.clone()),
+        }
+    }
+
+    /// The run brings the testbed down itself.
+    pub(crate) fn disarm(&mut self) {
+        self.compose = None;
+    }
+}
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let Some(compose) = self.compose.take() else {
+            return;
+        };
+        // Dropped inside the task's runtime, which cannot be blocked on: the down runs on a
+        // thread of its own with a runtime of its own. Best effort, as `|| true` was: the
+        // leftover check reports what stayed.
+        let _ = std::thread::spawn(move || {
+            let rt = crate::runtime()?;
+            rt.block_on(invoke(&compose, &["down"]))
+        })
+        .join();
+    }
 }
 
 /// The subcommands that take [`Opts`].
@@ -221,20 +284,6 @@ enum Task {
     Up,
     Down,
     E2e,
-}
-
-/// Runs `cmd` to the end (killed if the task is dropped first, e.g. interrupted); an error
-/// naming `what` unless it succeeded.
-async fn run(cmd: Command, what: &str) -> Result<()> {
-    let status = tokio::process::Command::from(cmd)
-        .kill_on_drop(true)
-        .status()
-        .await
-        .with_context(|| format!("running {what}"))?;
-    if !status.success() {
-        bail!("{what}: {status}");
-    }
-    Ok(())
 }
 
 /// Whether `cmd` runs and succeeds.

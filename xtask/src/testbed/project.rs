@@ -213,14 +213,6 @@ pub(super) fn has_profile(profiles: Option<&str>, profile: &str) -> bool {
     profiles.is_some_and(|p| p.split(',').any(|p| p == profile))
 }
 
-/// `up` for another task (`cargo xtask e2e-testbed`): the testbed of `compose`'s
-/// environment, its profile and sites from there too (as `scripts/testbed.sh up` run with it).
-pub(crate) async fn up_from(compose: &Compose) -> Result<()> {
-    let mut tb = Testbed::new(compose.clone(), Profile::Caller);
-    tb.sites = Sites::resolve(None, None, |k| tb.var(k)).map_err(anyhow::Error::msg)?;
-    tb.up().await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
