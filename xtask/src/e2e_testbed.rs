@@ -11,13 +11,12 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use tokio::signal::unix::{signal, SignalKind};
+use anyhow::Result;
 
 use crate::checks::Checks;
 use crate::compose::Compose;
 use crate::settings::{env_or, port_env};
-use crate::testbed::{self, DownOnDrop};
+use crate::testbed;
 use crate::{docker, scrape, segmentation};
 
 /// The congestion control sysctl, read in the containers and on the node.
@@ -76,20 +75,11 @@ pub(crate) async fn e2e(mongo: bool) -> Result<bool> {
     let engine = docker::connect()?;
     let start = Instant::now();
     let mut checks = Checks::new("e2e");
-    // Registered before anything starts: an interrupt or a CI timeout's SIGTERM at any point
-    // drops the run (killing the command in flight) and the guard brings the testbed down.
-    let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut guard = DownOnDrop::new(&compose);
-
-    tokio::select! {
-        r = checks_on_the_testbed(&settings, &compose, &engine, &mut checks) => r?,
-        _ = interrupt.recv() => bail!("interrupted"),
-        _ = terminate.recv() => bail!("terminated"),
-    }
-
-    guard.disarm();
-    testbed::invoke(&compose, &["down"]).await?;
+    testbed::checked(
+        &compose,
+        checks_on_the_testbed(&settings, &compose, &engine, &mut checks),
+    )
+    .await?;
     let left = docker::leftovers(&engine, &settings.project, &settings.network).await?;
     checks.check_empty("down -v leaves nothing behind", &left);
 

@@ -26,6 +26,16 @@ where
     }
 }
 
+/// `$key` as a port, or a free one (test-support's allocator, below the ephemeral range) when
+/// it is unset, empty or 0: the e2e tests' host ports, so that a run can sit next to another
+/// testbed.
+pub(crate) fn port_or_free(key: &str) -> Result<u16> {
+    match port_env::<u16>(key, 0)? {
+        0 => crate::ports::free().with_context(|| format!("{key}: no free port")),
+        p => Ok(p),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

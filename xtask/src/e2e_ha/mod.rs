@@ -23,14 +23,13 @@ mod load;
 
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use tokio::signal::unix::{signal, SignalKind};
+use anyhow::Result;
 
 use crate::checks::Checks;
 use crate::compose::Compose;
 use crate::docker;
-use crate::settings::{env_or, port_env};
-use crate::testbed::{self, DownOnDrop};
+use crate::settings::{env_or, port_env, port_or_free};
+use crate::testbed;
 
 /// The answer deadline of one request of the load, and the bound on its gaps and latencies.
 const DEADLINE_MS: u64 = 3000;
@@ -47,15 +46,6 @@ struct Settings {
     kernel_metrics_port: u16,
     load_seconds: u64,
     kill_after: u64,
-}
-
-/// `$key` as a port, or a free one (test-support's allocator) when it is unset or empty.
-fn port_or_free(key: &str) -> Result<u16> {
-    if std::env::var(key).is_ok_and(|v| !v.is_empty()) {
-        port_env(key, 0)
-    } else {
-        crate::ports::free().with_context(|| format!("{key}: no free port found"))
-    }
 }
 
 impl Settings {
@@ -112,21 +102,11 @@ pub(crate) async fn e2e() -> Result<bool> {
     let engine = docker::connect()?;
     let start = Instant::now();
     let mut checks = Checks::new("e2e-ha");
-    // Registered before anything starts: an interrupt or a CI timeout's SIGTERM at any point
-    // drops the run (killing the command in flight, the load included) and the guard brings
-    // the testbed down.
-    let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut guard = DownOnDrop::new(&compose);
-
-    tokio::select! {
-        r = flow::run(&settings, &compose, &engine, &mut checks) => r?,
-        _ = interrupt.recv() => bail!("interrupted"),
-        _ = terminate.recv() => bail!("terminated"),
-    }
-
-    guard.disarm();
-    testbed::invoke(&compose, &["down"]).await?;
+    testbed::checked(
+        &compose,
+        flow::run(&settings, &compose, &engine, &mut checks),
+    )
+    .await?;
     let mut left = docker::leftovers(&engine, &settings.project, &settings.network).await?;
     for id in docker::network_ids(&engine, &settings.control_net()).await? {
         left.push('\n');

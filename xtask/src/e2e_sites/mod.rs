@@ -25,14 +25,13 @@ mod verdict;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use tokio::signal::unix::{signal, SignalKind};
+use anyhow::Result;
 
 use crate::checks::Checks;
 use crate::compose::Compose;
 use crate::scratch::Scratch;
-use crate::settings::{env_or, port_env};
-use crate::testbed::{self, DownOnDrop};
+use crate::settings::{env_or, port_or_free};
+use crate::testbed;
 use crate::{docker, segmentation};
 
 /// The answer prefix of `cca.check` (sysctl's output).
@@ -52,14 +51,6 @@ pub(crate) struct Settings {
     /// `LEOTEST_STALE_GRANT_WINDOW`, `0s` when unset.
     stale_window: String,
     out: Option<PathBuf>,
-}
-
-/// `$key` as a port, or a free one when it is unset, empty or 0.
-fn port_or_free(key: &str) -> Result<u16> {
-    match port_env::<u16>(key, 0)? {
-        0 => crate::ports::free().with_context(|| format!("{key}: no free port")),
-        p => Ok(p),
-    }
 }
 
 impl Settings {
@@ -110,20 +101,11 @@ pub(crate) async fn e2e() -> Result<bool> {
     let start = Instant::now();
     let mut checks = Checks::new("e2e-sites");
     let tmp = Scratch::new("leotest-e2e-sites")?;
-    // Registered before anything starts: an interrupt or a CI timeout's SIGTERM at any point
-    // drops the run (killing the commands in flight) and the guard brings the testbed down.
-    let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut guard = DownOnDrop::new(&compose);
-
-    tokio::select! {
-        r = checks_on_the_testbed(&settings, &compose, &engine, tmp.path(), &mut checks) => r?,
-        _ = interrupt.recv() => bail!("interrupted"),
-        _ = terminate.recv() => bail!("terminated"),
-    }
-
-    guard.disarm();
-    testbed::invoke(&compose, &["down"]).await?;
+    testbed::checked(
+        &compose,
+        checks_on_the_testbed(&settings, &compose, &engine, tmp.path(), &mut checks),
+    )
+    .await?;
     let left = docker::leftovers(&engine, &settings.project, &settings.network).await?;
     checks.check_empty("down -v leaves nothing behind", &left);
 

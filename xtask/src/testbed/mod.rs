@@ -239,24 +239,45 @@ async fn run_in(base: Compose, args: TestbedArgs) -> Result<bool> {
     Ok(true)
 }
 
+/// Runs `checks` on the testbed of `compose`, then brings it down. On any early exit (an
+/// error, Ctrl-C, or SIGTERM: a CI time-out) the run is dropped, which kills the command in
+/// flight, and a [`DownOnDrop`] brings the testbed down instead. The signal handlers are
+/// registered before `checks` is first polled, so before anything starts.
+pub(crate) async fn checked(
+    compose: &Compose,
+    checks: impl std::future::Future<Output = Result<()>>,
+) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut guard = DownOnDrop::new(compose);
+    tokio::select! {
+        r = checks => r?,
+        _ = interrupt.recv() => bail!("interrupted"),
+        _ = terminate.recv() => bail!("terminated"),
+    }
+    guard.disarm();
+    invoke(compose, &["down"]).await
+}
+
 /// Brings the testbed of a task's `compose` down (`testbed down`: every profile, its sites
 /// file and secrets) when dropped unless disarmed: a run that fails, errors or is
 /// interrupted leaves no testbed behind (the bash harness's `trap cleanup EXIT`).
 #[derive(Debug)]
-pub(crate) struct DownOnDrop {
+struct DownOnDrop {
     compose: Option<Compose>,
 }
 
 impl DownOnDrop {
     /// Armed for `compose`'s testbed.
-    pub(crate) fn new(compose: &Compose) -> Self {
+    fn new(compose: &Compose) -> Self {
         Self {
             compose: Some(compose.clone()),
         }
     }
 
     /// The run brings the testbed down itself.
-    pub(crate) fn disarm(&mut self) {
+    fn disarm(&mut self) {
         self.compose = None;
     }
 }
