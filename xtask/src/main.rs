@@ -7,6 +7,7 @@ mod checks;
 mod child_env;
 mod compose;
 mod docker;
+mod docker_cli;
 mod e2e_ha;
 mod e2e_sites;
 mod e2e_testbed;

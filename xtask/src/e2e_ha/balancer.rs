@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::host;
+use crate::docker_cli;
 
 /// The HAProxy backend of the two replicas (docker/haproxy.cfg).
 const BACKEND: &str = "orchestrators";
@@ -101,7 +101,7 @@ pub(crate) struct Balancer {
 impl Balancer {
     /// The status page (stdout of the fetch only; empty when it failed).
     async fn page(&self) -> String {
-        host::docker_stdout(&["exec", &self.id, "bash", "-c", STATS_SCRIPT]).await
+        docker_cli::docker_stdout(&["exec", &self.id, "bash", "-c", STATS_SCRIPT]).await
     }
 
     /// Field `field` of `server`'s row (empty when the page or the row is missing).
@@ -111,7 +111,7 @@ impl Balancer {
 
     /// Its log, stdout and stderr as `docker logs ... 2>&1` interleaves them.
     pub(crate) async fn log(&self) -> Result<String> {
-        host::docker_combined(&["logs", &self.id]).await
+        docker_cli::docker_combined(&["logs", &self.id]).await
     }
 
     /// Polls `server`'s status every 100 ms for up to `seconds` until it reads as one of

@@ -11,10 +11,10 @@ use bollard::models::{NetworkConnectRequest, NetworkDisconnectRequest};
 use bollard::Docker;
 
 use super::balancer::{self, Balancer, FIELD_SESSIONS};
-use super::host;
 use super::{load, Settings, DEADLINE_MS};
 use crate::checks::Checks;
 use crate::compose::Compose;
+use crate::docker_cli;
 use crate::scratch::Scratch;
 use crate::{docker, segmentation};
 
@@ -113,7 +113,7 @@ pub(super) async fn run(
     // Credentials for the load and the CLI: the node's own token and the orchestrator's CA.
     let cert = tmp.file("server.crt");
     let orchestrator = ctr("orchestrator").await?;
-    host::docker_cp(
+    docker_cli::docker_cp(
         &format!("{orchestrator}:/var/lib/leotest/certs/server.crt"),
         &cert,
     )
@@ -192,9 +192,9 @@ pub(super) async fn run(
         )
         .await
         .with_context(|| format!("connecting the load's container to {control}"))?;
-    host::docker_cp_into(&load_bin, &load_ctr, "/usr/local/bin/leotest-ha-load").await?;
-    host::docker_cp_into(&cert, &load_ctr, "/server.crt").await?;
-    host::docker_cp_into(&token_file, &load_ctr, "/node-token").await?;
+    docker_cli::docker_cp_into(&load_bin, &load_ctr, "/usr/local/bin/leotest-ha-load").await?;
+    docker_cli::docker_cp_into(&cert, &load_ctr, "/server.crt").await?;
+    docker_cli::docker_cp_into(&token_file, &load_ctr, "/node-token").await?;
     checks.log(&format!(
         "load for {}s; killing {victim} ({victim_server}) after {}s",
         s.load_seconds, s.kill_after
@@ -294,7 +294,7 @@ async fn failover(
         &format!("--duration={}", s.load_seconds),
         &format!("--deadline={}", DEADLINE_MS / 1000),
         "--event-file=/kill-at",
-        &format!("--job=e2e-ha-{}", host::now_ms()),
+        &format!("--job=e2e-ha-{}", crate::scratch::now_ms()),
     ]));
     cmd.stdin(Stdio::null())
         .stdout(out.try_clone().context("duplicating a file handle")?)
@@ -310,7 +310,7 @@ async fn failover(
         "2",
         if sessions.is_empty() { "0" } else { &sessions },
     );
-    let kill_sent = host::now_ms();
+    let kill_sent = crate::scratch::now_ms();
     engine
         .kill_container(&victim_id, None)
         .await
@@ -318,10 +318,10 @@ async fn failover(
     // Requests under way at any moment between calling `docker kill` and its return count as
     // in flight: the replica dies somewhere in between, and a request it had stored may fail
     // before the call returns.
-    let killed_at = host::now_ms();
+    let killed_at = crate::scratch::now_ms();
     let kill_at = tmp.file("kill-at");
     std::fs::write(&kill_at, format!("{kill_sent} {killed_at}\n")).context("writing kill-at")?;
-    host::docker_cp_into(&kill_at, load_ctr, "/kill-at").await?;
+    docker_cli::docker_cp_into(&kill_at, load_ctr, "/kill-at").await?;
     let took = lb.wait_state(victim_server, &["DOWN", "MAINT"], 10).await;
     checks.check_ms("the balancer takes the killed replica out", &took);
     let down_at = balancer::down_at_ms(&lb.log().await?, victim_server);

@@ -18,7 +18,6 @@
 
 mod balancer;
 mod flow;
-mod host;
 mod load;
 
 use std::time::Instant;

@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::checks::Checks;
-use crate::child_env;
 use crate::compose::Compose;
+use crate::docker_cli;
 use crate::scrape;
 use crate::scratch::now_ms;
 use crate::settings::port_env;
@@ -141,25 +141,6 @@ async fn container(compose: &Compose, service: &str) -> Result<String> {
     Ok(id)
 }
 
-/// `docker ARGS...`; an error naming it when it fails.
-async fn docker_cli(args: &[&str]) -> Result<()> {
-    let out = tokio::process::Command::from(child_env::command("docker"))
-        .args(args)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .with_context(|| format!("running docker {}", args.join(" ")))?;
-    if !out.status.success() {
-        bail!(
-            "docker {}: {}: {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
 /// `docker cp SERVICE:FROM TO`.
 pub(crate) async fn copy_from(
     compose: &Compose,
@@ -168,7 +149,7 @@ pub(crate) async fn copy_from(
     to: &Path,
 ) -> Result<()> {
     let id = container(compose, service).await?;
-    docker_cli(&["cp", &format!("{id}:{from}"), &to.to_string_lossy()]).await
+    docker_cli::docker_cp(&format!("{id}:{from}"), to).await
 }
 
 /// `docker cp FROM SERVICE:TO`.
@@ -179,23 +160,13 @@ pub(crate) async fn copy_into(
     to: &str,
 ) -> Result<()> {
     let id = container(compose, service).await?;
-    docker_cli(&["cp", &from.to_string_lossy(), &format!("{id}:{to}")]).await
+    docker_cli::docker_cp_into(from, &id, to).await
 }
 
 /// `docker logs -t SERVICE`, stdout and stderr interleaved as they came, into `file`.
 async fn logs_into(compose: &Compose, service: &str, file: &Path) -> Result<()> {
     let id = container(compose, service).await?;
-    let out = File::create(file).with_context(|| format!("creating {}", file.display()))?;
-    let err = out.try_clone().context("duplicating a file handle")?;
-    let mut cmd = tokio::process::Command::from(child_env::command("docker"));
-    cmd.args(["logs", "-t", &id])
-        .stdout(out)
-        .stderr(err)
-        .kill_on_drop(true)
-        .status()
-        .await
-        .with_context(|| format!("running docker logs {service}"))?;
-    Ok(())
+    docker_cli::docker_to_file(&["logs", "-t", &id], file).await
 }
 
 /// The `leotest` admin command line that revokes alice (USER_PRIV -> USER); the token from

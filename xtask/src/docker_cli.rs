@@ -1,6 +1,7 @@
-//! The host side of the failover test: the `docker` CLI calls that move files or read a container's output (`docker cp`, `docker
-//! exec`, `docker logs`; argument vectors, no host shell). Every command is killed when the
-//! run is dropped (an interrupt).
+//! The `docker` CLI calls of the e2e tests that move files or read a container's output
+//! (`docker cp`, `docker exec`, `docker logs`: argument vectors, no host shell); queries go
+//! through bollard ([`crate::docker`]). Every command is killed when the run is dropped (an
+//! interrupt).
 
 use std::path::Path;
 use std::process::{Output, Stdio};
@@ -8,7 +9,6 @@ use std::process::{Output, Stdio};
 use anyhow::{bail, Context, Result};
 
 use crate::child_env;
-pub(crate) use crate::scratch::now_ms;
 use crate::scratch::Scratch;
 
 fn docker(args: &[&str]) -> tokio::process::Command {
@@ -65,15 +65,23 @@ pub(crate) async fn docker_stdout(args: &[&str]) -> String {
 /// stdout and stderr of `docker ARGS...` in the order it wrote them (`2>&1`: both go to the
 /// same file, so lines keep their order), whatever its status.
 pub(crate) async fn docker_combined(args: &[&str]) -> Result<String> {
-    let scratch = Scratch::new("leotest-e2e-ha-docker")?;
+    let scratch = Scratch::new("leotest-xtask-docker")?;
     let path = scratch.file("out");
-    let file = std::fs::File::create(&path).with_context(|| format!("{}", path.display()))?;
+    docker_to_file(args, &path).await?;
+    let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// stdout and stderr of `docker ARGS...` into `file`, interleaved as they came, whatever its
+/// status (`docker logs` writes a container's two streams to both).
+pub(crate) async fn docker_to_file(args: &[&str], file: &Path) -> Result<()> {
+    let out =
+        std::fs::File::create(file).with_context(|| format!("creating {}", file.display()))?;
     let mut cmd = docker(args);
-    cmd.stdout(file.try_clone().context("duplicating a file handle")?)
-        .stderr(file);
+    cmd.stdout(out.try_clone().context("duplicating a file handle")?)
+        .stderr(out);
     cmd.status()
         .await
         .with_context(|| format!("running docker {}", args.join(" ")))?;
-    let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    Ok(())
 }
