@@ -63,4 +63,9 @@ GIT_AUTHOR_DATE=$date GIT_COMMITTER_DATE=$date git -C "$db" \
     -c user.name=leotest-rs -c user.email=ci@leotest-rs.invalid -c commit.gpgsign=false \
     commit -q -m "RustSec advisory-db $commit"
 
+# cargo-deny reads the metadata of every package of Cargo.lock, for every platform (windows-sys
+# included), while a build on this machine downloaded only what Linux needs: fetch the rest
+# from crates.io first (the registry CI reaches), then keep cargo-deny offline (--frozen: no
+# advisory fetch, no other download).
+cargo fetch --locked --quiet
 LEOTEST_ADVISORY_DBS=$PWD/$ROOT cargo deny --frozen check --hide-inclusion-graph
