@@ -122,7 +122,10 @@ fn run(cli: Cli) -> Result<bool> {
         }),
         Task::Test { tier } => runtime()?.block_on(test_all::run_tier(tier)),
         Task::SecurityTests { args } => security::run(&args),
-        Task::Testbed(args) => testbed::run_task(args),
+        Task::Testbed(args) => match testbed::run_task(args)? {
+            testbed::Next::Done => Ok(true),
+            testbed::Next::E2eTestbed { mongo } => runtime()?.block_on(e2e_testbed::e2e(mongo)),
+        },
     }
 }
 

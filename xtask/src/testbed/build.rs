@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::apt::apt_install;
 use super::{images, log, Testbed, STAGE};
 
 /// The target of the static binaries.
@@ -16,34 +17,6 @@ const TARGET: &str = "x86_64-unknown-linux-gnu";
 const BINARIES: [&str; 3] = ["leotest-orchestrator", "leotest-kernel-service", "leotest"];
 /// The busybox the images' shells and `nc` come from.
 const BUSYBOX: &str = "/bin/busybox";
-
-/// Installs those of `packages` dpkg does not know as installed (apt-get, quietly).
-pub(crate) async fn apt_install(tb: &Testbed, packages: &[&str]) -> Result<()> {
-    let mut missing = Vec::new();
-    for p in packages {
-        let mut dpkg = tb.cmd("dpkg");
-        dpkg.args(["-s", p])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        if !super::succeeds(dpkg).await {
-            missing.push(*p);
-        }
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    log(format!("installing {}", missing.join(" ")));
-    let mut update = tb.cmd("apt-get");
-    update.args(["update", "-qq"]);
-    super::run(update, "apt-get update").await?;
-    let mut install = tb.cmd("apt-get");
-    install
-        .args(["install", "-y", "-qq"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdout(std::process::Stdio::null());
-    super::run(install, "apt-get install").await
-}
 
 /// A busybox with `nc` (the images copy it), installed when missing.
 async fn need_busybox(tb: &Testbed) -> Result<()> {

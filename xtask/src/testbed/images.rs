@@ -154,7 +154,7 @@ async fn debootstrap_image(tb: &Testbed, image: &str, packages: &str, cmd: &str)
     if super::succeeds(inspect).await {
         return Ok(());
     }
-    super::build::apt_install(tb, &["debootstrap"]).await?;
+    super::apt::apt_install(tb, &["debootstrap"]).await?;
     let Some(mirror) = debian_mirror(tb, SUITE) else {
         log(format!(
             "no apt source for Debian {SUITE} found in /etc/apt: set DEBIAN_MIRROR=http://your.mirror/debian"

@@ -9,6 +9,7 @@
 //! override, target/testbed-sites/<project>.yml, kept until `down`; every compose command
 //! (and those of the e2e scripts) then reads both through `COMPOSE_FILE`.
 
+mod apt;
 mod build;
 mod health;
 mod images;
@@ -176,8 +177,22 @@ impl Sites {
         Ok(Some(Self { nodes, link }))
     }
 }
+/// What the caller still has to do when the testbed's part of a task is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Nothing: the task is done.
+    Done,
+    /// `testbed e2e`: the end-to-end check (`cargo xtask e2e-testbed`), whose settings are
+    /// now in this process's environment. The caller runs it, so that this module does not
+    /// import the check that imports it.
+    E2eTestbed {
+        /// On the `mongo` profile.
+        mongo: bool,
+    },
+}
+
 /// The `testbed` task. Usage errors exit with status 2, as the script's did.
-pub(crate) fn run_task(args: TestbedArgs) -> Result<bool> {
+pub(crate) fn run_task(args: TestbedArgs) -> Result<Next> {
     crate::runtime()?.block_on(run_in(Compose::new(Vec::new()), args))
 }
 
@@ -194,19 +209,19 @@ pub(crate) async fn invoke(compose: &Compose, args: &[&str]) -> Result<()> {
         std::iter::once("testbed").chain(args.iter().copied()),
     )
     .with_context(|| format!("testbed {}", args.join(" ")))?;
-    if !Box::pin(run_in(compose.clone(), line.args)).await? {
-        bail!("testbed {}: a check failed", args.join(" "));
+    match Box::pin(run_in(compose.clone(), line.args)).await? {
+        Next::Done => Ok(()),
+        Next::E2eTestbed { .. } => bail!("testbed e2e is a task of its own, not a step"),
     }
-    Ok(())
 }
 
 /// The task with `base`'s environment under the options' exports.
-async fn run_in(base: Compose, args: TestbedArgs) -> Result<bool> {
+async fn run_in(base: Compose, args: TestbedArgs) -> Result<Next> {
     let (task, opts) = match args.cmd.unwrap_or(Cmd::Up(Opts::default())) {
         Cmd::Link { action, site } => {
             let mut tb = Testbed::new(base, Profile::Caller);
             tb.link(action, &site).await?;
-            return Ok(true);
+            return Ok(Next::Done);
         }
         Cmd::Build(o) => (Task::Build, o),
         Cmd::Up(o) => (Task::Up, o),
@@ -233,10 +248,10 @@ async fn run_in(base: Compose, args: TestbedArgs) -> Result<bool> {
                 std::env::set_var(k, v);
             }
             let mongo = has_profile(tb.var("COMPOSE_PROFILES").as_deref(), "mongo");
-            return crate::e2e_testbed::e2e(mongo).await;
+            return Ok(Next::E2eTestbed { mongo });
         }
     }
-    Ok(true)
+    Ok(Next::Done)
 }
 
 /// Runs `checks` on the testbed of `compose`, then brings it down. On any early exit (an
